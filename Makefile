@@ -1,0 +1,60 @@
+# Parity — every target bootstraps .venv on a fresh clone, then delegates to the real command.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+STAMP := $(VENV)/.installed
+export PARITY_DATA_DIR ?= $(CURDIR)/data
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export FEAST_USAGE := False
+
+SCALE ?= 1
+SEED ?= 42
+END_DATE ?=
+DRIFT_CLIENT ?=
+PYTEST_ARGS ?=
+
+##@ Setup
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the project (done automatically by every target)
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target> [SCALE=1 SEED=42 ...]\n"} \
+	  /^##@/ {printf "\n%s\n", substr($$0, 5)} \
+	  /^[a-zA-Z_-]+:.*?##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+##@ Data
+data: $(STAMP) ## Generate the raw client drops under data/raw (SCALE, SEED, END_DATE, DRIFT_CLIENT)
+	$(PYTHON) -m parity.datagen --out $(PARITY_DATA_DIR)/raw --scale $(SCALE) --seed $(SEED) \
+	  $(if $(END_DATE),--end-date $(END_DATE)) $(if $(DRIFT_CLIENT),--drift-client $(DRIFT_CLIENT))
+
+build: $(STAMP) ## Check raw files, dbt build (models + tests), print the reconciliation
+	$(PYTHON) -m parity build
+
+reconcile: $(STAMP) ## Print the reconciliation and quarantine tables of the last build
+	$(PYTHON) -m parity reconcile
+
+##@ Main job
+demo: $(STAMP) ## End to end on the embedded defaults: data -> dbt build -> reconciliation
+	$(MAKE) --no-print-directory data
+	$(MAKE) --no-print-directory build
+
+##@ Quality
+test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" counts as failure
+	@$(PYTHON) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+lint: $(STAMP) ## Ruff over the Python packages
+	$(BIN)/ruff check parity training serving feature_repo tests
+
+clean: ## Remove generated data (data/) — raw drops included
+	rm -rf $(PARITY_DATA_DIR)
+
+.PHONY: setup help data build reconcile demo test lint clean

@@ -1,0 +1,42 @@
+-- Canonical transactions, bitemporal: every version of every transaction with the time it
+-- became known (loaded_at) and the time a correction replaced it (superseded_at, NULL while
+-- current). "What did we know at time t" = versions with loaded_at <= t < superseded_at.
+with transactions as (
+    select * from {{ ref('int_transactions_unioned') }}
+    where duplicate_rank = 1
+),
+
+customers as (
+    select customer_id from {{ ref('int_customers_deduplicated') }}
+),
+
+known as (
+    select transactions.*
+    from transactions
+    inner join customers on transactions.customer_id = customers.customer_id
+),
+
+final as (
+    select
+        -- ids
+        client_id,
+        transaction_id,
+        customer_id,
+        -- strings
+        transaction_type,
+        category,
+        currency,
+        -- numerics
+        amount_local,
+        amount_usd,
+        cast(row_number() over (partition by client_id, transaction_id order by loaded_at) as bigint) as version_number,
+        -- booleans
+        row_number() over (partition by client_id, transaction_id order by loaded_at) > 1 as is_correction,
+        -- timestamps
+        transacted_at,
+        loaded_at,
+        lead(loaded_at) over (partition by client_id, transaction_id order by loaded_at) as superseded_at
+    from known
+)
+
+select * from final
