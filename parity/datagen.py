@@ -16,6 +16,7 @@ import csv
 import hashlib
 import json
 import time
+from contextlib import ExitStack
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 DAY = 86_400
-CHUNK = 20_000  # customers per chunk (bounds memory)
+CHUNK = 10_000  # customers per chunk (bounds memory)
 CUSTOMERS_PER_SCALE = 800
 CHANNELS = np.array(["organic", "paid_search", "social", "referral", "affiliate"])
 CHANNEL_P = [0.35, 0.25, 0.17, 0.13, 0.10]
@@ -207,7 +208,7 @@ def _fmt_customers(client: str, rng: np.random.Generator, c: pd.DataFrame) -> pd
 
 
 def _fmt_transactions(client: str, rng: np.random.Generator, tx: pd.DataFrame) -> pd.DataFrame:
-    """Render canonical transaction rows; rows with ``src >= 0`` re-render row ``src`` differently."""
+    """Render canonical transaction rows; a row with ``src >= 0`` re-renders row ``src``."""
     src, ref, amt = tx["src"].to_numpy(), tx["ref"].to_numpy(), tx["amt"].to_numpy()
     v, cid = src >= 0, tx["cid"].reset_index(drop=True)
     if client == "acme":
@@ -232,7 +233,8 @@ def _fmt_transactions(client: str, rng: np.random.Generator, tx: pd.DataFrame) -
         dcol = "ts"
     else:
         messy = _messy(rng, cid)
-        alt = " " + messy.iloc[np.where(v, src, 0)].reset_index(drop=True).str.strip().str.swapcase() + "  "
+        orig = messy.iloc[np.where(v, src, 0)].reset_index(drop=True)
+        alt = " " + orig.str.strip().str.swapcase() + "  "
         out = pd.DataFrame({
             "Order Ref": tx["tid"].to_numpy(), "Client ID": messy.where(~v, alt),
             "Order Date": _ts(tx["ev_s"], "%Y-%m-%d %H:%M:%S"), "Total": _money(amt, "."),
@@ -248,7 +250,9 @@ def _fmt_transactions(client: str, rng: np.random.Generator, tx: pd.DataFrame) -
 def _chunk(client: str, cfg: dict, rng: np.random.Generator, nums: np.ndarray, first: bool,
            tid0: int, weeks: int, end_s: int, drift: bool, defects: bool
            ) -> tuple[pd.DataFrame, pd.DataFrame, int, dict[str, int]]:
-    """Generate, corrupt and format one chunk of customers. Returns (customers, txns, n_ids, counts)."""
+    """Generate, corrupt and format one chunk of customers.
+
+    Returns (customers, transactions, number of transaction ids used, defect counts)."""
     n, start_s = len(nums), end_s - weeks * 7 * DAY
     end_year = datetime.fromtimestamp(end_s, timezone.utc).year
     cust, ev = _simulate(rng, cfg, n, weeks, end_year, drift)
@@ -378,7 +382,7 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
     end_date = end_date or datetime.now(timezone.utc).date()
     end_s = int(datetime(end_date.year, end_date.month, end_date.day,
                          tzinfo=timezone.utc).timestamp())
-    n_total = max(20, int(round(CUSTOMERS_PER_SCALE * scale)))
+    n_total = max(20, round(CUSTOMERS_PER_SCALE * scale))
     starts = list(range(0, n_total, CHUNK))
     result: dict[str, dict[str, int]] = {}
     with tqdm(total=len(CLIENTS) * len(starts), desc="datagen", unit="chunk") as bar:
@@ -388,8 +392,9 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
             enc = "latin-1" if client == "acme" else "utf-8"
             paths = [cdir / f for f in cfg["files"]]
             rows, counts, tid = [0, 0], {}, 0
-            fhs = [open(p, "w", encoding=enc, newline="") for p in paths]
-            try:
+            with ExitStack() as stack:
+                fhs = [stack.enter_context(open(p, "w", encoding=enc, newline=""))
+                       for p in paths]
                 for i, s0 in enumerate(starts):
                     bar.set_postfix_str(client)
                     nums = np.arange(s0, min(s0 + CHUNK, n_total)) + 1
@@ -402,9 +407,6 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
                     for kk, vv in cnt.items():
                         counts[kk] = counts.get(kk, 0) + int(vv)
                     bar.update(1)
-            finally:
-                for fh in fhs:
-                    fh.close()
             files = {p.name: r for p, r in zip(paths, rows)}
             result[client] = files
             manifest = {"client": client, "seed": seed, "scale": scale,
@@ -416,7 +418,8 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; prints a per-file row-count summary."""
-    ap = argparse.ArgumentParser(prog="python -m parity.datagen", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m parity.datagen",
+                                 description="Generate synthetic raw client data.")
     ap.add_argument("--out", type=Path, default=Path("data/raw"))
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--scale", type=float, default=1.0)
