@@ -41,10 +41,26 @@ build: $(STAMP) ## Check raw files, dbt build (models + tests), print the reconc
 reconcile: $(STAMP) ## Print the reconciliation and quarantine tables of the last build
 	$(PYTHON) -m parity reconcile
 
+##@ Features (Feast)
+apply: $(STAMP) ## Register the Feast definitions derived from the dbt manifest (feast apply)
+	$(PYTHON) -m parity apply
+
+materialize: $(STAMP) ## Load the newest features into the online store (incremental, idempotent)
+	$(PYTHON) -m parity materialize
+
+features: build apply materialize ## dbt build + apply + materialize
+
+parity: $(STAMP) ## Prove online == offline point-in-time, for every entity, value and type
+	$(PYTHON) -m parity parity
+
+docs: $(STAMP) ## dbt docs (lineage raw -> marts) and the feature catalogue, under data/docs
+	$(PYTHON) -m parity docs
+
 ##@ Main job
-demo: $(STAMP) ## End to end on the embedded defaults: data -> dbt build -> reconciliation
+demo: $(STAMP) ## End to end on the embedded defaults: data -> dbt build -> Feast -> parity
 	$(MAKE) --no-print-directory data
-	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory features
+	$(MAKE) --no-print-directory parity
 
 ##@ Quality
 test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" counts as failure
@@ -57,4 +73,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile demo test lint clean
+.PHONY: setup help data build reconcile apply materialize features parity docs demo test lint clean

@@ -48,6 +48,67 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if lost == 0 else 1
 
 
+def cmd_apply(args: argparse.Namespace) -> int:
+    """Register the Feast definitions derived from the dbt manifest."""
+    from parity.feast_definitions import DefinitionError
+    from parity.feature_store import FeatureStoreError, apply
+
+    try:
+        applied = apply(load_settings(args.data_dir))
+    except (DefinitionError, FeatureStoreError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for kind, names in applied.items():
+        print(f"{kind}: {', '.join(names)}")
+    return 0
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    """Incremental, idempotent materialization into the online store."""
+    from datetime import datetime
+
+    from parity.feature_store import FeatureStoreError, materialize
+
+    end = datetime.fromisoformat(args.end) if args.end else None
+    try:
+        result = materialize(load_settings(args.data_dir), end=end)
+    except FeatureStoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for view, what in result["views"].items():
+        print(f"materialized {view}: {what}")
+    return 0
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    """Online values equal offline point-in-time values, for every entity."""
+    from parity.feature_store import FeatureStoreError
+    from parity.parity_check import run_parity
+
+    try:
+        report = run_parity(load_settings(args.data_dir), sample_times=args.sample_times)
+    except FeatureStoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """dbt docs and the feature catalogue."""
+    from parity.docs import build_docs
+    from parity.feature_store import FeatureStoreError
+
+    try:
+        pages = build_docs(load_settings(args.data_dir))
+    except FeatureStoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name, path in pages.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default: $PARITY_DATA_DIR or ./data)")
@@ -56,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--select", help="dbt selector (default: everything)")
     build.set_defaults(func=cmd_build)
     sub.add_parser("reconcile", help="print the reconciliation table").set_defaults(func=cmd_reconcile)
+    sub.add_parser("apply", help="feast apply of the definitions derived from dbt").set_defaults(func=cmd_apply)
+    mat = sub.add_parser("materialize", help="incremental materialization into the online store")
+    mat.add_argument("--end", help="ISO timestamp to materialize up to (default: just after the newest feature row)")
+    mat.set_defaults(func=cmd_materialize)
+    par = sub.add_parser("parity", help="check online == offline point-in-time, value by value and type by type")
+    par.add_argument("--sample-times", type=int, default=8, help="historical timestamps to check offline against the marts")
+    par.set_defaults(func=cmd_parity)
+    sub.add_parser("docs", help="dbt docs + feature catalogue under <data>/docs").set_defaults(func=cmd_docs)
     args = parser.parse_args(argv)
     return args.func(args)
 

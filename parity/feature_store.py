@@ -52,6 +52,9 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     # the repo's modules import each other by bare name (Feast puts the repo on sys.path too)
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
+    # Feast imports repo modules with importlib: drop cached ones so the manifest is re-read
+    for path in repo.glob("*.py"):
+        sys.modules.pop(path.stem, None)
     apply_total(config, repo, skip_source_validation=False)
     store = open_store(settings)
     return {

@@ -1,0 +1,200 @@
+"""Train/serve parity: the online store returns exactly what the offline store returns.
+
+For EVERY entity of every feature view, the online features (at the materialization time T)
+are compared with Feast's offline point-in-time features at T, for every feature service:
+same value (floats to 1e-9 relative), same Arrow type, same Python type, same missing-ness.
+In addition, for a sample of historical timestamps, Feast's offline point-in-time join is
+compared with an independent ASOF lookup on the dbt Parquet marts (latest snapshot <= t
+within the TTL), so the offline path itself is checked against its source.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from parity.config import Settings
+from parity.feast_definitions import check_parquet_schema, load_manifest, mart_specs
+from parity.feature_store import materialized_until, open_store, require_applied
+from parity.retrieval import ENTITY_KEY, TIME_COLUMN, offline_arrow, online_arrow, service_schema
+
+FLOAT_TOLERANCE = 1e-9
+
+
+@dataclass
+class Mismatch:
+    """One value that differs between two paths."""
+
+    check: str
+    entity: str
+    feature: str
+    left: Any
+    right: Any
+    why: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.entity} {self.feature}: {self.why} ({self.left!r} vs {self.right!r})"
+
+
+@dataclass
+class ParityReport:
+    """Counts and mismatches of a parity run."""
+
+    as_of: datetime | None = None
+    entities_checked: int = 0
+    features_checked: int = 0
+    values_compared: int = 0
+    historical_values_compared: int = 0
+    schema_problems: list[str] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches and not self.schema_problems
+
+    def summary(self, show: int = 10) -> str:
+        lines = [
+            f"parity as of {self.as_of.isoformat() if self.as_of else '?'}",
+            f"  entities checked:    {self.entities_checked}",
+            f"  features checked:    {self.features_checked}",
+            f"  values compared:     {self.values_compared} online vs offline, "
+            f"{self.historical_values_compared} offline vs marts (historical)",
+            f"  schema problems:     {len(self.schema_problems)}",
+            f"  mismatches:          {len(self.mismatches)}",
+        ]
+        lines += [f"  ! {p}" for p in self.schema_problems[:show]]
+        lines += [f"  ! {m}" for m in self.mismatches[:show]]
+        if len(self.mismatches) > show:
+            lines.append(f"  ... and {len(self.mismatches) - show} more")
+        lines.append("PARITY OK" if self.ok else "PARITY FAILED")
+        return "\n".join(lines)
+
+
+def compare_values(left: Any, right: Any) -> str | None:
+    """Why two values differ (None if they are the same value, type and missing-ness)."""
+    if left is None or right is None:
+        return None if left is None and right is None else "missing on one side only"
+    if type(left) is not type(right):
+        return f"python type {type(left).__name__} vs {type(right).__name__}"
+    if isinstance(left, float):
+        if math.isnan(left) and math.isnan(right):
+            return None
+        if not math.isclose(left, right, rel_tol=FLOAT_TOLERANCE, abs_tol=FLOAT_TOLERANCE):
+            return f"differs by {abs(left - right):.3g}"
+        return None
+    return None if left == right else "different value"
+
+
+def compare_tables(check: str, left: pa.Table, right: pa.Table, features: list[str]) -> tuple[int, list[Mismatch]]:
+    """Compare two tables row by row (same key order) on `features`: types, then values."""
+    mismatches: list[Mismatch] = []
+    keys = left.column(ENTITY_KEY).to_pylist()
+    if keys != right.column(ENTITY_KEY).to_pylist():
+        raise AssertionError(f"{check}: the two sides are not aligned on {ENTITY_KEY}")
+    compared = 0
+    for name in features:
+        lcol, rcol = left.column(name), right.column(name)
+        if lcol.type != rcol.type:
+            mismatches.append(Mismatch(check, "*", name, str(lcol.type), str(rcol.type), "Arrow type differs"))
+        for key, a, b in zip(keys, lcol.to_pylist(), rcol.to_pylist()):
+            compared += 1
+            why = compare_values(a, b)
+            if why:
+                mismatches.append(Mismatch(check, key, name, a, b, why))
+    return compared, mismatches
+
+
+def all_entities(store: Any) -> list[str]:
+    """Every entity key present in any feature view's batch source."""
+    ids: set[str] = set()
+    for view in store.list_feature_views():
+        path = view.batch_source.path
+        ids.update(r[0] for r in duckdb.connect().execute(f"select distinct {ENTITY_KEY} from read_parquet('{path}')").fetchall())
+    return sorted(ids)
+
+
+def check_online_offline(store: Any, service: str, entities: list[str], as_of: datetime) -> tuple[int, list[Mismatch], int]:
+    """Online features vs offline point-in-time features at `as_of`, for every entity."""
+    schema = service_schema(store, service)
+    entity_df = pd.DataFrame({ENTITY_KEY: entities, TIME_COLUMN: as_of})
+    offline = offline_arrow(store, entity_df, service)
+    offline = offline.take(pa.compute.sort_indices(offline, [(ENTITY_KEY, "ascending")]))
+    online = online_arrow(store, entities, service, as_of)
+    online = online.take(pa.compute.sort_indices(online, [(ENTITY_KEY, "ascending")]))
+    compared, mismatches = compare_tables(f"{service} online-vs-offline", offline, online, schema.names)
+    return compared, mismatches, len(schema.names)
+
+
+def check_offline_against_marts(store: Any, settings: Settings, times: list[datetime], per_time: int = 200) -> tuple[int, list[Mismatch]]:
+    """Feast's offline point-in-time join vs an ASOF lookup on the mart itself, at historical times."""
+    compared, mismatches = 0, []
+    for view in store.list_feature_views():
+        path, ts = view.batch_source.path, view.batch_source.timestamp_field
+        names = [f.name for f in view.features]
+        con = duckdb.connect()
+        con.execute("set TimeZone='UTC'")
+        for when in times:
+            sample = con.execute(
+                f"select distinct {ENTITY_KEY} from read_parquet('{path}') where {ts} <= ? order by hash({ENTITY_KEY}) limit {per_time}",
+                [when],
+            ).df()
+            if sample.empty:
+                continue
+            sample[TIME_COLUMN] = pd.Timestamp(when)
+            con.register("entities", sample)
+            ttl = f"interval '{int(view.ttl.total_seconds())} seconds'"
+            cols = ", ".join(f"case when m.{ts} >= e.{TIME_COLUMN} - {ttl} then m.{n} end as {n}" for n in names)
+            expected = con.execute(
+                f"""
+                select e.{ENTITY_KEY}, {cols}
+                from entities e asof left join read_parquet('{path}') m
+                  on e.{ENTITY_KEY} = m.{ENTITY_KEY} and e.{TIME_COLUMN} >= m.{ts}
+                order by e.{ENTITY_KEY}
+                """
+            ).fetch_arrow_table()
+            features = [f"{view.name}:{n}" for n in names]
+            actual = store.get_historical_features(entity_df=sample, features=features).to_arrow()
+            actual = actual.take(pa.compute.sort_indices(actual, [(ENTITY_KEY, "ascending")]))
+            expected = expected.cast(pa.schema([actual.schema.field(ENTITY_KEY)] + [actual.schema.field(n) for n in names]))
+            n, found = compare_tables(f"{view.name} offline-vs-mart@{when:%Y-%m-%d}", expected, actual, names)
+            compared += n
+            mismatches += found
+    return compared, mismatches
+
+
+def historical_times(as_of: datetime, count: int) -> list[datetime]:
+    """Sample times before `as_of`: on snapshot instants and mid-week, going back in time."""
+    times = []
+    for i in range(count):
+        weeks_back = 4 * (i + 1)
+        offset = timedelta(days=3, hours=5) if i % 2 else timedelta(0)
+        times.append(as_of - timedelta(weeks=weeks_back) + offset)
+    return times
+
+
+def run_parity(settings: Settings, services: list[str] | None = None, sample_times: int = 8) -> ParityReport:
+    """The full parity check; see the module docstring."""
+    require_applied(settings)
+    report = ParityReport()
+    for spec in mart_specs(load_manifest(settings.dbt_manifest_path)):
+        report.schema_problems += check_parquet_schema(spec)
+    store = open_store(settings)
+    report.as_of = materialized_until(settings)
+    entities = all_entities(store)
+    report.entities_checked = len(entities)
+    for service in services or sorted(s.name for s in store.list_feature_services()):
+        compared, found, n_features = check_online_offline(store, service, entities, report.as_of)
+        report.values_compared += compared
+        report.features_checked += n_features
+        report.mismatches += found
+    if sample_times:
+        compared, found = check_offline_against_marts(store, settings, historical_times(report.as_of, sample_times))
+        report.historical_values_compared = compared
+        report.mismatches += found
+    return report

@@ -1,0 +1,141 @@
+"""Retrieval helpers: the only way training and serving read features.
+
+`training_frame` (offline, point-in-time) and `online_frame` (online store) return the same
+columns in the same order with the same dtypes: the entity key, the prediction time and then the
+feature service's features in service order. Types follow the Feast schema exactly (derived from
+the dbt contracts): Int64 -> pandas Int64 (nullable), Float64 -> float64, String -> object,
+UnixTimestamp -> datetime64[us, UTC], Bool -> boolean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+from parity.feature_store import FeatureStoreError
+
+ENTITY_KEY = "customer_id"
+TIME_COLUMN = "event_timestamp"
+REQUEST_TIME = "request_at"
+
+ARROW_TYPES: dict[str, pa.DataType] = {
+    "Float64": pa.float64(),
+    "Int64": pa.int64(),
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "UnixTimestamp": pa.timestamp("us", tz="UTC"),
+}
+PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+
+
+@dataclass(frozen=True)
+class ServiceSchema:
+    """The ordered features of a feature service with their Feast type names."""
+
+    name: str
+    features: tuple[tuple[str, str], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.features]
+
+    def arrow_schema(self) -> pa.Schema:
+        """Arrow schema of a retrieval result: key, time, then the features."""
+        fields = [pa.field(ENTITY_KEY, pa.string()), pa.field(TIME_COLUMN, ARROW_TYPES["UnixTimestamp"])]
+        fields += [pa.field(name, ARROW_TYPES[dtype]) for name, dtype in self.features]
+        return pa.schema(fields)
+
+
+def get_service(store: Any, name: str) -> Any:
+    """The named FeatureService, or an error listing the ones that exist and what to run."""
+    from feast.errors import FeatureServiceNotFoundException
+
+    try:
+        return store.get_feature_service(name, allow_cache=True)
+    except FeatureServiceNotFoundException:
+        known = sorted(s.name for s in store.list_feature_services())
+        raise FeatureStoreError(
+            f"feature service '{name}' is not in the registry (known: {known}); "
+            "define it in feature_repo/services.py and run `make apply`"
+        ) from None
+
+
+def service_schema(store: Any, name: str) -> ServiceSchema:
+    """Features of a service in service order, with their Feast types."""
+    service = get_service(store, name)
+    features = []
+    for projection in service.feature_view_projections:
+        for field in projection.features:
+            features.append((field.name, str(field.dtype)))
+    return ServiceSchema(name=name, features=tuple(features))
+
+
+def conform(table: pa.Table, schema: ServiceSchema) -> pa.Table:
+    """Select key, time and features in order and cast each to its declared Arrow type.
+
+    Casts are `safe` (a lossy conversion raises): this only normalises representation, e.g.
+    timestamp precision, never values.
+    """
+    target = schema.arrow_schema()
+    columns = []
+    for field in target:
+        if field.name not in table.column_names:
+            raise FeatureStoreError(f"retrieval result lacks column '{field.name}' of service '{schema.name}'")
+        column = table.column(field.name)
+        columns.append(column if column.type == field.type else column.cast(field.type, safe=True))
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow -> pandas with nullable integers/booleans (NaN never turns an int into a float)."""
+    return table.to_pandas(types_mapper=PANDAS_TYPES.get)
+
+
+def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str) -> pa.Table:
+    """Raw point-in-time result of Feast's offline store (request_at = event_timestamp)."""
+    service = get_service(store, service_name)
+    frame = entity_df.copy()
+    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True)
+    frame[REQUEST_TIME] = frame[TIME_COLUMN]
+    return store.get_historical_features(entity_df=frame, features=service).to_arrow()
+
+
+def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str, request_at: datetime) -> pa.Table:
+    """Raw result of Feast's online store for the given customers at request time `request_at`."""
+    service = get_service(store, service_name)
+    rows = [{ENTITY_KEY: cid, REQUEST_TIME: request_at} for cid in customer_ids]
+    table = store.get_online_features(features=service, entity_rows=rows).to_arrow()
+    stamp = pa.array([request_at] * len(customer_ids), type=ARROW_TYPES["UnixTimestamp"])
+    return table.append_column(TIME_COLUMN, stamp)
+
+
+def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
+    """Point-in-time features for an entity/label frame (columns customer_id, event_timestamp, ...).
+
+    Returns one row per input row, in the input order: key, time, the service's features, then
+    the entity frame's other columns (e.g. the label).
+    """
+    missing = {ENTITY_KEY, TIME_COLUMN} - set(entity_df.columns)
+    if missing:
+        raise ValueError(f"entity frame lacks column(s) {sorted(missing)}")
+    schema = service_schema(store, service_name)
+    frame = entity_df.reset_index(drop=True).copy()
+    frame["__row"] = range(len(frame))
+    table = offline_arrow(store, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]], service_name)
+    table = table.sort_by("__row")
+    features = to_frame(conform(table, schema))
+    extra = [c for c in entity_df.columns if c not in (ENTITY_KEY, TIME_COLUMN)]
+    return pd.concat([features, frame[extra].reset_index(drop=True)], axis=1)
+
+
+def online_frame(
+    store: Any, customer_ids: Sequence[str], service_name: str, request_at: datetime | None = None
+) -> pd.DataFrame:
+    """Online features for customers at `request_at` (default now); unknown ids give missing values."""
+    request_at = request_at or datetime.now(timezone.utc)
+    schema = service_schema(store, service_name)
+    return to_frame(conform(online_arrow(store, list(customer_ids), service_name, request_at), schema))

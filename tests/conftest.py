@@ -1,0 +1,52 @@
+"""Shared fixtures: small generated drops, built once per session with the real dbt and Feast."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from parity.config import Settings, load_settings
+
+# A fixed end date keeps every generated drop (and so every test) reproducible.
+TEST_END_DATE = date(2026, 6, 1)
+TEST_SCALE = 0.3
+
+
+def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwargs) -> Settings:
+    """Generate raw drops into `data_dir/raw` and return settings for that data folder."""
+    from parity.datagen import generate
+
+    generate(data_dir / "raw", seed=seed, scale=scale, end_date=TEST_END_DATE, **kwargs)
+    return load_settings(data_dir)
+
+
+def build(settings: Settings) -> None:
+    """dbt parse + preflight + dbt build, failing the test with dbt's output on error."""
+    from parity.preflight import run_preflight
+    from parity.warehouse import run_dbt
+
+    run_dbt(settings, "parse", "--quiet", capture=True)
+    run_preflight(settings.dbt_manifest_path)
+    run_dbt(settings, "build", capture=True)
+
+
+@pytest.fixture(scope="session")
+def built_data(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Raw drops generated and built by dbt (warehouse + Parquet marts)."""
+    settings = generate_raw(tmp_path_factory.mktemp("built"))
+    build(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def feature_data(built_data: Settings) -> Settings:
+    """`built_data` plus a Feast registry applied and the online store materialized."""
+    from parity.feature_store import apply, materialize
+
+    apply(built_data)
+    materialize(built_data)
+    os.environ["PARITY_DATA_DIR"] = str(built_data.data_dir)
+    return built_data
