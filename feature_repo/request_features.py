@@ -1,11 +1,16 @@
-"""Request-time features: computed from the request's timestamp, identically offline and online."""
+"""Request-time features: computed from the request's timestamp, identically offline and online.
+
+Feast stores a python-mode transformation as source text in its registry and re-creates it
+without this module's globals, so each transformation is self-contained (imports inside).
+Training (offline retrieval), serving and the parity check all run this registered code.
+"""
+
+from typing import Any
 
 from feast import Field, RequestSource
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, UnixTimestamp
 from features import feature_views
-
-from parity import request_features
 
 # The moment a prediction is made for. Training passes each label's as-of time; serving passes
 # the request time (now unless the caller says otherwise).
@@ -16,10 +21,10 @@ prediction_request = RequestSource(
     tags={"owner": "platform"},
 )
 
+
 # Days since the customer's last purchase, measured at request time (the weekly snapshot's
-# last_purchase_at ages between snapshots; this does not). The transformation itself lives in
-# parity.request_features so that Feast's registry references importable code.
-request_recency = on_demand_feature_view(
+# last_purchase_at ages between snapshots; this does not).
+@on_demand_feature_view(
     sources=[feature_views["customer_activity"][["last_purchase_at"]], prediction_request],
     # no field description: Feast's ODFV inference compares fields including descriptions
     schema=[Field(name="days_since_last_purchase", dtype=Float64)],
@@ -27,4 +32,24 @@ request_recency = on_demand_feature_view(
     description="days_since_last_purchase: days from the last purchase to request_at "
     "(NULL without a purchase in the 365 days before the snapshot).",
     tags={"owner": "platform", "dbt_model": "customer_features_weekly"},
-)(request_features.request_recency)
+)
+def request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
+    """days_since_last_purchase = request_at - last_purchase_at in fractional days (None if missing).
+
+    Naive timestamps are taken as UTC; pandas Timestamps and datetimes are both accepted, so the
+    offline (Arrow) and online (Python) paths give identical floats.
+    """
+    from datetime import timezone
+
+    def utc(value):
+        if value is None or value != value:  # None, NaT or NaN
+            return None
+        if hasattr(value, "to_pydatetime"):
+            value = value.to_pydatetime()
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+    days = []
+    for last, now in zip(inputs["last_purchase_at"], inputs["request_at"]):
+        last_utc, now_utc = utc(last), utc(now)
+        days.append(None if last_utc is None or now_utc is None else (now_utc - last_utc).total_seconds() / 86400.0)
+    return {"days_since_last_purchase": days}

@@ -1,0 +1,235 @@
+"""The one feature-preparation step shared by training and serving.
+
+A retrieval frame (`parity.retrieval.training_frame` or `online_frame`) becomes a float64 matrix
+in a fixed column order: String features are one-hot encoded over the levels seen in training
+(anything else, nulls included, goes to `<feature>=__other__`), numeric features are imputed with
+training medians (plus a `<feature>__missing` indicator where training had nulls), and a few named,
+fixed derived features are appended. Everything learned lives in a `PrepareSpec`, which is fitted
+on the training period only, stored in the model's registry metadata and read back by serving:
+`prepare(frame, PrepareSpec.from_dict(metadata["prepare_spec"]))`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+SPEC_FORMAT = 1
+OTHER = "__other__"
+MISSING_SUFFIX = "__missing"
+CATEGORICAL_TYPES = ("String",)
+NUMERIC_TYPES = ("Int64", "Float64", "Bool")
+# xgboost refuses these characters in feature names
+_FORBIDDEN = str.maketrans({"[": "(", "]": ")", "<": "(", ",": ";"})
+
+
+class PrepareError(ValueError):
+    """The frame or the spec cannot be prepared; the message names the column."""
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A fixed derived feature: a name, its input features and a vectorised recipe."""
+
+    inputs: tuple[str, ...]
+    recipe: Callable[..., np.ndarray]
+    description: str
+
+
+def _overdue_ratio(days_since_last_purchase: np.ndarray, purchase_count_365d: np.ndarray,
+                   tenure_days: np.ndarray) -> np.ndarray:
+    # purchases per day over the observable part of the year; nondecreasing in recency
+    observed_days = np.clip(np.fmin(tenure_days, 365.0), 1.0, None)
+    return days_since_last_purchase * (purchase_count_365d / observed_days)
+
+
+# Recipes are code, not data: a spec names them and serving runs this same code.
+DERIVED: dict[str, Derived] = {
+    "overdue_ratio_365d": Derived(
+        inputs=("days_since_last_purchase", "purchase_count_365d", "tenure_days"),
+        recipe=_overdue_ratio,
+        description="days since the last purchase x purchases per day over the last "
+        "min(tenure, 365) days: how many usual purchase gaps the customer is overdue",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PrepareSpec:
+    """Everything `prepare` needs, learned on the training period (JSON-serialisable)."""
+
+    features: tuple[tuple[str, str], ...]
+    levels: tuple[tuple[str, tuple[str, ...]], ...]
+    numeric: tuple[str, ...]
+    derived: tuple[str, ...]
+    impute: tuple[tuple[str, float], ...]
+    missing_indicators: tuple[str, ...]
+    columns: tuple[str, ...]
+    sources: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (lists and dicts only)."""
+        return {
+            "format": SPEC_FORMAT,
+            "features": [[name, dtype] for name, dtype in self.features],
+            "levels": {name: list(levels) for name, levels in self.levels},
+            "numeric": list(self.numeric),
+            "derived": list(self.derived),
+            "impute": {name: value for name, value in self.impute},
+            "missing_indicators": list(self.missing_indicators),
+            "columns": list(self.columns),
+            "sources": list(self.sources),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PrepareSpec":
+        """Inverse of `to_dict`; refuses unknown formats and unknown derived recipes."""
+        if data.get("format") != SPEC_FORMAT:
+            raise PrepareError(f"prepare spec format {data.get('format')!r} is not {SPEC_FORMAT}")
+        unknown = [name for name in data["derived"] if name not in DERIVED]
+        if unknown:
+            raise PrepareError(f"prepare spec uses unknown derived feature(s) {unknown}")
+        features = tuple((name, dtype) for name, dtype in data["features"])
+        return cls(
+            features=features,
+            levels=tuple((name, tuple(data["levels"][name])) for name, _ in features if name in data["levels"]),
+            numeric=tuple(data["numeric"]),
+            derived=tuple(data["derived"]),
+            impute=tuple((name, float(data["impute"][name])) for name in sorted(data["impute"])),
+            missing_indicators=tuple(data["missing_indicators"]),
+            columns=tuple(data["columns"]),
+            sources=tuple(data["sources"]),
+        )
+
+
+def column_name(feature: str, level: str | None = None) -> str:
+    """Name of a prepared column: `feature` or `feature=level` (xgboost-safe characters)."""
+    return (feature if level is None else f"{feature}={level}").translate(_FORBIDDEN)
+
+
+def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A column as float64 with NaN for every kind of missing value (pd.NA, None, inf)."""
+    try:
+        values = pd.to_numeric(frame[name], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError) as err:
+        raise PrepareError(f"feature '{name}' is not numeric: {err}") from None
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _derive(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Evaluate a named derived feature on raw (not imputed) inputs."""
+    recipe = DERIVED[name]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = recipe.recipe(*(_numeric(frame, column) for column in recipe.inputs))
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def _require(frame: pd.DataFrame, names: Sequence[str]) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise PrepareError(f"frame lacks feature column(s) {missing}")
+
+
+def fit_spec(frame: pd.DataFrame, features: Sequence[tuple[str, str]], derived: Sequence[str] = (),
+             min_level_count: int = 1) -> PrepareSpec:
+    """Learn levels, medians and missing indicators from a training frame (training rows only)."""
+    if frame.empty:
+        raise PrepareError("cannot fit a prepare spec on an empty frame")
+    names = [name for name, _ in features]
+    _require(frame, names)
+    all_null = [name for name in names if frame[name].isna().all()]
+    if all_null:
+        raise PrepareError(f"feature column(s) {all_null} are null on every training row")
+    unknown_types = [f"{name}:{dtype}" for name, dtype in features
+                     if dtype not in CATEGORICAL_TYPES + NUMERIC_TYPES]
+    if unknown_types:
+        raise PrepareError(f"no preparation rule for feature type(s) {unknown_types}")
+    unknown = [name for name in derived if name not in DERIVED]
+    if unknown:
+        raise PrepareError(f"unknown derived feature(s) {unknown}; known: {sorted(DERIVED)}")
+    for name in derived:
+        absent = [column for column in DERIVED[name].inputs if column not in names]
+        if absent:
+            raise PrepareError(f"derived feature '{name}' needs {absent}, which the service lacks")
+
+    levels, numeric, impute, indicators, columns, sources = [], [], {}, [], [], []
+    for name, dtype in features:
+        if dtype in CATEGORICAL_TYPES:
+            counts = frame[name].dropna().astype(str).value_counts()
+            kept = tuple(sorted(level for level, n in counts.items() if n >= min_level_count and level != OTHER))
+            levels.append((name, kept))
+            for level in kept + (OTHER,):
+                columns.append(column_name(name, level))
+                sources.append(name)
+            continue
+        numeric.append(name)
+        values = _numeric(frame, name)
+        columns.append(column_name(name))
+        sources.append(name)
+        impute[name] = _median(values)
+        if np.isnan(values).any():
+            indicators.append(name)
+            columns.append(column_name(name) + MISSING_SUFFIX)
+            sources.append(name)
+    for name in derived:
+        values = _derive(frame, name)
+        if np.isnan(values).all():
+            raise PrepareError(f"derived feature '{name}' is null on every training row")
+        impute[name] = _median(values)
+        columns.append(column_name(name))
+        sources.append(name)
+        if np.isnan(values).any():
+            indicators.append(name)
+            columns.append(column_name(name) + MISSING_SUFFIX)
+            sources.append(name)
+    if len(set(columns)) != len(columns):
+        raise PrepareError(f"prepared column names collide: {sorted(c for c in columns if columns.count(c) > 1)}")
+    return PrepareSpec(
+        features=tuple((name, dtype) for name, dtype in features),
+        levels=tuple(levels),
+        numeric=tuple(numeric),
+        derived=tuple(derived),
+        impute=tuple(sorted(impute.items())),
+        missing_indicators=tuple(indicators),
+        columns=tuple(columns),
+        sources=tuple(sources),
+    )
+
+
+def _median(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(np.median(finite)) if len(finite) else 0.0
+
+
+def prepare(frame: pd.DataFrame, spec: PrepareSpec) -> pd.DataFrame:
+    """The model input: float64 columns in `spec.columns` order, one row per frame row."""
+    _require(frame, [name for name, _ in spec.features])
+    impute = dict(spec.impute)
+    indicators = set(spec.missing_indicators)
+    out: dict[str, np.ndarray] = {}
+    levels = dict(spec.levels)
+    for name, _ in spec.features:
+        if name in levels:
+            values = frame[name].astype(object).where(frame[name].notna(), None).to_numpy()
+            known = set(levels[name])
+            text = np.array([str(v) if v is not None else OTHER for v in values], dtype=object)
+            text = np.where(np.isin(text, list(known)), text, OTHER)
+            for level in levels[name] + (OTHER,):
+                out[column_name(name, level)] = (text == level).astype("float64")
+            continue
+        _fill(out, name, _numeric(frame, name), impute[name], name in indicators)
+    for name in spec.derived:
+        _fill(out, name, _derive(frame, name), impute[name], name in indicators)
+    if tuple(out) != spec.columns:
+        raise PrepareError(f"prepared columns {list(out)} differ from the spec's {list(spec.columns)}")
+    return pd.DataFrame(out, index=frame.index, columns=list(spec.columns))
+
+
+def _fill(out: dict[str, np.ndarray], name: str, values: np.ndarray, fill: float, indicator: bool) -> None:
+    missing = np.isnan(values)
+    out[column_name(name)] = np.where(missing, fill, values)
+    if indicator:
+        out[column_name(name) + MISSING_SUFFIX] = missing.astype("float64")

@@ -1,0 +1,378 @@
+"""The model registry on disk: versioned entries, an atomic `current` pointer, safe loading.
+
+Layout under `settings.registry_dir` (training writes it, serving reads it through this module):
+
+    <model>/v0001/model.json        xgboost's own JSON format (never pickle)
+                 /calibrator.json   calibration as plain parameters (isotonic knots or Platt a, b)
+                 /metadata.json     feature service, exact feature list, prepare spec, metrics, ...
+                 /MODEL_CARD.md
+                 /checksums.json    sha256 of the files above (verified on every load)
+                 /created.json      creation time: the only file that differs between two
+                                    identical trainings, so it is kept out of the checksums
+    <model>/current.json            {"version": "v0002", "history": ["v0001", "v0002"], ...}
+
+A version is written into a temporary directory, fsynced and renamed into place, and the pointer
+is replaced with os.replace, so an interrupted write never changes what is current. Only the
+production model (xgboost) is stored: the other compared models exist to justify it and are
+never served, so persisting them would add artefacts (and pickle) without a reader.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from parity.config import Settings
+from parity.prepare import PrepareSpec, prepare
+
+FORMAT = 1
+MODEL_FILE = "model.json"
+CALIBRATOR_FILE = "calibrator.json"
+METADATA_FILE = "metadata.json"
+CARD_FILE = "MODEL_CARD.md"
+CHECKSUMS_FILE = "checksums.json"
+CREATED_FILE = "created.json"
+POINTER_FILE = "current.json"
+REQUIRED_FILES = (MODEL_FILE, CALIBRATOR_FILE, METADATA_FILE, CARD_FILE)
+VERSION_RE = re.compile(r"^v(\d{4,})$")
+CALIBRATION_METHODS = ("isotonic", "sigmoid")
+
+# service name -> its live (name, feast dtype) features in service order
+LiveSchema = Callable[[str], Sequence[tuple[str, str]]]
+
+
+class RegistryError(RuntimeError):
+    """A registry entry or pointer is missing, corrupt or cannot be written."""
+
+
+class PromotionError(RegistryError):
+    """A version may not become current (e.g. its features differ from the live service)."""
+
+
+def dumps(data: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, no NaN), so equal content gives equal bytes."""
+    return (json.dumps(data, sort_keys=True, indent=2, allow_nan=False) + "\n").encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def git_commit(root: Path) -> str:
+    """The checked-out commit of the repository at `root`, read from .git files; "unknown" if none."""
+    try:
+        git = root / ".git"
+        if git.is_file():  # a worktree: "gitdir: <path>"
+            git = (root / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        common = git / "commondir"
+        base = (git / common.read_text().strip()).resolve() if common.exists() else git
+        for candidate in (git / ref, base / ref):
+            if candidate.exists():
+                return candidate.read_text().strip()
+        for line in (base / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split(" ", 1)[0]
+    except (OSError, IndexError):
+        pass
+    return "unknown"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def _locked(model_dir: Path) -> Iterator[None]:
+    """An exclusive lock on a model's pointer (promote/rollback are read-modify-write)."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with open(model_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def list_versions(registry_dir: Path, model: str) -> list[str]:
+    """Complete versions of a model, oldest first (temporary directories are ignored)."""
+    model_dir = registry_dir / model
+    if not model_dir.is_dir():
+        return []
+    found = [p.name for p in model_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    return sorted(found, key=lambda name: int(VERSION_RE.match(name).group(1)))
+
+
+def write_version(registry_dir: Path, model: str, files: Mapping[str, bytes]) -> str:
+    """Atomically add a new version holding `files`; returns its name (v0001, v0002, ...)."""
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise RegistryError(f"a registry entry needs {missing}")
+    reserved = [name for name in (CHECKSUMS_FILE, CREATED_FILE) if name in files]
+    if reserved or any("/" in name or name.startswith(".") for name in files):
+        raise RegistryError(f"invalid entry file names {sorted(files)}")
+    model_dir = registry_dir / model
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    checksums = {name: sha256_bytes(data) for name, data in sorted(files.items())}
+    for name, data in files.items():
+        _write_synced(tmp / name, data)
+    _write_synced(tmp / CHECKSUMS_FILE, dumps(checksums))
+    created = {"created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    _write_synced(tmp / CREATED_FILE, dumps(created))
+    _fsync_dir(tmp)
+    for _ in range(100):  # another writer may take the same number: retry with the next one
+        versions = list_versions(registry_dir, model)
+        number = int(VERSION_RE.match(versions[-1]).group(1)) + 1 if versions else 1
+        target = model_dir / f"v{number:04d}"
+        if target.exists():
+            continue
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            continue
+        _fsync_dir(model_dir)
+        return target.name
+    raise RegistryError(f"could not allocate a version under {model_dir}")
+
+
+def read_pointer(registry_dir: Path, model: str) -> dict[str, Any] | None:
+    """The `current` pointer ({"version", "history", ...}) or None if nothing was promoted."""
+    path = registry_dir / model / POINTER_FILE
+    if not path.exists():
+        return None
+    try:
+        pointer = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RegistryError(f"current pointer {path} is unreadable: {err}") from None
+    if not isinstance(pointer, dict) or "version" not in pointer or not pointer.get("history"):
+        raise RegistryError(f"current pointer {path} lacks version/history")
+    return pointer
+
+
+def _write_pointer(registry_dir: Path, model: str, history: list[str], action: str) -> dict[str, Any]:
+    model_dir = registry_dir / model
+    pointer = {
+        "model": model,
+        "version": history[-1],
+        "history": history,
+        "last_action": action,
+        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = model_dir / f".{POINTER_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
+    _write_synced(tmp, dumps(pointer))
+    os.replace(tmp, model_dir / POINTER_FILE)
+    _fsync_dir(model_dir)
+    return pointer
+
+
+def current_version(registry_dir: Path, model: str) -> str | None:
+    """The version the pointer names, or None."""
+    pointer = read_pointer(registry_dir, model)
+    return pointer["version"] if pointer else None
+
+
+def read_metadata(registry_dir: Path, model: str, version: str) -> dict[str, Any]:
+    """A version's metadata.json after verifying every checksum."""
+    return json.loads(_verified(registry_dir / model / version)[METADATA_FILE])
+
+
+def _verified(entry: Path) -> dict[str, bytes]:
+    """The files of an entry, refusing missing or altered ones."""
+    if not entry.is_dir():
+        raise RegistryError(f"registry entry {entry} does not exist")
+    try:
+        checksums = json.loads((entry / CHECKSUMS_FILE).read_text())
+        contents = {name: (entry / name).read_bytes() for name in checksums}
+    except (OSError, ValueError) as err:
+        raise RegistryError(f"registry entry {entry} is incomplete: {err}") from None
+    bad = sorted(name for name, data in contents.items() if sha256_bytes(data) != checksums[name])
+    if bad or any(name not in contents for name in REQUIRED_FILES):
+        raise RegistryError(f"registry entry {entry} is corrupt (checksum mismatch: {bad})")
+    return contents
+
+
+def feature_problems(metadata: Mapping[str, Any], live: Sequence[tuple[str, str]]) -> list[str]:
+    """Differences between a model's feature list and the live service's (names, dtypes, order)."""
+    trained = [tuple(item) for item in metadata["features"]]
+    live = [tuple(item) for item in live]
+    if trained == live:
+        return []
+    problems = []
+    trained_map, live_map = dict(trained), dict(live)
+    problems += [f"missing from the live service: {n}" for n, _ in trained if n not in live_map]
+    problems += [f"not in the model: {n}" for n, _ in live if n not in trained_map]
+    problems += [f"dtype of {n}: model {t}, live {live_map[n]}" for n, t in trained
+                 if n in live_map and live_map[n] != t]
+    if not problems:
+        problems.append(f"order differs: model {[n for n, _ in trained]}, live {[n for n, _ in live]}")
+    return problems
+
+
+def _check_promotable(registry_dir: Path, model: str, version: str, live_schema: LiveSchema) -> None:
+    metadata = read_metadata(registry_dir, model, version)
+    service = metadata["feature_service"]
+    problems = feature_problems(metadata, live_schema(service))
+    if problems:
+        raise PromotionError(
+            f"refusing {model}/{version}: its features differ from the live feature service "
+            f"'{service}': " + "; ".join(problems)
+        )
+
+
+def promote(registry_dir: Path, model: str, version: str, live_schema: LiveSchema) -> dict[str, Any]:
+    """Make `version` current after checking its feature list against the live service."""
+    with _locked(registry_dir / model):
+        _check_promotable(registry_dir, model, version, live_schema)
+        pointer = read_pointer(registry_dir, model)
+        history = list(pointer["history"]) if pointer else []
+        if history and history[-1] == version:
+            return pointer
+        return _write_pointer(registry_dir, model, history + [version], f"promote {version}")
+
+
+def rollback(registry_dir: Path, model: str, live_schema: LiveSchema) -> dict[str, Any]:
+    """Make the previously current version current again (the same feature check applies)."""
+    with _locked(registry_dir / model):
+        pointer = read_pointer(registry_dir, model)
+        if not pointer or len(pointer["history"]) < 2:
+            raise PromotionError(f"no previous version of '{model}' to roll back to")
+        history = list(pointer["history"][:-1])
+        _check_promotable(registry_dir, model, history[-1], live_schema)
+        return _write_pointer(registry_dir, model, history, f"rollback {pointer['version']} -> {history[-1]}")
+
+
+def apply_calibrator(params: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities from raw model probabilities (the same maths as scikit-learn's)."""
+    scores = np.asarray(scores, dtype="float64")
+    if params["method"] == "isotonic":  # IsotonicRegression(out_of_bounds="clip").predict
+        return np.interp(scores, np.asarray(params["x"], float), np.asarray(params["y"], float))
+    if params["method"] == "sigmoid":  # _SigmoidCalibration.predict
+        return 1.0 / (1.0 + np.exp(params["a"] * scores + params["b"]))
+    raise RegistryError(f"unknown calibration method {params['method']!r}; known: {CALIBRATION_METHODS}")
+
+
+@dataclass
+class LoadedModel:
+    """A registered model ready to score prepared rows (see `parity.prepare.prepare`)."""
+
+    model: str
+    version: str
+    metadata: dict[str, Any]
+    spec: PrepareSpec
+    calibrator: dict[str, Any]
+    booster: Any
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold on calibrated probability (chosen on validation by cost)."""
+        return float(self.metadata["threshold"])
+
+    @property
+    def feature_service(self) -> str:
+        """The feature service the model was trained on (serve from the same one)."""
+        return str(self.metadata["feature_service"])
+
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """`parity.prepare.prepare` with this model's spec."""
+        return prepare(frame, self.spec)
+
+    def _matrix(self, prepared: pd.DataFrame | np.ndarray) -> Any:
+        import xgboost as xgb
+
+        if isinstance(prepared, pd.DataFrame):
+            if tuple(prepared.columns) != self.spec.columns:
+                raise ValueError("prepared frame columns differ from the model's prepare spec")
+            prepared = prepared.to_numpy(dtype="float64")
+        prepared = np.asarray(prepared, dtype="float64")
+        if prepared.ndim != 2 or prepared.shape[1] != len(self.spec.columns):
+            raise ValueError(f"expected a matrix with {len(self.spec.columns)} columns, got {prepared.shape}")
+        return xgb.DMatrix(prepared, feature_names=list(self.spec.columns))
+
+    def raw_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Uncalibrated xgboost churn probability."""
+        return self.booster.predict(self._matrix(prepared))
+
+    def predict_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): [P(stays), P(churns)] as in scikit-learn."""
+        churn = apply_calibrator(self.calibrator, self.raw_proba(prepared))
+        return np.column_stack([1.0 - churn, churn])
+
+    def predict(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Decisions (1 = act on churn risk): calibrated probability >= threshold."""
+        return (self.predict_proba(prepared)[:, 1] >= self.threshold).astype("int64")
+
+    def contributions(self, prepared: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """TreeSHAP contributions (xgboost pred_contribs) in log-odds, one column per input + bias."""
+        values = self.booster.predict(self._matrix(prepared), pred_contribs=True)
+        index = prepared.index if isinstance(prepared, pd.DataFrame) else None
+        return pd.DataFrame(values, columns=list(self.spec.columns) + ["bias"], index=index)
+
+
+def load_version(registry_dir: Path, model: str, version: str, nthread: int | None = None) -> LoadedModel:
+    """Load and verify one version (checksums, format, calibrator) without executing any pickle."""
+    import xgboost as xgb
+
+    contents = _verified(registry_dir / model / version)
+    metadata = json.loads(contents[METADATA_FILE])
+    if metadata.get("format") != FORMAT:
+        raise RegistryError(f"{model}/{version} has registry format {metadata.get('format')!r}, expected {FORMAT}")
+    calibrator = json.loads(contents[CALIBRATOR_FILE])
+    if calibrator.get("method") not in CALIBRATION_METHODS:
+        raise RegistryError(f"{model}/{version} has unknown calibration {calibrator.get('method')!r}")
+    booster = xgb.Booster()
+    booster.load_model(bytearray(contents[MODEL_FILE]))
+    if nthread:
+        booster.set_param({"nthread": nthread})
+    spec = PrepareSpec.from_dict(metadata["prepare_spec"])
+    return LoadedModel(model, version, metadata, spec, calibrator, booster)
+
+
+def load_current_from(registry_dir: Path, model: str = "churn") -> LoadedModel:
+    """Load the version the `current` pointer names."""
+    version = current_version(registry_dir, model)
+    if version is None:
+        raise RegistryError(f"no current '{model}' model in {registry_dir}: train one (`make train`) or promote a version")
+    return load_version(registry_dir, model, version)
+
+
+def load_current(settings: Settings, model: str = "churn") -> LoadedModel:
+    """The current model of the platform's registry (what serving scores with)."""
+    return load_current_from(settings.registry_dir, model)
