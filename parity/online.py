@@ -1,0 +1,114 @@
+"""A lean online read path for serving: the same storage and transformations as Feast's SDK,
+without its per-request overhead.
+
+`OnlineReader` resolves a feature service ONCE (views, features, the on-demand transformations
+registered in Feast) and then, per request, reads the online store through Feast's own provider
+(`online_read`, so any configured online store works — SQLite, Redis, ...), decodes values with
+Feast's type map and runs the registered on-demand transformation code. Its output is the same
+frame as `parity.retrieval.online_frame` (tested equal for every entity), just faster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import pyarrow as pa
+
+from parity.retrieval import ARROW_TYPES, ENTITY_KEY, REQUEST_TIME, TIME_COLUMN, conform, get_service, service_schema, to_frame
+
+
+@dataclass(frozen=True)
+class _ViewRead:
+    """One batch feature view to read: the view object and the features needed from it."""
+
+    view: Any
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Transform:
+    """One on-demand transformation: its registered python function and output features."""
+
+    name: str
+    udf: Callable[[dict[str, Any]], dict[str, Any]]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+class OnlineReader:
+    """Reads a feature service's online features for a list of customers."""
+
+    def __init__(self, store: Any, service_name: str):
+        from feast.infra.key_encoding_utils import serialize_entity_key  # noqa: F401 (warm import)
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import feast_value_type_to_python_type
+
+        self._entity_key, self._value = EntityKey, Value
+        self._to_python = feast_value_type_to_python_type
+        self.store = store
+        self.service_name = service_name
+        self.schema = service_schema(store, service_name)
+        self._provider = store._get_provider()
+        service = get_service(store, service_name)
+        needed: dict[str, set[str]] = {}
+        transforms: list[_Transform] = []
+        for projection in service.feature_view_projections:
+            wanted = [f.name for f in projection.features]
+            try:
+                odfv = store.get_on_demand_feature_view(projection.name)
+            except Exception:  # not an on-demand view: a batch feature view
+                odfv = None
+            if odfv is None:
+                needed.setdefault(projection.name, set()).update(wanted)
+                continue
+            inputs = []
+            for source in odfv.source_feature_view_projections.values():
+                names = [f.name for f in source.features]
+                needed.setdefault(source.name, set()).update(names)
+                inputs += names
+            inputs += [f.name for src in odfv.source_request_sources.values() for f in src.schema]
+            transforms.append(_Transform(odfv.name, odfv.feature_transformation.udf, tuple(inputs), tuple(wanted)))
+        self._views = [
+            _ViewRead(store.get_feature_view(name), tuple(sorted(names))) for name, names in sorted(needed.items())
+        ]
+        self._transforms = transforms
+
+    def _read_view(self, read: _ViewRead, keys: list[Any]) -> dict[str, list[Any]]:
+        rows = self._provider.online_read(
+            config=self.store.config, table=read.view, entity_keys=keys, requested_features=list(read.features)
+        )
+        columns: dict[str, list[Any]] = {name: [] for name in read.features}
+        for _, values in rows:
+            for name in read.features:
+                proto = values.get(name) if values else None
+                columns[name].append(None if proto is None else self._to_python(proto))
+        return columns
+
+    def read_columns(self, customer_ids: Sequence[str], request_at: datetime) -> dict[str, list[Any]]:
+        """Feature values as python lists keyed by feature name (before typing)."""
+        keys = [
+            self._entity_key(join_keys=[ENTITY_KEY], entity_values=[self._value(string_val=cid)])
+            for cid in customer_ids
+        ]
+        columns: dict[str, list[Any]] = {}
+        for read in self._views:
+            columns.update(self._read_view(read, keys))
+        columns[REQUEST_TIME] = [request_at] * len(customer_ids)
+        for transform in self._transforms:
+            out = transform.udf({name: columns[name] for name in transform.inputs})
+            columns.update({name: out[name] for name in transform.outputs})
+        return columns
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime | None = None) -> pd.DataFrame:
+        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
+        request_at = request_at or datetime.now(timezone.utc)
+        columns = self.read_columns(customer_ids, request_at)
+        arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
+                  TIME_COLUMN: pa.array([request_at] * len(customer_ids), ARROW_TYPES["UnixTimestamp"])}
+        for name, dtype in self.schema.features:
+            arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
+        return to_frame(conform(pa.table(arrays), self.schema))
