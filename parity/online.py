@@ -77,38 +77,50 @@ class OnlineReader:
         ]
         self._transforms = transforms
 
-    def _read_view(self, read: _ViewRead, keys: list[Any]) -> dict[str, list[Any]]:
+    def _read_view(self, read: _ViewRead, keys: list[Any], found: list[bool]) -> dict[str, list[Any]]:
         rows = self._provider.online_read(
             config=self.store.config, table=read.view, entity_keys=keys, requested_features=list(read.features)
         )
         columns: dict[str, list[Any]] = {name: [] for name in read.features}
-        for _, values in rows:
+        for i, (_, values) in enumerate(rows):
+            if values:
+                found[i] = True
             for name in read.features:
                 proto = values.get(name) if values else None
                 columns[name].append(None if proto is None else self._to_python(proto))
         return columns
 
-    def read_columns(self, customer_ids: Sequence[str], request_at: datetime) -> dict[str, list[Any]]:
-        """Feature values as python lists keyed by feature name (before typing)."""
+    def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
+        """Feature values as python lists keyed by feature name (before typing), plus `__found__`:
+        whether any feature view holds the entity (False = unknown customer)."""
         keys = [
             self._entity_key(join_keys=[ENTITY_KEY], entity_values=[self._value(string_val=cid)])
             for cid in customer_ids
         ]
+        found = [False] * len(keys)
         columns: dict[str, list[Any]] = {}
         for read in self._views:
-            columns.update(self._read_view(read, keys))
-        columns[REQUEST_TIME] = [request_at] * len(customer_ids)
+            columns.update(self._read_view(read, keys, found))
+        times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
+        columns[REQUEST_TIME] = times
+        columns["__found__"] = found
         for transform in self._transforms:
             out = transform.udf({name: columns[name] for name in transform.inputs})
             columns.update({name: out[name] for name in transform.outputs})
         return columns
 
-    def read(self, customer_ids: Sequence[str], request_at: datetime | None = None) -> pd.DataFrame:
-        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
+    def read_found(
+        self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
+    ) -> tuple[pd.DataFrame, list[bool]]:
+        """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
         request_at = request_at or datetime.now(timezone.utc)
         columns = self.read_columns(customer_ids, request_at)
         arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
-                  TIME_COLUMN: pa.array([request_at] * len(customer_ids), ARROW_TYPES["UnixTimestamp"])}
+                  TIME_COLUMN: pa.array(columns[REQUEST_TIME], ARROW_TYPES["UnixTimestamp"])}
         for name, dtype in self.schema.features:
             arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
-        return to_frame(conform(pa.table(arrays), self.schema))
+        return to_frame(conform(pa.table(arrays), self.schema)), columns["__found__"]
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
+        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
+        return self.read_found(customer_ids, request_at)[0]

@@ -114,7 +114,9 @@ def _check_bytes(src: RawSource) -> str | None:
 
 
 def _first_line(src: RawSource) -> str:
-    with src.file.open("r", encoding=src.encoding, newline="") as fh:
+    # utf-8-sig: a byte-order mark is not part of the first column's name (DuckDB strips it too)
+    encoding = "utf-8-sig" if src.encoding in ("utf-8", "utf8") else src.encoding
+    with src.file.open("r", encoding=encoding, newline="") as fh:
         return fh.readline()
 
 

@@ -47,7 +47,8 @@ CREATED_FILE = "created.json"
 POINTER_FILE = "current.json"
 REQUIRED_FILES = (MODEL_FILE, CALIBRATOR_FILE, METADATA_FILE, CARD_FILE)
 VERSION_RE = re.compile(r"^v(\d{4,})$")
-CALIBRATION_METHODS = ("isotonic", "sigmoid")
+CALIBRATION_METHODS = ("isotonic", "platt")
+PLATT_EPS = 1e-7
 
 # service name -> its live (name, feast dtype) features in service order
 LiveSchema = Callable[[str], Sequence[tuple[str, str]]]
@@ -279,13 +280,20 @@ def rollback(registry_dir: Path, model: str, live_schema: LiveSchema) -> dict[st
         return _write_pointer(registry_dir, model, history, f"rollback {pointer['version']} -> {history[-1]}")
 
 
+def logit_clipped(p: np.ndarray, eps: float) -> np.ndarray:
+    """log(p / (1 - p)) with p clipped to [eps, 1 - eps] (a tree model can output exactly 0 or 1)."""
+    p = np.clip(np.asarray(p, dtype="float64"), eps, 1.0 - eps)
+    return np.log(p) - np.log1p(-p)
+
+
 def apply_calibrator(params: Mapping[str, Any], scores: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities from raw model probabilities (the same maths as scikit-learn's)."""
+    """Calibrated probabilities from raw model probabilities (isotonic knots or Platt a, b)."""
     scores = np.asarray(scores, dtype="float64")
-    if params["method"] == "isotonic":  # IsotonicRegression(out_of_bounds="clip").predict
+    if params["method"] == "isotonic":  # = IsotonicRegression(out_of_bounds="clip").predict
         return np.interp(scores, np.asarray(params["x"], float), np.asarray(params["y"], float))
-    if params["method"] == "sigmoid":  # _SigmoidCalibration.predict
-        return 1.0 / (1.0 + np.exp(params["a"] * scores + params["b"]))
+    if params["method"] == "platt":  # logistic regression on the model's log-odds
+        z = params["a"] * logit_clipped(scores, params["eps"]) + params["b"]
+        return 1.0 / (1.0 + np.exp(-z))
     raise RegistryError(f"unknown calibration method {params['method']!r}; known: {CALIBRATION_METHODS}")
 
 
@@ -355,8 +363,9 @@ def load_version(registry_dir: Path, model: str, version: str, nthread: int | No
     if metadata.get("format") != FORMAT:
         raise RegistryError(f"{model}/{version} has registry format {metadata.get('format')!r}, expected {FORMAT}")
     calibrator = json.loads(contents[CALIBRATOR_FILE])
-    if calibrator.get("method") not in CALIBRATION_METHODS:
-        raise RegistryError(f"{model}/{version} has unknown calibration {calibrator.get('method')!r}")
+    if calibrator.get("method") not in CALIBRATION_METHODS or calibrator.get("input", "probability") != "probability":
+        raise RegistryError(f"{model}/{version} has an unsupported calibrator "
+                            f"({calibrator.get('method')!r} over {calibrator.get('input')!r})")
     booster = xgb.Booster()
     booster.load_model(bytearray(contents[MODEL_FILE]))
     if nthread:

@@ -1,0 +1,262 @@
+"""The prediction service: FastAPI app over the online store and the model registry."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import signal
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from parity.config import Settings
+from serving.config import ServingConfig
+from serving.log import PredictionLog
+from serving.metrics import Metrics, create_metrics
+from serving.models import ModelSlot, canary_bucket
+from serving.predict import feature_snapshot, score_frame
+from serving.schemas import ModelInfo, Prediction, PredictRequest, PredictResponse
+
+log = logging.getLogger("serving")
+
+
+class ServiceUnavailable(Exception):
+    """A dependency (online store, feature registry, model) is not ready: HTTP 503."""
+
+
+class Unauthorized(Exception):
+    """Missing or invalid API key: HTTP 401."""
+
+
+@dataclass
+class State:
+    """Everything the endpoints use, built at start-up."""
+
+    settings: Settings
+    config: ServingConfig
+    metrics: Metrics
+    reader: Any = None
+    reader_error: str | None = None
+    slot: ModelSlot | None = None
+    plog: PredictionLog | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+def _open_reader(state: State) -> None:
+    """Open the Feast store and the lean reader for the current model's feature service."""
+    from parity.feature_store import FeatureStoreError, open_store, require_applied
+    from parity.online import OnlineReader
+
+    primary = state.slot.active.primary if state.slot else None
+    service = primary.feature_service if primary else "churn_v1"
+    try:
+        require_applied(state.settings)
+        state.reader = OnlineReader(open_store(state.settings), service)
+        state.reader_error = None
+    except (FeatureStoreError, Exception) as err:  # any failure here means "not ready", never a crash
+        state.reader, state.reader_error = None, f"feature store not ready: {err}"
+
+
+def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> None:
+    offered = (bearer.credentials if bearer else None) or api_key
+    if not offered or not state.config.api_keys:
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+    if not any(hmac.compare_digest(offered.encode(), key.encode()) for key in state.config.api_keys):
+        raise Unauthorized("invalid API key")
+
+
+def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
+    """Build the app; start-up opens the store, loads the model and starts the log writer."""
+    state = State(settings=settings, config=config, metrics=create_metrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.slot = ModelSlot(settings.registry_dir, config.model, config.canary_version, config.shadow_version)
+        state.slot.start(config.reload_check_seconds)
+        _open_reader(state)
+        state.plog = PredictionLog(settings.data_dir / "serving" / "predictions",
+                                   config.log_flush_seconds, config.log_flush_rows)
+        try:
+            signal.signal(signal.SIGHUP, lambda *_: state.slot.trigger())
+        except ValueError:  # not the main thread (e.g. a test client): polling still reloads
+            pass
+        yield
+        state.slot.stop()
+        state.plog.close()
+
+    app = FastAPI(
+        title="Parity prediction API",
+        version="1",
+        description="Churn predictions from Feast online features, with TreeSHAP explanations.",
+        lifespan=lifespan,
+    )
+    app.state.parity = state
+    bearer = HTTPBearer(auto_error=False)
+    api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+    def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer),
+                   api_key: str | None = Depends(api_key_header)) -> None:
+        _check_key(state, creds, api_key)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        path = request.scope.get("route").path if request.scope.get("route") else "unmatched"
+        state.metrics.requests.labels(path, str(response.status_code)).inc()
+        state.metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(request: Request, exc: Unauthorized):
+        return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(request: Request, exc: ServiceUnavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = [
+            {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+             "message": err.get("msg", "invalid"), "type": err.get("type")}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Ready when a model is loaded, the feature registry is applied and the online store answers."""
+        problems = []
+        active = state.slot.active if state.slot else None
+        if active is None or active.primary is None:
+            problems.append(active.error if active else "starting")
+        if state.reader is None:
+            _open_reader(state)
+        if state.reader is None:
+            problems.append(state.reader_error or "feature store not ready")
+        else:
+            try:
+                state.reader.read_columns(["__readyz__"], datetime.now(timezone.utc))
+            except Exception as err:
+                problems.append(f"online store unreachable: {err}")
+        body = {"status": "ready" if not problems else "not ready", "problems": problems,
+                "model_version": getattr(active.primary, "version", None) if active else None}
+        return JSONResponse(body, status_code=200 if not problems else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        """Prometheus metrics."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return PlainTextResponse(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)], response_model=dict)
+    def model_info() -> dict[str, Any]:
+        """Metadata of the current model (and of the canary/shadow candidates)."""
+        active = state.slot.active
+        if active.primary is None:
+            raise ServiceUnavailable(active.error)
+        meta = active.primary.metadata
+        return {
+            "name": active.primary.model,
+            "version": active.primary.version,
+            "threshold": active.primary.threshold,
+            "feature_service": active.primary.feature_service,
+            "metadata": {k: v for k, v in meta.items() if k not in ("prepare_spec",)},
+            "canary": {"version": getattr(active.canary, "version", None), "share": state.config.canary_share},
+            "shadow": {"version": getattr(active.shadow, "version", None)},
+        }
+
+    @app.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
+              responses={401: {"description": "Missing/invalid API key"}, 422: {"description": "Invalid request"},
+                         503: {"description": "Model, feature registry or online store not ready"}})
+    def predict(body: PredictRequest) -> JSONResponse:
+        """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        active = state.slot.active
+        if active.primary is None:
+            raise ServiceUnavailable(active.error)
+        if state.reader is None:
+            _open_reader(state)
+            if state.reader is None:
+                raise ServiceUnavailable(state.reader_error)
+        now = datetime.now(timezone.utc)
+        ids = [c.customer_id for c in body.customers]
+        times = [c.request_at or now for c in body.customers]
+        try:
+            frame, found = state.reader.read_found(ids, times)
+        except Exception as err:
+            raise ServiceUnavailable(f"online store unreachable: {err}") from err
+
+        results: list[dict[str, Any] | None] = [None] * len(ids)
+        known = [i for i, ok in enumerate(found) if ok]
+        arms: dict[str, tuple[Any, list[int]]] = {"primary": (active.primary, [])}
+        if active.canary is not None and state.config.canary_share > 0:
+            arms["canary"] = (active.canary, [])
+        for i in known:
+            use_canary = "canary" in arms and canary_bucket(ids[i]) < state.config.canary_share
+            arms["canary" if use_canary else "primary"][1].append(i)
+        records = []
+        feature_names = [n for n, _ in state.reader.schema.features]
+        elapsed_ms = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+        for role, (model, rows) in arms.items():
+            if not rows:
+                continue
+            scored = score_frame(model, frame.iloc[rows].reset_index(drop=True), state.config.top_k)
+            for j, i in enumerate(rows):
+                results[i] = {"customer_id": ids[i], "status": "ok", "score": float(scored.scores[j]),
+                              "decision": bool(scored.decisions[j]), "model_version": model.version,
+                              "contributions": scored.top[j]}
+                state.metrics.scores.labels(model.version).observe(float(scored.scores[j]))
+                records.append((i, role, model.version, "ok", float(scored.scores[j]), bool(scored.decisions[j])))
+            state.metrics.predictions.labels(model.version, role).inc(len(rows))
+        if active.shadow is not None and known:
+            shadow = score_frame(active.shadow, frame.iloc[known].reset_index(drop=True), 0)
+            for j, i in enumerate(known):
+                records.append((i, "shadow", active.shadow.version, "ok", float(shadow.scores[j]), bool(shadow.decisions[j])))
+            state.metrics.predictions.labels(active.shadow.version, "shadow").inc(len(known))
+        for i, ok in enumerate(found):
+            if not ok:
+                results[i] = {"customer_id": ids[i], "status": "unknown_customer", "score": None, "decision": None,
+                              "model_version": active.primary.version, "contributions": []}
+                state.metrics.unknown.inc()
+                records.append((i, "primary", active.primary.version, "unknown_customer", None, None))
+        latency = elapsed_ms()
+        logged_at = datetime.now(timezone.utc)
+        for i, role, version, status, score, decision in records:
+            state.plog.append({
+                "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
+                "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
+                "features": json.dumps(feature_snapshot(frame, i, feature_names)) if status == "ok" else None,
+            })
+        response = PredictResponse(
+            request_id=request_id,
+            model=ModelInfo(name=active.primary.model, version=active.primary.version,
+                            threshold=active.primary.threshold, feature_service=active.primary.feature_service),
+            predictions=[Prediction(**r) for r in results],
+        )
+        return JSONResponse(response.model_dump(mode="json"), headers={"X-Request-ID": request_id})
+
+    return app

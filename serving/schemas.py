@@ -1,0 +1,84 @@
+"""Request and response bodies of the prediction API (validated by FastAPI/pydantic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_CUSTOMERS = 1000
+
+
+class CustomerIn(BaseModel):
+    """One customer to score, with the optional request-time inputs of on-demand features."""
+
+    model_config = ConfigDict(extra="forbid")
+    customer_id: str = Field(min_length=1, max_length=200, description="Platform key '<client>:<customer id>'.")
+    request_at: datetime | None = Field(
+        default=None, description="Time to predict for (UTC if no offset); default: now."
+    )
+
+    @field_validator("request_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        from datetime import timezone
+
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class PredictRequest(BaseModel):
+    """1..1000 distinct customers."""
+
+    model_config = ConfigDict(extra="forbid")
+    customers: list[CustomerIn] = Field(min_length=1, max_length=MAX_CUSTOMERS)
+
+    @field_validator("customers")
+    @classmethod
+    def _distinct(cls, customers: list[CustomerIn]) -> list[CustomerIn]:
+        seen, dupes = set(), []
+        for c in customers:
+            if c.customer_id in seen:
+                dupes.append(c.customer_id)
+            seen.add(c.customer_id)
+        if dupes:
+            raise ValueError(f"duplicate customer_id(s): {sorted(set(dupes))[:10]}")
+        return customers
+
+
+class Contribution(BaseModel):
+    """One input's TreeSHAP contribution to the log-odds of churn, with the input's value."""
+
+    feature: str
+    value: float | None
+    contribution: float
+
+
+class Prediction(BaseModel):
+    """The answer for one customer."""
+
+    customer_id: str
+    status: Literal["ok", "unknown_customer"]
+    score: float | None = Field(description="Calibrated churn probability; null when status is not ok.")
+    decision: bool | None = Field(description="score >= the model's threshold.")
+    model_version: str
+    contributions: list[Contribution] = []
+
+
+class ModelInfo(BaseModel):
+    """Which model answered."""
+
+    name: str
+    version: str
+    threshold: float
+    feature_service: str
+
+
+class PredictResponse(BaseModel):
+    """Predictions in request order, the model and a request id (also in X-Request-ID)."""
+
+    request_id: str
+    model: ModelInfo
+    predictions: list[Prediction]
