@@ -56,11 +56,20 @@ parity: $(STAMP) ## Prove online == offline point-in-time, for every entity, val
 docs: $(STAMP) ## dbt docs (lineage raw -> marts) and the feature catalogue, under data/docs
 	$(PYTHON) -m parity docs
 
+##@ Models
+train: $(STAMP) ## Train and compare churn models on point-in-time features; writes registry + report
+	$(PYTHON) -m training train
+
+serve: $(STAMP) ## Run the prediction API on 127.0.0.1:8000 (HOST/PORT; API keys from PARITY_API_KEYS)
+	$(PYTHON) -m serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+
 ##@ Main job
-demo: $(STAMP) ## End to end on the embedded defaults: data -> dbt build -> Feast -> parity
+demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> serve a few predictions
 	$(MAKE) --no-print-directory data
 	$(MAKE) --no-print-directory features
 	$(MAKE) --no-print-directory parity
+	$(MAKE) --no-print-directory train
+	$(PYTHON) -m serving.smoke
 
 ##@ Quality
 test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" counts as failure
@@ -73,4 +82,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile apply materialize features parity docs demo test lint clean
+.PHONY: setup help data build reconcile apply materialize features parity docs train serve demo test lint clean

@@ -126,11 +126,16 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        errors = [
-            {"field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
-             "message": err.get("msg", "invalid"), "type": err.get("type")}
-            for err in exc.errors()
-        ]
+        errors = []
+        for err in exc.errors():
+            loc = list(err.get("loc", ()))
+            if err.get("type") == "json_invalid":
+                field = "body"
+                message = f"malformed JSON at character {loc[-1]}: {err.get('msg', 'invalid')}"
+            else:
+                field = ".".join(str(p) for p in (loc[1:] if loc[:1] == ["body"] else loc)) or "body"
+                message = err.get("msg", "invalid")
+            errors.append({"field": field, "message": message, "type": err.get("type")})
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse({"detail": summary, "errors": errors}, status_code=422)
 
