@@ -57,8 +57,17 @@ docs: $(STAMP) ## dbt docs (lineage raw -> marts) and the feature catalogue, und
 	$(PYTHON) -m parity docs
 
 ##@ Models
-train: $(STAMP) ## Train and compare churn models on point-in-time features; writes registry + report
-	$(PYTHON) -m training train
+train: $(STAMP) ## Train, compare and register the churn model (promotes only if none is current)
+	$(PYTHON) -m training train $(if $(CONFIG),--config $(CONFIG))
+
+promote: $(STAMP) ## Make a model version current: make promote VERSION=v0002
+	$(PYTHON) -m training promote $(VERSION)
+
+rollback: $(STAMP) ## Point current back at the previously current model
+	$(PYTHON) -m training rollback
+
+models: $(STAMP) ## List registered model versions (* = current)
+	$(PYTHON) -m training list
 
 serve: $(STAMP) ## Run the prediction API on 127.0.0.1:8000 (HOST/PORT; API keys from PARITY_API_KEYS)
 	$(PYTHON) -m serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
@@ -82,4 +91,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile apply materialize features parity docs train serve demo test lint clean
+.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve demo test lint clean

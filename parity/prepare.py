@@ -11,8 +11,9 @@ on the training period only, stored in the model's registry metadata and read ba
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,9 @@ class Derived:
     description: str
 
 
-def _overdue_ratio(days_since_last_purchase: np.ndarray, purchase_count_365d: np.ndarray,
-                   tenure_days: np.ndarray) -> np.ndarray:
+def _overdue_ratio(
+    days_since_last_purchase: np.ndarray, purchase_count_365d: np.ndarray, tenure_days: np.ndarray
+) -> np.ndarray:
     # purchases per day over the observable part of the year; nondecreasing in recency
     observed_days = np.clip(np.fmin(tenure_days, 365.0), 1.0, None)
     return days_since_last_purchase * (purchase_count_365d / observed_days)
@@ -85,7 +87,7 @@ class PrepareSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "PrepareSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> PrepareSpec:
         """Inverse of `to_dict`; refuses unknown formats and unknown derived recipes."""
         if data.get("format") != SPEC_FORMAT:
             raise PrepareError(f"prepare spec format {data.get('format')!r} is not {SPEC_FORMAT}")
@@ -95,7 +97,11 @@ class PrepareSpec:
         features = tuple((name, dtype) for name, dtype in data["features"])
         return cls(
             features=features,
-            levels=tuple((name, tuple(data["levels"][name])) for name, _ in features if name in data["levels"]),
+            levels=tuple(
+                (name, tuple(data["levels"][name]))
+                for name, _ in features
+                if name in data["levels"]
+            ),
             numeric=tuple(data["numeric"]),
             derived=tuple(data["derived"]),
             impute=tuple((name, float(data["impute"][name])) for name in sorted(data["impute"])),
@@ -113,7 +119,9 @@ def column_name(feature: str, level: str | None = None) -> str:
 def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A column as float64 with NaN for every kind of missing value (pd.NA, None, inf)."""
     try:
-        values = pd.to_numeric(frame[name], errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+        values = pd.to_numeric(frame[name], errors="raise").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
     except (TypeError, ValueError) as err:
         raise PrepareError(f"feature '{name}' is not numeric: {err}") from None
     return np.where(np.isfinite(values), values, np.nan)
@@ -133,8 +141,12 @@ def _require(frame: pd.DataFrame, names: Sequence[str]) -> None:
         raise PrepareError(f"frame lacks feature column(s) {missing}")
 
 
-def fit_spec(frame: pd.DataFrame, features: Sequence[tuple[str, str]], derived: Sequence[str] = (),
-             min_level_count: int = 1) -> PrepareSpec:
+def fit_spec(
+    frame: pd.DataFrame,
+    features: Sequence[tuple[str, str]],
+    derived: Sequence[str] = (),
+    min_level_count: int = 1,
+) -> PrepareSpec:
     """Learn levels, medians and missing indicators from a training frame (training rows only)."""
     if frame.empty:
         raise PrepareError("cannot fit a prepare spec on an empty frame")
@@ -143,8 +155,11 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[tuple[str, str]], derived: 
     all_null = [name for name in names if frame[name].isna().all()]
     if all_null:
         raise PrepareError(f"feature column(s) {all_null} are null on every training row")
-    unknown_types = [f"{name}:{dtype}" for name, dtype in features
-                     if dtype not in CATEGORICAL_TYPES + NUMERIC_TYPES]
+    unknown_types = [
+        f"{name}:{dtype}"
+        for name, dtype in features
+        if dtype not in CATEGORICAL_TYPES + NUMERIC_TYPES
+    ]
     if unknown_types:
         raise PrepareError(f"no preparation rule for feature type(s) {unknown_types}")
     unknown = [name for name in derived if name not in DERIVED]
@@ -159,7 +174,11 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[tuple[str, str]], derived: 
     for name, dtype in features:
         if dtype in CATEGORICAL_TYPES:
             counts = frame[name].dropna().astype(str).value_counts()
-            kept = tuple(sorted(level for level, n in counts.items() if n >= min_level_count and level != OTHER))
+            kept = tuple(
+                sorted(
+                    level for level, n in counts.items() if n >= min_level_count and level != OTHER
+                )
+            )
             levels.append((name, kept))
             for level in kept + (OTHER,):
                 columns.append(column_name(name, level))
@@ -186,7 +205,9 @@ def fit_spec(frame: pd.DataFrame, features: Sequence[tuple[str, str]], derived: 
             columns.append(column_name(name) + MISSING_SUFFIX)
             sources.append(name)
     if len(set(columns)) != len(columns):
-        raise PrepareError(f"prepared column names collide: {sorted(c for c in columns if columns.count(c) > 1)}")
+        raise PrepareError(
+            f"prepared column names collide: {sorted(c for c in columns if columns.count(c) > 1)}"
+        )
     return PrepareSpec(
         features=tuple((name, dtype) for name, dtype in features),
         levels=tuple(levels),
@@ -224,11 +245,15 @@ def prepare(frame: pd.DataFrame, spec: PrepareSpec) -> pd.DataFrame:
     for name in spec.derived:
         _fill(out, name, _derive(frame, name), impute[name], name in indicators)
     if tuple(out) != spec.columns:
-        raise PrepareError(f"prepared columns {list(out)} differ from the spec's {list(spec.columns)}")
+        raise PrepareError(
+            f"prepared columns {list(out)} differ from the spec's {list(spec.columns)}"
+        )
     return pd.DataFrame(out, index=frame.index, columns=list(spec.columns))
 
 
-def _fill(out: dict[str, np.ndarray], name: str, values: np.ndarray, fill: float, indicator: bool) -> None:
+def _fill(
+    out: dict[str, np.ndarray], name: str, values: np.ndarray, fill: float, indicator: bool
+) -> None:
     missing = np.isnan(values)
     out[column_name(name)] = np.where(missing, fill, values)
     if indicator:

@@ -26,10 +26,11 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,7 +189,9 @@ def read_pointer(registry_dir: Path, model: str) -> dict[str, Any] | None:
     return pointer
 
 
-def _write_pointer(registry_dir: Path, model: str, history: list[str], action: str) -> dict[str, Any]:
+def _write_pointer(
+    registry_dir: Path, model: str, history: list[str], action: str
+) -> dict[str, Any]:
     model_dir = registry_dir / model
     pointer = {
         "model": model,
@@ -240,14 +243,21 @@ def feature_problems(metadata: Mapping[str, Any], live: Sequence[tuple[str, str]
     trained_map, live_map = dict(trained), dict(live)
     problems += [f"missing from the live service: {n}" for n, _ in trained if n not in live_map]
     problems += [f"not in the model: {n}" for n, _ in live if n not in trained_map]
-    problems += [f"dtype of {n}: model {t}, live {live_map[n]}" for n, t in trained
-                 if n in live_map and live_map[n] != t]
+    problems += [
+        f"dtype of {n}: model {t}, live {live_map[n]}"
+        for n, t in trained
+        if n in live_map and live_map[n] != t
+    ]
     if not problems:
-        problems.append(f"order differs: model {[n for n, _ in trained]}, live {[n for n, _ in live]}")
+        problems.append(
+            f"order differs: model {[n for n, _ in trained]}, live {[n for n, _ in live]}"
+        )
     return problems
 
 
-def _check_promotable(registry_dir: Path, model: str, version: str, live_schema: LiveSchema) -> None:
+def _check_promotable(
+    registry_dir: Path, model: str, version: str, live_schema: LiveSchema
+) -> None:
     metadata = read_metadata(registry_dir, model, version)
     service = metadata["feature_service"]
     problems = feature_problems(metadata, live_schema(service))
@@ -258,7 +268,9 @@ def _check_promotable(registry_dir: Path, model: str, version: str, live_schema:
         )
 
 
-def promote(registry_dir: Path, model: str, version: str, live_schema: LiveSchema) -> dict[str, Any]:
+def promote(
+    registry_dir: Path, model: str, version: str, live_schema: LiveSchema
+) -> dict[str, Any]:
     """Make `version` current after checking its feature list against the live service."""
     with _locked(registry_dir / model):
         _check_promotable(registry_dir, model, version, live_schema)
@@ -277,7 +289,9 @@ def rollback(registry_dir: Path, model: str, live_schema: LiveSchema) -> dict[st
             raise PromotionError(f"no previous version of '{model}' to roll back to")
         history = list(pointer["history"][:-1])
         _check_promotable(registry_dir, model, history[-1], live_schema)
-        return _write_pointer(registry_dir, model, history, f"rollback {pointer['version']} -> {history[-1]}")
+        return _write_pointer(
+            registry_dir, model, history, f"rollback {pointer['version']} -> {history[-1]}"
+        )
 
 
 def logit_clipped(p: np.ndarray, eps: float) -> np.ndarray:
@@ -294,7 +308,9 @@ def apply_calibrator(params: Mapping[str, Any], scores: np.ndarray) -> np.ndarra
     if params["method"] == "platt":  # logistic regression on the model's log-odds
         z = params["a"] * logit_clipped(scores, params["eps"]) + params["b"]
         return 1.0 / (1.0 + np.exp(-z))
-    raise RegistryError(f"unknown calibration method {params['method']!r}; known: {CALIBRATION_METHODS}")
+    raise RegistryError(
+        f"unknown calibration method {params['method']!r}; known: {CALIBRATION_METHODS}"
+    )
 
 
 @dataclass
@@ -331,7 +347,9 @@ class LoadedModel:
             prepared = prepared.to_numpy(dtype="float64")
         prepared = np.asarray(prepared, dtype="float64")
         if prepared.ndim != 2 or prepared.shape[1] != len(self.spec.columns):
-            raise ValueError(f"expected a matrix with {len(self.spec.columns)} columns, got {prepared.shape}")
+            raise ValueError(
+                f"expected a matrix with {len(self.spec.columns)} columns, got {prepared.shape}"
+            )
         return xgb.DMatrix(prepared, feature_names=list(self.spec.columns))
 
     def raw_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -354,18 +372,27 @@ class LoadedModel:
         return pd.DataFrame(values, columns=list(self.spec.columns) + ["bias"], index=index)
 
 
-def load_version(registry_dir: Path, model: str, version: str, nthread: int | None = None) -> LoadedModel:
+def load_version(
+    registry_dir: Path, model: str, version: str, nthread: int | None = None
+) -> LoadedModel:
     """Load and verify one version (checksums, format, calibrator) without executing any pickle."""
     import xgboost as xgb
 
     contents = _verified(registry_dir / model / version)
     metadata = json.loads(contents[METADATA_FILE])
     if metadata.get("format") != FORMAT:
-        raise RegistryError(f"{model}/{version} has registry format {metadata.get('format')!r}, expected {FORMAT}")
+        raise RegistryError(
+            f"{model}/{version} has registry format {metadata.get('format')!r}, expected {FORMAT}"
+        )
     calibrator = json.loads(contents[CALIBRATOR_FILE])
-    if calibrator.get("method") not in CALIBRATION_METHODS or calibrator.get("input", "probability") != "probability":
-        raise RegistryError(f"{model}/{version} has an unsupported calibrator "
-                            f"({calibrator.get('method')!r} over {calibrator.get('input')!r})")
+    if (
+        calibrator.get("method") not in CALIBRATION_METHODS
+        or calibrator.get("input", "probability") != "probability"
+    ):
+        raise RegistryError(
+            f"{model}/{version} has an unsupported calibrator "
+            f"({calibrator.get('method')!r} over {calibrator.get('input')!r})"
+        )
     booster = xgb.Booster()
     booster.load_model(bytearray(contents[MODEL_FILE]))
     if nthread:
@@ -378,7 +405,9 @@ def load_current_from(registry_dir: Path, model: str = "churn") -> LoadedModel:
     """Load the version the `current` pointer names."""
     version = current_version(registry_dir, model)
     if version is None:
-        raise RegistryError(f"no current '{model}' model in {registry_dir}: train one (`make train`) or promote a version")
+        raise RegistryError(
+            f"no current '{model}' model in {registry_dir}: train one (`make train`) or promote a version"
+        )
     return load_version(registry_dir, model, version)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
@@ -47,6 +48,7 @@ class BootstrapConfig:
     reps: int = 1000
     segment_reps: int = 200
     confidence: float = 0.95
+    unit: str = "customer"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class TrainingConfig:
     split: SplitConfig = SplitConfig()
     cv: CVConfig = CVConfig()
     costs: CostConfig = CostConfig()
-    calibration: str = "isotonic"
+    calibration: str = "platt"
     bootstrap: BootstrapConfig = BootstrapConfig()
     leakage: LeakageConfig = LeakageConfig()
     features: FeatureConfig = FeatureConfig()
@@ -132,7 +134,9 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ConfigError(f"unknown key(s) {unknown} in {where or 'config'}; known: {sorted(names)}")
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {where or 'config'}; known: {sorted(names)}"
+        )
     values = {}
     for name, value in data.items():
         hint, path = hints[name], f"{where}.{name}".lstrip(".")
@@ -142,7 +146,9 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
             unknown_models = sorted(set(value) - set(MODEL_KEYS))
             if unknown_models:
                 raise ConfigError(f"unknown model(s) {unknown_models}; known: {list(MODEL_KEYS)}")
-            values[name] = {key: _build(ModelConfig, spec or {}, f"models.{key}") for key, spec in value.items()}
+            values[name] = {
+                key: _build(ModelConfig, spec or {}, f"models.{key}") for key, spec in value.items()
+            }
         elif getattr(hint, "__origin__", None) is tuple:
             values[name] = tuple(value)
         else:
@@ -183,17 +189,23 @@ def validate(config: TrainingConfig) -> TrainingConfig:
         problems.append("split fractions must be in (0, 1)")
     if config.split.test_fraction + config.split.valid_fraction >= 1:
         problems.append("split.test_fraction + split.valid_fraction must leave a training period")
-    if config.calibration not in ("isotonic", "sigmoid"):
-        problems.append(f"calibration must be isotonic or sigmoid, got {config.calibration!r}")
+    if config.calibration not in ("platt", "isotonic"):
+        problems.append(f"calibration must be platt or isotonic, got {config.calibration!r}")
     if config.costs.false_positive <= 0 or config.costs.false_negative <= 0:
         problems.append("costs must be positive")
     if config.cv.folds < 1 or config.cv.dates_per_fold < 1:
         problems.append("cv.folds and cv.dates_per_fold must be >= 1")
     if config.bootstrap.reps < 10 or not 0 < config.bootstrap.confidence < 1:
         problems.append("bootstrap.reps must be >= 10 and confidence in (0, 1)")
+    if config.bootstrap.unit not in ("customer", "row"):
+        problems.append(f"bootstrap.unit must be customer or row, got {config.bootstrap.unit!r}")
     if "xgboost" not in config.models:
         problems.append("models.xgboost is required: it is the production model")
-    bad = {k: v for k, v in config.models.get("xgboost", ModelConfig()).monotone_constraints.items() if v not in (-1, 0, 1)}
+    bad = {
+        k: v
+        for k, v in config.models.get("xgboost", ModelConfig()).monotone_constraints.items()
+        if v not in (-1, 0, 1)
+    }
     if bad:
         problems.append(f"monotone constraints must be -1, 0 or 1: {bad}")
     if problems:
@@ -201,7 +213,9 @@ def validate(config: TrainingConfig) -> TrainingConfig:
     return config
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainingConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainingConfig:
     """Read the YAML config (default training/config.yaml), apply overrides, validate."""
     path = Path(path) if path else DEFAULT_CONFIG
     try:

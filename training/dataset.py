@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from parity.feature_store import FeatureStoreError
 from parity.retrieval import ENTITY_KEY, TIME_COLUMN, service_schema, training_frame
@@ -37,8 +38,10 @@ def read_labels(path: Path) -> pd.DataFrame:
 def check_labels(labels: pd.DataFrame, observed_until: datetime) -> None:
     """Refuse labels that are empty, not 0/1, or whose outcome window was not (fully) observed."""
     if labels.empty:
-        raise DataError("the labels mart is empty: no as-of time has a fully observed 60-day label window "
-                        "(generate a longer history)")
+        raise DataError(
+            "the labels mart is empty: no as-of time has a fully observed 60-day label window "
+            "(generate a longer history)"
+        )
     nulls = [c for c in LABEL_COLUMNS if labels[c].isna().any()]
     if nulls:
         raise DataError(f"labels have nulls in {nulls}")
@@ -57,20 +60,24 @@ def check_labels(labels: pd.DataFrame, observed_until: datetime) -> None:
     outage = by_date[(by_date["size"] >= MIN_ROWS_FOR_OUTAGE) & (by_date["mean"] == 1.0)]
     if len(outage):
         dates = ", ".join(ts.isoformat() for ts in outage.index)
-        raise DataError(f"no purchase at all was observed in the label window of as-of time(s) {dates}: "
-                        "every customer would be labelled churned (a data gap, not churn)")
+        raise DataError(
+            f"no purchase at all was observed in the label window of as-of time(s) {dates}: "
+            "every customer would be labelled churned (a data gap, not churn)"
+        )
 
 
 def entity_frame(labels: pd.DataFrame) -> pd.DataFrame:
     """Entity/label frame for retrieval: customer_id, event_timestamp (= as_of_at), label columns."""
-    frame = pd.DataFrame({
-        ENTITY_KEY: labels["customer_id"].astype(str).to_numpy(),
-        TIME_COLUMN: pd.to_datetime(labels["as_of_at"], utc=True).to_numpy(),
-        LABEL: labels[LABEL].astype("int64").to_numpy(),
-        LABEL_END: pd.to_datetime(labels[LABEL_END], utc=True).to_numpy(),
-        # renamed: client_id is also a feature of the service
-        LABEL_CLIENT: labels["client_id"].astype(str).to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            ENTITY_KEY: labels["customer_id"].astype(str).to_numpy(),
+            TIME_COLUMN: pd.to_datetime(labels["as_of_at"], utc=True).to_numpy(),
+            LABEL: labels[LABEL].astype("int64").to_numpy(),
+            LABEL_END: pd.to_datetime(labels[LABEL_END], utc=True).to_numpy(),
+            # renamed: client_id is also a feature of the service
+            LABEL_CLIENT: labels["client_id"].astype(str).to_numpy(),
+        }
+    )
     frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True)
     frame[LABEL_END] = pd.to_datetime(frame[LABEL_END], utc=True)
     return frame.sort_values([TIME_COLUMN, ENTITY_KEY], kind="stable").reset_index(drop=True)
@@ -93,23 +100,48 @@ def retrieve(store: Any, entities: pd.DataFrame, service: str) -> pd.DataFrame:
     if "client_id" in frame.columns:
         known = frame["client_id"].notna()
         if (frame.loc[known, "client_id"].astype(str) != frame.loc[known, LABEL_CLIENT]).any():
-            raise DataError("client_id of the features differs from the labels' client_id for some customers")
+            raise DataError(
+                "client_id of the features differs from the labels' client_id for some customers"
+            )
     return frame.drop(columns=[LABEL_CLIENT])
+
+
+def content_sha256(frame: pd.DataFrame) -> str:
+    """sha256 over column names, Arrow types, null masks and values (values under nulls are zeroed:
+    a masked array may hold anything there, and that must not change the hash)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+    digest = hashlib.sha256()
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        digest.update(f"{name}\x00{column.type}\x00".encode())
+        if column.null_count:
+            digest.update(pc.is_null(column).to_numpy(zero_copy_only=False).tobytes())
+            column = pc.fill_null(column, _zero(column.type))
+        sink = pa.BufferOutputStream()
+        single = pa.table({name: column})
+        with pa.ipc.new_stream(sink, single.schema) as writer:
+            writer.write_table(single)
+        digest.update(sink.getvalue().to_pybytes())
+    return digest.hexdigest()
+
+
+def _zero(dtype: pa.DataType) -> pa.Scalar:
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return pa.scalar("", dtype)
+    if pa.types.is_boolean(dtype):
+        return pa.scalar(False)
+    return pa.scalar(0).cast(dtype)
 
 
 def fingerprint(frame: pd.DataFrame, service: str) -> dict[str, Any]:
     """Row count, sha256 of the frame sorted by (customer, time), time window, label balance."""
     ordered = frame.sort_values([ENTITY_KEY, TIME_COLUMN], kind="stable").reset_index(drop=True)
-    table = pa.Table.from_pandas(ordered, preserve_index=False).replace_schema_metadata(None)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
     return {
         "service": service,
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "positives": int(frame[LABEL].sum()),
         "columns": list(map(str, frame.columns)),
-        "sha256": hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest(),
+        "sha256": content_sha256(ordered),
         "as_of_min": frame[TIME_COLUMN].min().isoformat(),
         "as_of_max": frame[TIME_COLUMN].max().isoformat(),
         "label_window_end_max": frame[LABEL_END].max().isoformat(),
@@ -139,5 +171,7 @@ def load_dataset(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         frame[column] = pd.to_datetime(frame[column], utc=True)
     actual = fingerprint(frame, expected["service"])
     if actual["sha256"] != expected["sha256"] or actual["rows"] != expected["rows"]:
-        raise DataError(f"saved dataset {path} does not match its fingerprint (changed since it was saved)")
+        raise DataError(
+            f"saved dataset {path} does not match its fingerprint (changed since it was saved)"
+        )
     return frame, actual

@@ -1,0 +1,290 @@
+"""Model registry: atomic versions, checksums, the current pointer, promotion checks, safe loading."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parity import registry
+from parity.prepare import fit_spec, prepare
+
+FEATURES = (
+    ("client_id", "String"),
+    ("purchase_count_30d", "Int64"),
+    ("days_since_last_purchase", "Float64"),
+)
+MODEL = "churn"
+
+
+def _frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    days = rng.uniform(0, 90, n)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"acme:{i}" for i in range(n)],
+            "client_id": rng.choice(["acme", "bolt"], n),
+            "purchase_count_30d": pd.array(rng.integers(0, 6, n), dtype="Int64"),
+            "days_since_last_purchase": days,
+            "is_churned": (days + rng.normal(0, 20, n) > 50).astype(int),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def entry() -> dict:
+    """Files of a small but real registry entry (xgboost JSON + Platt calibrator + metadata)."""
+    import xgboost as xgb
+
+    frame = _frame()
+    spec = fit_spec(frame, FEATURES)
+    x = prepare(frame, spec)
+    model = xgb.XGBClassifier(n_estimators=20, max_depth=2, n_jobs=1, random_state=0).fit(
+        x, frame["is_churned"]
+    )
+    calibrator = {
+        "method": "platt",
+        "a": 1.1,
+        "b": -0.2,
+        "eps": registry.PLATT_EPS,
+        "input": "probability",
+    }
+    metadata = {
+        "format": registry.FORMAT,
+        "feature_service": "churn_v1",
+        "features": [list(f) for f in FEATURES],
+        "prepare_spec": spec.to_dict(),
+        "threshold": 0.3,
+    }
+    files = {
+        registry.MODEL_FILE: bytes(model.get_booster().save_raw(raw_format="json")),
+        registry.CALIBRATOR_FILE: registry.dumps(calibrator),
+        registry.METADATA_FILE: registry.dumps(metadata),
+        registry.CARD_FILE: b"# card\n",
+    }
+    return {"files": files, "frame": frame, "x": x, "model": model, "calibrator": calibrator}
+
+
+def live(features=FEATURES):
+    """A fake live schema: every service has `features`."""
+    return lambda service: features
+
+
+def test_versions_are_numbered_monotonically_and_hold_checksummed_files(tmp_path, entry):
+    assert registry.list_versions(tmp_path, MODEL) == []
+    first = registry.write_version(tmp_path, MODEL, entry["files"])
+    second = registry.write_version(tmp_path, MODEL, entry["files"])
+    assert (first, second) == ("v0001", "v0002")
+    assert registry.list_versions(tmp_path, MODEL) == ["v0001", "v0002"]
+    folder = tmp_path / MODEL / first
+    checksums = json.loads((folder / registry.CHECKSUMS_FILE).read_text())
+    assert set(checksums) == set(entry["files"])
+    for name, data in entry["files"].items():
+        assert (folder / name).read_bytes() == data
+        assert checksums[name] == registry.sha256_bytes(data)
+    # only the creation time differs between two identical entries, and it is not checksummed
+    assert (folder / registry.CREATED_FILE).exists() and registry.CREATED_FILE not in checksums
+    assert not [p for p in (tmp_path / MODEL).iterdir() if p.name.startswith(".tmp")]
+
+
+def test_interrupted_write_leaves_no_version_and_the_current_model_loadable(
+    tmp_path, entry, monkeypatch
+):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, "v0001", live())
+
+    def crash(src, dst):
+        raise KeyboardInterrupt("killed while renaming the new version into place")
+
+    monkeypatch.setattr(registry.os, "rename", crash)
+    with pytest.raises(KeyboardInterrupt):
+        registry.write_version(tmp_path, MODEL, entry["files"])
+    monkeypatch.undo()
+    assert registry.list_versions(tmp_path, MODEL) == ["v0001"]
+    assert registry.load_current_from(tmp_path, MODEL).version == "v0001"
+    # the next successful write still gets the next number
+    assert registry.write_version(tmp_path, MODEL, entry["files"]) == "v0002"
+
+
+def test_interrupted_pointer_update_keeps_the_previous_pointer(tmp_path, entry, monkeypatch):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, "v0001", live())
+    before = (tmp_path / MODEL / registry.POINTER_FILE).read_bytes()
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(registry.os, "replace", crash)
+    with pytest.raises(OSError):
+        registry.promote(tmp_path, MODEL, "v0002", live())
+    monkeypatch.undo()
+    assert (tmp_path / MODEL / registry.POINTER_FILE).read_bytes() == before
+    assert registry.current_version(tmp_path, MODEL) == "v0001"
+
+
+def test_promote_and_rollback_move_the_pointer_and_keep_history(tmp_path, entry):
+    for _ in range(3):
+        registry.write_version(tmp_path, MODEL, entry["files"])
+    assert registry.current_version(tmp_path, MODEL) is None
+    registry.promote(tmp_path, MODEL, "v0001", live())
+    registry.promote(tmp_path, MODEL, "v0003", live())
+    pointer = registry.promote(tmp_path, MODEL, "v0002", live())
+    assert pointer["version"] == "v0002" and pointer["history"] == ["v0001", "v0003", "v0002"]
+    assert registry.promote(tmp_path, MODEL, "v0002", live())["history"] == [
+        "v0001",
+        "v0003",
+        "v0002",
+    ]
+    assert registry.rollback(tmp_path, MODEL, live())["version"] == "v0003"
+    assert registry.rollback(tmp_path, MODEL, live())["version"] == "v0001"
+    assert registry.read_pointer(tmp_path, MODEL)["history"] == ["v0001"]
+    with pytest.raises(registry.PromotionError, match="no previous version"):
+        registry.rollback(tmp_path, MODEL, live())
+    assert registry.load_current_from(tmp_path, MODEL).version == "v0001"
+
+
+def test_promote_of_a_missing_version_fails(tmp_path, entry):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    with pytest.raises(registry.RegistryError, match="does not exist"):
+        registry.promote(tmp_path, MODEL, "v0042", live())
+    assert registry.current_version(tmp_path, MODEL) is None
+
+
+@pytest.mark.parametrize(
+    "changed, expected",
+    [
+        ((FEATURES[1], FEATURES[0], FEATURES[2]), "order differs"),
+        (
+            (FEATURES[0], ("purchase_count_30d", "Float64"), FEATURES[2]),
+            "dtype of purchase_count_30d",
+        ),
+        (FEATURES[:2], "missing from the live service: days_since_last_purchase"),
+        (FEATURES + (("spend_30d", "Float64"),), "not in the model: spend_30d"),
+    ],
+)
+def test_promotion_refuses_a_feature_list_that_differs_from_the_live_service(
+    tmp_path, entry, changed, expected
+):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, "v0001", live())
+    with pytest.raises(registry.PromotionError, match=expected):
+        registry.promote(tmp_path, MODEL, "v0002", live(changed))
+    assert registry.current_version(tmp_path, MODEL) == "v0001"
+
+
+def test_rollback_refuses_a_target_whose_features_no_longer_match(tmp_path, entry):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, "v0001", live())
+    registry.promote(tmp_path, MODEL, "v0002", live())
+    with pytest.raises(registry.PromotionError, match="refusing churn/v0001"):
+        registry.rollback(tmp_path, MODEL, live(FEATURES[::-1]))
+    assert registry.current_version(tmp_path, MODEL) == "v0002"
+
+
+def test_a_tampered_entry_is_refused_on_load_and_promotion(tmp_path, entry):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    model_file = tmp_path / MODEL / "v0001" / registry.MODEL_FILE
+    model_file.write_bytes(model_file.read_bytes().replace(b'"base_score"', b'"base_scorE"', 1))
+    with pytest.raises(registry.RegistryError, match="corrupt"):
+        registry.load_version(tmp_path, MODEL, "v0001")
+    with pytest.raises(registry.RegistryError, match="corrupt"):
+        registry.promote(tmp_path, MODEL, "v0001", live())
+
+
+def test_load_current_without_a_current_model_says_what_to_do(tmp_path):
+    with pytest.raises(registry.RegistryError, match="no current 'churn' model"):
+        registry.load_current_from(tmp_path, MODEL)
+
+
+def test_loaded_model_scores_like_the_model_it_was_saved_from(tmp_path, entry):
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    loaded = registry.load_version(tmp_path, MODEL, "v0001")
+    x = loaded.prepare(entry["frame"])
+    pd.testing.assert_frame_equal(x, entry["x"])
+    raw = entry["model"].predict_proba(entry["x"])[:, 1]
+    np.testing.assert_array_equal(loaded.raw_proba(x), raw)
+    proba = loaded.predict_proba(x)
+    assert proba.shape == (len(x), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba[:, 1], registry.apply_calibrator(entry["calibrator"], raw))
+    np.testing.assert_array_equal(loaded.predict(x), (proba[:, 1] >= 0.3).astype(int))
+    contributions = loaded.contributions(x)
+    assert list(contributions.columns) == list(loaded.spec.columns) + ["bias"]
+    # TreeSHAP is additive: contributions + bias = the model's log-odds
+    margin = (
+        entry["model"].get_booster().predict(__import__("xgboost").DMatrix(x), output_margin=True)
+    )
+    np.testing.assert_allclose(contributions.sum(axis=1), margin, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="columns differ"):
+        loaded.predict_proba(x[x.columns[::-1]])
+
+
+def test_exported_calibrators_reproduce_scikit_learn():
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, 400)
+    y = (rng.uniform(0, 1, 400) < p**2).astype(int)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(p, y)
+    params = {
+        "method": "isotonic",
+        "x": iso.X_thresholds_.tolist(),
+        "y": iso.y_thresholds_.tolist(),
+    }
+    grid = np.linspace(-0.2, 1.2, 57)
+    np.testing.assert_allclose(
+        registry.apply_calibrator(params, grid), iso.predict(grid), atol=1e-12
+    )
+    z = registry.logit_clipped(p, registry.PLATT_EPS)[:, None]
+    platt = LogisticRegression(C=np.inf).fit(z, y)
+    params = {
+        "method": "platt",
+        "a": float(platt.coef_[0, 0]),
+        "b": float(platt.intercept_[0]),
+        "eps": registry.PLATT_EPS,
+    }
+    np.testing.assert_allclose(
+        registry.apply_calibrator(params, p), platt.predict_proba(z)[:, 1], atol=1e-12
+    )
+    with pytest.raises(registry.RegistryError, match="unknown calibration"):
+        registry.apply_calibrator({"method": "beta"}, p)
+
+
+def test_entries_without_required_files_or_with_reserved_names_are_refused(tmp_path, entry):
+    files = dict(entry["files"])
+    del files[registry.CARD_FILE]
+    with pytest.raises(registry.RegistryError, match="needs"):
+        registry.write_version(tmp_path, MODEL, files)
+    with pytest.raises(registry.RegistryError, match="invalid entry file names"):
+        registry.write_version(tmp_path, MODEL, {**entry["files"], registry.CHECKSUMS_FILE: b"{}"})
+    assert registry.list_versions(tmp_path, MODEL) == []
+
+
+def test_git_commit_is_read_from_git_files_or_unknown(tmp_path):
+    assert registry.git_commit(tmp_path) == "unknown"
+    git = tmp_path / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text("a" * 40 + "\n")
+    assert registry.git_commit(tmp_path) == "a" * 40
+    (git / "refs" / "heads" / "main").unlink()
+    (git / "packed-refs").write_text("# pack-refs\n" + "b" * 40 + " refs/heads/main\n")
+    assert registry.git_commit(tmp_path) == "b" * 40
+
+
+def test_the_settings_entry_point_reads_the_platform_registry(tmp_path, entry):
+    from parity.config import load_settings
+
+    settings = load_settings(tmp_path)
+    registry.write_version(settings.registry_dir, MODEL, entry["files"])
+    registry.promote(settings.registry_dir, MODEL, "v0001", live())
+    assert registry.load_current(settings).version == "v0001"
+    assert Path(os.path.commonpath([settings.registry_dir, tmp_path])) == tmp_path
