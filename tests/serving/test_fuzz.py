@@ -25,7 +25,7 @@ def test_api_never_returns_a_server_error(trained_data, tmp_path):
             [str(st), "run", f"{svc.base}/openapi.json", "--checks", "not_a_server_error",
              "--max-examples", "40", "--seed", "1", "--workers", "1",
              "-H", f"Authorization: Bearer {KEY}", "--report-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
         )
     finally:
         svc.stop()
