@@ -55,7 +55,11 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     # Feast imports repo modules with importlib: drop cached ones so the manifest is re-read
     for path in repo.glob("*.py"):
         sys.modules.pop(path.stem, None)
-    apply_total(config, repo, skip_source_validation=False)
+    cwd = os.getcwd()
+    try:
+        apply_total(config, repo, skip_source_validation=False)
+    finally:
+        os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
     store = open_store(settings)
     return {
         "feature_views": sorted(v.name for v in store.list_feature_views()),
