@@ -20,6 +20,10 @@ import pyarrow as pa
 from parity.retrieval import ARROW_TYPES, ENTITY_KEY, REQUEST_TIME, TIME_COLUMN, conform, get_service, service_schema, to_frame
 
 
+_SCALARS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "string_val", "bool_val", "bytes_val"})
+_NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE
+
+
 @dataclass(frozen=True)
 class _ViewRead:
     """One batch feature view to read: the view object and the features needed from it."""
@@ -77,6 +81,18 @@ class OnlineReader:
         ]
         self._transforms = transforms
 
+    def _decode(self, proto: Any) -> Any:
+        """A stored ValueProto as the same Python value Feast's type map returns (fast for scalars)."""
+        kind = proto.WhichOneof("val")
+        if kind is None:
+            return None
+        if kind in _SCALARS:
+            return getattr(proto, kind)
+        if kind == "unix_timestamp_val":
+            value = proto.unix_timestamp_val
+            return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=timezone.utc)
+        return self._to_python(proto)
+
     def _read_view(self, read: _ViewRead, keys: list[Any], found: list[bool]) -> dict[str, list[Any]]:
         rows = self._provider.online_read(
             config=self.store.config, table=read.view, entity_keys=keys, requested_features=list(read.features)
@@ -87,7 +103,7 @@ class OnlineReader:
                 found[i] = True
             for name in read.features:
                 proto = values.get(name) if values else None
-                columns[name].append(None if proto is None else self._to_python(proto))
+                columns[name].append(None if proto is None else self._decode(proto))
         return columns
 
     def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
