@@ -146,8 +146,15 @@ def fit_spec(
     features: Sequence[tuple[str, str]],
     derived: Sequence[str] = (),
     min_level_count: int = 1,
+    fill: Mapping[str, float] | None = None,
 ) -> PrepareSpec:
-    """Learn levels, medians and missing indicators from a training frame (training rows only)."""
+    """Learn levels, medians and missing indicators from a training frame (training rows only).
+
+    `fill` gives a domain value for a missing numeric feature instead of the training median
+    (e.g. days_since_last_purchase: 365 = "no purchase in the 365-day window"); a feature named
+    there always gets a missing indicator, even if training never saw it missing.
+    """
+    fill = dict(fill or {})
     if frame.empty:
         raise PrepareError("cannot fit a prepare spec on an empty frame")
     names = [name for name, _ in features]
@@ -188,8 +195,8 @@ def fit_spec(
         values = _numeric(frame, name)
         columns.append(column_name(name))
         sources.append(name)
-        impute[name] = _median(values)
-        if np.isnan(values).any():
+        impute[name] = float(fill[name]) if name in fill else _median(values)
+        if np.isnan(values).any() or name in fill:
             indicators.append(name)
             columns.append(column_name(name) + MISSING_SUFFIX)
             sources.append(name)

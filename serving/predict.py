@@ -30,6 +30,11 @@ def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
         contribs = model.contributions(prepared).drop(columns=["bias"]).to_numpy()
         values = prepared.to_numpy(dtype="float64")
         names = list(prepared.columns)
+        # show the customer's own value for a raw feature (None if missing), not the imputed one
+        for c, name in enumerate(names):
+            if name in frame.columns:
+                raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+                values[:, c] = raw
         order = np.argsort(-np.abs(contribs), axis=1)[:, :top_k]
         for row, columns in enumerate(order):
             top[row] = [

@@ -64,6 +64,8 @@ class FeatureConfig:
 
     min_level_count: int = 20
     derived: tuple[str, ...] = ()
+    # domain fill values for missing numeric features (instead of the training median)
+    fill: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,8 @@ def cv_search(
     for fit_rows, held_rows in folds:
         fit_frame, held_frame = train.iloc[fit_rows], train.iloc[held_rows]
         spec = fit_spec(
-            fit_frame, features, config.features.derived, config.features.min_level_count
+            fit_frame, features, config.features.derived, config.features.min_level_count,
+            config.features.fill,
         )
         prepared.append(
             (
@@ -271,4 +272,6 @@ def fit_spec_for(
     train: pd.DataFrame, features: Sequence[tuple[str, str]], config: TrainingConfig
 ) -> PrepareSpec:
     """The prepare spec fitted on the training period only."""
-    return fit_spec(train, features, config.features.derived, config.features.min_level_count)
+    return fit_spec(
+        train, features, config.features.derived, config.features.min_level_count, config.features.fill
+    )
