@@ -16,7 +16,7 @@ def _print_frame(title: str, frame) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     """dbt parse -> raw-file preflight -> dbt seed/build -> reconciliation."""
     from parity.preflight import RawFileError, run_preflight
-    from parity.warehouse import DbtError, reconciliation, run_dbt
+    from parity.warehouse import DbtError, run_dbt
 
     settings = load_settings(args.data_dir)
     try:

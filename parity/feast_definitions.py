@@ -10,10 +10,11 @@ naive timestamps), naming the column.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from feast import Entity, FeatureView, Field, FileSource
 from feast.data_format import ParquetFormat

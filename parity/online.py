@@ -10,15 +10,24 @@ frame as `parity.retrieval.online_frame` (tested equal for every entity), just f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
-from parity.retrieval import ARROW_TYPES, ENTITY_KEY, REQUEST_TIME, TIME_COLUMN, conform, get_service, service_schema, to_frame
-
+from parity.retrieval import (
+    ARROW_TYPES,
+    ENTITY_KEY,
+    REQUEST_TIME,
+    TIME_COLUMN,
+    conform,
+    get_service,
+    service_schema,
+    to_frame,
+)
 
 _SCALARS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "string_val", "bool_val", "bytes_val"})
 _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE

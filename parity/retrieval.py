@@ -9,9 +9,10 @@ UnixTimestamp -> datetime64[us, UTC], Bool -> boolean.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa

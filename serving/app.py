@@ -225,7 +225,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             arms["canary" if use_canary else "primary"][1].append(i)
         records = []
         feature_names = [n for n, _ in state.reader.schema.features]
-        elapsed_ms = lambda: (time.perf_counter() - started) * 1000  # noqa: E731
+        elapsed_ms = lambda: (time.perf_counter() - started) * 1000
         for role, (model, rows) in arms.items():
             if not rows:
                 continue
@@ -248,7 +248,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                               "model_version": active.primary.version, "contributions": []}
                 state.metrics.unknown.inc()
                 records.append((i, "primary", active.primary.version, "unknown_customer", None, None))
-        latency = elapsed_ms()
+        latency = (time.perf_counter() - started) * 1000
         logged_at = datetime.now(timezone.utc)
         for i, role, version, status, score, decision in records:
             state.plog.append({

@@ -48,7 +48,7 @@ def _rewrite(mart, select_sql: str) -> None:
     con = duckdb.connect()
     con.execute("set TimeZone='UTC'")
     tmp = mart.with_suffix(".tmp.parquet")
-    con.execute(f"copy ({select_sql.format(src=f'read_parquet(' + chr(39) + str(mart) + chr(39) + ')')}) to '{tmp}' (format parquet)")
+    con.execute(f"copy ({select_sql.format(src='read_parquet(' + chr(39) + str(mart) + chr(39) + ')')}) to '{tmp}' (format parquet)")
     tmp.replace(mart)
 
 

@@ -6,18 +6,15 @@ import concurrent.futures as cf
 import signal
 import statistics
 import time
-from datetime import timezone
 
 import duckdb
 import httpx
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from parity.feature_store import materialized_until, open_store
-from parity.registry import current_version, load_version, promote
+from parity.registry import current_version, load_version
 from parity.retrieval import service_schema, training_frame
 from serving.smoke import free_port, start_service, wait_ready
 

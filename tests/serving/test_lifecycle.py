@@ -14,9 +14,9 @@ import yaml
 
 from parity.config import Settings, load_settings
 from parity.registry import current_version, list_versions, promote, rollback
+from serving.smoke import wait_ready
 from tests.serving.test_app import KEY, Service, _ids
 from tests.training.conftest import private_data_dir
-from serving.smoke import wait_ready
 
 pytestmark = pytest.mark.data
 
