@@ -14,8 +14,8 @@ def _normalise(series: pd.Series) -> tuple[str, np.ndarray, np.ndarray]:
     """(kind, values, null mask) with one representation per kind, whatever pandas dtype came in."""
     null = series.isna().to_numpy()
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(series.dtype):
-        values = pd.to_datetime(series, utc=True).dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-        return "time", values.to_numpy().astype("datetime64[us]").astype("int64"), null
+        values = pd.DatetimeIndex(pd.to_datetime(series, utc=True)).as_unit("us").asi8  # NaT -> min int
+        return "time", values, null
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         return "number", series.astype("float64").to_numpy(na_value=np.nan), null
     values = series.astype(object).to_numpy()

@@ -80,16 +80,22 @@ def measured_call(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
 
 
 def interleaved(methods: dict[str, Callable[[], Any]], reps: int, warmup: int = 1,
-                on_first: Callable[[str, Any], None] | None = None) -> dict[str, list[float]]:
+                on_first: Callable[[str, Any], None] | None = None,
+                before: Callable[[str], None] | None = None, collect: bool = True) -> dict[str, list[float]]:
     """Time each method `reps` times, round-robin and rotating the order every round, so slow
     phases of a busy machine hit every method alike (ratios are computed from the same rounds).
-    `on_first(name, output)` sees each method's first (warm-up) output, e.g. for correctness checks."""
+    `on_first(name, output)` sees each method's first (warm-up) output, e.g. for correctness checks;
+    `before(name)` runs untimed before every call (e.g. resetting a store); `collect` runs a full
+    gc before every call (for calls of seconds; too slow between millisecond calls)."""
     names = list(methods)
     times: dict[str, list[float]] = {n: [] for n in names}
     for round_ in range(warmup + reps):
         order = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in order:
-            gc.collect()
+            if before is not None:
+                before(name)
+            if collect:
+                gc.collect()
             started = time.perf_counter()
             out = methods[name]()
             elapsed = time.perf_counter() - started

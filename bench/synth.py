@@ -82,12 +82,12 @@ def feature_table(entities: int, weeks: int, seed: int = 1) -> pa.Table:
     ent, week = ent[keep], week[keep]
     n = len(ent)
     snap_us = snaps.asi8[week] // 1000  # ns -> us
-    c90 = rng.poisson(6, n)
+    c90 = np.where(rng.random(n) < 0.05, 0, rng.poisson(6, n))  # ~5% without a recent purchase
     c30 = rng.binomial(c90, 0.35)
     c365 = c90 + rng.poisson(18, n)
     spend90 = np.round(c90 * rng.gamma(2.0, 25.0, n), 4)
-    has_purchase = c365 > 0
-    last_us = snap_us - (rng.random(n) * 60 * 86_400e6).astype(np.int64)
+    has_purchase = (c365 > 0) & (rng.random(n) >= 0.05)
+    last_us = snap_us - rng.integers(0, 60 * 86_400, n) * 1_000_000  # whole seconds, as in the mart
     country = COUNTRIES[rng.integers(0, len(COUNTRIES), entities)].astype(object)
     country[rng.random(entities) < 0.05] = None
     birth = rng.integers(1940, 2008, entities).astype(float)
@@ -266,5 +266,7 @@ def apply_repo(synth: SynthRepo) -> None:
     from feast.repo_operations import apply_total
 
     config = load_repo_config(synth.repo, synth.repo / "feature_store.yaml")
+    if str(synth.repo) not in sys.path:  # Feast imports repo modules by bare name
+        sys.path.insert(0, str(synth.repo))
     sys.modules.pop("definitions", None)
     apply_total(config, synth.repo, skip_source_validation=True)

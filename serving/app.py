@@ -225,7 +225,6 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             arms["canary" if use_canary else "primary"][1].append(i)
         records = []
         feature_names = [n for n, _ in state.reader.schema.features]
-        elapsed_ms = lambda: (time.perf_counter() - started) * 1000
         for role, (model, rows) in arms.items():
             if not rows:
                 continue

@@ -264,7 +264,9 @@ def run(
     auto = config.auto_promote_first if auto_promote is None else auto_promote
     promoted = auto and registry.current_version(settings.registry_dir, config.model_name) is None
     if promoted:
-        live = lambda name: service_schema(store, name).features
+        def live(name: str) -> Any:
+            return service_schema(store, name).features
+
         registry.promote(settings.registry_dir, config.model_name, version, live)
     return TrainingResult(
         version=version,
