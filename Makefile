@@ -72,13 +72,27 @@ models: $(STAMP) ## List registered model versions (* = current)
 serve: $(STAMP) ## Run the prediction API on 127.0.0.1:8000 (HOST/PORT; API keys from PARITY_API_KEYS)
 	$(PYTHON) -m serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
+##@ Batch and monitoring
+segments: $(STAMP) ## Fit, register and promote the customer segments model (after `make train`)
+	$(PYTHON) -m batch segments train
+
+score: $(STAMP) ## Score every customer (AS_OF=ISO; default materialization time) -> data/scores, data/exports, dbt customer_scores
+	$(PYTHON) -m batch score $(if $(AS_OF),--as-of $(AS_OF))
+	$(PYTHON) -m parity build --select path:models/scores
+
+monitor: $(STAMP) ## Drift, prediction drift, performance, freshness -> data/reports/monitoring; exit 3 on alert (RETRAIN=1)
+	$(PYTHON) -m monitoring $(if $(RETRAIN),--retrain)
+
 ##@ Main job
 demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> serve a few predictions
 	$(MAKE) --no-print-directory data
 	$(MAKE) --no-print-directory features
 	$(MAKE) --no-print-directory parity
 	$(MAKE) --no-print-directory train
+	$(MAKE) --no-print-directory segments
+	$(MAKE) --no-print-directory score
 	$(PYTHON) -m serving.smoke
+	$(PYTHON) -m monitoring || test $$? -eq 3
 
 ##@ Quality
 test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" counts as failure
@@ -86,9 +100,9 @@ test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" c
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP) ## Ruff over the Python packages
-	$(BIN)/ruff check parity training serving feature_repo tests
+	$(BIN)/ruff check parity training serving batch monitoring bench feature_repo tests
 
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve demo test lint clean
+.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test lint clean

@@ -210,8 +210,13 @@ def fit(
     max_rows: int | None = None,
     n_init: int = 10,
     min_level_count: int = 20,
+    fill: Mapping[str, float] | None = None,
 ) -> SegmentModel:
-    """Fit the prepare spec, a StandardScaler and a seeded KMeans on (a seeded sample of) `frame`."""
+    """Fit the prepare spec, a StandardScaler and a seeded KMeans on (a seeded sample of) `frame`.
+
+    `fill` is parity.prepare's domain value for a missing numeric feature (e.g. no purchase in the
+    365-day window -> days_since_last_purchase 365), so such customers are not imputed "typical".
+    """
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import StandardScaler
 
@@ -222,7 +227,7 @@ def fit(
     if len(frame) < k:
         raise SegmentError(f"{len(frame)} training row(s) cannot make {k} segments")
     derived = [c for c in columns if c in DERIVED]
-    spec = fit_spec(frame, features, derived=derived, min_level_count=min_level_count)
+    spec = fit_spec(frame, features, derived=derived, min_level_count=min_level_count, fill=fill)
     unknown = [c for c in columns if c not in spec.columns]
     if unknown:
         raise SegmentError(

@@ -48,6 +48,7 @@ class State:
     reader_error: str | None = None
     slot: ModelSlot | None = None
     plog: PredictionLog | None = None
+    segments: ModelSlot | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -66,6 +67,25 @@ def _open_reader(state: State) -> None:
         state.reader, state.reader_error = None, f"feature store not ready: {err}"
 
 
+def _load_segments(registry_dir: Any, model: str, version: str, nthread: int | None = None) -> Any:
+    """ModelSlot loader for the segments model (plain JSON: no threads to set)."""
+    from parity.segments import load_version
+
+    return load_version(registry_dir, version, model)
+
+
+def _add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[str, Any] | None]) -> None:
+    """segment_id / segment_name of the scored rows; a segments problem never fails a prediction."""
+    try:
+        ids = model.assign(frame.iloc[rows].reset_index(drop=True))
+    except ValueError as err:  # e.g. the segments model needs a feature this service lacks
+        log.warning("segments not assigned (%s/%s): %s", model.feature_service, model.version, err)
+        return
+    for j, i in enumerate(rows):
+        results[i]["segment_id"] = int(ids[j])
+        results[i]["segment_name"] = model.names[int(ids[j])]
+
+
 def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> None:
     offered = (bearer.credentials if bearer else None) or api_key
     if not offered or not state.config.api_keys:
@@ -82,15 +102,19 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     async def lifespan(app: FastAPI):
         state.slot = ModelSlot(settings.registry_dir, config.model, config.canary_version, config.shadow_version)
         state.slot.start(config.reload_check_seconds)
+        # optional: with no current segments model, predictions carry segment_id = null
+        state.segments = ModelSlot(settings.registry_dir, config.segments_model, loader=_load_segments)
+        state.segments.start(config.reload_check_seconds)
         _open_reader(state)
         state.plog = PredictionLog(settings.data_dir / "serving" / "predictions",
                                    config.log_flush_seconds, config.log_flush_rows)
         try:
-            signal.signal(signal.SIGHUP, lambda *_: state.slot.trigger())
+            signal.signal(signal.SIGHUP, lambda *_: (state.slot.trigger(), state.segments.trigger()))
         except ValueError:  # not the main thread (e.g. a test client): polling still reloads
             pass
         yield
         state.slot.stop()
+        state.segments.stop()
         state.plog.close()
 
     app = FastAPI(
@@ -191,6 +215,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             "metadata": {k: v for k, v in meta.items() if k not in ("prepare_spec",)},
             "canary": {"version": getattr(active.canary, "version", None), "share": state.config.canary_share},
             "shadow": {"version": getattr(active.shadow, "version", None)},
+            "segments": {"version": getattr(state.segments.active.primary, "version", None)},
         }
 
     @app.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
@@ -236,6 +261,9 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 state.metrics.scores.labels(model.version).observe(float(scored.scores[j]))
                 records.append((i, role, model.version, "ok", float(scored.scores[j]), bool(scored.decisions[j])))
             state.metrics.predictions.labels(model.version, role).inc(len(rows))
+        segments = state.segments.active.primary if state.segments else None
+        if segments is not None and known:
+            _add_segments(segments, frame, known, results)
         if active.shadow is not None and known:
             shadow = score_frame(active.shadow, frame.iloc[known].reset_index(drop=True), 0)
             for j, i in enumerate(known):

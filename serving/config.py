@@ -19,6 +19,7 @@ class ServingConfig:
     port: int = 8000
     api_keys: tuple[str, ...] = ()
     model: str = "churn"
+    segments_model: str = "segments"
     max_customers: int = 1000
     top_k: int = 5
     reload_check_seconds: float = 1.0

@@ -65,6 +65,12 @@ class Prediction(BaseModel):
     decision: bool | None = Field(description="score >= the model's threshold.")
     model_version: str
     contributions: list[Contribution] = []
+    segment_id: int | None = Field(
+        default=None,
+        description="Customer segment (current `segments` model, as in batch scores); null when "
+        "none is current or status is not ok.",
+    )
+    segment_name: str | None = Field(default=None, description="Generated segment name, e.g. 'Lapsed, long-standing'.")
 
 
 class ModelInfo(BaseModel):

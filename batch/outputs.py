@@ -1,0 +1,91 @@
+"""Writing batch results: the results table (Parquet, read by dbt and the monitor) and per-client exports.
+
+    <data>/scores/scores_<as-of>.parquet           every customer; one file per as-of time, so
+                                                   re-scoring the same time replaces it
+    <data>/exports/<client>/scores_<as-of>.csv     what a client receives: its customers only,
+    <data>/exports/<client>/scores_<as-of>.parquet no feature values, reasons in words
+
+Files are written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batch.score import to_arrow
+
+SCORES_PREFIX = "scores_"
+EXPORT_COLUMNS = (
+    "customer_id",
+    "source_customer_id",
+    "status",
+    "is_active",
+    "score",
+    "decision",
+    "reason_1",
+    "reason_2",
+    "reason_3",
+    "segment_id",
+    "segment_name",
+    "as_of_at",
+    "model_version",
+)
+
+
+def stamp(as_of: datetime) -> str:
+    """File-name form of an as-of time: 20261129T000001Z."""
+    return pd.Timestamp(as_of).tz_convert("UTC").strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_results(results: pd.DataFrame, scores_dir: Path, as_of: datetime) -> Path:
+    """<scores_dir>/scores_<as-of>.parquet (replaced if it exists)."""
+    scores_dir.mkdir(parents=True, exist_ok=True)
+    target = scores_dir / f"{SCORES_PREFIX}{stamp(as_of)}.parquet"
+    tmp = scores_dir / f".{target.name}.tmp"
+    pq.write_table(to_arrow(results), tmp, coerce_timestamps="us")
+    os.replace(tmp, target)
+    return target
+
+
+def export_frame(results: pd.DataFrame) -> pd.DataFrame:
+    """The client-facing columns (no features, no internal bookkeeping)."""
+    return results[list(EXPORT_COLUMNS)].reset_index(drop=True)
+
+
+def write_exports(
+    results: pd.DataFrame,
+    exports_dir: Path,
+    as_of: datetime,
+    clients: Sequence[str],
+    formats: Sequence[str] = ("csv", "parquet"),
+) -> dict[str, list[Path]]:
+    """Per client (every name in `clients`, even with no customers: an empty file with headers)."""
+    written: dict[str, list[Path]] = {}
+    table = export_frame(results)
+    for client in clients:
+        rows = table[results["client_id"].to_numpy() == client].reset_index(drop=True)
+        folder = exports_dir / client
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for fmt in formats:
+            target = folder / f"{SCORES_PREFIX}{stamp(as_of)}.{fmt}"
+            tmp = folder / f".{target.name}.tmp"
+            if fmt == "csv":
+                csv = rows.copy()
+                csv["as_of_at"] = csv["as_of_at"].map(lambda t: t.isoformat())
+                csv.to_csv(tmp, index=False, float_format="%.6f", na_rep="")
+            else:
+                arrow = pa.Table.from_pandas(rows, preserve_index=False)
+                pq.write_table(arrow, tmp, coerce_timestamps="us")
+            os.replace(tmp, target)
+            paths.append(target)
+        written[client] = paths
+    return written
+

@@ -1,0 +1,66 @@
+{#-
+    The batch results are optional: before the first `python -m batch score` there is no file
+    and read_parquet fails on a glob that matches nothing. So count the files first (DuckDB's
+    glob(), at run time) and read the source only when there are some; otherwise select the same
+    typed columns with zero rows. source() is called unconditionally so lineage always shows it.
+-#}
+{%- set batch_scores = source('scores', 'batch_scores') -%}
+{%- set has_files = false -%}
+{%- if execute -%}
+    {%- set files = graph.sources['source.parity.scores.batch_scores'].meta.files -%}
+    {%- set found = run_query("select count(*) from glob('" ~ files ~ "')") -%}
+    {%- set has_files = found.columns[0].values()[0] > 0 -%}
+{%- endif -%}
+{%- set columns = [
+    ('customer_id', 'varchar'), ('client_id', 'varchar'), ('source_customer_id', 'varchar'),
+    ('segment_id', 'bigint'), ('status', 'varchar'), ('segment_name', 'varchar'),
+    ('reason_1', 'varchar'), ('reason_2', 'varchar'), ('reason_3', 'varchar'),
+    ('model_name', 'varchar'), ('model_version', 'varchar'), ('segments_version', 'varchar'),
+    ('feature_service', 'varchar'), ('score', 'double'), ('threshold', 'double'),
+    ('decision', 'boolean'), ('is_active', 'boolean'), ('as_of_at', 'timestamptz'),
+    ('scored_at', 'timestamptz'),
+] -%}
+
+with source as (
+    {% if has_files -%}
+    select * from {{ batch_scores }}
+    {%- else -%}
+    -- no batch run yet: the same columns, no rows
+    select
+        {%- for name, type in columns %}
+        cast(null as {{ type }}) as {{ name }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    where false
+    {%- endif %}
+),
+
+renamed as (
+    select
+        -- ids
+        cast(customer_id as varchar) as customer_id,
+        cast(client_id as varchar) as client_id,
+        cast(source_customer_id as varchar) as source_customer_id,
+        cast(segment_id as bigint) as segment_id,
+        -- strings
+        cast(status as varchar) as score_status,
+        cast(segment_name as varchar) as segment_name,
+        cast(reason_1 as varchar) as reason_1,
+        cast(reason_2 as varchar) as reason_2,
+        cast(reason_3 as varchar) as reason_3,
+        cast(model_name as varchar) as model_name,
+        cast(model_version as varchar) as model_version,
+        cast(segments_version as varchar) as segments_version,
+        cast(feature_service as varchar) as feature_service,
+        -- numerics
+        cast(score as double) as churn_score,
+        cast(threshold as double) as decision_threshold,
+        -- booleans
+        cast(decision as boolean) as is_at_risk,
+        cast(is_active as boolean) as is_active,
+        -- timestamps
+        cast(as_of_at as timestamptz) as as_of_at,
+        cast(scored_at as timestamptz) as scored_at
+    from source
+)
+
+select * from renamed
