@@ -30,15 +30,12 @@ def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
         contribs = model.contributions(prepared).drop(columns=["bias"]).to_numpy()
         values = prepared.to_numpy(dtype="float64")
         names = list(prepared.columns)
-        # show the customer's own value for a raw feature (None if missing), not the imputed one
-        for c, name in enumerate(names):
-            if name in frame.columns:
-                raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-                values[:, c] = raw
+        raw_columns = {name: frame[name].to_numpy() for name in names if name in frame.columns}
         order = np.argsort(-np.abs(contribs), axis=1)[:, :top_k]
         for row, columns in enumerate(order):
             top[row] = [
-                {"feature": names[c], "value": _finite(values[row, c]), "contribution": float(contribs[row, c])}
+                {"feature": names[c], "value": _shown(raw_columns, names[c], row, values[row, c]),
+                 "contribution": float(contribs[row, c])}
                 for c in columns
             ]
     return Scored(scores, decisions, top)
@@ -46,6 +43,15 @@ def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
 
 def _finite(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
+
+
+def _shown(raw_columns: dict[str, np.ndarray], name: str, row: int, prepared: float) -> float | None:
+    """The customer's own value of a raw feature (None if missing, never the imputed value);
+    the prepared value for one-hot, missing-flag and derived columns."""
+    if name not in raw_columns:
+        return _finite(prepared)
+    value = raw_columns[name][row]
+    return None if value is None or value is pd.NA or value != value else float(value)
 
 
 def feature_snapshot(frame: pd.DataFrame, row: int, names: list[str]) -> dict[str, Any]:
