@@ -323,6 +323,7 @@ class LoadedModel:
     spec: PrepareSpec
     calibrator: dict[str, Any]
     booster: Any
+    nthread: int = -1
 
     @property
     def threshold(self) -> float:
@@ -350,7 +351,9 @@ class LoadedModel:
             raise ValueError(
                 f"expected a matrix with {len(self.spec.columns)} columns, got {prepared.shape}"
             )
-        return xgb.DMatrix(prepared, feature_names=list(self.spec.columns))
+        # DMatrix construction has its own thread pool: a busy machine makes the default
+        # (all cores) spin for ~15 ms on a one-row matrix; use the booster's thread count.
+        return xgb.DMatrix(prepared, feature_names=list(self.spec.columns), nthread=self.nthread)
 
     def raw_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Uncalibrated xgboost churn probability."""
@@ -398,7 +401,7 @@ def load_version(
     if nthread:
         booster.set_param({"nthread": nthread})
     spec = PrepareSpec.from_dict(metadata["prepare_spec"])
-    return LoadedModel(model, version, metadata, spec, calibrator, booster)
+    return LoadedModel(model, version, metadata, spec, calibrator, booster, nthread or -1)
 
 
 def load_current_from(registry_dir: Path, model: str = "churn") -> LoadedModel:
