@@ -135,8 +135,9 @@ def _derive(frame: pd.DataFrame, name: str) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.nan)
 
 
-def _require(frame: pd.DataFrame, names: Sequence[str]) -> None:
-    missing = [name for name in names if name not in frame.columns]
+def _require(frame: Mapping[str, Any] | pd.DataFrame, names: Sequence[str]) -> None:
+    have = frame.columns if isinstance(frame, pd.DataFrame) else frame
+    missing = [name for name in names if name not in have]
     if missing:
         raise PrepareError(f"frame lacks feature column(s) {missing}")
 
@@ -232,30 +233,63 @@ def _median(values: np.ndarray) -> float:
     return float(np.median(finite)) if len(finite) else 0.0
 
 
-def prepare(frame: pd.DataFrame, spec: PrepareSpec) -> pd.DataFrame:
-    """The model input: float64 columns in `spec.columns` order, one row per frame row."""
-    _require(frame, [name for name, _ in spec.features])
+def _text(values: Any) -> list[str | None]:
+    """A categorical column (Series or sequence) as str-or-None values."""
+    if isinstance(values, pd.Series):
+        values = values.astype(object).where(values.notna(), None).to_numpy()
+    return [None if v is None or v is pd.NA or v != v else str(v) for v in values]
+
+
+def _floats(values: Any, name: str) -> np.ndarray:
+    """A numeric column (Series or sequence) as float64 with NaN for every kind of missing value."""
+    if isinstance(values, pd.Series):
+        return _numeric(pd.DataFrame({name: values}), name)
+    try:
+        array = np.array([np.nan if v is None or v is pd.NA else v for v in values], dtype="float64")
+    except (TypeError, ValueError) as err:
+        raise PrepareError(f"feature '{name}' is not numeric: {err}") from None
+    return np.where(np.isfinite(array), array, np.nan)
+
+
+def prepare_matrix(columns: Mapping[str, Any], spec: PrepareSpec) -> np.ndarray:
+    """The model input as a float64 matrix in `spec.columns` order.
+
+    `columns` maps feature names to equal-length columns: a DataFrame (retrieval frames) or a
+    dict of plain sequences (serving's online read, no pandas on the hot path). `prepare` is this
+    function plus column labels, so both paths run the same code.
+    """
+    _require(columns, [name for name, _ in spec.features])
     impute = dict(spec.impute)
     indicators = set(spec.missing_indicators)
     out: dict[str, np.ndarray] = {}
     levels = dict(spec.levels)
     for name, _ in spec.features:
         if name in levels:
-            values = frame[name].astype(object).where(frame[name].notna(), None).to_numpy()
-            known = set(levels[name])
-            text = np.array([str(v) if v is not None else OTHER for v in values], dtype=object)
-            text = np.where(np.isin(text, list(known)), text, OTHER)
+            text = np.array([OTHER if v is None else v for v in _text(columns[name])], dtype=object)
+            text = np.where(np.isin(text, list(levels[name])), text, OTHER)
             for level in levels[name] + (OTHER,):
                 out[column_name(name, level)] = (text == level).astype("float64")
             continue
-        _fill(out, name, _numeric(frame, name), impute[name], name in indicators)
+        _fill(out, name, _floats(columns[name], name), impute[name], name in indicators)
     for name in spec.derived:
-        _fill(out, name, _derive(frame, name), impute[name], name in indicators)
+        recipe = DERIVED[name]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = recipe.recipe(*(_floats(columns[c], c) for c in recipe.inputs))
+        _fill(out, name, np.where(np.isfinite(values), values, np.nan), impute[name], name in indicators)
     if tuple(out) != spec.columns:
         raise PrepareError(
             f"prepared columns {list(out)} differ from the spec's {list(spec.columns)}"
         )
-    return pd.DataFrame(out, index=frame.index, columns=list(spec.columns))
+    if not out:
+        return np.empty((0, 0))
+    return np.column_stack([out[c] for c in spec.columns]).astype("float64", copy=False)
+
+
+def prepare(frame: pd.DataFrame | Mapping[str, Any], spec: PrepareSpec) -> pd.DataFrame:
+    """The model input: float64 columns in `spec.columns` order, one row per frame row."""
+    matrix = prepare_matrix(frame, spec)
+    index = frame.index if isinstance(frame, pd.DataFrame) else None
+    return pd.DataFrame(matrix, index=index, columns=list(spec.columns))
 
 
 def _fill(

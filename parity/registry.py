@@ -368,6 +368,13 @@ class LoadedModel:
         """Decisions (1 = act on churn risk): calibrated probability >= threshold."""
         return (self.predict_proba(prepared)[:, 1] >= self.threshold).astype("int64")
 
+    def score_and_explain(self, prepared: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated churn probabilities and TreeSHAP contributions (last column = bias) from
+        one DMatrix: the serving hot path."""
+        matrix = self._matrix(prepared)
+        churn = apply_calibrator(self.calibrator, self.booster.predict(matrix))
+        return churn, self.booster.predict(matrix, pred_contribs=True)
+
     def contributions(self, prepared: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """TreeSHAP contributions (xgboost pred_contribs) in log-odds, one column per input + bias."""
         values = self.booster.predict(self._matrix(prepared), pred_contribs=True)

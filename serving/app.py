@@ -23,7 +23,7 @@ from serving.config import ServingConfig
 from serving.log import PredictionLog
 from serving.metrics import Metrics, create_metrics
 from serving.models import ModelSlot, canary_bucket
-from serving.predict import feature_snapshot, score_frame
+from serving.predict import feature_snapshot, score_columns
 from serving.schemas import ModelInfo, Prediction, PredictRequest, PredictResponse
 
 log = logging.getLogger("serving")
@@ -77,13 +77,18 @@ def _load_segments(registry_dir: Any, model: str, version: str, nthread: int | N
 def _add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[str, Any] | None]) -> None:
     """segment_id / segment_name of the scored rows; a segments problem never fails a prediction."""
     try:
-        ids = model.assign(frame.iloc[rows].reset_index(drop=True))
+        ids = model.assign(_subset(frame, rows))
     except ValueError as err:  # e.g. the segments model needs a feature this service lacks
         log.warning("segments not assigned (%s/%s): %s", model.feature_service, model.version, err)
         return
     for j, i in enumerate(rows):
         results[i]["segment_id"] = int(ids[j])
         results[i]["segment_name"] = model.names[int(ids[j])]
+
+
+def _subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
+    """The given rows of a column dict (the online read), in order."""
+    return {name: [values[i] for i in rows] for name, values in columns.items()}
 
 
 def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> None:
@@ -236,7 +241,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         ids = [c.customer_id for c in body.customers]
         times = [c.request_at or now for c in body.customers]
         try:
-            frame, found = state.reader.read_found(ids, times)
+            frame = state.reader.read_columns(ids, times)
+            found = frame.pop("__found__")
         except Exception as err:
             raise ServiceUnavailable(f"online store unreachable: {err}") from err
 
@@ -253,7 +259,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         for role, (model, rows) in arms.items():
             if not rows:
                 continue
-            scored = score_frame(model, frame.iloc[rows].reset_index(drop=True), state.config.top_k)
+            scored = score_columns(model, _subset(frame, rows), state.config.top_k)
             for j, i in enumerate(rows):
                 results[i] = {"customer_id": ids[i], "status": "ok", "score": float(scored.scores[j]),
                               "decision": bool(scored.decisions[j]), "model_version": model.version,
@@ -265,7 +271,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         if segments is not None and known:
             _add_segments(segments, frame, known, results)
         if active.shadow is not None and known:
-            shadow = score_frame(active.shadow, frame.iloc[known].reset_index(drop=True), 0)
+            shadow = score_columns(active.shadow, _subset(frame, known), 0)
             for j, i in enumerate(known):
                 records.append((i, "shadow", active.shadow.version, "ok", float(shadow.scores[j]), bool(shadow.decisions[j])))
             state.metrics.predictions.labels(active.shadow.version, "shadow").inc(len(known))
