@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import signal
 import time
@@ -23,7 +22,7 @@ from serving.config import ServingConfig
 from serving.log import PredictionLog
 from serving.metrics import Metrics, create_metrics
 from serving.models import ModelSlot, canary_bucket
-from serving.predict import feature_snapshot, score_columns
+from serving.predict import score_columns
 from serving.schemas import ModelInfo, Prediction, PredictRequest, PredictResponse
 
 log = logging.getLogger("serving")
@@ -287,7 +286,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             state.plog.append({
                 "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
                 "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
-                "features": json.dumps(feature_snapshot(frame, i, feature_names)) if status == "ok" else None,
+                # serialised by the log's writer thread, off the request path
+                "features": (frame, i, feature_names) if status == "ok" else None,
             })
         response = PredictResponse(
             request_id=request_id,
