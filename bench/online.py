@@ -1,0 +1,211 @@
+"""Section 3: online feature reads, in-process (worker task) and over loopback HTTP (orchestrator).
+
+In-process, on the real platform repo (feature service churn_v1 incl. the on-demand feature):
+platform          parity.online.OnlineReader.read -> typed pandas frame (what /v1/predict uses)
+platform_columns  OnlineReader.read_columns -> python lists (the same read without Arrow/pandas)
+platform_sdk      parity.retrieval.online_frame (Feast SDK + conform + pandas)
+feast             FeatureStore.get_online_features(churn_v1, rows).to_dict()
+raw               one SQLite SELECT ... WHERE entity_key IN (...), ValueProto decode, the UDF inline
+
+Over HTTP: POST /v1/predict (features + model + TreeSHAP + JSON) vs `feast serve`
+POST /get-online-features (features only), sequential keep-alive requests, interleaved.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from bench.compare import compare_frames
+from bench.materialization import _entity_key
+from bench.measure import interleaved, stats
+
+METHODS = ("platform", "platform_columns", "platform_sdk", "feast", "raw")
+
+
+class RawOnline:
+    """The floor: one indexed SELECT on Feast's SQLite table, decode, the recency UDF inline."""
+
+    def __init__(self, db_path: Path, table: str, features: Sequence[str], timestamps: Sequence[str]):
+        from feast.protos.feast.types.Value_pb2 import Value
+        from feast.type_map import NULL_TIMESTAMP_INT_VALUE
+
+        self._value, self._null_ts = Value, NULL_TIMESTAMP_INT_VALUE
+        self.con = sqlite3.connect(str(db_path), check_same_thread=False)
+        self.table = table
+        self.features = list(features)
+        self.timestamps = set(timestamps)
+        self._sql: dict[int, str] = {}
+
+    def select(self, keys: list[bytes]) -> list[tuple]:
+        sql = self._sql.get(len(keys))
+        if sql is None:
+            sql = self._sql[len(keys)] = (
+                f"SELECT entity_key, feature_name, value FROM {self.table} "
+                f"WHERE entity_key IN ({','.join('?' * len(keys))})")
+        return self.con.execute(sql, keys).fetchall()
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime) -> dict[str, list[Any]]:
+        keys = [_entity_key(c) for c in customer_ids]
+        position = {k: i for i, k in enumerate(keys)}
+        columns: dict[str, list[Any]] = {name: [None] * len(keys) for name in self.features}
+        value = self._value()
+        for key, name, blob in self.select(keys):
+            column = columns.get(name)
+            if column is None:
+                continue
+            value.ParseFromString(blob)
+            kind = value.WhichOneof("val")
+            if kind is None:
+                continue
+            raw = getattr(value, kind)
+            if name in self.timestamps:
+                raw = None if raw == self._null_ts else datetime.fromtimestamp(raw, tz=timezone.utc)
+            column[position[key]] = raw
+        columns["days_since_last_purchase"] = [
+            None if last is None else (request_at - last).total_seconds() / 86400.0
+            for last in columns["last_purchase_at"]]
+        return columns
+
+
+def _setup(args: dict[str, Any]) -> dict[str, Any]:
+    from parity.config import load_settings
+    from parity.feature_store import open_store
+    from parity.online import OnlineReader
+    from parity.retrieval import online_frame
+
+    settings = load_settings(args["data_dir"])
+    store = open_store(settings)
+    service_name = args.get("service", "churn_v1")
+    reader = OnlineReader(store, service_name)
+    service = store.get_feature_service(service_name)
+    names = [n for n, _ in reader.schema.features]
+    batch = [n for n in names if n != "days_since_last_purchase"]
+    raw = RawOnline(settings.feast_dir / "online_store.db", f"{store.config.project}_customer_activity",
+                    batch + ["last_purchase_at"], ["last_purchase_at"])
+    request_at = datetime.fromisoformat(args["request_at"])
+
+    def methods(ids: list[str]) -> dict[str, Any]:
+        rows = [{"customer_id": c, "request_at": request_at} for c in ids]
+        return {
+            "platform": lambda: reader.read(ids, request_at),
+            "platform_columns": lambda: reader.read_columns(ids, request_at),
+            "platform_sdk": lambda: online_frame(store, ids, service_name, request_at),
+            "feast": lambda: store.get_online_features(features=service, entity_rows=rows).to_dict(),
+            "raw": lambda: raw.read(ids, request_at),
+        }
+
+    return {"methods": methods, "names": names}
+
+
+def task_inprocess(args: dict[str, Any]) -> dict[str, Any]:
+    """Per entity count: interleaved timing of every method and a value check of their outputs."""
+    setup = _setup(args)
+    out: dict[str, Any] = {}
+    for n, reps in sorted((int(k), v) for k, v in args["reps"].items()):
+        ids = args["ids"][:n]
+        first: dict[str, pd.DataFrame] = {}
+
+        def keep(name: str, result: Any) -> None:
+            frame = result if isinstance(result, pd.DataFrame) else pd.DataFrame(
+                {k: v for k, v in result.items() if not k.startswith("__")})
+            first[name] = frame.reset_index(drop=True)
+
+        times = interleaved(setup["methods"](ids), reps=reps, warmup=max(1, reps // 20), on_first=keep,
+                            collect=False)
+        columns = setup["names"]
+        checks = [compare_frames(first["platform"], first[other], columns, f"platform vs {other}")
+                  for other in ("platform_columns", "platform_sdk", "feast", "raw")]
+        out[str(n)] = {
+            "entities": len(ids),
+            "times": {name: stats(values, 1000.0) for name, values in times.items()},  # ms
+            "checks": checks,
+            "correct": all(c["ok"] for c in checks),
+        }
+    return {"by_entities": out, "unit": "ms", "correct": all(v["correct"] for v in out.values())}
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP (orchestrator side: no Feast import needed)
+
+
+def wait_http(url: str, proc: Any, timeout: float = 120.0, interval: float = 0.01) -> float:
+    """Poll `url` until 200; seconds since now. Raises if the process dies or time runs out."""
+    import httpx
+
+    started = time.perf_counter()
+    with httpx.Client(timeout=2.0) as client:
+        while time.perf_counter() - started < timeout:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server process exited with {proc.returncode} before {url} answered")
+            try:
+                if client.get(url).status_code == 200:
+                    return time.perf_counter() - started
+            except httpx.TransportError:
+                pass
+            time.sleep(interval)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
+def service_features(path: Path | None = None) -> list[str]:
+    """churn_v1's batch features, read from feature_repo/services.py without importing Feast."""
+    import ast
+
+    from bench.measure import PROJECT_ROOT
+
+    tree = ast.parse((path or PROJECT_ROOT / "feature_repo" / "services.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "CHURN_V1_FEATURES" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise ValueError("CHURN_V1_FEATURES not found in feature_repo/services.py")
+
+
+def http_bench(predict_base: str, api_key: str, feast_base: str, ids: list[str], request_at: datetime,
+               reps: dict[int, int]) -> dict[str, Any]:
+    """Sequential keep-alive requests, the two servers interleaved request by request; client-side
+    latency in ms. Also each server's /health(z) round trip: the HTTP + framework floor."""
+    import httpx
+
+    stamp = request_at.isoformat()
+    # feast serve cannot run churn_v1's python-mode on-demand view from JSON (request_at arrives as
+    # a str), so it serves the stored values the platform reads: the service's batch features
+    feast_features_list = [f"customer_activity:{name}" for name in (*service_features(), "last_purchase_at")]
+    results: dict[str, Any] = {}
+    with httpx.Client(base_url=predict_base, headers={"X-API-Key": api_key}, timeout=30.0) as api, \
+            httpx.Client(base_url=feast_base, timeout=30.0) as fs:
+        checks: dict[str, Any] = {}
+        for n, count in sorted(reps.items()):
+            chosen = ids[:n]
+            predict_body = {"customers": [{"customer_id": c, "request_at": stamp} for c in chosen]}
+            feast_body = {"features": feast_features_list, "entities": {"customer_id": chosen}}
+
+            def predict() -> Any:
+                response = api.post("/v1/predict", json=predict_body)
+                response.raise_for_status()
+                return response
+
+            def feast_features() -> Any:
+                response = fs.post("/get-online-features", json=feast_body)
+                response.raise_for_status()
+                return response
+
+            first: dict[str, Any] = {}
+            times = interleaved({"predict": predict, "feast_serve": feast_features}, reps=count,
+                                warmup=max(5, count // 20), on_first=lambda name, r: first.setdefault(name, r.json()),
+                                collect=False)
+            ok = [p["status"] for p in first["predict"]["predictions"]].count("ok")
+            present = [s == "PRESENT" for s in first["feast_serve"]["results"][1]["statuses"]]
+            checks[str(n)] = {"predict_ok": ok, "feast_serve_present": sum(present),
+                              "feast_serve_features": len(first["feast_serve"]["results"]) - 1}
+            results[str(n)] = {name: stats(values, 1000.0) for name, values in times.items()}
+        floor = interleaved({"predict_healthz": lambda: api.get("/healthz"), "feast_health": lambda: fs.get("/health")},
+                            reps=max(reps.values()) // 2, warmup=10, collect=False)
+        results["floor"] = {name: stats(values, 1000.0) for name, values in floor.items()}
+        results["checks"] = checks
+    results["correct"] = all(c["predict_ok"] == int(n) == c["feast_serve_present"] for n, c in checks.items())
+    return results

@@ -1,0 +1,165 @@
+"""The summary table (metric, platform, raw, plain Feast, ratios, target, met?) as rows, Markdown
+and console text. Ratios are medians of per-round ratios (the methods ran interleaved, so each
+round's ratio compares calls made under the same machine load)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bench.config import TARGETS
+
+
+def paired_ratio(samples: dict[str, list[float]], a: str, b: str) -> float | None:
+    """Median over rounds of samples[a][i] / samples[b][i]."""
+    if a not in samples or b not in samples or not samples[a] or not samples[b]:
+        return None
+    n = min(len(samples[a]), len(samples[b]))
+    return float(np.median(np.asarray(samples[a][:n]) / np.asarray(samples[b][:n])))
+
+
+def _row(metric: str, unit: str, platform: float | None, raw: float | None = None, feast: float | None = None,
+         ratio_raw: float | None = None, ratio_feast: float | None = None, target: str = "",
+         met: bool | None = None, note: str = "") -> dict[str, Any]:
+    return {"metric": metric, "unit": unit, "platform": platform, "raw": raw, "feast": feast,
+            "ratio_vs_raw": ratio_raw, "ratio_vs_feast": ratio_feast, "target": target, "met": met, "note": note}
+
+
+def _memory(section: dict[str, Any], method: str) -> float | None:
+    isolated = section.get("isolated_memory", {}).get(method)
+    if isolated:
+        return isolated["peak_growth_mb"]
+    inline = section.get("inline_memory", {}).get(method)
+    return inline["peak_growth_mb"] if inline else None
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the results table from the results dict."""
+    rows = []
+    for name, case in results.get("retrieval", {}).items():
+        t, s = case["times"], case["samples"]
+        ratio = paired_ratio(s, "platform", "raw")
+        src = f" ({case['merged_from']})" if case.get("merged_from") else ""
+        rows.append(_row(f"retrieval {name}{src}: training_frame", "s median", t["platform"]["median"],
+                         t["raw"]["median"], t["feast"]["median"], ratio, paired_ratio(s, "platform", "feast"),
+                         f"<= {TARGETS['retrieval_vs_raw']}x raw", ratio is not None and ratio <= TARGETS["retrieval_vs_raw"],
+                         f"p99 {t['platform']['p99']:.3f} / {t['raw']['p99']:.3f} / {t['feast']['p99']:.3f} s; "
+                         f"correct={case['correct']}"))
+        rows.append(_row(f"retrieval {name}: offline_arrow", "s median", t["platform_arrow"]["median"],
+                         t["raw"]["median"], t["feast"]["median"], paired_ratio(s, "platform_arrow", "raw"),
+                         paired_ratio(s, "platform_arrow", "feast"), note="Feast call only, Arrow out, no conform"))
+        mem = case.get("isolated_memory") and "isolated process" or "inline (VmHWM reset)"
+        rows.append(_row(f"retrieval {name}: peak RSS growth", "MB", _memory(case, "platform"), _memory(case, "raw"),
+                         _memory(case, "feast"), note=mem))
+    for name, case in results.get("materialization", {}).items():
+        t, s = case["times"], case["samples"]
+        ratio = paired_ratio(s, "platform", "raw")
+        src = f" ({case['merged_from']})" if case.get("merged_from") else ""
+        rows.append(_row(f"materialize {name}{src}", "s median", t["platform"]["median"], t["raw"]["median"],
+                         t["feast"]["median"], ratio, paired_ratio(s, "platform", "feast"),
+                         f"<= {TARGETS['materialize_vs_raw']}x raw",
+                         ratio is not None and ratio <= TARGETS["materialize_vs_raw"],
+                         f"{case['online_rows']} online rows; correct={case['correct']}"))
+        mem = case.get("isolated_memory") and "isolated process" or "inline (VmHWM reset)"
+        rows.append(_row(f"materialize {name}: peak RSS growth", "MB", _memory(case, "platform"), _memory(case, "raw"),
+                         _memory(case, "feast"), note=mem))
+    online = results.get("online", {}).get("by_entities", {})
+    for n, block in online.items():
+        t = block["times"]
+        rows.append(_row(f"online in-process, {n} entit{'y' if n == '1' else 'ies'}: OnlineReader.read", "ms median",
+                         t["platform"]["median"], t["raw"]["median"], t["feast"]["median"],
+                         t["platform"]["median"] / t["raw"]["median"], t["platform"]["median"] / t["feast"]["median"],
+                         note=f"p99 {t['platform']['p99']:.2f} / {t['raw']['p99']:.2f} / {t['feast']['p99']:.2f} ms; "
+                              f"read_columns {t['platform_columns']['median']:.2f}, "
+                              f"online_frame {t['platform_sdk']['median']:.2f} ms; correct={block['correct']}"))
+    http = results.get("http", {})
+    for n in ("1", "100"):
+        if n not in http:
+            continue
+        p, f = http[n]["predict"], http[n]["feast_serve"]
+        limit = TARGETS["predict_p99_ms"][int(n)]
+        met = p["p99"] <= limit and p["p99"] < f["p99"]
+        rows.append(_row(f"/v1/predict over HTTP, {n} customer{'s' if n != '1' else ''}", "ms p99", p["p99"], None,
+                         f["p99"], None, p["p99"] / f["p99"], f"p99 <= {limit} ms and < feast serve", met,
+                         f"median {p['median']:.2f} vs feast serve {f['median']:.2f} ms (features only)"))
+    if "floor" in http:
+        fl = http["floor"]
+        rows.append(_row("HTTP floor (/healthz vs feast /health)", "ms median", fl["predict_healthz"]["median"], None,
+                         fl["feast_health"]["median"], None,
+                         fl["predict_healthz"]["median"] / fl["feast_health"]["median"],
+                         note="loopback round trip incl. httpx client"))
+    cold = results.get("cold_start", {}).get("seconds")
+    if cold:
+        s, f = cold["serving"], cold["feast_serve"]
+        rows.append(_row("serving cold start (spawn -> /readyz 200)", "s median", s["median"], None, f["median"],
+                         None, s["median"] / f["median"], f"<= {TARGETS['ready_s']} s", s["max"] <= TARGETS["ready_s"],
+                         f"max {s['max']:.2f} s; feast serve = spawn -> /health 200"))
+    for point in results.get("dbt", []):
+        n = point["raw_transactions"]
+        is_10m = n >= 5_000_000
+        completed = point.get("completed", True)
+        wall_ok = (completed and point["wall_seconds"] <= TARGETS["dbt_10m_s"]) if is_10m else None
+        rss_ok = point["peak_rss_mb"] / 1024 <= TARGETS["dbt_10m_rss_gb"] if is_10m else None
+        source = f" ({point['merged_from']})" if point.get("merged_from") else ""
+        if completed:
+            note = (f"dbt build itself {point['dbt_build_elapsed_seconds']:.1f} s, overhead (parse, preflight, "
+                    f"startup, reconcile) {point['overhead_seconds']:.1f} s; slowest: "
+                    f"{point['slowest_nodes'][0]['node']} {point['slowest_nodes'][0]['seconds']:.1f} s")
+        else:
+            note = f"NOT FINISHED: {point['stopped']}; running: {', '.join(point.get('last_started_nodes', []))}"
+        rows.append(_row(f"dbt build, {n:,} raw transactions{source}", "s wall" if completed else "s wall (>)",
+                         point["wall_seconds"], target=f"<= {TARGETS['dbt_10m_s']:.0f} s (10M)" if is_10m else "(10M only)",
+                         met=wall_ok, note=note))
+        rows.append(_row(f"dbt build, {n:,} raw transactions: peak RSS{source}", "MB", point["peak_rss_mb"],
+                         target=f"<= {TARGETS['dbt_10m_rss_gb']:.0f} GB (10M)" if is_10m else "(10M only)", met=rss_ok,
+                         note=point.get("peak_rss_note", "")))
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "**NO**"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """results.md: header, the table, the correctness checks and the notes."""
+    meta = results["meta"]
+    lines = [
+        f"# Parity benchmarks — size `{meta['size']}`",
+        "",
+        f"Run {meta['started_at']} on {meta['machine']} ({meta['duration_seconds']:.0f} s). "
+        "Timings are medians (p99 where stated) of interleaved rounds on a shared, noisy machine; "
+        "ratios are medians of per-round ratios. `raw` = DuckDB/SQLite by hand, `feast` = plain Feast 0.67.",
+        "",
+        "| metric | unit | platform | raw | plain Feast | platform/raw | platform/Feast | target | met? | note |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for r in results["summary"]:
+        ratio_raw = None if r["ratio_vs_raw"] is None else f"{r['ratio_vs_raw']:.2f}x"
+        ratio_feast = None if r["ratio_vs_feast"] is None else f"{r['ratio_vs_feast']:.2f}x"
+        lines.append(f"| {r['metric']} | {r['unit']} | {_fmt(r['platform'])} | {_fmt(r['raw'])} | {_fmt(r['feast'])} | "
+                     f"{_fmt(ratio_raw)} | {_fmt(ratio_feast)} | {r['target'] or '—'} | {_fmt(r['met'])} | {r['note']} |")
+    lines += ["", f"**Correctness:** {'all checks passed' if results['correct'] else 'SOME CHECKS FAILED'} "
+              "(same rows and values across methods, floats to 1e-9, online tables byte for byte).", ""]
+    for line in results.get("notes", []):
+        lines.append(f"- {line}")
+    return "\n".join(lines) + "\n"
+
+
+def console(results: dict[str, Any]) -> str:
+    """A compact summary for the terminal."""
+    out = [f"bench size={results['meta']['size']} in {results['meta']['duration_seconds']:.0f}s  "
+           f"correct={results['correct']}"]
+    for r in results["summary"]:
+        ratio = "" if r["ratio_vs_raw"] is None else f"  {r['ratio_vs_raw']:.2f}x raw"
+        ratio += "" if r["ratio_vs_feast"] is None else f"  {r['ratio_vs_feast']:.2f}x feast"
+        met = "" if r["met"] is None else ("  MET" if r["met"] else "  MISSED")
+        out.append(f"  {r['metric']:<62} {_fmt(r['platform']):>8} {r['unit']:<10}{ratio}"
+                   f"{'  [' + r['target'] + ']' if r['target'] else ''}{met}")
+    return "\n".join(out)

@@ -1,0 +1,148 @@
+"""Section 5 and the HTTP half of section 3: spawning `python -m serving` and `feast serve`,
+cold start (spawn -> first 200 on the readiness URL), and an import-time profile of serving."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from bench.measure import PROJECT_ROOT, stats
+from bench.online import wait_http
+from bench.platform_data import platform_env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    """SIGTERM (serving flushes its log; gunicorn stops its workers), SIGKILL if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class Server:
+    """A server child process: spawn, wait until its readiness URL answers 200, stop."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], port: int, ready_path: str, log: Path,
+                 key: str | None = None):
+        self.name, self.cmd, self.env, self.port, self.ready_path, self.log = name, cmd, env, port, ready_path, log
+        self.key = key
+        self.base = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+        self.ready_seconds: float | None = None
+
+    def start(self) -> "Server":
+        with open(self.log, "a") as out:
+            self.started = time.perf_counter()
+            self.proc = subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self) -> float:
+        wait_http(self.base + self.ready_path, self.proc)
+        self.ready_seconds = time.perf_counter() - self.started
+        return self.ready_seconds
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+
+
+def serving(data_dir: Path, log: Path) -> Server:
+    """`python -m serving` on a free port (ready = /readyz 200: model, registry, online store)."""
+    port, key = _free_port(), secrets.token_hex(16)
+    env = {**platform_env(data_dir), "PARITY_API_KEYS": key}
+    return Server("serving", [sys.executable, "-m", "serving", "--port", str(port), "--log-level", "warning"],
+                  env, port, "/readyz", log, key=key)
+
+
+def feast_serve(data_dir: Path, log: Path, repo: Path | None = None) -> Server:
+    """`feast -c <repo> serve` with 1 worker, no access log, no worker recycling (ready = /health 200)."""
+    port = _free_port()
+    feast = Path(sys.executable).parent / "feast"
+    cmd = [str(feast), "-c", str(repo or PROJECT_ROOT / "feature_repo"), "serve", "-p", str(port),
+           "--workers", "1", "--max-requests", "1000000", "--no-access-log"]
+    return Server("feast_serve", cmd, platform_env(data_dir), port, "/health", log)
+
+
+@contextmanager
+def running(*servers: Server, together: bool = False) -> Iterator[tuple[Server, ...]]:
+    """Start the servers one after another (each spawn -> ready alone) or all at once; stop all."""
+    try:
+        if together:
+            for server in servers:
+                server.start()
+            for server in servers:
+                server.wait_ready()
+        else:
+            for server in servers:
+                server.start().wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def cold_starts(data_dir: Path, log: Path, reps: int, first: dict[str, float] | None = None) -> dict[str, Any]:
+    """Spawn -> ready, alternating the two servers, one at a time; `first` adds samples already taken."""
+    samples: dict[str, list[float]] = {"serving": [], "feast_serve": []}
+    for name, value in (first or {}).items():
+        samples[name].append(value)
+    while len(samples["serving"]) < reps or len(samples["feast_serve"]) < reps:
+        for name, make in (("serving", serving), ("feast_serve", feast_serve)):
+            if len(samples[name]) < reps:
+                with running(make(data_dir, log)) as (server,):
+                    samples[name].append(server.ready_seconds)
+    return {"seconds": {name: stats(values) for name, values in samples.items()}, "samples": samples}
+
+
+_IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
+    """`python -X importtime` of everything the serving process imports before it is ready
+    (the app, then what start-up imports: Feast's store and the model's xgboost). Per root
+    package: the sum of its modules' own import time (whoever imported them first)."""
+    code = ("import time; t = time.perf_counter(); "
+            "import uvicorn, serving.app; a = time.perf_counter(); "
+            "import parity.online, parity.feature_store, feast; from feast import FeatureStore; b = time.perf_counter(); "
+            "import xgboost; c = time.perf_counter(); "
+            "print('PHASES', a - t, b - a, c - b)")
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=PROJECT_ROOT,
+                          env=platform_env(data_dir), capture_output=True, text=True)
+    by_package: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        match = _IMPORT_LINE.match(line)
+        if match:
+            package = match.group(4).split(".")[0]
+            by_package[package] = by_package.get(package, 0.0) + int(match.group(1)) / 1e6
+    phases = next((line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("PHASES")), None)
+    ranked = sorted(by_package.items(), key=lambda kv: -kv[1])[:top]
+    return {
+        "note": "-X importtime inflates absolute times; compare packages with each other",
+        "phases_seconds": None if phases is None else {
+            "serving.app + uvicorn (pydantic, fastapi, pandas, numpy...)": float(phases[0]),
+            "feast FeatureStore (+ parity.online)": float(phases[1]),
+            "xgboost (model load)": float(phases[2]),
+        },
+        "self_seconds_by_package": dict(ranked),
+    }
