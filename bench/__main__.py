@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import report, synth
 from bench.config import SIZES, Size
-from bench.measure import PROJECT_ROOT, run_worker
+from bench.measure import PROJECT_ROOT, product_state, run_worker
 
 SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start")
 
@@ -167,10 +167,11 @@ def collect_checks(results: dict[str, Any]) -> bool:
 NOTES = [
     "The platform's training-set path *is* Feast's DuckDB offline store (ibis) plus `conform` "
     "(column order, safe casts), a sort back to input order and typed pandas: `platform/Feast` "
-    "near 1 is expected; the gap to `raw` is Feast's ibis plan.",
+    "near 1 is expected. Most of the gap to `raw` is not the ibis join but Feast running the "
+    "python-mode on-demand view as `udf(joined_table.to_pydict())` (see proposals.md, section 1).",
     "raw retrieval: one DuckDB `ASOF LEFT JOIN` with the TTL applied as a CASE and the on-demand "
     "feature in SQL; `SET asof_loop_join_threshold = 0` (DuckDB 1.5 otherwise plans a nested-loop join "
-    "for a registered Arrow table it cannot size, ~6x slower).",
+    "for a registered Arrow table it cannot size: ~7x slower at 10k rows, minutes at 100k).",
     "raw materialization: latest row per entity with `arg_max(<whole row>, snapshot_at)` (plain "
     "`arg_max(col, ts)` skips NULLs and would return an older value), Feast's exact bytes (entity "
     "key v3, ValueProto, NaT sentinel for a missing timestamp, value_text, epoch event_ts), one "
@@ -179,6 +180,8 @@ NOTES = [
     "(default/large) or inline after a VmHWM reset (tiny).",
     "`feast serve` is started with 1 worker, no access log and no worker recycling; it serves the "
     "stored features only (see http.feast_serve_request).",
+    "The 10M dbt build is stopped after `dbt_timeout` seconds (and when the disk gets low: DuckDB "
+    "spills to <warehouse>.tmp); its peak RSS is sampled from the process group until then.",
 ]
 
 
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "size": size.name, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "sections": sorted(sections), "work_dir": str(work), "config": _config_dict(size),
-        "timings_comparable": not size.overlap_sections}}
+        "timings_comparable": not size.overlap_sections, "product_files": product_state()}}
     try:
         serving_dir = None
         if size.overlap_sections and "dbt" in sections:
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             serving_dir = run_platform(size, work, results, sections) if "dbt" in sections else None
             if sections & {"retrieval", "materialization"}:
                 run_synthetic(size, work, results, sections)
-        if serving_dir is not None:
+        if serving_dir is not None and sections & {"online", "http", "cold_start"}:
             run_serving(size, work, serving_dir, results, sections)
     finally:
         results["meta"]["duration_seconds"] = time.perf_counter() - started

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -135,3 +136,25 @@ def run_worker(task: str, args: dict[str, Any], timeout: float = 3600) -> dict[s
         result = json.loads(out.read_text())
         result["process"] = {"wall_seconds": wall, "max_rss_mb": usage.ru_maxrss / 1024}
         return result
+
+
+PRODUCT_FILES = (
+    "parity/retrieval.py", "parity/online.py", "parity/feature_store.py", "parity/prepare.py",
+    "parity/registry.py", "serving/app.py", "serving/predict.py", "serving/log.py",
+    "dbt_project/models/marts/customer_features_weekly.sql", "feature_repo/request_features.py",
+)
+
+
+def product_state() -> dict[str, str]:
+    """Modification time and a short hash of each product file a benchmark exercises, so a result
+    can be tied to the code it measured (the code changes while benchmarks run)."""
+    import hashlib
+    from datetime import datetime, timezone
+
+    state = {}
+    for name in PRODUCT_FILES:
+        path = PROJECT_ROOT / name
+        if path.exists():
+            stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).isoformat(timespec="seconds")
+            state[name] = f"{stamp} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+    return state

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -111,7 +112,7 @@ def task_inprocess(args: dict[str, Any]) -> dict[str, Any]:
         ids = args["ids"][:n]
         first: dict[str, pd.DataFrame] = {}
 
-        def keep(name: str, result: Any) -> None:
+        def keep(name: str, result: Any, first: dict[str, pd.DataFrame] = first) -> None:
             frame = result if isinstance(result, pd.DataFrame) else pd.DataFrame(
                 {k: v for k, v in result.items() if not k.startswith("__")})
             first[name] = frame.reset_index(drop=True)
@@ -184,19 +185,19 @@ def http_bench(predict_base: str, api_key: str, feast_base: str, ids: list[str],
             predict_body = {"customers": [{"customer_id": c, "request_at": stamp} for c in chosen]}
             feast_body = {"features": feast_features_list, "entities": {"customer_id": chosen}}
 
-            def predict() -> Any:
-                response = api.post("/v1/predict", json=predict_body)
+            def predict(body: dict[str, Any] = predict_body) -> Any:
+                response = api.post("/v1/predict", json=body)
                 response.raise_for_status()
                 return response
 
-            def feast_features() -> Any:
-                response = fs.post("/get-online-features", json=feast_body)
+            def feast_features(body: dict[str, Any] = feast_body) -> Any:
+                response = fs.post("/get-online-features", json=body)
                 response.raise_for_status()
                 return response
 
             first: dict[str, Any] = {}
             times = interleaved({"predict": predict, "feast_serve": feast_features}, reps=count,
-                                warmup=max(5, count // 20), on_first=lambda name, r: first.setdefault(name, r.json()),
+                                warmup=max(5, count // 20), on_first=lambda name, r, first=first: first.setdefault(name, r.json()),
                                 collect=False)
             ok = [p["status"] for p in first["predict"]["predictions"]].count("ok")
             present = [s == "PRESENT" for s in first["feast_serve"]["results"][1]["statuses"]]

@@ -112,11 +112,19 @@ def measure_build(data_dir: Path, timeout: float | None = None, min_free_gb: flo
     code = os.waitstatus_to_exitcode(status)
     text = log.read_text(errors="replace")
     if stopped:
-        running = [line for line in text.splitlines() if " START " in line]
+        import re
+
+        started_nodes, finished = {}, set()
+        for line in text.splitlines():
+            match = re.search(r"(\d+) of \d+ (START|OK|PASS|ERROR|FAIL|WARN|SKIP)\b(.*)", line)
+            if match and match.group(2) == "START":
+                started_nodes[match.group(1)] = match.group(3).split("...")[0].replace("[RUN]", "").strip()
+            elif match:
+                finished.add(match.group(1))
         return {"completed": False, "stopped": stopped["reason"], "wall_seconds": wall,
+                "unfinished_nodes": [name for i, name in started_nodes.items() if i not in finished],
                 "peak_rss_mb": max(usage.ru_maxrss, sampled["peak_kb"]) / 1024,
-                "peak_rss_note": "sampled every 2 s from the process group (VmHWM) until stopped",
-                "last_started_nodes": [line.split(" START ", 1)[1].split("...")[0].strip() for line in running[-3:]]}
+                "peak_rss_note": "sampled every 2 s from the process group (VmHWM) until stopped"}
     if code != 0:
         tail = "\n".join(text.splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(cmd[:4])}` failed (exit {code}):\n{tail}")

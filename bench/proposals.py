@@ -28,7 +28,7 @@ from typing import Any
 
 from bench import synth
 from bench.config import SIZES
-from bench.measure import PROJECT_ROOT, interleaved, run_worker, stats
+from bench.measure import PROJECT_ROOT, interleaved, product_state, run_worker, stats
 
 PROTO_OFFLINE = "bench.prototypes.asof_offline_store.AsofDuckDBOfflineStore"
 PROTO_ONLINE = "bench.prototypes.bulk_sqlite.BulkSqliteOnlineStore"
@@ -52,9 +52,9 @@ def task_synthetic(args: dict[str, Any]) -> dict[str, Any]:
 
     from bench import materialization as mat
     from bench.compare import compare_frames
-    from bench.retrieval import OUTPUT_COLUMNS, RawRetrieval
     from bench.prototypes.retrieval_lean import training_frame_lean
     from bench.report import paired_ratio
+    from bench.retrieval import OUTPUT_COLUMNS, RawRetrieval
     from bench.synth_tasks import task_apply
     from parity import retrieval
 
@@ -203,8 +203,40 @@ def dbt_memory_limit(work: Path, transactions: int, memory_limit: str) -> dict[s
             "dbt_build_with_memory_limit": {k: limited.get(k) for k in ("wall_seconds", "peak_rss_mb", "slowest_nodes")}}
 
 
+def asgi_overhead(reps: int) -> dict[str, Any]:
+    """Sequential keep-alive POSTs to four uvicorn servers (bench.prototypes.asgi_overhead),
+    interleaved request by request; client-side ms."""
+    import httpx
+
+    from bench.online import wait_http
+    from bench.prototypes.asgi_overhead import VARIANTS
+    from bench.servers import _free_port, _stop
+
+    procs, clients = [], {}
+    try:
+        for index, variant in enumerate(VARIANTS):
+            port = _free_port()
+            proc = subprocess.Popen([sys.executable, "-m", "bench.prototypes.asgi_overhead", str(index), str(port)],
+                                    cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            wait_http(f"http://127.0.0.1:{port}/docs", proc)
+            clients[variant] = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+        body = {"customers": [{"customer_id": "acme:AC-000001", "request_at": "2026-06-01T00:00:01+00:00"}]}
+        times = interleaved({v: (lambda c=c: c.post("/v1/predict", json=body).raise_for_status())
+                             for v, c in clients.items()}, reps=reps, warmup=50, collect=False)
+        return {v: {"median_ms": stats(t, 1000.0)["median"], "p99_ms": stats(t, 1000.0)["p99"]} for v, t in times.items()}
+    finally:
+        for client in clients.values():
+            client.close()
+        for proc in procs:
+            _stop(proc)
+
+
 def _import_seconds(modules: str, reps: int = 3) -> dict[str, Any]:
-    code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+    prelude = ""
+    if modules.startswith("!sklearn "):  # xgboost imports scikit-learn (and scipy) when installed
+        prelude, modules = "import sys; sys.modules['sklearn'] = None; ", modules[len("!sklearn "):]
+    code = f"{prelude}import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
     values, walls = [], []
     for _ in range(reps):
         started = time.perf_counter()
@@ -227,6 +259,9 @@ def import_costs() -> dict[str, Any]:
         "+ feast FeatureStore (start-up: open_store)": "uvicorn, serving.app, parity.online, feast.feature_store",
         "+ xgboost (start-up: load model) = today's total": "uvicorn, serving.app, parity.online, feast.feature_store, xgboost",
         "lean: fastapi + uvicorn + numpy + xgboost + sqlite3 (no feast, no pandas)": "fastapi, uvicorn, numpy, xgboost, sqlite3",
+        "xgboost alone": "xgboost",
+        "xgboost with scikit-learn unimportable (sys.modules['sklearn'] = None)": "!sklearn xgboost",
+        "lean stack with scikit-learn unimportable": "!sklearn fastapi, uvicorn, numpy, xgboost, sqlite3",
         "feast alone": "feast",
     }
     return {label: _import_seconds(modules) for label, modules in stacks.items()}
@@ -234,7 +269,9 @@ def import_costs() -> dict[str, Any]:
 
 def markdown(results: dict[str, Any]) -> str:
     lines = ["# Evidence for the proposed product changes", "",
-             f"Run {results['started_at']}, size `{results['size']}`; medians of interleaved rounds (noisy shared machine).", ""]
+             f"Last run {results['started_at']}, size `{results['size']}`; medians of interleaved rounds (noisy shared "
+             f"machine). Parts run at: {results.get('parts_run_at', {})}. The product code changed between parts "
+             "(see product_files in proposals.json).", ""]
     syn = results.get("synthetic")
     if syn:
         lines += [f"## 1. Retrieval, {syn['rows']:,} entity rows", "", "| path | median s | p99/max s |", "| --- | ---: | ---: |"]
@@ -272,12 +309,25 @@ def markdown(results: dict[str, Any]) -> str:
                                                for k, v in block.items()) for load, block in contention.items()]
             lines += [""]
         flush = prof.get("prediction_log_flush_5000_rows_ms")
-        if flush:
-            lines += [f"Prediction-log flush of 5000 rows (background thread, GIL held): median {flush['median']:.1f} ms, "
-                      f"max {flush['max']:.1f} ms", ""]
+        if flush and "median" in flush:  # older result format
+            flush = {"features pre-serialised JSON": flush}
+        for label, value in (flush or {}).items():
+            text = (f"median {value['median']:.1f} ms, max {value['max']:.1f} ms" if "median" in value
+                    else f"not supported ({value.get('error')})")
+            lines += [f"Prediction-log flush of 5000 rows in its background thread (GIL held), {label}: {text}", ""]
         lines += ["gc and read_found(1 customer):", ""]
         lines += [f"- {k}: median {v['median_ms']:.3f} ms, p99 {v['p99_ms']:.3f} ms, max {v['max_ms']:.3f} ms"
                   for k, v in prof["gc_read_found_1"].items()]
+    asgi = results.get("asgi_overhead")
+    if asgi:
+        lines += ["", "## 3b. FastAPI per-request overhead (trivial /v1/predict-shaped endpoint, 1 customer)", "",
+                  "| variant | median ms | p99 ms |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {v['median_ms']:.3f} | {v['p99_ms']:.3f} |" for k, v in asgi.items()]
+    imports = results.get("imports")
+    if imports:
+        lines += ["", "## 4. Import cost per stack (fresh interpreter, median of 3)", "",
+                  "| stack | import s | process wall s |", "| --- | ---: | ---: |"]
+        lines += [f"| {k} | {v['import_median_s']:.2f} | {v['process_wall_median_s']:.2f} |" for k, v in imports.items()]
     dbt = results.get("dbt_memory_limit")
     if dbt:
         stock, limited = dbt["stock_parity_build"], dbt["dbt_build_with_memory_limit"]
@@ -290,11 +340,6 @@ def markdown(results: dict[str, Any]) -> str:
                   f"- `dbt build` with memory_limit={dbt['memory_limit']}: {limited['wall_seconds']:.1f} s, "
                   f"peak RSS {limited['peak_rss_mb']:.0f} MB; slowest {limited['slowest_nodes'][0]['node']} "
                   f"{limited['slowest_nodes'][0]['seconds']:.1f} s"]
-    imports = results.get("imports")
-    if imports:
-        lines += ["", "## 4. Import cost per stack (fresh interpreter, median of 3)", "",
-                  "| stack | import s | process wall s |", "| --- | ---: | ---: |"]
-        lines += [f"| {k} | {v['import_median_s']:.2f} | {v['process_wall_median_s']:.2f} |" for k, v in imports.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -306,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results")
-    parser.add_argument("--parts", default="synthetic,predict,imports,dbt",
-                        help="comma-separated subset of synthetic,predict,imports,dbt (others are kept from "
+    parser.add_argument("--parts", default="synthetic,predict,http,imports,dbt",
+                        help="comma-separated subset of synthetic,predict,http,imports,dbt (others are kept from "
                              "an existing proposals.json)")
     args = parser.parse_args(argv)
     size = SIZES[args.size]
@@ -315,10 +360,13 @@ def main(argv: list[str] | None = None) -> int:
     work = PROJECT_ROOT / "bench" / "work" / f"proposals_{size.name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    results: dict[str, Any] = {"size": size.name, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    results: dict[str, Any] = {"size": size.name, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                               "product_files": product_state()}
     previous = args.out / "proposals.json"
-    if previous.exists() and parts != {"synthetic", "predict", "imports", "dbt"}:
+    if previous.exists() and parts != {"synthetic", "predict", "imports", "dbt", "http"}:
         results = {**json.loads(previous.read_text()), **results}  # keep the parts not rerun
+    stamp = results["started_at"]
+    results["parts_run_at"] = {**results.get("parts_run_at", {}), **{part: stamp for part in parts}}
     try:
         if "synthetic" in parts:
             case = size.retrieval_cases[0]
@@ -343,6 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         if "dbt" in parts:
             print("proposals: dbt build with a DuckDB memory_limit", flush=True)
             results["dbt_memory_limit"] = dbt_memory_limit(work, 1_000_000, "2GB")
+        if "http" in parts:
+            print("proposals: FastAPI/uvicorn per-request overhead variants", flush=True)
+            results["asgi_overhead"] = asgi_overhead(2000)
         if "imports" in parts:
             print("proposals: import costs", flush=True)
             results["imports"] = import_costs()

@@ -107,7 +107,8 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f"startup, reconcile) {point['overhead_seconds']:.1f} s; slowest: "
                     f"{point['slowest_nodes'][0]['node']} {point['slowest_nodes'][0]['seconds']:.1f} s")
         else:
-            note = f"NOT FINISHED: {point['stopped']}; running: {', '.join(point.get('last_started_nodes', []))}"
+            running = point.get("unfinished_nodes")
+            note = f"NOT FINISHED: {point['stopped']}" + (f"; still running: {', '.join(running)}" if running else "")
         rows.append(_row(f"dbt build, {n:,} raw transactions{source}", "s wall" if completed else "s wall (>)",
                          point["wall_seconds"], target=f"<= {TARGETS['dbt_10m_s']:.0f} s (10M)" if is_10m else "(10M only)",
                          met=wall_ok, note=note))

@@ -3,16 +3,16 @@ cold start (spawn -> first 200 on the readiness URL), and an import-time profile
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.measure import PROJECT_ROOT, stats
 from bench.online import wait_http
@@ -51,7 +51,7 @@ class Server:
         self.started = 0.0
         self.ready_seconds: float | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         with open(self.log, "a") as out:
             self.started = time.perf_counter()
             self.proc = subprocess.Popen(self.cmd, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)

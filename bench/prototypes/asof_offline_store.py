@@ -17,12 +17,10 @@ applies them to the joined table), so python-mode UDFs see the same inputs.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, List, Optional, Union
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-from pydantic import StrictStr
-
 from feast.data_format import ParquetFormat
 from feast.feature_view import FeatureView
 from feast.infra.offline_stores.duckdb import DuckDBOfflineStore, DuckDBOfflineStoreConfig
@@ -30,6 +28,7 @@ from feast.infra.offline_stores.file_source import FileSource
 from feast.infra.offline_stores.offline_store import RetrievalJob, RetrievalMetadata
 from feast.on_demand_feature_view import OnDemandFeatureView
 from feast.repo_config import RepoConfig
+from pydantic import StrictStr
 
 
 class AsofDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
@@ -50,7 +49,7 @@ def _supported(view: FeatureView) -> bool:
 class AsofRetrievalJob(RetrievalJob):
     """One SQL statement over the registered entity table; Arrow out in entity-frame order."""
 
-    def __init__(self, sql: str, entities: pa.Table, odfvs: List[OnDemandFeatureView],
+    def __init__(self, sql: str, entities: pa.Table, odfvs: list[OnDemandFeatureView],
                  metadata: RetrievalMetadata, full_feature_names: bool):
         self._sql, self._entities, self._odfvs = sql, entities, odfvs
         self._metadata, self._full = metadata, full_feature_names
@@ -60,14 +59,14 @@ class AsofRetrievalJob(RetrievalJob):
         return self._full
 
     @property
-    def on_demand_feature_views(self) -> List[OnDemandFeatureView]:
+    def on_demand_feature_views(self) -> list[OnDemandFeatureView]:
         return self._odfvs
 
     @property
-    def metadata(self) -> Optional[RetrievalMetadata]:
+    def metadata(self) -> RetrievalMetadata | None:
         return self._metadata
 
-    def _to_arrow_internal(self, timeout: Optional[int] = None) -> pa.Table:
+    def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
         import duckdb
 
         con = duckdb.connect()
@@ -82,10 +81,10 @@ class AsofRetrievalJob(RetrievalJob):
         table = result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
         return table.drop_columns(["__asof_row"])
 
-    def _to_df_internal(self, timeout: Optional[int] = None) -> pd.DataFrame:
+    def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._to_arrow_internal(timeout).to_pandas()
 
-    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: Optional[int] = None) -> None:
+    def persist(self, storage: Any, allow_overwrite: bool = False, timeout: int | None = None) -> None:
         raise NotImplementedError("prototype: persist is not implemented")
 
 
@@ -95,9 +94,9 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
     @staticmethod
     def get_historical_features(
         config: RepoConfig,
-        feature_views: List[FeatureView],
-        feature_refs: List[str],
-        entity_df: Union[pd.DataFrame, str],
+        feature_views: list[FeatureView],
+        feature_refs: list[str],
+        entity_df: pd.DataFrame | str,
         registry: Any,
         project: str,
         full_feature_names: bool = False,

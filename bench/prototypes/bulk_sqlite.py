@@ -10,8 +10,9 @@ value_text, epoch event_ts); reads are untouched.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable, Dict, List, Literal, Optional, Tuple
+from typing import Any, Literal
 
 from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import extract_text_and_num
@@ -38,8 +39,8 @@ class BulkSqliteOnlineStore(SqliteOnlineStore):
         self,
         config: Any,
         table: Any,
-        data: List[Tuple[EntityKeyProto, Dict[str, ValueProto], datetime, Optional[datetime]]],
-        progress: Optional[Callable[[int], Any]],
+        data: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]],
+        progress: Callable[[int], Any] | None,
     ) -> None:
         if config.online_store.vector_enabled or getattr(config.online_store, "enable_openai_compatible_store", False):
             return super().online_write_batch(config, table, data, progress)

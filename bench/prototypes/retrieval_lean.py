@@ -17,7 +17,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parity.retrieval import ARROW_TYPES, ENTITY_KEY, TIME_COLUMN, conform, get_service, service_schema, to_frame
+from parity.retrieval import (
+    ARROW_TYPES,
+    ENTITY_KEY,
+    TIME_COLUMN,
+    conform,
+    get_service,
+    service_schema,
+    to_frame,
+)
 
 
 def _split(store: Any, service_name: str) -> tuple[list[str], list[tuple[Any, list[str]]]]:
