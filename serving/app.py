@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import hmac
+import json
 import logging
 import signal
 import time
@@ -85,6 +87,19 @@ def _add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[st
         results[i]["segment_name"] = model.names[int(ids[j])]
 
 
+def _features_json(columns: dict[str, list[Any]], row: int, names: list[str]) -> str:
+    """The row's feature values as JSON (online values are plain str/int/float/None; NaN -> null).
+
+    Built in the request (a few µs per row): building it in the log writer held the GIL for
+    ~70 ms per 5000-row flush and showed up as the p99 of concurrent requests.
+    """
+    values = {}
+    for name in names:
+        value = columns[name][row]
+        values[name] = None if isinstance(value, float) and value != value else value
+    return json.dumps(values, default=str)
+
+
 def _subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
     """The given rows of a column dict (the online read), in order."""
     return {name: [values[i] for i in rows] for name, values in columns.items()}
@@ -112,6 +127,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         _open_reader(state)
         state.plog = PredictionLog(settings.data_dir / "serving" / "predictions",
                                    config.log_flush_seconds, config.log_flush_rows)
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's generations: fewer long GC pauses
         try:
             signal.signal(signal.SIGHUP, lambda *_: (state.slot.trigger(), state.segments.trigger()))
         except ValueError:  # not the main thread (e.g. a test client): polling still reloads
@@ -286,8 +303,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             state.plog.append({
                 "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
                 "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
-                # serialised by the log's writer thread, off the request path
-                "features": (frame, i, feature_names) if status == "ok" else None,
+                "features": _features_json(frame, i, feature_names) if status == "ok" else None,
             })
         response = PredictResponse(
             request_id=request_id,

@@ -24,7 +24,7 @@ class ServingConfig:
     top_k: int = 5
     reload_check_seconds: float = 1.0
     log_flush_seconds: float = 2.0
-    log_flush_rows: int = 5000
+    log_flush_rows: int = 500
     canary_version: str | None = None
     canary_share: float = 0.0
     shadow_version: str | None = None

@@ -10,7 +10,6 @@ feature values only — no PII reaches features.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import queue
 import threading
@@ -22,8 +21,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from serving.predict import feature_snapshot
 
 SCHEMA = pa.schema(
     [
@@ -61,9 +58,6 @@ class PredictionLog:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
             return
-        for record in batch:  # features arrive as (columns, row, names): serialise here
-            if isinstance(record.get("features"), tuple):
-                record["features"] = json.dumps(feature_snapshot(*record["features"]))
         now = datetime.now(timezone.utc)
         folder = self.folder / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
