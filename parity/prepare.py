@@ -48,6 +48,11 @@ def _overdue_ratio(
     return days_since_last_purchase * (purchase_count_365d / observed_days)
 
 
+# What a missing value of a numeric feature MEANS, where the median would be wrong: no purchase
+# in the 365-day window is "365+ days since the last purchase", not a typical recency. Applied by
+# every spec (churn model, segments); a config's `fill` can override or add entries.
+DOMAIN_FILL: dict[str, float] = {"days_since_last_purchase": 365.0}
+
 # Recipes are code, not data: a spec names them and serving runs this same code.
 DERIVED: dict[str, Derived] = {
     "overdue_ratio_365d": Derived(
@@ -155,7 +160,8 @@ def fit_spec(
     (e.g. days_since_last_purchase: 365 = "no purchase in the 365-day window"); a feature named
     there always gets a missing indicator, even if training never saw it missing.
     """
-    fill = dict(fill or {})
+    fill = {**DOMAIN_FILL, **(fill or {})}
+    fill = {name: value for name, value in fill.items() if name in {n for n, _ in features}}
     if frame.empty:
         raise PrepareError("cannot fit a prepare spec on an empty frame")
     names = [name for name, _ in features]
