@@ -5,6 +5,12 @@ columns in the same order with the same dtypes: the entity key, the prediction t
 feature service's features in service order. Types follow the Feast schema exactly (derived from
 the dbt contracts): Int64 -> pandas Int64 (nullable), Float64 -> float64, String -> object,
 UnixTimestamp -> datetime64[us, UTC], Bool -> boolean.
+
+Offline, Feast is asked for the batch features only (plus the inputs of the service's on-demand
+views); the platform then runs each on-demand view's *registered* python function on just its
+input columns. Feast itself would run it as `udf(joined_table.to_pydict())`: every column of the
+joined table as python objects, most of the retrieval time. A function tagged `udf_accepts_arrow`
+gets Arrow columns (vectorised); any other gets python lists of its inputs, as online.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "UnixTimestamp": pa.timestamp("us", tz="UTC"),
 }
 PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+# tag of an on-demand view whose python function also accepts pyarrow columns
+ARROW_UDF_TAG = "udf_accepts_arrow"
 
 
 @dataclass(frozen=True)
@@ -96,13 +104,82 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=PANDAS_TYPES.get)
 
 
+@dataclass(frozen=True)
+class OnDemandStep:
+    """One on-demand view of a service: its registered function, inputs and wanted outputs."""
+
+    name: str
+    udf: Any
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    accepts_arrow: bool
+
+
+def offline_plan(store: Any, service_name: str) -> tuple[list[str], list[OnDemandStep]] | None:
+    """Batch feature refs to ask Feast for (the service's batch features and the on-demand views'
+    inputs) and the on-demand steps to run on the result; None when only Feast's own path applies
+    (a pandas-mode on-demand view, or one fed by another on-demand view)."""
+    service = get_service(store, service_name)
+    odfvs = {view.name: view for view in store.list_on_demand_feature_views(allow_cache=True)}
+    refs: list[str] = []
+    steps: list[OnDemandStep] = []
+    for projection in service.feature_view_projections:
+        odfv = odfvs.get(projection.name)
+        if odfv is None:
+            refs += [f"{projection.name}:{f.name}" for f in projection.features]
+            continue
+        sources = list(odfv.source_feature_view_projections.values())
+        if odfv.mode != "python" or any(source.name in odfvs for source in sources):
+            return None
+        refs += [f"{source.name}:{f.name}" for source in sources for f in source.features]
+        inputs = [f.name for source in sources for f in source.features]
+        inputs += [f.name for request in odfv.source_request_sources.values() for f in request.schema]
+        steps.append(OnDemandStep(
+            name=odfv.name,
+            udf=odfv.feature_transformation.udf,
+            inputs=tuple(inputs),
+            outputs=tuple(f.name for f in projection.features),
+            accepts_arrow=(odfv.tags or {}).get(ARROW_UDF_TAG) == "true",
+        ))
+    return list(dict.fromkeys(refs)), steps
+
+
+def run_on_demand(table: pa.Table, steps: Sequence[OnDemandStep]) -> pa.Table:
+    """Append each step's outputs, computed by its registered function on its input columns only."""
+    for step in steps:
+        missing = [name for name in step.inputs if name not in table.column_names]
+        if missing:
+            raise FeatureStoreError(f"on-demand view '{step.name}' lacks input column(s) {missing}")
+        if step.accepts_arrow:
+            out = step.udf({name: table.column(name) for name in step.inputs})
+        else:
+            out = step.udf({name: table.column(name).to_pylist() for name in step.inputs})
+        for name in step.outputs:
+            values = out[name]
+            if not isinstance(values, (pa.Array, pa.ChunkedArray)):
+                values = pa.array(values)  # inferred as Feast's own Table.from_pydict does
+            table = table.append_column(name, values)
+    return table
+
+
 def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str) -> pa.Table:
-    """Raw point-in-time result of Feast's offline store (request_at = event_timestamp)."""
+    """Point-in-time result (request_at = event_timestamp): Feast's offline store joins the batch
+    features; the service's on-demand views run on their input columns (see the module doc).
+
+    Columns: the entity frame's, then the service's features (not yet `conform`ed)."""
     service = get_service(store, service_name)
     frame = entity_df.copy()
     frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True)
     frame[REQUEST_TIME] = frame[TIME_COLUMN]
-    return store.get_historical_features(entity_df=frame, features=service).to_arrow()
+    plan = offline_plan(store, service_name)
+    if plan is None:
+        return store.get_historical_features(entity_df=frame, features=service).to_arrow()
+    refs, steps = plan
+    table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
+    table = run_on_demand(table, steps)
+    # the shape of Feast's own result: entity frame columns, then the service's features
+    wanted = dict.fromkeys([*frame.columns, *service_schema(store, service_name).names])
+    return table.select([name for name in wanted if name in table.column_names])
 
 
 def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str, request_at: datetime) -> pa.Table:
