@@ -1,0 +1,79 @@
+"""The platform's bulk SQLite online store writes exactly what Feast's own SQLite store writes."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from parity.feature_store import open_store
+from parity.stores import BULK_SQLITE_TYPE, upsert_sql
+
+COLUMNS = "entity_key, feature_name, value, value_text, vector_value, event_ts, created_ts"
+
+
+def _repo(folder: Path, online_type: str, registry: Path, online: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "feature_store.yaml").write_text(
+        f"project: parity\nprovider: local\nregistry:\n  registry_type: file\n  path: {registry}\n"
+        f"online_store:\n  type: {online_type}\n  path: {online}\n"
+        "offline_store:\n  type: duckdb\nentity_key_serialization_version: 3\n")
+    return folder
+
+
+def _dump(db: Path) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type = 'table' order by name")]
+        return {t: con.execute(f"select {COLUMNS} from {t} order by entity_key, feature_name").fetchall() for t in tables}
+    finally:
+        con.close()
+
+
+@pytest.mark.data
+def test_product_repo_uses_the_bulk_store(feature_data):
+    store = open_store(feature_data)
+    assert store.config.online_store.type == BULK_SQLITE_TYPE
+    assert type(store._get_provider().online_store).__name__ == "BulkSqliteOnlineStore"
+
+
+@pytest.mark.data
+def test_bulk_store_writes_the_same_tables_and_bytes_as_feasts_sqlite_store(feature_data, tmp_path):
+    from feast import FeatureStore
+
+    product = open_store(feature_data)
+    online = feature_data.feast_dir / "online_store.db"
+    dumps = {}
+    for online_type in ("sqlite", BULK_SQLITE_TYPE):
+        folder = tmp_path / online_type.replace(".", "_")
+        registry, db = folder / "registry.db", folder / "online_store.db"
+        repo = _repo(folder / "repo", online_type, registry, db)
+        shutil.copy(feature_data.feast_dir / "registry.db", registry)
+        shutil.copy(online, db)
+        con = sqlite3.connect(db)
+        with con:
+            for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
+                con.execute(f"delete from {table}")
+        con.close()
+        store = FeatureStore(repo_path=str(repo))
+        assert type(store._get_provider().online_store).__name__ == (
+            "SqliteOnlineStore" if online_type == "sqlite" else "BulkSqliteOnlineStore")
+        # the whole history: many rows per entity, so upserts and the latest-row choice are exercised
+        store.materialize(start_date=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                          end_date=datetime.now(timezone.utc), feature_views=[v.name for v in product.list_feature_views()])
+        dumps[online_type] = _dump(db)
+    stock, bulk = dumps["sqlite"], dumps[BULK_SQLITE_TYPE]
+    assert sum(len(rows) for rows in stock.values()) > 100
+    assert list(stock) == list(bulk)
+    for table in stock:
+        assert stock[table] == bulk[table], table
+
+
+def test_upsert_statement_is_feasts():
+    assert upsert_sql("parity_customer_activity") == (
+        'INSERT INTO "parity_customer_activity" (entity_key, feature_name, value, value_text, event_ts, created_ts) '
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+        "value_text = excluded.value_text, event_ts = excluded.event_ts, created_ts = excluded.created_ts;")
