@@ -1,11 +1,13 @@
 """Section 2: materialization of the newest feature rows into the SQLite online store.
 
 platform  parity.feature_store.materialize(settings): data end from the Parquet, first-run window
-          (end - TTL - 1 s .. end), FeatureStore.materialize (Feast's local compute engine)
+          (end - TTL - 1 s .. end), FeatureStore.materialize (Feast's local compute engine) into
+          the product's online store (feature_repo/feature_store.yaml: parity.stores.BulkSqliteOnlineStore)
 raw       one DuckDB query (latest row per entity in the same window: arg_max over the whole row)
           + the same serialized format (entity key v3, ValueProto bytes, value_text, epoch event_ts)
           + one executemany of Feast's own upsert statement in one transaction
-feast     plain FeatureStore(repo).materialize(start, end) over the same window
+feast     plain FeatureStore(repo).materialize(start, end) over the same window, Feast's own `sqlite`
+          online store (the synthetic repo's feature_repo_stock dir, same files)
 
 Every run starts from the pristine (applied, empty) registry and online store; after each
 method's first run the whole online table is dumped and compared byte for byte.
@@ -116,7 +118,7 @@ class Setup:
         self.root = Path(args["root"])
         self.parquet = Path(args["parquet"])
         self.settings = Settings(data_dir=self.root / "data", project_root=self.root)
-        self.repo = self.root / "feature_repo"
+        self.stock_repo = self.root / "feature_repo_stock"  # Feast's own sqlite online store
         self.registry = self.root / "data" / "feast" / "registry.db"
         self.online_db = self.root / "data" / "feast" / "online_store.db"
         self.pristine = self.root / "data" / "pristine"
@@ -140,7 +142,7 @@ class Setup:
             return materialize(self.settings)
 
         def feast() -> Any:
-            store = FeatureStore(repo_path=str(self.repo))
+            store = FeatureStore(repo_path=str(self.stock_repo))
             store.materialize(start_date=self.start, end_date=self.end, feature_views=[synth.VIEW])
 
         def raw() -> Any:

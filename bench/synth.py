@@ -1,6 +1,8 @@
 """Synthetic inputs of controllable size: a feature mart with customer_features_weekly's exact
 schema, entity frames, and a small Feast repo (FileSource + FeatureView + the same on-demand view
-and feature service as feature_repo/) over it, with a DuckDB offline and SQLite online store.
+and feature service as feature_repo/) over it, with the product's DuckDB offline and SQLite
+online store (the online store type is read from feature_repo/feature_store.yaml; a second repo
+dir, `feature_repo_stock`, selects Feast's own `sqlite` store over the same files for plain Feast).
 
 The mart has gaps (dropped weekly rows) and entity frames hit snapshot instants and TTL edges
 exactly, so the three retrieval paths must agree on point-in-time *and* TTL semantics.
@@ -150,7 +152,8 @@ def entity_frame(rows: int, entities: int, weeks: int, seed: int = 2) -> pd.Data
 
 
 # The Feast definitions of the synthetic repo: the platform's view shape over the synthetic mart,
-# and request_recency copied verbatim from feature_repo/request_features.py (same python-mode UDF).
+# and request_recency with the function and tags of feature_repo/request_features.py (its source
+# text is inserted by write_repo, so the bench runs the product's python-mode UDF).
 DEFINITIONS = '''"""Synthetic bench repo: written by bench/synth.py (do not edit)."""
 
 from datetime import timedelta
@@ -186,26 +189,38 @@ prediction_request = RequestSource(name="prediction_request", schema=[Field(name
     sources=[customer_activity[["last_purchase_at"]], prediction_request],
     schema=[Field(name="days_since_last_purchase", dtype=Float64)],
     mode="python",
+    tags=__ODFV_TAGS__,
 )
-def request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
-    from datetime import timezone
-
-    def utc(value):
-        if value is None or value != value:  # None, NaT or NaN
-            return None
-        if hasattr(value, "to_pydatetime"):
-            value = value.to_pydatetime()
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-    days = []
-    for last, now in zip(inputs["last_purchase_at"], inputs["request_at"]):
-        last_utc, now_utc = utc(last), utc(now)
-        days.append(None if last_utc is None or now_utc is None else (now_utc - last_utc).total_seconds() / 86400.0)
-    return {"days_since_last_purchase": days}
+__ODFV_FUNCTION__
 
 
 churn_v1 = FeatureService(name="churn_v1", features=[customer_activity[__SERVICE__], request_recency])
 '''
+
+PRODUCT_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+STOCK_ONLINE_TYPE = "sqlite"
+
+
+def product_odfv(name: str = "request_recency") -> tuple[str, dict[str, str]]:
+    """Source text (without decorators) and tags of the product's on-demand view function."""
+    import ast
+
+    text = (PRODUCT_REPO / "request_features.py").read_text()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            tags = next((ast.literal_eval(k.value) for d in node.decorator_list
+                         for k in getattr(d, "keywords", []) if k.arg == "tags"), {})
+            return ast.get_source_segment(text, node), tags
+    raise LookupError(f"no function {name} in {PRODUCT_REPO / 'request_features.py'}")
+
+
+def product_online_type() -> str:
+    """The online store type the product configures in feature_repo/feature_store.yaml."""
+    import yaml
+
+    config = yaml.safe_load((PRODUCT_REPO / "feature_store.yaml").read_text())
+    return config["online_store"]["type"]
+
 
 _FEAST_TYPES = {pa.string(): "String", pa.int64(): "Int64", pa.float64(): "Float64",
                 pa.timestamp("us", tz="UTC"): "UnixTimestamp"}
@@ -222,6 +237,11 @@ class SynthRepo:
     @property
     def repo(self) -> Path:
         return self.root / "feature_repo"
+
+    @property
+    def stock_repo(self) -> Path:
+        """Same registry and online store files, Feast's own `sqlite` online store (plain Feast)."""
+        return self.root / "feature_repo_stock"
 
     @property
     def data_dir(self) -> Path:
@@ -241,16 +261,20 @@ def write_repo(root: Path, parquet: Path) -> SynthRepo:
     synth = SynthRepo(root=root, parquet=parquet)
     synth.repo.mkdir(parents=True, exist_ok=True)
     (synth.data_dir / "feast").mkdir(parents=True, exist_ok=True)
-    (synth.repo / "feature_store.yaml").write_text(
-        f"project: {PROJECT}\nprovider: local\n"
-        f"registry:\n  registry_type: file\n  path: {synth.registry}\n  cache_ttl_seconds: 60\n"
-        f"online_store:\n  type: sqlite\n  path: {synth.online_db}\n"
-        "offline_store:\n  type: duckdb\nentity_key_serialization_version: 3\n"
-    )
+    synth.stock_repo.mkdir(parents=True, exist_ok=True)
+    for repo, online_type in ((synth.repo, product_online_type()), (synth.stock_repo, STOCK_ONLINE_TYPE)):
+        (repo / "feature_store.yaml").write_text(
+            f"project: {PROJECT}\nprovider: local\n"
+            f"registry:\n  registry_type: file\n  path: {synth.registry}\n  cache_ttl_seconds: 60\n"
+            f"online_store:\n  type: {online_type}\n  path: {synth.online_db}\n"
+            "offline_store:\n  type: duckdb\nentity_key_serialization_version: 3\n"
+        )
     fields = ", ".join(f'Field(name="{f.name}", dtype={_FEAST_TYPES[f.type]})' for f in SCHEMA
                        if f.name in VIEW_FEATURES)
+    function, tags = product_odfv()
     text = (DEFINITIONS.replace("__PATH__", repr(str(parquet))).replace("__FIELDS__", fields)
-            .replace("__SERVICE__", repr(SERVICE_FEATURES)))
+            .replace("__SERVICE__", repr(SERVICE_FEATURES)).replace("__ODFV_TAGS__", repr(tags))
+            .replace("__ODFV_FUNCTION__", function))
     (synth.repo / "definitions.py").write_text(text)
     (synth.repo / ".feastignore").write_text("__pycache__/\n")
     return synth
