@@ -61,6 +61,10 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     finally:
         os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
     store = open_store(settings)
+    # what serving needs to read features without importing Feast (parity.online_manifest)
+    from parity.online_manifest import write_manifest
+
+    write_manifest(store, registry_path(settings), repo / "feature_store.yaml", settings.feast_dir)
     return {
         "feature_views": sorted(v.name for v in store.list_feature_views()),
         "on_demand_feature_views": sorted(v.name for v in store.list_on_demand_feature_views()),

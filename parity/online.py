@@ -6,10 +6,22 @@ registered in Feast) and then, per request, reads the online store through Feast
 (`online_read`, so any configured online store works — SQLite, Redis, ...), decodes values with
 Feast's type map and runs the registered on-demand transformation code. Its output is the same
 frame as `parity.retrieval.online_frame` (tested equal for every entity), just faster.
+
+`SqliteReader` is the same read without Feast at all: it follows the serving manifest written at
+`parity apply` (`parity.online_manifest`) and reads Feast's SQLite tables directly — one indexed
+SELECT per view, entity keys serialized as Feast does, values decoded with Feast's own `Value`
+protobuf class, the registered transformation source exec'd once. Serving uses it so that the
+process never imports Feast (3+ s of cold start). `open_reader` picks it when the manifest is
+present and fresh and the online store is SQLite, and otherwise falls back to `OnlineReader`
+(Redis or another store; a manifest missing or stale after a plain `feast apply`), saying why.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import struct
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,11 +35,14 @@ from parity.retrieval import (
     ENTITY_KEY,
     REQUEST_TIME,
     TIME_COLUMN,
+    ServiceSchema,
     conform,
     get_service,
     service_schema,
     to_frame,
 )
+
+log = logging.getLogger("parity.online")
 
 _SCALARS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "string_val", "bool_val", "bytes_val"})
 _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE
@@ -53,6 +68,9 @@ class _Transform:
 
 class OnlineReader:
     """Reads a feature service's online features for a list of customers."""
+
+    kind = "feast"
+    fallback_reason: str | None = None
 
     def __init__(self, store: Any, service_name: str):
         from feast.infra.key_encoding_utils import serialize_entity_key  # noqa: F401 (warm import)
@@ -138,14 +156,132 @@ class OnlineReader:
         self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
     ) -> tuple[pd.DataFrame, list[bool]]:
         """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
-        request_at = request_at or datetime.now(timezone.utc)
-        columns = self.read_columns(customer_ids, request_at)
-        arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
-                  TIME_COLUMN: pa.array(columns[REQUEST_TIME], ARROW_TYPES["UnixTimestamp"])}
-        for name, dtype in self.schema.features:
-            arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
-        return to_frame(conform(pa.table(arrays), self.schema)), columns["__found__"]
+        return _typed(self, customer_ids, request_at)
 
     def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
         """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
         return self.read_found(customer_ids, request_at)[0]
+
+
+def _typed(reader: Any, customer_ids: Sequence[str],
+           request_at: datetime | Sequence[datetime] | None) -> tuple[pd.DataFrame, list[bool]]:
+    """A reader's columns as the typed frame of `retrieval.online_frame`, and the found flags."""
+    request_at = request_at or datetime.now(timezone.utc)
+    columns = reader.read_columns(customer_ids, request_at)
+    arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
+              TIME_COLUMN: pa.array(columns[REQUEST_TIME], ARROW_TYPES["UnixTimestamp"])}
+    for name, dtype in reader.schema.features:
+        arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
+    return to_frame(conform(pa.table(arrays), reader.schema)), columns["__found__"]
+
+
+class SqliteReader:
+    """`OnlineReader`'s read straight from Feast's SQLite online store, following the serving
+    manifest (no Feast import): same columns, values and Python types."""
+
+    kind = "sqlite"
+
+    def __init__(self, plan: Any):
+        from parity.online_manifest import string_key_prefix, value_message
+
+        self.service_name = plan.name
+        self.schema = ServiceSchema(name=plan.name, features=plan.features)
+        self.fallback_reason: str | None = None
+        for view in plan.views:
+            if view.join_key != ENTITY_KEY or view.join_key_type != "STRING":
+                raise ValueError(f"view '{view.name}': join key {view.join_key} ({view.join_key_type}) is not "
+                                 f"the STRING key '{ENTITY_KEY}'")
+        # read-only: serving never writes, and a missing file is an error rather than a new empty db
+        self._con = sqlite3.connect(plan.db_path.as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._message = value_message()
+        self._views = plan.views
+        self._tables = [
+            (view, f'SELECT entity_key, feature_name, value FROM "{view.table.replace(chr(34), chr(34) * 2)}" '
+                   "WHERE entity_key IN ", set(view.features))
+            for view in plan.views]
+        self._prefix = string_key_prefix(ENTITY_KEY)
+        self._transforms = plan.transforms
+        self._cache: dict[bytes, Any] = {}  # stored value bytes -> python value (values repeat a lot)
+
+    def entity_key(self, customer_id: str) -> bytes:
+        """Feast's serialize_entity_key (v3) of a customer key."""
+        raw = customer_id.encode("utf8")
+        return self._prefix + struct.pack("<I", len(raw)) + raw
+
+    def _decode(self, blob: bytes) -> Any:
+        """Stored ValueProto bytes as the value `OnlineReader._decode` returns."""
+        message = self._message()
+        message.ParseFromString(blob)
+        kind = message.WhichOneof("val")
+        if kind is None or kind == "null_val":
+            return None
+        if kind not in _SCALARS and kind != "unix_timestamp_val":
+            raise ValueError(f"stored value of kind {kind} is not a scalar the manifest declared")
+        value = getattr(message, kind)
+        if kind == "unix_timestamp_val":
+            return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=timezone.utc)
+        return value
+
+    def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
+        """As `OnlineReader.read_columns`: python lists by feature name, plus `__found__`."""
+        keys = [self.entity_key(cid) for cid in customer_ids]
+        position = {key: i for i, key in enumerate(keys)}
+        found = [False] * len(keys)
+        columns: dict[str, list[Any]] = {}
+        cache = self._cache
+        placeholders = "(" + ",".join("?" * len(keys)) + ")"
+        for view, select, names in self._tables:
+            view_columns = {name: [None] * len(keys) for name in view.features}
+            with self._lock:
+                rows = self._con.execute(select + placeholders, keys).fetchall() if keys else []
+            for key, name, blob in rows:
+                i = position[key]
+                found[i] = True
+                if name not in names:
+                    continue
+                value = cache.get(blob, cache)
+                if value is cache:
+                    value = self._decode(blob)
+                    if len(cache) < 200_000:
+                        cache[blob] = value
+                view_columns[name][i] = value
+            columns.update(view_columns)
+        times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
+        columns[REQUEST_TIME] = times
+        columns["__found__"] = found
+        for transform in self._transforms:
+            out = transform.udf({name: columns[name] for name in transform.inputs})
+            columns.update({name: out[name] for name in transform.outputs})
+        return columns
+
+    def read_found(
+        self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
+    ) -> tuple[pd.DataFrame, list[bool]]:
+        """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
+        return _typed(self, customer_ids, request_at)
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
+        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
+        return self.read_found(customer_ids, request_at)[0]
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def open_reader(settings: Any, service_name: str) -> Any:
+    """The direct SQLite reader when the serving manifest allows it, else Feast's `OnlineReader`
+    (its `fallback_reason` says why: no manifest, stale manifest, non-SQLite store...)."""
+    from parity.feature_store import open_store, require_applied
+    from parity.online_manifest import ManifestError, load_manifest, service_plan
+
+    require_applied(settings)
+    try:
+        manifest = load_manifest(settings.feast_dir, settings.feature_repo_dir / "feature_store.yaml")
+        return SqliteReader(service_plan(manifest, service_name))
+    except (ManifestError, ValueError) as err:
+        reason = str(err)
+    log.warning("reading online features through Feast (slower start): %s", reason)
+    reader = OnlineReader(open_store(settings), service_name)
+    reader.fallback_reason = reason
+    return reader

@@ -1,0 +1,365 @@
+"""The serving manifest: what a feature service's online read needs, written at `parity apply`.
+
+Serving reads features straight from the SQLite online store with this manifest instead of
+importing Feast (3+ s of the service's cold start). The manifest lists, per feature service, the
+online store's SQLite file, one table per feature view with its features and Feast value types,
+the entity key serialization version and each on-demand transformation (name, inputs, outputs and
+the UDF source text Feast stored in its registry). Values read this way are identical to Feast's
+(`parity.online.SqliteReader`, tested for every entity against the SDK and `OnlineReader`).
+
+Staleness: the manifest records a fingerprint of the registry's *definitions* (the `spec` of
+every entity, feature view, on-demand view and feature service, not the materialization
+metadata that `make materialize` rewrites) and the sha256 of `feature_store.yaml`. `load_manifest`
+raises `ManifestError` (with the reason) when the manifest is missing, from another format, or
+either fingerprint differs — the registry was applied without rewriting it, or the store config
+changed. Serving then falls back to Feast's provider (`parity.online.open_reader`): slower, never
+wrong.
+
+This module never imports Feast at module level; only `build_manifest` (run at apply) does.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import struct
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "serving_manifest.json"
+FORMAT = 1
+# Feast ValueType numbers (feast.value_type.ValueType) of the scalars the direct reader decodes
+VALUE_TYPES = {"BYTES": 1, "STRING": 2, "INT32": 3, "INT64": 4, "DOUBLE": 5, "FLOAT": 6, "BOOL": 7,
+               "UNIX_TIMESTAMP": 8}
+# Registry fields whose items' `spec` (field 1) define what serving reads: entities,
+# feature_views, feature_services, on_demand_feature_views (feast/core/Registry.proto)
+_DEFINITION_FIELDS = (1, 6, 7, 8)
+
+
+class ManifestError(RuntimeError):
+    """The serving manifest cannot be used (missing, stale, unsupported); the message says why."""
+
+
+@dataclass(frozen=True)
+class ViewTable:
+    """One feature view's SQLite table and the features to read from it with their value types."""
+
+    name: str
+    table: str
+    join_key: str
+    join_key_type: str
+    features: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One python-mode on-demand transformation, re-created from the source Feast stored."""
+
+    name: str
+    udf: Callable[[dict[str, Any]], dict[str, Any]]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """Everything the direct reader needs for one feature service."""
+
+    name: str
+    features: tuple[tuple[str, str], ...]  # service order, Feast type names (as service_schema)
+    db_path: Path
+    entity_key_serialization_version: int
+    views: tuple[ViewTable, ...]
+    transforms: tuple[Transform, ...]
+
+
+def manifest_path(feast_dir: Path) -> Path:
+    """Where apply writes the manifest: next to the Feast registry."""
+    return feast_dir / MANIFEST_NAME
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# registry fingerprint (protobuf wire format, no Feast import)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(data: bytes) -> list[tuple[int, int, bytes | int]]:
+    """Top-level (field number, wire type, value) triples of a serialized protobuf message."""
+    out: list[tuple[int, int, bytes | int]] = []
+    pos = 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1:
+            value, pos = data[pos:pos + 8], pos + 8
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+        elif wire == 5:
+            value, pos = data[pos:pos + 4], pos + 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if number == 0 or pos > len(data):
+            raise ValueError("not a message")
+        out.append((number, wire, value))
+    return out
+
+
+def _map_entry(wire: int, value: bytes | int) -> bool:
+    """A map<string, string> entry: exactly key (1) and value (2), both length-delimited."""
+    if wire != 2:
+        return False
+    try:
+        fields = _fields(value)
+    except (ValueError, IndexError):
+        return False
+    return [(n, w) for n, w, _ in fields] == [(1, 2), (2, 2)]
+
+
+def _canonical(data: bytes, depth: int = 0) -> bytes:
+    """A serialized message with its map entries sorted, recursively: protobuf writes map
+    entries in no fixed order, and Feast re-serializes the registry at every materialization."""
+    try:
+        fields = _fields(data) if depth < 32 and data else None
+    except (ValueError, IndexError):
+        fields = None
+    if fields is None:  # a string, bytes or a scalar: as it is
+        return b"B" + data
+    maps = {n for n, w, v in fields if _map_entry(w, v)}
+    maps -= {n for n, w, v in fields if not _map_entry(w, v)}
+    parts, entries = [], {}
+    for number, wire, value in fields:
+        if isinstance(value, bytes):
+            value = _canonical(value, depth + 1)
+        else:
+            value = str(value).encode()
+        part = b"%d:%d:%d:" % (number, wire, len(value)) + value
+        if number in maps:
+            entries.setdefault(number, []).append(part)
+        else:
+            parts.append(part)
+    for number in sorted(entries):
+        parts += sorted(entries[number])
+    return b"M" + b"".join(parts)
+
+
+def definitions_fingerprint(registry_bytes: bytes) -> str:
+    """sha256 over the `spec` of every entity, feature view, feature service and on-demand view
+    in a serialized Feast registry: materialization metadata excluded, map order ignored."""
+    specs = []
+    for number, _, item in _fields(registry_bytes):
+        if number in _DEFINITION_FIELDS and isinstance(item, bytes):
+            spec = next((v for n, _, v in _fields(item) if n == 1), b"")
+            specs.append(number.to_bytes(1, "little") + hashlib.sha256(_canonical(spec)).digest())
+    return hashlib.sha256(b"".join(sorted(specs))).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# entity keys and values
+
+
+def entity_key_bytes(join_key: str, value: str | int, value_type: str = "STRING", version: int = 3) -> bytes:
+    """Feast's `serialize_entity_key` (version 3) of a single-join-key entity key."""
+    if version != 3:
+        raise ManifestError(f"entity key serialization version {version} is not supported (only 3)")
+    key = join_key.encode("utf8")
+    if value_type == "STRING":
+        raw, code = str(value).encode("utf8"), VALUE_TYPES["STRING"]
+    elif value_type == "INT64":
+        raw, code = struct.pack("<q", int(value)), VALUE_TYPES["INT64"]
+    else:
+        raise ManifestError(f"entity join key type {value_type} is not supported (STRING, INT64)")
+    return b"".join((struct.pack("<III", 1, VALUE_TYPES["STRING"], len(key)), key,
+                     struct.pack("<II", code, len(raw)), raw))
+
+
+def string_key_prefix(join_key: str) -> bytes:
+    """The constant head of a STRING single-join-key entity key; append len + utf8 value."""
+    key = join_key.encode("utf8")
+    return struct.pack("<III", 1, VALUE_TYPES["STRING"], len(key)) + key + struct.pack("<I", VALUE_TYPES["STRING"])
+
+
+def value_message() -> type:
+    """Feast's generated `Value` protobuf class, loaded from its file so `feast/__init__` (3 s
+    of imports) never runs; the already-imported module when Feast is loaded anyway."""
+    import importlib.util
+    import sys
+
+    loaded = sys.modules.get("feast.protos.feast.types.Value_pb2")
+    if loaded is not None:
+        return loaded.Value
+    spec = importlib.util.find_spec("feast")
+    if spec is None or not spec.submodule_search_locations:
+        raise ManifestError("the feast package is not installed (its Value protobuf is needed)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "protos" / "feast" / "types" / "Value_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("_parity_feast_value_pb2", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)  # registers feast/types/Value.proto in the default pool
+    return module.Value
+
+
+def load_udf(source: str, name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The transformation function from the source text Feast stored (decorators dropped), in the
+    namespace Feast's own rehydration uses (`pd`/`np` available; the UDF imports the rest)."""
+    import numpy as np
+    import pandas as pd
+
+    tree = ast.parse(textwrap.dedent(source))
+    functions = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    if not functions:
+        raise ManifestError(f"on-demand view '{name}': no function in the stored UDF source")
+    for node in functions:
+        node.decorator_list = []
+    namespace: dict[str, Any] = {"__name__": "feast_udf_rehydrate", "pd": pd, "pandas": pd, "np": np, "numpy": np}
+    exec(compile(tree, f"<on-demand view {name}>", "exec"), namespace)  # noqa: S102 (our registry's source)
+    chosen = next((n for n in functions if n.name == name), functions[0])
+    return namespace[chosen.name]
+
+
+# --------------------------------------------------------------------------------------------
+# write (at apply; imports Feast) and load (at serving start; no Feast)
+
+
+def build_manifest(store: Any, registry_file: Path, store_yaml: Path) -> dict[str, Any]:
+    """The manifest of every feature service of an applied store (run right after apply)."""
+    from feast.infra.online_stores.helpers import compute_table_id
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+    from parity.retrieval import service_schema
+
+    config = store.config
+    online = store._get_provider().online_store
+    direct = isinstance(online, SqliteOnlineStore) and type(online).online_read is SqliteOnlineStore.online_read
+    versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "project": config.project,
+        "registry": {"path": str(registry_file),
+                     "definitions_sha256": definitions_fingerprint(registry_file.read_bytes())},
+        "feature_store_yaml": {"path": str(store_yaml), "sha256": sha256_file(store_yaml)},
+        "online_store": {"type": config.online_store.type,
+                         "path": str(Path(SqliteOnlineStore._get_db_path(config)).resolve()) if direct else None,
+                         "direct_read": direct},
+        "entity_key_serialization_version": config.entity_key_serialization_version,
+        "feature_services": {},
+    }
+    for service in store.list_feature_services():
+        manifest["feature_services"][service.name] = _service_entry(store, service, compute_table_id, versioning)
+        manifest["feature_services"][service.name]["features"] = [
+            list(f) for f in service_schema(store, service.name).features]
+    return manifest
+
+
+def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool) -> dict[str, Any]:
+    """Views (tables, features, types) and transformations of one service, resolved as
+    `parity.online.OnlineReader` resolves them."""
+    needed: dict[str, set[str]] = {}
+    transforms = []
+    problems = []
+    for projection in service.feature_view_projections:
+        wanted = [f.name for f in projection.features]
+        try:
+            odfv = store.get_on_demand_feature_view(projection.name)
+        except Exception:  # not an on-demand view: a batch feature view
+            odfv = None
+        if odfv is None:
+            needed.setdefault(projection.name, set()).update(wanted)
+            continue
+        inputs = []
+        for source in odfv.source_feature_view_projections.values():
+            names = [f.name for f in source.features]
+            needed.setdefault(source.name, set()).update(names)
+            inputs += names
+        inputs += [f.name for src in odfv.source_request_sources.values() for f in src.schema]
+        transformation = odfv.feature_transformation
+        if getattr(odfv, "mode", "python") != "python" or not getattr(transformation, "udf_string", ""):
+            problems.append(f"on-demand view '{odfv.name}' is not a python-mode view with stored source")
+        transforms.append({"name": odfv.name, "udf_name": getattr(transformation.udf, "__name__", odfv.name),
+                           "udf_source": getattr(transformation, "udf_string", ""),
+                           "inputs": inputs, "outputs": wanted})
+    views = []
+    for name, features in sorted(needed.items()):
+        view = store.get_feature_view(name)
+        types = {f.name: f.dtype.to_value_type().name for f in view.features}
+        keys = [(c.name, c.dtype.to_value_type().name) for c in view.entity_columns]
+        unsupported = sorted(f for f in features if types.get(f) not in VALUE_TYPES)
+        if unsupported:
+            problems.append(f"view '{name}': value types of {unsupported} are not read directly")
+        if len(keys) != 1:
+            problems.append(f"view '{name}': {len(keys)} join keys (the direct reader takes one)")
+        views.append({"name": name, "table": table_id(store.config.project, view, versioning),
+                      "join_key": keys[0][0] if keys else None, "join_key_type": keys[0][1] if keys else None,
+                      "features": {f: types.get(f) for f in sorted(features)}})
+    return {"views": views, "on_demand": transforms, "problems": problems}
+
+
+def write_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir: Path) -> Path:
+    """Build and write the manifest atomically (temp file + rename)."""
+    path = manifest_path(feast_dir)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(build_manifest(store, registry_file, store_yaml), indent=1, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def load_manifest(feast_dir: Path, store_yaml: Path) -> dict[str, Any]:
+    """The manifest, checked fresh against the registry and feature_store.yaml (ManifestError
+    otherwise, with the reason and the fix)."""
+    path = manifest_path(feast_dir)
+    if not path.exists():
+        raise ManifestError(f"no serving manifest at {path}: run `make apply`")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != FORMAT:
+        raise ManifestError(f"serving manifest format {manifest.get('format')!r} != {FORMAT}: run `make apply`")
+    registry = Path(manifest["registry"]["path"])
+    if not registry.exists():
+        raise ManifestError(f"the registry {registry} named by the serving manifest does not exist: run `make apply`")
+    if definitions_fingerprint(registry.read_bytes()) != manifest["registry"]["definitions_sha256"]:
+        raise ManifestError("the Feast registry's definitions changed since the serving manifest was written "
+                            "(applied without `parity apply`?): run `make apply`")
+    if not store_yaml.exists() or sha256_file(store_yaml) != manifest["feature_store_yaml"]["sha256"]:
+        raise ManifestError(f"{store_yaml} changed since the serving manifest was written: run `make apply`")
+    return manifest
+
+
+def service_plan(manifest: dict[str, Any], service_name: str) -> ServicePlan:
+    """The direct-read plan of one service (ManifestError when the store or a type is not supported)."""
+    online = manifest["online_store"]
+    if not online.get("direct_read"):
+        raise ManifestError(f"online store type {online.get('type')!r} is not read directly (SQLite only)")
+    entry = manifest["feature_services"].get(service_name)
+    if entry is None:
+        raise ManifestError(f"feature service '{service_name}' is not in the serving manifest "
+                            f"(known: {sorted(manifest['feature_services'])}): define it and run `make apply`")
+    if entry["problems"]:
+        raise ManifestError(f"feature service '{service_name}': " + "; ".join(entry["problems"]))
+    version = int(manifest["entity_key_serialization_version"])
+    if version != 3:
+        raise ManifestError(f"entity key serialization version {version} is not supported (only 3)")
+    views = tuple(ViewTable(v["name"], v["table"], v["join_key"], v["join_key_type"], dict(v["features"]))
+                  for v in entry["views"])
+    transforms = tuple(Transform(t["name"], load_udf(t["udf_source"], t["udf_name"]), tuple(t["inputs"]),
+                                 tuple(t["outputs"])) for t in entry["on_demand"])
+    return ServicePlan(service_name, tuple((n, t) for n, t in entry["features"]), Path(online["path"]), version,
+                       views, transforms)
