@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from parity import yaml_config
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 EXPORT_FORMATS = ("csv", "parquet")
@@ -49,40 +48,15 @@ class BatchConfig:
 
 
 def json_ready(value: Any) -> Any:
-    """Tuples -> lists, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise BatchError(f"{where or 'batch config'} must be a mapping")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise BatchError(f"unknown key(s) {unknown} in {where or 'batch config'}; known: {sorted(names)}")
-    values = {}
-    for name, value in data.items():
-        if cls is BatchConfig and name == "segments":
-            values[name] = _build(SegmentsConfig, value or {}, "segments")
-        elif isinstance(value, list):
-            values[name] = tuple(value)
-        else:
-            values[name] = value
-    return cls(**values)
+    """Tuples -> lists, recursively (see parity.yaml_config.plain)."""
+    return yaml_config.plain(value)
 
 
 def load_config(path: str | Path | None = None) -> BatchConfig:
     """Read the YAML config (default batch/config.yaml) and check the values types cannot."""
     path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise BatchError(f"cannot read batch config {path}: {err}") from None
-    config = _build(BatchConfig, data, "")
+    data = yaml_config.read_yaml(path, BatchError, "batch config")
+    config = yaml_config.build(BatchConfig, data, BatchError, "batch config")
     problems = []
     if config.top_reasons < 0:
         problems.append("top_reasons must be >= 0")

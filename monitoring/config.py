@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-import yaml
+from parity import yaml_config
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 REFERENCES = ("test_period", "all")
@@ -104,40 +104,16 @@ class MonitoringConfig:
         return dataclasses.asdict(self)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise MonitoringError(f"{where or 'monitoring config'} must be a mapping")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise MonitoringError(f"unknown key(s) {unknown} in {where or 'monitoring config'}; known: {sorted(names)}")
-    values = {}
-    for name, value in data.items():
-        hint = hints[name]
-        values[name] = _build(hint, value or {}, f"{where}.{name}".lstrip(".")) if dataclasses.is_dataclass(hint) else value
-    return cls(**values)
-
-
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `overrides` into a copy of `base`."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    """Deep-merge `overrides` into a copy of `base` (see parity.yaml_config.merge)."""
+    return yaml_config.merge(base, overrides)
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> MonitoringConfig:
     """Read the YAML config (default monitoring/config.yaml), apply overrides, validate."""
     path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise MonitoringError(f"cannot read monitoring config {path}: {err}") from None
-    config = _build(MonitoringConfig, merge(data, overrides or {}), "")
+    data = yaml_config.read_yaml(path, MonitoringError, "monitoring config")
+    config = yaml_config.build(MonitoringConfig, merge(data, overrides or {}), MonitoringError, "monitoring config")
     problems = []
     if config.reference not in REFERENCES:
         problems.append(f"reference must be one of {list(REFERENCES)}, got {config.reference!r}")

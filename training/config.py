@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
-import yaml
-
+from parity import yaml_config
 from training.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
@@ -117,76 +115,25 @@ class TrainingConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for metadata and the report)."""
-        return _plain(dataclasses.asdict(self))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
-    """Instantiate a config dataclass from a mapping, refusing unknown keys and wrong shapes."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where or 'config'} must be a mapping, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {where or 'config'}; known: {sorted(names)}"
-        )
-    values = {}
-    for name, value in data.items():
-        hint, path = hints[name], f"{where}.{name}".lstrip(".")
-        if dataclasses.is_dataclass(hint):
-            values[name] = _build(hint, value, path)
-        elif name == "models":
-            unknown_models = sorted(set(value) - set(MODEL_KEYS))
-            if unknown_models:
-                raise ConfigError(f"unknown model(s) {unknown_models}; known: {list(MODEL_KEYS)}")
-            values[name] = {
-                key: _build(ModelConfig, spec or {}, f"models.{key}") for key, spec in value.items()
-            }
-        elif getattr(hint, "__origin__", None) is tuple:
-            values[name] = tuple(value)
-        else:
-            values[name] = value
-    return cls(**values)
+        return yaml_config.plain(dataclasses.asdict(self))
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `overrides` into a copy of `base` (mappings merge, everything else replaces)."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in overrides.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    """Deep-merge `overrides` into a copy of `base` (see parity.yaml_config.merge)."""
+    return yaml_config.merge(base, overrides)
 
 
 def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     """`["bootstrap.reps=200", ...]` -> nested overrides (values parsed as YAML)."""
-    overrides: dict[str, Any] = {}
-    for item in assignments:
-        if "=" not in item:
-            raise ConfigError(f"--set expects key.path=value, got {item!r}")
-        path, raw = item.split("=", 1)
-        node = overrides
-        keys = path.strip().split(".")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = yaml.safe_load(raw)
-    return overrides
+    return yaml_config.parse_assignments(assignments, ConfigError)
 
 
 def validate(config: TrainingConfig) -> TrainingConfig:
     """Range checks that the types alone do not express."""
     problems = []
+    unknown_models = sorted(set(config.models) - set(MODEL_KEYS))
+    if unknown_models:
+        raise ConfigError(f"unknown model(s) {unknown_models}; known: {list(MODEL_KEYS)}")
     if not 0 < config.split.test_fraction < 1 or not 0 < config.split.valid_fraction < 1:
         problems.append("split fractions must be in (0, 1)")
     if config.split.test_fraction + config.split.valid_fraction >= 1:
@@ -220,8 +167,5 @@ def load_config(
 ) -> TrainingConfig:
     """Read the YAML config (default training/config.yaml), apply overrides, validate."""
     path = Path(path) if path else DEFAULT_CONFIG
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"cannot read training config {path}: {err}") from None
-    return validate(_build(TrainingConfig, merge(data, overrides or {}), ""))
+    data = yaml_config.read_yaml(path, ConfigError, "training config")
+    return validate(yaml_config.build(TrainingConfig, merge(data, overrides or {}), ConfigError, "config"))
