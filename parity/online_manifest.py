@@ -241,7 +241,14 @@ def load_udf(source: str, name: str) -> Callable[[dict[str, Any]], dict[str, Any
 # write (at apply; imports Feast) and load (at serving start; no Feast)
 
 
-def build_manifest(store: Any, registry_file: Path, store_yaml: Path) -> dict[str, Any]:
+def _portable(path: Path, folder: Path) -> str:
+    """`path` relative to the manifest's folder when inside it (a copied data folder then reads
+    its own files), else absolute."""
+    path, folder = path.resolve(), folder.resolve()
+    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+
+
+def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir: Path) -> dict[str, Any]:
     """The manifest of every feature service of an applied store (run right after apply)."""
     from feast.infra.online_stores.helpers import compute_table_id
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
@@ -255,11 +262,11 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path) -> dict[st
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "project": config.project,
-        "registry": {"path": str(registry_file),
+        "registry": {"path": _portable(registry_file, feast_dir),
                      "definitions_sha256": definitions_fingerprint(registry_file.read_bytes())},
         "feature_store_yaml": {"path": str(store_yaml), "sha256": sha256_file(store_yaml)},
         "online_store": {"type": config.online_store.type,
-                         "path": str(Path(SqliteOnlineStore._get_db_path(config)).resolve()) if direct else None,
+                         "path": _portable(Path(SqliteOnlineStore._get_db_path(config)), feast_dir) if direct else None,
                          "direct_read": direct},
         "entity_key_serialization_version": config.entity_key_serialization_version,
         "feature_services": {},
@@ -318,7 +325,7 @@ def write_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
     """Build and write the manifest atomically (temp file + rename)."""
     path = manifest_path(feast_dir)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(build_manifest(store, registry_file, store_yaml), indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(build_manifest(store, registry_file, store_yaml, feast_dir), indent=1, sort_keys=True))
     os.replace(tmp, path)
     return path
 
@@ -332,7 +339,7 @@ def load_manifest(feast_dir: Path, store_yaml: Path) -> dict[str, Any]:
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ManifestError(f"serving manifest format {manifest.get('format')!r} != {FORMAT}: run `make apply`")
-    registry = Path(manifest["registry"]["path"])
+    registry = feast_dir / manifest["registry"]["path"]  # an absolute path stays absolute
     if not registry.exists():
         raise ManifestError(f"the registry {registry} named by the serving manifest does not exist: run `make apply`")
     if definitions_fingerprint(registry.read_bytes()) != manifest["registry"]["definitions_sha256"]:
@@ -340,6 +347,7 @@ def load_manifest(feast_dir: Path, store_yaml: Path) -> dict[str, Any]:
                             "(applied without `parity apply`?): run `make apply`")
     if not store_yaml.exists() or sha256_file(store_yaml) != manifest["feature_store_yaml"]["sha256"]:
         raise ManifestError(f"{store_yaml} changed since the serving manifest was written: run `make apply`")
+    manifest["folder"] = str(feast_dir)
     return manifest
 
 
@@ -361,5 +369,6 @@ def service_plan(manifest: dict[str, Any], service_name: str) -> ServicePlan:
                   for v in entry["views"])
     transforms = tuple(Transform(t["name"], load_udf(t["udf_source"], t["udf_name"]), tuple(t["inputs"]),
                                  tuple(t["outputs"])) for t in entry["on_demand"])
-    return ServicePlan(service_name, tuple((n, t) for n, t in entry["features"]), Path(online["path"]), version,
+    db_path = Path(manifest.get("folder", ".")) / online["path"]
+    return ServicePlan(service_name, tuple((n, t) for n, t in entry["features"]), db_path, version,
                        views, transforms)
