@@ -70,3 +70,10 @@
 {% macro integer_series(n) %}{{ return(adapter.dispatch('integer_series', 'parity')(n)) }}{% endmacro %}
 {% macro default__integer_series(n) %}select cast(range as bigint) as i from range({{ n }}){% endmacro %}
 {% macro spark__integer_series(n) %}select explode(sequence(0, {{ n }} - 1)) as i{% endmacro %}
+
+{# Whole weeks from start to end, rounded down (negative when end is before start). With snapshots
+   every 7 days back from `end`, floor_weeks_between(x, end) is the weeks_before_end of the
+   first snapshot at or after x. Microsecond-exact: no time zone, no calendar. #}
+{% macro floor_weeks_between(start, end) %}{{ return(adapter.dispatch('floor_weeks_between', 'parity')(start, end)) }}{% endmacro %}
+{% macro default__floor_weeks_between(start, end) %}cast(floor((epoch_us({{ end }}) - epoch_us({{ start }})) / 604800000000.0) as bigint){% endmacro %}
+{% macro spark__floor_weeks_between(start, end) %}cast(floor((unix_micros({{ end }}) - unix_micros({{ start }})) / 604800000000.0) as bigint){% endmacro %}

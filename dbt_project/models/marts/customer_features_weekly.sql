@@ -3,30 +3,34 @@
 -- One row per customer and weekly snapshot. A snapshot at time t only sees transaction
 -- versions that had happened (transacted_at <= t) AND had arrived (loaded_at <= t) and were not
 -- yet replaced by a correction (superseded_at > t): what we actually knew at t.
+--
+-- Cost is linear in versions + (customers x snapshots): each version is seen by one unbroken run
+-- of snapshots per window (int_transactions_snapshot_intervals), so it adds +1 / +amount where
+-- the run starts and -1 / -amount where it ends, and a running sum over each customer's
+-- snapshots gives the window totals. Amounts are summed as decimals so that the -amount cancels
+-- the +amount exactly. The two non-additive features are built from runs too:
+--   category_count_90d: per (customer, category) the runs are merged into "bought in the last
+--     90 days" (>= 1 version seen); the count changes by +1 / -1 where that flips.
+--   last_purchase_at: for current versions (never superseded) the latest transacted_at among
+--     the versions seen so far is the answer while it is in the 365-day window (if it has aged
+--     out, every earlier one has too); superseded versions, a few, are expanded to their
+--     snapshots and compared directly.
 
 with customers as (
     select * from {{ ref('int_customers_deduplicated') }}
 ),
 
-transactions as (
-    select * from {{ ref('int_transactions_versioned') }}
+snapshots as (
+    select * from {{ ref('int_snapshots') }}
 ),
 
-bounds as (
-    -- the data's "now": midnight after the newest arrival of any client
-    select {{ next_midnight('max(loaded_at)') }} as snapshot_end from transactions
-),
-
-week_numbers as (
-    {{ integer_series(var('snapshot_weeks')) }}
-),
-
-snapshot_times as (
+intervals as (
     select
-        {{ add_days('bounds.snapshot_end', '-7 * week_numbers.i') }} as snapshot_at,
-        week_numbers.i as weeks_before_end
-    from bounds
-    cross join week_numbers
+        *,
+        case when transaction_type = 'purchase' then 1 else 0 end as purchases,
+        case when transaction_type = 'refund' then 1 else 0 end as refunds,
+        case when transaction_type = 'purchase' then cast(amount_usd as decimal(38, 9)) else 0 end as spend
+    from {{ ref('int_transactions_snapshot_intervals') }}
 ),
 
 spine as (
@@ -37,64 +41,184 @@ spine as (
         customers.acquisition_channel,
         customers.birth_year,
         customers.signed_up_at,
-        snapshot_times.snapshot_at,
-        snapshot_times.weeks_before_end
+        snapshots.snapshot_at,
+        snapshots.weeks_before_end
     from customers
-    inner join snapshot_times
-        on snapshot_times.snapshot_at >= customers.signed_up_at
-        and snapshot_times.snapshot_at >= customers.first_loaded_at
+    inner join snapshots
+        on snapshots.snapshot_at >= customers.signed_up_at
+        and snapshots.snapshot_at >= customers.first_loaded_at
 ),
 
-known_transactions as (
+window_changes as (
+    -- a version enters every window at once and leaves each at its own week (an empty run
+    -- leaves where it entered, so the two cancel)
     select
-        spine.customer_id,
-        spine.snapshot_at,
-        transactions.transaction_type,
-        transactions.category,
-        transactions.amount_usd,
-        transactions.transacted_at,
-        transactions.transacted_at > {{ add_days('spine.snapshot_at', -30) }} as is_in_30d,
-        transactions.transacted_at > {{ add_days('spine.snapshot_at', -60) }}
-            and transactions.transacted_at <= {{ add_days('spine.snapshot_at', -30) }} as is_in_prior_30d,
-        transactions.transacted_at > {{ add_days('spine.snapshot_at', -90) }} as is_in_90d
+        customer_id,
+        entered_week as weeks_before_end,
+        purchases as purchases_30d,
+        purchases as purchases_60d,
+        purchases as purchases_90d,
+        purchases as purchases_365d,
+        spend as spend_30d,
+        spend as spend_90d,
+        spend as spend_365d,
+        refunds as refunds_90d,
+        cast(null as bigint) as categories_90d
+    from intervals
+    union all
+    select customer_id, left_week_30d, -purchases, null, null, null, -spend, null, null, null, null
+    from intervals
+    where left_week_30d >= 0 and transaction_type = 'purchase'
+    union all
+    select customer_id, left_week_60d, null, -purchases, null, null, null, null, null, null, null
+    from intervals
+    where left_week_60d >= 0 and transaction_type = 'purchase'
+    union all
+    select customer_id, left_week_90d, null, null, -purchases, null, null, -spend, null, -refunds, null
+    from intervals
+    where left_week_90d >= 0
+    union all
+    select customer_id, left_week_365d, null, null, null, -purchases, null, null, -spend, null, null
+    from intervals
+    where left_week_365d >= 0 and transaction_type = 'purchase'
+),
+
+category_runs as (
+    -- +1 / -1 per version of a purchase in the category seen by a 90-day snapshot
+    select customer_id, category, entered_week as weeks_before_end, 1 as change
+    from intervals
+    where transaction_type = 'purchase' and category is not null and left_week_90d < entered_week
+    union all
+    select customer_id, category, left_week_90d, -1
+    from intervals
+    where transaction_type = 'purchase' and category is not null and left_week_90d < entered_week
+        and left_week_90d >= 0
+),
+
+category_run_changes as (
+    select customer_id, category, weeks_before_end, sum(change) as change
+    from category_runs
+    group by customer_id, category, weeks_before_end
+),
+
+category_presence as (
+    select
+        customer_id,
+        category,
+        weeks_before_end,
+        case when sum(change) over (
+            partition by customer_id, category order by weeks_before_end desc
+            rows between unbounded preceding and current row
+        ) > 0 then 1 else 0 end as is_present
+    from category_run_changes
+),
+
+category_changes as (
+    select
+        customer_id,
+        weeks_before_end,
+        is_present - coalesce(lag(is_present) over (
+            partition by customer_id, category order by weeks_before_end desc
+        ), 0) as categories_90d
+    from category_presence
+),
+
+changes as (
+    select
+        customer_id,
+        weeks_before_end,
+        sum(purchases_30d) as purchases_30d,
+        sum(purchases_60d) as purchases_60d,
+        sum(purchases_90d) as purchases_90d,
+        sum(purchases_365d) as purchases_365d,
+        sum(spend_30d) as spend_30d,
+        sum(spend_90d) as spend_90d,
+        sum(spend_365d) as spend_365d,
+        sum(refunds_90d) as refunds_90d,
+        sum(categories_90d) as categories_90d
+    from (
+        select * from window_changes
+        union all
+        select customer_id, weeks_before_end, null, null, null, null, null, null, null, null, categories_90d
+        from category_changes
+        where categories_90d != 0
+    ) as all_changes
+    group by customer_id, weeks_before_end
+),
+
+current_purchases_entered as (
+    select customer_id, entered_week as weeks_before_end, max(transacted_at) as transacted_at
+    from intervals
+    where transaction_type = 'purchase' and not is_superseded
+    group by customer_id, entered_week
+),
+
+superseded_purchases_seen as (
+    select
+        intervals.customer_id,
+        snapshots.weeks_before_end,
+        max(intervals.transacted_at) as transacted_at
+    from intervals
+    inner join snapshots
+        on snapshots.weeks_before_end <= intervals.entered_week
+        and snapshots.weeks_before_end > intervals.left_week_365d
+    where intervals.transaction_type = 'purchase' and intervals.is_superseded
+    group by intervals.customer_id, snapshots.weeks_before_end
+),
+
+running as (
+    select
+        spine.*,
+        sum(changes.purchases_30d) over customer_weeks as purchase_count_30d,
+        -- purchases 31-60 days back: the 60-day window minus the 30-day one
+        coalesce(sum(changes.purchases_60d) over customer_weeks, 0)
+            - coalesce(sum(changes.purchases_30d) over customer_weeks, 0) as purchase_count_prior_30d,
+        sum(changes.purchases_90d) over customer_weeks as purchase_count_90d,
+        sum(changes.purchases_365d) over customer_weeks as purchase_count_365d,
+        sum(changes.spend_30d) over customer_weeks as spend_30d,
+        sum(changes.spend_90d) over customer_weeks as spend_90d,
+        sum(changes.spend_365d) over customer_weeks as spend_365d,
+        sum(changes.refunds_90d) over customer_weeks as refund_count_90d,
+        sum(changes.categories_90d) over customer_weeks as category_count_90d,
+        max(current_purchases_entered.transacted_at) over customer_weeks as latest_current_purchase_at
     from spine
-    inner join transactions
-        on transactions.customer_id = spine.customer_id
-        and transactions.transacted_at <= spine.snapshot_at
-        and transactions.transacted_at > {{ add_days('spine.snapshot_at', -365) }}
-        and transactions.loaded_at <= spine.snapshot_at
-        and (transactions.superseded_at is null or transactions.superseded_at > spine.snapshot_at)
+    left join changes
+        on changes.customer_id = spine.customer_id
+        and changes.weeks_before_end = spine.weeks_before_end
+    left join current_purchases_entered
+        on current_purchases_entered.customer_id = spine.customer_id
+        and current_purchases_entered.weeks_before_end = spine.weeks_before_end
+    window customer_weeks as (
+        partition by spine.customer_id order by spine.weeks_before_end desc
+        rows between unbounded preceding and current row
+    )
 ),
 
 aggregated as (
     select
-        customer_id,
-        snapshot_at,
-        sum(case when transaction_type = 'purchase' and is_in_30d then 1 else 0 end) as purchase_count_30d,
-        sum(case when transaction_type = 'purchase' and is_in_prior_30d then 1 else 0 end) as purchase_count_prior_30d,
-        sum(case when transaction_type = 'purchase' and is_in_90d then 1 else 0 end) as purchase_count_90d,
-        sum(case when transaction_type = 'purchase' then 1 else 0 end) as purchase_count_365d,
-        sum(case when transaction_type = 'purchase' and is_in_30d then amount_usd else 0 end) as spend_30d,
-        sum(case when transaction_type = 'purchase' and is_in_90d then amount_usd else 0 end) as spend_90d,
-        sum(case when transaction_type = 'purchase' then amount_usd else 0 end) as spend_365d,
-        sum(case when transaction_type = 'refund' and is_in_90d then 1 else 0 end) as refund_count_90d,
-        count(distinct case when transaction_type = 'purchase' and is_in_90d then category end) as category_count_90d,
-        max(case when transaction_type = 'purchase' then transacted_at end) as last_purchase_at
-    from known_transactions
-    group by customer_id, snapshot_at
+        running.*,
+        greatest(
+            case when running.latest_current_purchase_at > {{ add_days('running.snapshot_at', -365) }}
+                then running.latest_current_purchase_at end,
+            superseded_purchases_seen.transacted_at
+        ) as last_purchase_at
+    from running
+    left join superseded_purchases_seen
+        on superseded_purchases_seen.customer_id = running.customer_id
+        and superseded_purchases_seen.weeks_before_end = running.weeks_before_end
 ),
 
 final as (
     select
         -- ids
-        spine.customer_id,
-        spine.client_id,
+        aggregated.customer_id,
+        aggregated.client_id,
         -- strings
-        spine.country,
-        spine.acquisition_channel,
+        aggregated.country,
+        aggregated.acquisition_channel,
         -- numerics
-        cast(spine.birth_year as bigint) as birth_year,
-        {{ days_between('spine.signed_up_at', 'spine.snapshot_at') }} as tenure_days,
+        cast(aggregated.birth_year as bigint) as birth_year,
+        {{ days_between('aggregated.signed_up_at', 'aggregated.snapshot_at') }} as tenure_days,
         cast(coalesce(aggregated.purchase_count_30d, 0) as bigint) as purchase_count_30d,
         cast(coalesce(aggregated.purchase_count_90d, 0) as bigint) as purchase_count_90d,
         cast(coalesce(aggregated.purchase_count_365d, 0) as bigint) as purchase_count_365d,
@@ -103,18 +227,15 @@ final as (
         cast(coalesce(aggregated.spend_30d, 0) as double) as spend_30d,
         cast(coalesce(aggregated.spend_90d, 0) as double) as spend_90d,
         cast(coalesce(aggregated.spend_365d, 0) as double) as spend_365d,
-        cast(aggregated.spend_90d / nullif(aggregated.purchase_count_90d, 0) as double) as avg_basket_90d,
+        cast(cast(aggregated.spend_90d as double) / nullif(aggregated.purchase_count_90d, 0) as double) as avg_basket_90d,
         cast(coalesce(aggregated.refund_count_90d, 0) as bigint) as refund_count_90d,
         cast(coalesce(aggregated.refund_count_90d, 0) / greatest(coalesce(aggregated.purchase_count_90d, 0), 1) as double)
             as refund_rate_90d,
         cast(coalesce(aggregated.category_count_90d, 0) as bigint) as category_count_90d,
         -- timestamps
         aggregated.last_purchase_at,
-        spine.snapshot_at
-    from spine
-    left join aggregated
-        on aggregated.customer_id = spine.customer_id
-        and aggregated.snapshot_at = spine.snapshot_at
+        aggregated.snapshot_at
+    from aggregated
 )
 
 select * from final
