@@ -75,12 +75,16 @@ def get_service(store: Any, name: str) -> Any:
 
 def service_schema(store: Any, name: str) -> ServiceSchema:
     """Features of a service in service order, with their Feast types."""
-    service = get_service(store, name)
+    return schema_of(get_service(store, name))
+
+
+def schema_of(service: Any) -> ServiceSchema:
+    """The ServiceSchema of a FeatureService object."""
     features = []
     for projection in service.feature_view_projections:
         for field in projection.features:
             features.append((field.name, str(field.dtype)))
-    return ServiceSchema(name=name, features=tuple(features))
+    return ServiceSchema(name=service.name, features=tuple(features))
 
 
 def conform(table: pa.Table, schema: ServiceSchema) -> pa.Table:
@@ -115,11 +119,10 @@ class OnDemandStep:
     accepts_arrow: bool
 
 
-def offline_plan(store: Any, service_name: str) -> tuple[list[str], list[OnDemandStep]] | None:
-    """Batch feature refs to ask Feast for (the service's batch features and the on-demand views'
-    inputs) and the on-demand steps to run on the result; None when only Feast's own path applies
-    (a pandas-mode on-demand view, or one fed by another on-demand view)."""
-    service = get_service(store, service_name)
+def offline_plan(store: Any, service: Any) -> tuple[list[str], list[OnDemandStep]] | None:
+    """For a FeatureService: the batch feature refs to ask Feast for (its batch features and its
+    on-demand views' inputs) and the on-demand steps to run on the result; None when only Feast's
+    own path applies (a pandas-mode on-demand view, or one fed by another on-demand view)."""
     odfvs = {view.name: view for view in store.list_on_demand_feature_views(allow_cache=True)}
     refs: list[str] = []
     steps: list[OnDemandStep] = []
@@ -166,19 +169,25 @@ def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str) -> pa.
     """Point-in-time result (request_at = event_timestamp): Feast's offline store joins the batch
     features; the service's on-demand views run on their input columns (see the module doc).
 
-    Columns: the entity frame's, then the service's features (not yet `conform`ed)."""
-    service = get_service(store, service_name)
+    Columns: the entity frame's, request_at, then the service's features (not yet `conform`ed)."""
+    return _offline_table(store, get_service(store, service_name), entity_df)
+
+
+def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame) -> pa.Table:
     frame = entity_df.copy()
-    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True)
-    frame[REQUEST_TIME] = frame[TIME_COLUMN]
-    plan = offline_plan(store, service_name)
+    # cache=False: the cache check alone iterates the column as Timestamps (~25 ms per 100k rows)
+    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True, cache=False)
+    plan = offline_plan(store, service)
     if plan is None:
+        frame[REQUEST_TIME] = frame[TIME_COLUMN]
         return store.get_historical_features(entity_df=frame, features=service).to_arrow()
     refs, steps = plan
+    # request_at is event_timestamp: added after the join, not carried through it
     table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
+    table = table.append_column(REQUEST_TIME, table.column(TIME_COLUMN))
     table = run_on_demand(table, steps)
-    # the shape of Feast's own result: entity frame columns, then the service's features
-    wanted = dict.fromkeys([*frame.columns, *service_schema(store, service_name).names])
+    # the shape of Feast's own result: entity frame columns, request_at, then the service's features
+    wanted = dict.fromkeys([*frame.columns, REQUEST_TIME, *schema_of(service).names])
     return table.select([name for name in wanted if name in table.column_names])
 
 
@@ -200,10 +209,11 @@ def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd
     missing = {ENTITY_KEY, TIME_COLUMN} - set(entity_df.columns)
     if missing:
         raise ValueError(f"entity frame lacks column(s) {sorted(missing)}")
-    schema = service_schema(store, service_name)
+    service = get_service(store, service_name)
+    schema = schema_of(service)
     frame = entity_df.reset_index(drop=True).copy()
     frame["__row"] = range(len(frame))
-    table = offline_arrow(store, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]], service_name)
+    table = _offline_table(store, service, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]])
     table = table.sort_by("__row")
     features = to_frame(conform(table, schema))
     extra = [c for c in entity_df.columns if c not in (ENTITY_KEY, TIME_COLUMN)]

@@ -83,7 +83,7 @@ def test_a_list_only_function_gets_python_lists_of_its_inputs_only():
 @pytest.mark.data
 def test_plan_asks_feast_for_batch_features_and_the_on_demand_inputs(feature_data):
     store = open_store(feature_data)
-    refs, steps = offline_plan(store, "churn_v1")
+    refs, steps = offline_plan(store, store.get_feature_service("churn_v1"))
     assert all(not ref.startswith("request_recency:") for ref in refs)
     assert "customer_activity:last_purchase_at" in refs and len(refs) == len(set(refs))
     (step,) = steps
