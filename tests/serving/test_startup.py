@@ -1,0 +1,88 @@
+"""What the serving process loads: no Feast and no scikit-learn, same scores and explanations."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from parity.registry import current_version, load_version
+
+pytestmark = pytest.mark.data
+
+# `python -m serving`'s start-up in a fresh interpreter (lean xgboost import, app, lifespan),
+# then one prediction and the readiness answer; prints what got imported
+_START = """
+import json, sys
+from serving.models import import_xgboost_lean
+lean = import_xgboost_lean()
+from fastapi.testclient import TestClient
+from parity.config import load_settings
+from serving.app import create_app
+from serving.config import load_config
+app = create_app(load_settings(sys.argv[1]), load_config(None, {"PARITY_API_KEYS": "k"}))
+with TestClient(app) as client:
+    ready = client.get("/readyz").json()
+    predicted = client.post("/v1/predict", headers={"X-API-Key": "k"},
+                            json={"customers": [{"customer_id": sys.argv[2]}, {"customer_id": "nobody:1"}]}).json()
+from serving.schemas import Prediction, PredictResponse
+PredictResponse.model_validate(predicted)  # the plain-JSON response has the declared shape
+assert all(list(p) == list(Prediction.model_fields) for p in predicted["predictions"])
+print(json.dumps({"lean": lean, "ready": ready, "statuses": [p["status"] for p in predicted["predictions"]],
+                  "loaded": sorted(m for m in ("feast", "sklearn", "xgboost.sklearn") if m in sys.modules)}))
+"""
+
+# scores and TreeSHAP of a fixed matrix with the lean xgboost import
+_SCORE = """
+import json, sys
+import numpy as np
+from serving.models import import_xgboost_lean
+assert import_xgboost_lean()
+from parity.registry import load_version
+model = load_version(__import__("pathlib").Path(sys.argv[1]), "churn", sys.argv[2], nthread=1)
+matrix = np.array(json.loads(sys.argv[3]), dtype="float64")
+scores, contribs = model.score_and_explain(matrix)
+print(json.dumps({"scores": scores.tolist(), "contribs": contribs.tolist(),
+                  "sklearn": "sklearn" in sys.modules, "xgbclassifier": hasattr(sys.modules["xgboost"], "XGBClassifier")}))
+"""
+
+
+def _run(code: str, *args: str, data_dir) -> dict:
+    env = {**os.environ, "PARITY_DATA_DIR": str(data_dir), "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _known_customer(settings) -> str:
+    import duckdb
+
+    return duckdb.connect().execute(
+        f"select min(customer_id) from read_parquet('{settings.marts_dir}/customer_features_weekly.parquet')"
+    ).fetchone()[0]
+
+
+def test_serving_process_never_imports_feast_or_sklearn(trained_data):
+    out = _run(_START, str(trained_data.data_dir), _known_customer(trained_data), data_dir=trained_data.data_dir)
+    assert out["lean"] is True
+    assert out["ready"]["status"] == "ready" and out["ready"]["feature_reader"] == "sqlite", out["ready"]
+    assert out["statuses"] == ["ok", "unknown_customer"]
+    assert out["loaded"] == []
+
+
+def test_lean_xgboost_import_scores_and_explains_identically(trained_data):
+    version = current_version(trained_data.registry_dir, "churn")
+    model = load_version(trained_data.registry_dir, "churn", version, nthread=1)
+    rng = np.random.default_rng(3)
+    matrix = rng.normal(size=(7, len(model.spec.columns))) * 50
+    matrix[0, :] = np.nan
+    scores, contribs = model.score_and_explain(matrix)
+    out = _run(_SCORE, str(trained_data.registry_dir), version, json.dumps(np.where(np.isnan(matrix), None, matrix).tolist()),
+               data_dir=trained_data.data_dir)
+    assert out["sklearn"] is False and out["xgbclassifier"] is False  # the lean path was taken
+    np.testing.assert_array_equal(np.array(out["scores"]), scores)
+    np.testing.assert_array_equal(np.array(out["contribs"]), contribs)
