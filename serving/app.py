@@ -25,7 +25,7 @@ from serving.log import PredictionLog
 from serving.metrics import Metrics, create_metrics
 from serving.models import ModelSlot, canary_bucket
 from serving.predict import score_columns
-from serving.schemas import ModelInfo, Prediction, PredictRequest, PredictResponse
+from serving.schemas import PredictRequest, PredictResponse
 
 log = logging.getLogger("serving")
 
@@ -303,12 +303,15 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             if not rows:
                 continue
             scored = score_columns(model, _subset(frame, rows), state.config.top_k)
+            scores, decisions = scored.scores.tolist(), scored.decisions.tolist()
+            histogram = state.metrics.scores.labels(model.version)
             for j, i in enumerate(rows):
-                results[i] = {"customer_id": ids[i], "status": "ok", "score": float(scored.scores[j]),
-                              "decision": bool(scored.decisions[j]), "model_version": model.version,
-                              "contributions": scored.top[j]}
-                state.metrics.scores.labels(model.version).observe(float(scored.scores[j]))
-                records.append((i, role, model.version, "ok", float(scored.scores[j]), bool(scored.decisions[j])))
+                # the field order of schemas.Prediction (the response is built as plain JSON)
+                results[i] = {"customer_id": ids[i], "status": "ok", "score": scores[j], "decision": decisions[j],
+                              "model_version": model.version, "contributions": scored.top[j],
+                              "segment_id": None, "segment_name": None}
+                histogram.observe(scores[j])
+                records.append((i, role, model.version, "ok", scores[j], decisions[j]))
             state.metrics.predictions.labels(model.version, role).inc(len(rows))
         segments = state.segments.active.primary if state.segments else None
         if segments is not None and known:
@@ -321,7 +324,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         for i, ok in enumerate(found):
             if not ok:
                 results[i] = {"customer_id": ids[i], "status": "unknown_customer", "score": None, "decision": None,
-                              "model_version": active.primary.version, "contributions": []}
+                              "model_version": active.primary.version, "contributions": [],
+                              "segment_id": None, "segment_name": None}
                 state.metrics.unknown.inc()
                 records.append((i, "primary", active.primary.version, "unknown_customer", None, None))
         latency = (time.perf_counter() - started) * 1000
@@ -332,12 +336,14 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
                 "features": _features_json(frame, i, feature_names) if status == "ok" else None,
             })
-        response = PredictResponse(
-            request_id=request_id,
-            model=ModelInfo(name=active.primary.model, version=active.primary.version,
-                            threshold=active.primary.threshold, feature_service=active.primary.feature_service),
-            predictions=[Prediction(**r) for r in results],
-        )
-        return JSONResponse(response.model_dump(mode="json"), headers={"X-Request-ID": request_id})
+        # PredictResponse's shape as plain dicts: building and dumping the pydantic models cost
+        # ~1 ms per 100 customers (tests validate responses against PredictResponse)
+        response = {
+            "request_id": request_id,
+            "model": {"name": active.primary.model, "version": active.primary.version,
+                      "threshold": active.primary.threshold, "feature_service": active.primary.feature_service},
+            "predictions": results,
+        }
+        return JSONResponse(response, headers={"X-Request-ID": request_id})
 
     return app
