@@ -3,6 +3,8 @@
 In-process, on the real platform repo (feature service churn_v1 incl. the on-demand feature):
 platform          parity.online.OnlineReader.read -> typed pandas frame (what /v1/predict uses)
 platform_columns  OnlineReader.read_columns -> python lists (the same read without Arrow/pandas)
+platform_direct   SqliteReader.read_columns: the serving manifest's direct SQLite read, no Feast
+                  (what /v1/predict uses since the serving manifest)
 platform_sdk      parity.retrieval.online_frame (Feast SDK + conform + pandas)
 feast             FeatureStore.get_online_features(churn_v1, rows).to_dict()
 raw               one SQLite SELECT ... WHERE entity_key IN (...), ValueProto decode, the UDF inline
@@ -26,7 +28,7 @@ from bench.compare import compare_frames
 from bench.materialization import _entity_key
 from bench.measure import interleaved, stats
 
-METHODS = ("platform", "platform_columns", "platform_sdk", "feast", "raw")
+METHODS = ("platform", "platform_columns", "platform_direct", "platform_sdk", "feast", "raw")
 
 
 class RawOnline:
@@ -77,13 +79,16 @@ class RawOnline:
 def _setup(args: dict[str, Any]) -> dict[str, Any]:
     from parity.config import load_settings
     from parity.feature_store import open_store
-    from parity.online import OnlineReader
+    from parity.online import OnlineReader, SqliteReader, open_reader
     from parity.retrieval import online_frame
 
     settings = load_settings(args["data_dir"])
     store = open_store(settings)
     service_name = args.get("service", "churn_v1")
     reader = OnlineReader(store, service_name)
+    direct = open_reader(settings, service_name)
+    if not isinstance(direct, SqliteReader):
+        raise RuntimeError(f"no direct SQLite read: {direct.fallback_reason}")
     service = store.get_feature_service(service_name)
     names = [n for n, _ in reader.schema.features]
     batch = [n for n in names if n != "days_since_last_purchase"]
@@ -96,6 +101,7 @@ def _setup(args: dict[str, Any]) -> dict[str, Any]:
         return {
             "platform": lambda: reader.read(ids, request_at),
             "platform_columns": lambda: reader.read_columns(ids, request_at),
+            "platform_direct": lambda: direct.read_columns(ids, request_at),
             "platform_sdk": lambda: online_frame(store, ids, service_name, request_at),
             "feast": lambda: store.get_online_features(features=service, entity_rows=rows).to_dict(),
             "raw": lambda: raw.read(ids, request_at),
@@ -121,7 +127,7 @@ def task_inprocess(args: dict[str, Any]) -> dict[str, Any]:
                             collect=False)
         columns = setup["names"]
         checks = [compare_frames(first["platform"], first[other], columns, f"platform vs {other}")
-                  for other in ("platform_columns", "platform_sdk", "feast", "raw")]
+                  for other in ("platform_columns", "platform_direct", "platform_sdk", "feast", "raw")]
         out[str(n)] = {
             "entities": len(ids),
             "times": {name: stats(values, 1000.0) for name, values in times.items()},  # ms

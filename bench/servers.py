@@ -119,14 +119,16 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
 def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
-    """`python -X importtime` of everything the serving process imports before it is ready
-    (the app, then what start-up imports: Feast's store and the model's xgboost). Per root
-    package: the sum of its modules' own import time (whoever imported them first)."""
-    code = ("import time; t = time.perf_counter(); "
+    """`python -X importtime` of everything the serving process imports before it is ready, in
+    its order: the app and uvicorn, xgboost the lean way (`serving.models.import_xgboost_lean`),
+    the Feast-free online reader. Per root package: the sum of its modules' own import time
+    (whoever imported them first), plus whether Feast / scikit-learn got imported at all."""
+    code = ("import gc; gc.disable(); import time, sys; t = time.perf_counter(); "
             "import uvicorn, serving.app; a = time.perf_counter(); "
-            "import parity.online, parity.feature_store, feast; from feast import FeatureStore; b = time.perf_counter(); "
-            "import xgboost; c = time.perf_counter(); "
-            "print('PHASES', a - t, b - a, c - b)")
+            "from serving.models import import_xgboost_lean; import_xgboost_lean(); b = time.perf_counter(); "
+            "import parity.online, parity.online_manifest, parity.segments; c = time.perf_counter(); "
+            "print('PHASES', a - t, b - a, c - b); "
+            "print('LOADED', ','.join(m for m in ('feast', 'sklearn') if m in sys.modules) or '-')")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=PROJECT_ROOT,
                           env=platform_env(data_dir), capture_output=True, text=True)
     by_package: dict[str, float] = {}
@@ -136,13 +138,15 @@ def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
             package = match.group(4).split(".")[0]
             by_package[package] = by_package.get(package, 0.0) + int(match.group(1)) / 1e6
     phases = next((line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("PHASES")), None)
+    loaded = next((line.split()[1] for line in proc.stdout.splitlines() if line.startswith("LOADED")), "?")
     ranked = sorted(by_package.items(), key=lambda kv: -kv[1])[:top]
     return {
         "note": "-X importtime inflates absolute times; compare packages with each other",
         "phases_seconds": None if phases is None else {
             "serving.app + uvicorn (pydantic, fastapi, pandas, numpy...)": float(phases[0]),
-            "feast FeatureStore (+ parity.online)": float(phases[1]),
-            "xgboost (model load)": float(phases[2]),
+            "xgboost without its sklearn API": float(phases[1]),
+            "parity.online + manifest reader (no feast)": float(phases[2]),
         },
+        "feast_or_sklearn_imported": loaded,
         "self_seconds_by_package": dict(ranked),
     }
