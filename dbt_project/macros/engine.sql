@@ -56,9 +56,11 @@
 {% macro default__add_hours(expr, hours) %}({{ expr }} + to_hours(cast({{ hours }} as integer))){% endmacro %}
 {% macro spark__add_hours(expr, hours) %}({{ expr }} + make_interval(0, 0, 0, 0, {{ hours }})){% endmacro %}
 
-{# Whole days between two timestamps (end - start). #}
+{# Whole days between two timestamps (end - start): UTC calendar days crossed, as date_diff('day')
+   with the session in UTC. DuckDB counts them from epoch microseconds, because date_diff on
+   timestamptz goes through the ICU calendar (~4 us a row: 90 s on the 10M build's mart). #}
 {% macro days_between(start, end) %}{{ return(adapter.dispatch('days_between', 'parity')(start, end)) }}{% endmacro %}
-{% macro default__days_between(start, end) %}cast(date_diff('day', {{ start }}, {{ end }}) as bigint){% endmacro %}
+{% macro default__days_between(start, end) %}cast(floor(epoch_us({{ end }}) / 86400000000.0) - floor(epoch_us({{ start }}) / 86400000000.0) as bigint){% endmacro %}
 {% macro spark__days_between(start, end) %}cast(datediff({{ end }}, {{ start }}) as bigint){% endmacro %}
 
 {# Midnight UTC of the day after a timestamp. #}

@@ -108,7 +108,6 @@ category_presence as (
         weeks_before_end,
         case when sum(change) over (
             partition by customer_id, category order by weeks_before_end desc
-            rows between unbounded preceding and current row
         ) > 0 then 1 else 0 end as is_present
     from category_run_changes
 ),
@@ -123,6 +122,13 @@ category_changes as (
     from category_presence
 ),
 
+current_purchase_changes as (
+    -- the latest purchase (current versions only) that a snapshot sees for the first time
+    select customer_id, entered_week as weeks_before_end, transacted_at
+    from intervals
+    where transaction_type = 'purchase' and not is_superseded
+),
+
 changes as (
     select
         customer_id,
@@ -135,22 +141,19 @@ changes as (
         sum(spend_90d) as spend_90d,
         sum(spend_365d) as spend_365d,
         sum(refunds_90d) as refunds_90d,
-        sum(categories_90d) as categories_90d
+        sum(categories_90d) as categories_90d,
+        max(current_purchase_at) as current_purchase_at
     from (
-        select * from window_changes
+        select *, null as current_purchase_at from window_changes
         union all
-        select customer_id, weeks_before_end, null, null, null, null, null, null, null, null, categories_90d
+        select customer_id, weeks_before_end, null, null, null, null, null, null, null, null, categories_90d, null
         from category_changes
         where categories_90d != 0
+        union all
+        select customer_id, weeks_before_end, null, null, null, null, null, null, null, null, null, transacted_at
+        from current_purchase_changes
     ) as all_changes
     group by customer_id, weeks_before_end
-),
-
-current_purchases_entered as (
-    select customer_id, entered_week as weeks_before_end, max(transacted_at) as transacted_at
-    from intervals
-    where transaction_type = 'purchase' and not is_superseded
-    group by customer_id, entered_week
 ),
 
 superseded_purchases_seen as (
@@ -167,12 +170,12 @@ superseded_purchases_seen as (
 ),
 
 running as (
+    -- running totals over each customer's snapshots, oldest first (the default frame: from the
+    -- first snapshot up to this one, as weeks_before_end is unique per customer)
     select
         spine.*,
         sum(changes.purchases_30d) over customer_weeks as purchase_count_30d,
-        -- purchases 31-60 days back: the 60-day window minus the 30-day one
-        coalesce(sum(changes.purchases_60d) over customer_weeks, 0)
-            - coalesce(sum(changes.purchases_30d) over customer_weeks, 0) as purchase_count_prior_30d,
+        sum(changes.purchases_60d) over customer_weeks as purchase_count_60d,
         sum(changes.purchases_90d) over customer_weeks as purchase_count_90d,
         sum(changes.purchases_365d) over customer_weeks as purchase_count_365d,
         sum(changes.spend_30d) over customer_weeks as spend_30d,
@@ -180,23 +183,19 @@ running as (
         sum(changes.spend_365d) over customer_weeks as spend_365d,
         sum(changes.refunds_90d) over customer_weeks as refund_count_90d,
         sum(changes.categories_90d) over customer_weeks as category_count_90d,
-        max(current_purchases_entered.transacted_at) over customer_weeks as latest_current_purchase_at
+        max(changes.current_purchase_at) over customer_weeks as latest_current_purchase_at
     from spine
     left join changes
         on changes.customer_id = spine.customer_id
         and changes.weeks_before_end = spine.weeks_before_end
-    left join current_purchases_entered
-        on current_purchases_entered.customer_id = spine.customer_id
-        and current_purchases_entered.weeks_before_end = spine.weeks_before_end
-    window customer_weeks as (
-        partition by spine.customer_id order by spine.weeks_before_end desc
-        rows between unbounded preceding and current row
-    )
+    window customer_weeks as (partition by spine.customer_id order by spine.weeks_before_end desc)
 ),
 
 aggregated as (
     select
         running.*,
+        -- purchases 31-60 days back: the 60-day window minus the 30-day one
+        coalesce(running.purchase_count_60d, 0) - coalesce(running.purchase_count_30d, 0) as purchase_count_prior_30d,
         greatest(
             case when running.latest_current_purchase_at > {{ add_days('running.snapshot_at', -365) }}
                 then running.latest_current_purchase_at end,
