@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -200,6 +201,18 @@ def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str, req
     return table.append_column(TIME_COLUMN, stamp)
 
 
+def input_order(rows: pa.ChunkedArray, count: int) -> np.ndarray:
+    """Indices that put a result back in input order, from its `__row` column (a permutation of
+    0..count-1): one scatter, no sort."""
+    positions = rows.to_numpy()
+    order = np.full(count, -1, dtype=np.int64)
+    if len(positions) == count:
+        order[positions] = np.arange(count)
+    if len(positions) != count or (order < 0).any():
+        raise FeatureStoreError(f"offline retrieval returned {len(positions)} rows for {count} entity rows")
+    return order
+
+
 def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd.DataFrame:
     """Point-in-time features for an entity/label frame (columns customer_id, event_timestamp, ...).
 
@@ -214,8 +227,8 @@ def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd
     frame = entity_df.reset_index(drop=True).copy()
     frame["__row"] = range(len(frame))
     table = _offline_table(store, service, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]])
-    table = table.sort_by("__row")
-    features = to_frame(conform(table, schema))
+    order = input_order(table.column("__row"), len(frame))
+    features = to_frame(conform(table, schema).take(order))
     extra = [c for c in entity_df.columns if c not in (ENTITY_KEY, TIME_COLUMN)]
     return pd.concat([features, frame[extra].reset_index(drop=True)], axis=1)
 
