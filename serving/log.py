@@ -1,6 +1,6 @@
 """The prediction log: every prediction appended to Parquet by a background writer.
 
-Requests only put a record on an in-memory queue (never blocking on disk); a writer thread
+Requests only append records to an in-memory buffer (never blocking on disk); a writer thread
 flushes batches to `<data>/serving/predictions/date=YYYY-MM-DD/part-*.parquet` every few seconds
 or rows. `close()` (called on shutdown, including SIGTERM through uvicorn's lifespan) drains the
 queue, so nothing is lost on a clean shutdown. Records hold the pseudonymous customer key and
@@ -9,11 +9,10 @@ feature values only — no PII reaches features.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
-import queue
 import threading
-import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,12 +38,20 @@ SCHEMA = pa.schema(
 
 
 class PredictionLog:
-    """Buffered, durable prediction log with a background writer."""
+    """Buffered, durable prediction log with a background writer.
+
+    A request appends to an in-memory deque (atomic, no lock) and never wakes the writer: a
+    queue whose `get` the writer blocks on hands the GIL to that thread on every record, which
+    cost ~0.4 ms per request. The writer wakes every `flush_seconds`, or at once when
+    `flush_rows` records are waiting, and writes what has accumulated.
+    """
 
     def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 5000):
         self.folder = folder
         self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
-        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._buffer: collections.deque[dict[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._counter = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
         self.written = 0
@@ -53,7 +60,15 @@ class PredictionLog:
 
     def append(self, record: dict[str, Any]) -> None:
         """Queue one record (non-blocking)."""
-        self._queue.put(record)
+        self._buffer.append(record)
+        if len(self._buffer) >= self.flush_rows:
+            self._wake.set()
+
+    def extend(self, records: list[dict[str, Any]]) -> None:
+        """Queue a request's records (non-blocking)."""
+        self._buffer.extend(records)
+        if len(self._buffer) >= self.flush_rows:
+            self._wake.set()
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if not batch:
@@ -67,26 +82,24 @@ class PredictionLog:
         os.replace(tmp, folder / name)  # readers never see a half-written part
         self.written += len(batch)
 
+    def _drain(self) -> list[dict[str, Any]]:
+        """Everything appended so far, in order (popleft is atomic against concurrent appends)."""
+        batch = []
+        for _ in range(len(self._buffer)):
+            batch.append(self._buffer.popleft())
+        return batch
+
     def _run(self) -> None:
-        batch: list[dict[str, Any]] = []
-        deadline = time.monotonic() + self.flush_seconds
         while True:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = ...
-            if item is None:  # close(): drain what is left and stop
-                self._write(batch)
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            closing = self._closing  # read before draining: records appended before close() are kept
+            self._write(self._drain())
+            if closing:
                 return
-            if item is not ...:
-                batch.append(item)
-            if len(batch) >= self.flush_rows or time.monotonic() >= deadline:
-                self._write(batch)
-                batch = []
-                deadline = time.monotonic() + self.flush_seconds
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush everything queued so far and stop the writer."""
-        self._queue.put(None)
+        self._closing = True
+        self._wake.set()
         self._thread.join(timeout=timeout)

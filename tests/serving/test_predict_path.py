@@ -1,0 +1,61 @@
+"""The serving hot path's shortcuts give exactly what the registry's model API gives."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from parity.registry import current_version, load_version
+from serving.log import PredictionLog
+from serving.predict import score_and_explain
+
+pytestmark = pytest.mark.data
+
+
+def test_score_and_explain_equals_the_loaded_models(trained_data):
+    model = load_version(trained_data.registry_dir, "churn", current_version(trained_data.registry_dir, "churn"), nthread=1)
+    for n in (1, 13, 200):
+        matrix = np.random.default_rng(n).normal(size=(n, len(model.spec.columns))) * 40
+        matrix[0, ::2] = np.nan
+        scores, contribs = model.score_and_explain(matrix)
+        fast_scores, fast_contribs = score_and_explain(model, matrix)
+        np.testing.assert_array_equal(fast_scores, scores)
+        np.testing.assert_array_equal(fast_contribs, contribs)
+        np.testing.assert_array_equal(score_and_explain(model, matrix, explain=False)[0], model.predict_proba(matrix)[:, 1])
+
+
+def test_score_and_explain_refuses_a_spec_that_does_not_match_the_booster(trained_data):
+    model = load_version(trained_data.registry_dir, "churn", current_version(trained_data.registry_dir, "churn"), nthread=1)
+    columns = tuple(reversed(model.spec.columns))
+    shuffled = dataclasses.replace(model, spec=dataclasses.replace(model.spec, columns=columns),
+                                   booster=model.booster.copy())
+    with pytest.raises(ValueError, match="differ"):
+        score_and_explain(shuffled, np.zeros((1, len(columns))))
+
+
+def test_prediction_log_writes_every_record_on_close_without_waking_per_record(tmp_path):
+    log = PredictionLog(tmp_path, flush_seconds=3600, flush_rows=10**9)
+    records = [{"request_id": f"r{i}", "customer_id": f"c{i}", "status": "ok"} for i in range(25)]
+    log.append(records[0])
+    log.extend(records[1:])
+    time.sleep(0.05)
+    assert log.written == 0  # nothing written before a flush is due
+    log.close()
+    assert log.written == 25
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path)
+    assert sorted(table.column("request_id").to_pylist()) == sorted(r["request_id"] for r in records)
+
+
+def test_prediction_log_flushes_when_enough_rows_wait(tmp_path):
+    log = PredictionLog(tmp_path, flush_seconds=3600, flush_rows=10)
+    log.extend([{"request_id": f"r{i}", "status": "ok"} for i in range(12)])
+    deadline = time.monotonic() + 30
+    while log.written < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert log.written == 12
+    log.close()
