@@ -6,6 +6,7 @@ import gc
 import hmac
 import json
 import logging
+import random
 import signal
 import time
 import uuid
@@ -86,17 +87,25 @@ def _add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[st
         results[i]["segment_name"] = model.names[int(ids[j])]
 
 
-def _features_json(columns: dict[str, list[Any]], row: int, names: list[str]) -> str:
-    """The row's feature values as JSON (online values are plain str/int/float/None; NaN -> null).
+_FEATURES_ENCODER = json.JSONEncoder(default=str)
+
+
+def _features_json(columns: dict[str, list[Any]], rows: list[int], names: list[str]) -> dict[int, str]:
+    """Each given row's feature values as JSON (online values are plain str/int/float/None; NaN
+    -> null), by row.
 
     Built in the request (a few µs per row): building it in the log writer held the GIL for
     ~70 ms per 5000-row flush and showed up as the p99 of concurrent requests.
     """
-    values = {}
+    values = []
     for name in names:
-        value = columns[name][row]
-        values[name] = None if isinstance(value, float) and value != value else value
-    return json.dumps(values, default=str)
+        column = columns[name]
+        if any(v != v for v in column if v.__class__ is float):
+            column = [None if v.__class__ is float and v != v else v for v in column]
+        values.append(column)
+    table = list(zip(*values))  # one tuple per row
+    encode = _FEATURES_ENCODER.encode  # json.dumps(..., default=str) builds an encoder per call
+    return {i: encode(dict(zip(names, table[i]))) for i in rows}
 
 
 def _subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
@@ -130,6 +139,14 @@ class ObserveMiddleware:
             path = route.path if route is not None else "unmatched"
             self.metrics.requests.labels(path, str(status[0])).inc()
             self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+
+
+_ids = random.Random()  # seeded from os.urandom once; request ids need uniqueness, not secrecy
+
+
+def _request_id() -> str:
+    """A random UUID4 as 32 hex digits, without an os.urandom call per request (~0.2 ms here)."""
+    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
 
 
 def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> None:
@@ -272,7 +289,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     async def predict(body: PredictRequest) -> JSONResponse:
         """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
         started = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = _request_id()
         active = state.slot.active
         if active.primary is None:
             raise ServiceUnavailable(active.error)
@@ -330,12 +347,12 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 records.append((i, "primary", active.primary.version, "unknown_customer", None, None))
         latency = (time.perf_counter() - started) * 1000
         logged_at = datetime.now(timezone.utc)
-        for i, role, version, status, score, decision in records:
-            state.plog.append({
-                "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
-                "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
-                "features": _features_json(frame, i, feature_names) if status == "ok" else None,
-            })
+        features = _features_json(frame, known, feature_names)
+        state.plog.extend([{
+            "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
+            "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
+            "features": features[i] if status == "ok" else None,
+        } for i, role, version, status, score, decision in records])
         # PredictResponse's shape as plain dicts: building and dumping the pydantic models cost
         # ~1 ms per 100 customers (tests validate responses against PredictResponse)
         response = {
