@@ -9,6 +9,10 @@ with features as (
     select * from {{ ref('customer_features_weekly') }}
 ),
 
+snapshots as (
+    select * from {{ ref('int_snapshots') }}
+),
+
 transactions as (
     -- current versions only: the outcome is judged on what we know now
     select * from {{ ref('int_transactions_versioned') }}
@@ -32,17 +36,36 @@ eligible as (
         and mod({{ days_between('features.snapshot_at', 'bounds.observed_until') }} / 7, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
+label_times as (
+    select snapshot_at as as_of_at, weeks_before_end
+    from snapshots
+    where mod(weeks_before_end, {{ var('label_every_n_snapshots') }}) = 0
+),
+
+purchase_spans as (
+    -- a purchase falls in the outcome window (t, t + horizon] of the snapshots t with
+    -- transacted_at - horizon <= t < transacted_at: a run of at most horizon / 7 + 1 weeks,
+    -- counted per customer and run so each purchase meets only its own few label times
+    select
+        customer_id,
+        {{ floor_weeks_between('transacted_at', 'snapshot_end') }} + 1 as first_week,
+        {{ floor_weeks_between(add_days('transacted_at', -var('churn_horizon_days')), 'snapshot_end') }} as last_week,
+        count(*) as purchase_count
+    from transactions
+    cross join (select max(snapshot_end) as snapshot_end from snapshots) as bounds
+    group by 1, 2, 3
+),
+
 future_purchases as (
     select
-        eligible.customer_id,
-        eligible.as_of_at,
-        count(transactions.transaction_id) as purchase_count
-    from eligible
-    left join transactions
-        on transactions.customer_id = eligible.customer_id
-        and transactions.transacted_at > eligible.as_of_at
-        and transactions.transacted_at <= {{ add_days('eligible.as_of_at', var('churn_horizon_days')) }}
-    group by eligible.customer_id, eligible.as_of_at
+        purchase_spans.customer_id,
+        label_times.as_of_at,
+        sum(purchase_spans.purchase_count) as purchase_count
+    from purchase_spans
+    inner join label_times
+        on label_times.weeks_before_end >= purchase_spans.first_week
+        and label_times.weeks_before_end <= purchase_spans.last_week
+    group by purchase_spans.customer_id, label_times.as_of_at
 ),
 
 final as (
@@ -51,12 +74,12 @@ final as (
         eligible.customer_id,
         eligible.client_id,
         -- numerics
-        cast(case when future_purchases.purchase_count = 0 then 1 else 0 end as bigint) as is_churned,
+        cast(case when coalesce(future_purchases.purchase_count, 0) = 0 then 1 else 0 end as bigint) as is_churned,
         -- timestamps
         eligible.as_of_at,
         {{ add_days('eligible.as_of_at', var('churn_horizon_days')) }} as label_window_end_at
     from eligible
-    inner join future_purchases
+    left join future_purchases
         on future_purchases.customer_id = eligible.customer_id
         and future_purchases.as_of_at = eligible.as_of_at
 )
