@@ -223,9 +223,8 @@ class SqliteReader:
             return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=timezone.utc)
         return value
 
-    def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
-        """As `OnlineReader.read_columns`: python lists by feature name, plus `__found__`."""
-        keys = [self.entity_key(cid) for cid in customer_ids]
+    def _stored(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool]]:
+        """The stored features of distinct entity keys, by feature name, and which keys exist."""
         position = {key: i for i, key in enumerate(keys)}
         found = [False] * len(keys)
         columns: dict[str, list[Any]] = {}
@@ -247,6 +246,18 @@ class SqliteReader:
                         cache[blob] = value
                 view_columns[name][i] = value
             columns.update(view_columns)
+        return columns, found
+
+    def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
+        """As `OnlineReader.read_columns`: python lists by feature name, plus `__found__`."""
+        keys = [self.entity_key(cid) for cid in customer_ids]
+        distinct = list(dict.fromkeys(keys))
+        columns, found = self._stored(distinct)
+        if len(distinct) < len(keys):  # a repeated customer gets its row once per occurrence
+            where = {key: i for i, key in enumerate(distinct)}
+            rows = [where[key] for key in keys]
+            columns = {name: [values[i] for i in rows] for name, values in columns.items()}
+            found = [found[i] for i in rows]
         times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
         columns[REQUEST_TIME] = times
         columns["__found__"] = found
