@@ -201,10 +201,12 @@ def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str, req
     return table.append_column(TIME_COLUMN, stamp)
 
 
-def input_order(rows: pa.ChunkedArray, count: int) -> np.ndarray:
+def input_order(rows: pa.ChunkedArray, count: int) -> np.ndarray | None:
     """Indices that put a result back in input order, from its `__row` column (a permutation of
-    0..count-1): one scatter, no sort."""
+    0..count-1): one scatter, no sort. None when the result is in input order already."""
     positions = rows.to_numpy()
+    if len(positions) == count and (positions == np.arange(count)).all():
+        return None
     order = np.full(count, -1, dtype=np.int64)
     if len(positions) == count:
         order[positions] = np.arange(count)
@@ -228,7 +230,8 @@ def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd
     frame["__row"] = range(len(frame))
     table = _offline_table(store, service, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]])
     order = input_order(table.column("__row"), len(frame))
-    features = to_frame(conform(table, schema).take(order))
+    table = conform(table, schema)
+    features = to_frame(table if order is None else table.take(order))
     extra = [c for c in entity_df.columns if c not in (ENTITY_KEY, TIME_COLUMN)]
     return pd.concat([features, frame[extra].reset_index(drop=True)], axis=1)
 

@@ -1,9 +1,11 @@
-"""training_frame runs the registered on-demand function on its input columns only (Arrow when the
-view is tagged `udf_accepts_arrow`) and gives exactly what Feast's own full path gives."""
+"""training_frame (the product's ASOF offline store for the batch features, then the registered
+on-demand function on its input columns only, Arrow when the view is tagged `udf_accepts_arrow`)
+gives exactly what plain Feast gives: its own DuckDB store and its own on-demand path."""
 
 from __future__ import annotations
 
 import ast
+import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from parity.retrieval import (
     to_frame,
     training_frame,
 )
+from parity.stores import ASOF_DUCKDB_TYPE
 
 REQUEST_FEATURES = Path(__file__).resolve().parents[2] / "feature_repo" / "request_features.py"
 
@@ -91,9 +94,25 @@ def test_plan_asks_feast_for_batch_features_and_the_on_demand_inputs(feature_dat
     assert step.inputs == ("last_purchase_at", REQUEST_TIME) and step.outputs == ("days_since_last_purchase",)
 
 
+def _plain_feast(settings, folder: Path) -> Any:
+    """A FeatureStore over the same registry and marts with Feast's own stores (duckdb, sqlite)."""
+    from feast import FeatureStore
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(settings.feast_dir / "registry.db", folder / "registry.db")
+    (folder / "feature_store.yaml").write_text(
+        f"project: parity\nprovider: local\nregistry:\n  registry_type: file\n  path: {folder / 'registry.db'}\n"
+        f"online_store:\n  type: sqlite\n  path: {folder / 'online_store.db'}\n"
+        "offline_store:\n  type: duckdb\nentity_key_serialization_version: 3\n")
+    store = FeatureStore(repo_path=str(folder))
+    assert store.config.offline_store.type == "duckdb"
+    return store
+
+
 @pytest.mark.data
-def test_training_frame_equals_feasts_own_path_with_the_feature_service(feature_data):
+def test_training_frame_equals_plain_feast_with_the_feature_service(feature_data, tmp_path):
     store = open_store(feature_data)
+    assert store.config.offline_store.type == ASOF_DUCKDB_TYPE
     mart = pd.read_parquet(feature_data.marts_dir / "customer_features_weekly.parquet",
                            columns=[ENTITY_KEY, "snapshot_at"])
     ids = np.array(sorted(mart[ENTITY_KEY].unique()) + ["acme:AC-999999"], dtype=object)
@@ -103,7 +122,12 @@ def test_training_frame_equals_feasts_own_path_with_the_feature_service(feature_
     n = 3000
     times = first + pd.to_timedelta(rng.integers(0, int((until - first).total_seconds()), n), unit="s")
     snaps = pd.DatetimeIndex(mart["snapshot_at"].drop_duplicates()).tz_convert("UTC")
-    times = times.where(rng.random(n) > 0.2, snaps[rng.integers(0, len(snaps), n)])  # exactly on snapshots
+    kind = rng.random(n)
+    on_snapshot = snaps[rng.integers(0, len(snaps), n)]
+    times = times.where(kind > 0.2, on_snapshot)  # exactly on a snapshot instant
+    ttl = store.get_feature_view("customer_activity").ttl
+    times = times.where((kind <= 0.2) | (kind > 0.3), on_snapshot + ttl)  # the inclusive TTL edge
+    times = times.where((kind <= 0.3) | (kind > 0.35), on_snapshot + ttl + pd.Timedelta(seconds=1))  # just past it
     entity_df = pd.DataFrame({ENTITY_KEY: ids[rng.integers(0, len(ids), n)], TIME_COLUMN: times,
                               "label": rng.integers(0, 2, n)})
 
@@ -112,8 +136,9 @@ def test_training_frame_equals_feasts_own_path_with_the_feature_service(feature_
     frame = entity_df.copy()
     frame["__row"] = range(n)
     frame[REQUEST_TIME] = frame[TIME_COLUMN]
-    service = store.get_feature_service("churn_v1")
-    theirs = store.get_historical_features(entity_df=frame.drop(columns="label"), features=service).to_arrow()
+    plain = _plain_feast(feature_data, tmp_path / "plain")
+    service = plain.get_feature_service("churn_v1")
+    theirs = plain.get_historical_features(entity_df=frame.drop(columns="label"), features=service).to_arrow()
     theirs = to_frame(conform(theirs.sort_by("__row"), service_schema(store, "churn_v1")))
     theirs["label"] = entity_df["label"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parity.feature_store import open_store
-from parity.stores import BULK_SQLITE_TYPE, upsert_sql
+from parity.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql, upsert_sql
 
 COLUMNS = "entity_key, feature_name, value, value_text, vector_value, event_ts, created_ts"
 
@@ -34,8 +34,9 @@ def _dump(db: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.data
-def test_product_repo_uses_the_bulk_store(feature_data):
+def test_product_repo_uses_the_platform_stores(feature_data):
     store = open_store(feature_data)
+    assert store.config.offline_store.type == ASOF_DUCKDB_TYPE
     assert store.config.online_store.type == BULK_SQLITE_TYPE
     assert type(store._get_provider().online_store).__name__ == "BulkSqliteOnlineStore"
 
@@ -77,3 +78,20 @@ def test_upsert_statement_is_feasts():
         'INSERT INTO "parity_customer_activity" (entity_key, feature_name, value, value_text, event_ts, created_ts) '
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
         "value_text = excluded.value_text, event_ts = excluded.event_ts, created_ts = excluded.created_ts;")
+
+
+def test_asof_plan_applies_the_ttl_per_view_and_keeps_entity_order():
+    from datetime import timedelta
+
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64, String
+
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    source = FileSource(name="s", path="/tmp/mart's.parquet", timestamp_field="snapshot_at")
+    view = FeatureView(name="activity", entities=[customer], ttl=timedelta(days=7), source=source,
+                       schema=[Field(name="customer_id", dtype=String),
+                               Field(name="spend_30d", dtype=Float64)])
+    sql = asof_sql([view], ["activity:spend_30d"])
+    assert "ASOF LEFT JOIN (SELECT \"customer_id\", \"snapshot_at\", \"spend_30d\" FROM read_parquet('/tmp/mart''s.parquet'))" in sql
+    assert "epoch_us(f0.\"snapshot_at\") + 604800000000 >= epoch_us(e.event_timestamp)" in sql
+    assert "e.event_timestamp >= f0.\"snapshot_at\"" in sql and sql.endswith("ORDER BY e.__asof_row")
