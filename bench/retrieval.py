@@ -1,11 +1,14 @@
 """Section 1: training-set (point-in-time) retrieval.
 
-platform   parity.retrieval.training_frame: Feast's DuckDB offline store (ibis) + conform + sort +
-           typed pandas (what `python -m training` uses)
-platform_arrow  parity.retrieval.offline_arrow: the same Feast call, Arrow out, no conform
+platform   parity.retrieval.training_frame (what `python -m training` uses): Feast with the
+           product's offline store (feature_repo/feature_store.yaml: parity.stores.AsofDuckDBOfflineStore)
+           for the batch features, the registered on-demand function on its Arrow input columns,
+           conform, back to input order, typed pandas
+platform_arrow  parity.retrieval.offline_arrow: the same, Arrow out, no conform, no reordering
 raw        one DuckDB ASOF LEFT JOIN on the Parquet mart with the TTL condition and the on-demand
            feature in SQL, the same typed pandas frame in input order
-feast      plain FeatureStore.get_historical_features(entity_df, feature_service).to_df()
+feast      plain FeatureStore.get_historical_features(entity_df, feature_service).to_df() with Feast's
+           own DuckDB offline store (the synthetic repo's feature_repo_stock dir)
 """
 
 from __future__ import annotations
@@ -74,11 +77,11 @@ class RawRetrieval:
         return table.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
-def _methods(store: Any, entity_df: pd.DataFrame, parquet: Path) -> dict[str, Any]:
+def _methods(store: Any, stock: Any, entity_df: pd.DataFrame, parquet: Path) -> dict[str, Any]:
     from parity import retrieval
 
     raw = RawRetrieval(parquet, int(synth.TTL.total_seconds()))
-    service = store.get_feature_service(synth.SERVICE)
+    service = stock.get_feature_service(synth.SERVICE)
 
     def platform() -> pd.DataFrame:
         return retrieval.training_frame(store, entity_df, synth.SERVICE)
@@ -92,7 +95,7 @@ def _methods(store: Any, entity_df: pd.DataFrame, parquet: Path) -> dict[str, An
         frame = entity_df.copy()
         frame["request_at"] = frame["event_timestamp"]
         frame["__row"] = range(len(frame))
-        return store.get_historical_features(entity_df=frame, features=service).to_df()
+        return stock.get_historical_features(entity_df=frame, features=service).to_df()
 
     return {"platform": platform, "platform_arrow": platform_arrow, "raw": lambda: raw(entity_df), "feast": feast}
 
@@ -106,20 +109,24 @@ def _in_row_order(name: str, out: Any) -> pd.DataFrame:
     return out
 
 
-def _open(args: dict[str, Any]) -> tuple[Any, pd.DataFrame, Path]:
+def _open(args: dict[str, Any]) -> tuple[Any, Any, pd.DataFrame, Path]:
+    """The product store, plain Feast's store (stock repo dir), the entity frame, the mart."""
+    from feast import FeatureStore
+
     from parity.config import Settings
     from parity.feature_store import open_store
 
     root = Path(args["root"])
     store = open_store(Settings(data_dir=root / "data", project_root=root))
+    stock = FeatureStore(repo_path=str(root / "feature_repo_stock"))
     entity_df = pd.read_parquet(args["entity_path"])
-    return store, entity_df, Path(args["parquet"])
+    return store, stock, entity_df, Path(args["parquet"])
 
 
 def task_time(args: dict[str, Any]) -> dict[str, Any]:
     """Interleaved timing of every method, inline peak RSS of each first call, correctness."""
-    store, entity_df, parquet = _open(args)
-    methods = _methods(store, entity_df, parquet)
+    store, stock, entity_df, parquet = _open(args)
+    methods = _methods(store, stock, entity_df, parquet)
     first: dict[str, pd.DataFrame] = {}
     inline_memory: dict[str, dict[str, float]] = {}
     for name, fn in methods.items():  # one call each under a VmHWM reset: inline peak growth
@@ -145,7 +152,7 @@ def task_time(args: dict[str, Any]) -> dict[str, Any]:
 
 def task_memory(args: dict[str, Any]) -> dict[str, Any]:
     """One method, once, in a fresh process: wall time and peak RSS growth of the call."""
-    store, entity_df, parquet = _open(args)
-    fn = _methods(store, entity_df, parquet)[args["method"]]
+    store, stock, entity_df, parquet = _open(args)
+    fn = _methods(store, stock, entity_df, parquet)[args["method"]]
     _, measured = measured_call(fn)
     return measured

@@ -1,8 +1,9 @@
 """Synthetic inputs of controllable size: a feature mart with customer_features_weekly's exact
 schema, entity frames, and a small Feast repo (FileSource + FeatureView + the same on-demand view
 and feature service as feature_repo/) over it, with the product's DuckDB offline and SQLite
-online store (the online store type is read from feature_repo/feature_store.yaml; a second repo
-dir, `feature_repo_stock`, selects Feast's own `sqlite` store over the same files for plain Feast).
+online store (the store types are read from feature_repo/feature_store.yaml; a second repo dir,
+`feature_repo_stock`, selects Feast's own `duckdb` and `sqlite` stores over the same files for
+plain Feast).
 
 The mart has gaps (dropped weekly rows) and entity frames hit snapshot instants and TTL edges
 exactly, so the three retrieval paths must agree on point-in-time *and* TTL semantics.
@@ -198,7 +199,7 @@ churn_v1 = FeatureService(name="churn_v1", features=[customer_activity[__SERVICE
 '''
 
 PRODUCT_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
-STOCK_ONLINE_TYPE = "sqlite"
+STOCK_TYPES = {"online_store": "sqlite", "offline_store": "duckdb"}  # Feast's own stores
 
 
 def product_odfv(name: str = "request_recency") -> tuple[str, dict[str, str]]:
@@ -214,12 +215,12 @@ def product_odfv(name: str = "request_recency") -> tuple[str, dict[str, str]]:
     raise LookupError(f"no function {name} in {PRODUCT_REPO / 'request_features.py'}")
 
 
-def product_online_type() -> str:
-    """The online store type the product configures in feature_repo/feature_store.yaml."""
+def product_store_type(kind: str) -> str:
+    """The `online_store` or `offline_store` type the product configures in feature_repo/."""
     import yaml
 
     config = yaml.safe_load((PRODUCT_REPO / "feature_store.yaml").read_text())
-    return config["online_store"]["type"]
+    return config[kind]["type"]
 
 
 _FEAST_TYPES = {pa.string(): "String", pa.int64(): "Int64", pa.float64(): "Float64",
@@ -240,7 +241,7 @@ class SynthRepo:
 
     @property
     def stock_repo(self) -> Path:
-        """Same registry and online store files, Feast's own `sqlite` online store (plain Feast)."""
+        """Same registry and online store files, Feast's own `duckdb` and `sqlite` stores (plain Feast)."""
         return self.root / "feature_repo_stock"
 
     @property
@@ -262,12 +263,13 @@ def write_repo(root: Path, parquet: Path) -> SynthRepo:
     synth.repo.mkdir(parents=True, exist_ok=True)
     (synth.data_dir / "feast").mkdir(parents=True, exist_ok=True)
     synth.stock_repo.mkdir(parents=True, exist_ok=True)
-    for repo, online_type in ((synth.repo, product_online_type()), (synth.stock_repo, STOCK_ONLINE_TYPE)):
+    product = {kind: product_store_type(kind) for kind in STOCK_TYPES}
+    for repo, types in ((synth.repo, product), (synth.stock_repo, STOCK_TYPES)):
         (repo / "feature_store.yaml").write_text(
             f"project: {PROJECT}\nprovider: local\n"
             f"registry:\n  registry_type: file\n  path: {synth.registry}\n  cache_ttl_seconds: 60\n"
-            f"online_store:\n  type: {online_type}\n  path: {synth.online_db}\n"
-            "offline_store:\n  type: duckdb\nentity_key_serialization_version: 3\n"
+            f"online_store:\n  type: {types['online_store']}\n  path: {synth.online_db}\n"
+            f"offline_store:\n  type: {types['offline_store']}\nentity_key_serialization_version: 3\n"
         )
     fields = ", ".join(f'Field(name="{f.name}", dtype={_FEAST_TYPES[f.type]})' for f in SCHEMA
                        if f.name in VIEW_FEATURES)
