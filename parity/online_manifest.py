@@ -9,10 +9,11 @@ the UDF source text Feast stored in its registry). Values read this way are iden
 
 Staleness: the manifest records a fingerprint of the registry's *definitions* (the `spec` of
 every entity, feature view, on-demand view and feature service, not the materialization
-metadata that `make materialize` rewrites) and the sha256 of `feature_store.yaml`. `load_manifest`
-raises `ManifestError` (with the reason) when the manifest is missing, from another format, or
-either fingerprint differs — the registry was applied without rewriting it, or the store config
-changed. Serving then falls back to Feast's provider (`parity.online.open_reader`): slower, never
+metadata that `make materialize` rewrites) and of the online-serving part of `feature_store.yaml`
+(project, provider, registry, online store, entity key serialization; not the offline store).
+`load_manifest` raises `ManifestError` (with the reason) when the manifest is missing, from
+another format, or either fingerprint differs — the registry was applied without rewriting it,
+or the online store config changed. Serving then falls back to Feast's provider (`parity.online.open_reader`): slower, never
 wrong.
 
 This module never imports Feast at module level; only `build_manifest` (run at apply) does.
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_NAME = "serving_manifest.json"
-FORMAT = 1
+FORMAT = 2
 # Feast ValueType numbers (feast.value_type.ValueType) of the scalars the direct reader decodes
 VALUE_TYPES = {"BYTES": 1, "STRING": 2, "INT32": 3, "INT64": 4, "DOUBLE": 5, "FLOAT": 6, "BOOL": 7,
                "UNIX_TIMESTAMP": 8}
@@ -83,8 +84,17 @@ def manifest_path(feast_dir: Path) -> Path:
     return feast_dir / MANIFEST_NAME
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+# the feature_store.yaml keys an online read depends on (a new offline store changes nothing here)
+_ONLINE_CONFIG_KEYS = ("project", "provider", "registry", "online_store", "entity_key_serialization_version")
+
+
+def online_config_fingerprint(store_yaml: Path) -> str:
+    """sha256 of the online-serving keys of feature_store.yaml (as written, ${VARS} unresolved)."""
+    import yaml
+
+    raw = yaml.safe_load(store_yaml.read_text()) or {}
+    relevant = {key: raw.get(key) for key in _ONLINE_CONFIG_KEYS}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,7 +274,7 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
         "project": config.project,
         "registry": {"path": _portable(registry_file, feast_dir),
                      "definitions_sha256": definitions_fingerprint(registry_file.read_bytes())},
-        "feature_store_yaml": {"path": str(store_yaml), "sha256": sha256_file(store_yaml)},
+        "feature_store_yaml": {"path": str(store_yaml), "online_sha256": online_config_fingerprint(store_yaml)},
         "online_store": {"type": config.online_store.type,
                          "path": _portable(Path(SqliteOnlineStore._get_db_path(config)), feast_dir) if direct else None,
                          "direct_read": direct},
@@ -345,8 +355,9 @@ def load_manifest(feast_dir: Path, store_yaml: Path) -> dict[str, Any]:
     if definitions_fingerprint(registry.read_bytes()) != manifest["registry"]["definitions_sha256"]:
         raise ManifestError("the Feast registry's definitions changed since the serving manifest was written "
                             "(applied without `parity apply`?): run `make apply`")
-    if not store_yaml.exists() or sha256_file(store_yaml) != manifest["feature_store_yaml"]["sha256"]:
-        raise ManifestError(f"{store_yaml} changed since the serving manifest was written: run `make apply`")
+    if not store_yaml.exists() or online_config_fingerprint(store_yaml) != manifest["feature_store_yaml"]["online_sha256"]:
+        raise ManifestError(f"the online store settings in {store_yaml} changed since the serving manifest was "
+                            "written: run `make apply`")
     manifest["folder"] = str(feast_dir)
     return manifest
 

@@ -164,6 +164,19 @@ def test_stale_manifest_falls_back_to_feast(feature_data, tmp_path):
     assert "definitions changed" in reader.fallback_reason and "make apply" in reader.fallback_reason
 
 
+def test_only_online_store_settings_in_feature_store_yaml_make_the_manifest_stale(feature_data, tmp_path):
+    import yaml
+
+    config = yaml.safe_load((feature_data.feature_repo_dir / "feature_store.yaml").read_text())
+    offline = tmp_path / "offline.yaml"
+    offline.write_text(yaml.safe_dump({**config, "offline_store": {"type": "some.OtherOfflineStore"}}))
+    load_manifest(feature_data.feast_dir, offline)  # still fresh: serving never reads offline
+    online = tmp_path / "online.yaml"
+    online.write_text(yaml.safe_dump({**config, "online_store": {"type": "redis", "connection_string": "x:6379"}}))
+    with pytest.raises(ManifestError, match="online store settings"):
+        load_manifest(feature_data.feast_dir, online)
+
+
 def test_unknown_service_in_manifest_names_the_known_ones(feature_data):
     manifest = load_manifest(feature_data.feast_dir, feature_data.feature_repo_dir / "feature_store.yaml")
     with pytest.raises(ManifestError, match="churn_v1"):
