@@ -21,6 +21,8 @@ final as (
         week_numbers.i as weeks_before_end,
         -- timestamps
         {{ add_days('bounds.snapshot_end', '-7 * week_numbers.i') }} as snapshot_at,
+        -- start (exclusive) of the 365-day window, computed once per snapshot, not per row
+        {{ add_days('bounds.snapshot_end', '-7 * week_numbers.i - 365') }} as year_before_at,
         bounds.snapshot_end
     from bounds
     cross join week_numbers

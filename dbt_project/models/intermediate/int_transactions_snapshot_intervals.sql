@@ -9,61 +9,57 @@
 -- left_week = entered_week. Versions that no snapshot of the spine sees are dropped.
 
 {%- set windows = [30, 60, 90, 365] %}
+{%- set day_us = 86400000000 %}
+{%- set week_us = 7 * day_us %}
 
 with transactions as (
     select * from {{ ref('int_transactions_versioned') }}
 ),
 
-customers as (
-    select * from {{ ref('int_customers_deduplicated') }}
-),
-
-snapshots as (
-    select * from {{ ref('int_snapshots') }}
+customer_spans as (
+    select * from {{ ref('int_customer_snapshot_spans') }}
 ),
 
 bounds as (
-    select max(snapshot_end) as snapshot_end, max(weeks_before_end) as oldest_week from snapshots
-),
-
-customer_spans as (
-    -- the customer's first snapshot: signed up and known (the mart's spine starts there)
-    select
-        customers.customer_id,
-        least(
-            {{ floor_weeks_between('customers.signed_up_at', 'bounds.snapshot_end') }},
-            {{ floor_weeks_between('customers.first_loaded_at', 'bounds.snapshot_end') }},
-            bounds.oldest_week
-        ) as first_week
-    from customers
-    cross join bounds
+    select max(snapshot_end) as snapshot_end from {{ ref('int_snapshots') }}
 ),
 
 visibility as (
+    -- in epoch microseconds (UTC: a day is exactly 86400 s), plain integer arithmetic
     select
-        transactions.*,
+        transactions.client_id,
+        transactions.transaction_id,
+        transactions.customer_id,
+        customer_spans.customer_key,
+        transactions.transaction_type,
+        transactions.category,
+        transactions.amount_usd,
+        transactions.version_number,
+        transactions.superseded_at,
+        transactions.transacted_at,
         customer_spans.first_week,
-        greatest(transactions.transacted_at, transactions.loaded_at) as visible_from_at,
+        {{ epoch_microseconds('bounds.snapshot_end') }} as snapshot_end_us,
+        greatest({{ epoch_microseconds('transactions.transacted_at') }}, {{ epoch_microseconds('transactions.loaded_at') }})
+            as visible_from_us,
         {%- for days in windows %}
         least(
-            coalesce(transactions.superseded_at, {{ add_days('transactions.transacted_at', days) }}),
-            {{ add_days('transactions.transacted_at', days) }}
-        ) as visible_until_{{ days }}d_at,
+            coalesce({{ epoch_microseconds('transactions.superseded_at') }}, {{ epoch_microseconds('transactions.transacted_at') }} + {{ days * day_us }}),
+            {{ epoch_microseconds('transactions.transacted_at') }} + {{ days * day_us }}
+        ) as visible_until_{{ days }}d_us{% if not loop.last %},{% endif %}
         {%- endfor %}
-        bounds.snapshot_end
     from transactions
     inner join customer_spans on customer_spans.customer_id = transactions.customer_id
     cross join bounds
 ),
 
 weeks as (
-    -- first snapshot at or after each bound
+    -- weeks_before_end of the first snapshot at or after each bound
     select
         *,
         {%- for days in windows %}
-        {{ floor_weeks_between('visible_until_' ~ days ~ 'd_at', 'snapshot_end') }} as until_week_{{ days }}d,
+        cast(floor((snapshot_end_us - visible_until_{{ days }}d_us) / {{ week_us }}.0) as bigint) as until_week_{{ days }}d,
         {%- endfor %}
-        {{ floor_weeks_between('visible_from_at', 'snapshot_end') }} as from_week
+        cast(floor((snapshot_end_us - visible_from_us) / {{ week_us }}.0) as bigint) as from_week
     from visibility
 ),
 
@@ -81,6 +77,7 @@ final as (
         client_id,
         transaction_id,
         customer_id,
+        customer_key,
         -- strings
         transaction_type,
         category,
