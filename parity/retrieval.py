@@ -10,7 +10,9 @@ Offline, Feast is asked for the batch features only (plus the inputs of the serv
 views); the platform then runs each on-demand view's *registered* python function on just its
 input columns. Feast itself would run it as `udf(joined_table.to_pydict())`: every column of the
 joined table as python objects, most of the retrieval time. A function tagged `udf_accepts_arrow`
-gets Arrow columns (vectorised); any other gets python lists of its inputs, as online.
+gets Arrow columns (vectorised); any other gets python lists of its inputs, as online. The batch
+join itself is the configured offline store's (feature_store.yaml: parity.stores.AsofDuckDBOfflineStore,
+which returns rows in input order; any other store's order is restored from a row number).
 """
 
 from __future__ import annotations
