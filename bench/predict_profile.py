@@ -2,7 +2,8 @@
 and what two lean variants of the same steps cost. Evidence for the product proposals; the
 lean variants are checked to give the same matrix / scores as the product code.
 
-Steps (as serving/app.py runs them): read_columns (Feast online_read + decode + UDF) ->
+Steps (as serving/app.py ran them before the serving manifest; the manifest's direct SQLite read
+is timed next to Feast's): read_columns (Feast online_read + decode + UDF) ->
 read_found's Arrow/conform/pandas -> prepare -> predict_proba (DMatrix + predict + calibration)
 -> contributions (a second DMatrix + pred_contribs + DataFrame) -> top-k -> log records
 (feature_snapshot + json.dumps) -> response (pydantic + model_dump + JSON encoding).
@@ -75,7 +76,7 @@ def task_profile(args: dict[str, Any]) -> dict[str, Any]:
 
     from parity.config import load_settings
     from parity.feature_store import open_store
-    from parity.online import OnlineReader
+    from parity.online import OnlineReader, open_reader
     from parity.registry import apply_calibrator, current_version, load_version
     from serving.predict import feature_snapshot, score_frame
     from serving.schemas import ModelInfo, Prediction, PredictResponse
@@ -83,6 +84,7 @@ def task_profile(args: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(args["data_dir"])
     store = open_store(settings)
     reader = OnlineReader(store, "churn_v1")
+    direct = open_reader(settings, "churn_v1")  # what serving reads with (SqliteReader unless it fell back)
     model = load_version(settings.registry_dir, "churn", current_version(settings.registry_dir, "churn"), nthread=1)
     request_at = datetime.fromisoformat(args["request_at"])
     names = [n for n, _ in reader.schema.features]
@@ -92,6 +94,8 @@ def task_profile(args: dict[str, Any]) -> dict[str, Any]:
         times = [request_at] * n
         steps: dict[str, Any] = {}
         columns, steps["read_columns"] = _time(lambda: reader.read_columns(ids, times), reps)
+        _, steps[f"read_columns via the serving manifest ({direct.kind}, what serving uses)"] = _time(
+            lambda: direct.read_columns(ids, times), reps)
         (frame, _), steps["OnlineReader.read_found (columns -> typed pandas frame)"] = _time(
             lambda: reader.read_found(ids, times), reps)
         prepared, steps["parity.prepare.prepare (frame in, DataFrame out)"] = _time(lambda: model.prepare(frame), reps)
