@@ -165,10 +165,12 @@ def collect_checks(results: dict[str, Any]) -> bool:
 
 
 NOTES = [
-    "The platform's training-set path *is* Feast's DuckDB offline store (ibis) plus `conform` "
-    "(column order, safe casts), a sort back to input order and typed pandas: `platform/Feast` "
-    "near 1 is expected. Most of the gap to `raw` is not the ibis join but Feast running the "
-    "python-mode on-demand view as `udf(joined_table.to_pydict())` (see proposals.md, section 1).",
+    "The platform's training-set path is `parity.retrieval.training_frame`: Feast's "
+    "get_historical_features on the project's offline store (`parity.stores.AsofDuckDBOfflineStore`: "
+    "one DuckDB ASOF join per view) for the batch features and the on-demand inputs, then the "
+    "registered on-demand function on its Arrow input columns, `conform` and typed pandas. `plain "
+    "Feast` is Feast's own `duckdb` store and `sqlite` online store over the same files; its python "
+    "on-demand view runs over `to_pydict()` of the whole joined table.",
     "raw retrieval: one DuckDB `ASOF LEFT JOIN` with the TTL applied as a CASE and the on-demand "
     "feature in SQL; `SET asof_loop_join_threshold = 0` (DuckDB 1.5 otherwise plans a nested-loop join "
     "for a registered Arrow table it cannot size: ~7x slower at 10k rows, minutes at 100k).",

@@ -23,7 +23,6 @@ TASKS = {
     "platform_setup": ("bench.platform_data", "task_setup"),
     "online_inprocess": ("bench.online", "task_inprocess"),
     "predict_profile": ("bench.predict_profile", "task_profile"),
-    "proposals_synthetic": ("bench.proposals", "task_synthetic"),
 }
 
 
