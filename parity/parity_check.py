@@ -4,7 +4,7 @@ For EVERY entity of every feature view, the online features (at the materializat
 are compared with Feast's offline point-in-time features at T, for every feature service:
 same value (floats to 1e-9 relative), same Arrow type, same Python type, same missing-ness.
 In addition, for a sample of historical timestamps, Feast's offline point-in-time join is
-compared with an independent ASOF lookup on the dbt Parquet marts (latest snapshot <= t
+compared with an independent lookup on the dbt Parquet marts (newest snapshot <= t by group-by, not ASOF,
 within the TTL), so the offline path itself is checked against its source.
 """
 
@@ -132,7 +132,12 @@ def check_online_offline(store: Any, service: str, entities: list[str], as_of: d
 
 
 def check_offline_against_marts(store: Any, settings: Settings, times: list[datetime], per_time: int = 200) -> tuple[int, list[Mismatch]]:
-    """Feast's offline point-in-time join vs an ASOF lookup on the mart itself, at historical times."""
+    """Feast's offline point-in-time join vs the mart itself at historical times.
+
+    The reference is a plain group-by (newest snapshot <= t) and join back, deliberately not an
+    ASOF join: the project's offline store (`parity.stores`) is built on DuckDB's ASOF join, so
+    the check must not share its algorithm.
+    """
     compared, mismatches = 0, []
     for view in store.list_feature_views():
         path, ts = view.batch_source.path, view.batch_source.timestamp_field
@@ -152,9 +157,18 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
             cols = ", ".join(f"case when m.{ts} >= e.{TIME_COLUMN} - {ttl} then m.{n} end as {n}" for n in names)
             expected = con.execute(
                 f"""
+                with latest as (  -- newest snapshot at or before the time, per entity
+                    select e.{ENTITY_KEY}, max(m.{ts}) as {ts}
+                    from entities e
+                    left join read_parquet('{path}') m
+                      on m.{ENTITY_KEY} = e.{ENTITY_KEY} and m.{ts} <= e.{TIME_COLUMN}
+                    group by e.{ENTITY_KEY}
+                )
                 select e.{ENTITY_KEY}, {cols}
-                from entities e asof left join read_parquet('{path}') m
-                  on e.{ENTITY_KEY} = m.{ENTITY_KEY} and e.{TIME_COLUMN} >= m.{ts}
+                from entities e
+                join latest l on l.{ENTITY_KEY} = e.{ENTITY_KEY}
+                left join read_parquet('{path}') m
+                  on m.{ENTITY_KEY} = l.{ENTITY_KEY} and m.{ts} = l.{ts}
                 order by e.{ENTITY_KEY}
                 """
             ).fetch_arrow_table()
