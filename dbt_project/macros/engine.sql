@@ -85,3 +85,8 @@
 {% macro epoch_microseconds(expr) %}{{ return(adapter.dispatch('epoch_microseconds', 'parity')(expr)) }}{% endmacro %}
 {% macro default__epoch_microseconds(expr) %}epoch_us({{ expr }}){% endmacro %}
 {% macro spark__epoch_microseconds(expr) %}unix_micros({{ expr }}){% endmacro %}
+
+{# Integer division, truncating (the same as floor for the non-negative values it is used on). #}
+{% macro integer_divide(numerator, denominator) %}{{ return(adapter.dispatch('integer_divide', 'parity')(numerator, denominator)) }}{% endmacro %}
+{% macro default__integer_divide(numerator, denominator) %}({{ numerator }} // {{ denominator }}){% endmacro %}
+{% macro spark__integer_divide(numerator, denominator) %}({{ numerator }} div {{ denominator }}){% endmacro %}

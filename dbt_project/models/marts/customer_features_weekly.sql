@@ -123,18 +123,16 @@ current_purchase_changes as (
 ),
 
 changes as (
+    -- the six counts travel packed three to a bigint (macros/packed_counts.sql): the window and
+    -- the aggregation cost per column, and a customer's count in a window stays far below 2^21
     select
         customer_key,
         weeks_before_end,
-        cast(sum(purchases_30d) as integer) as purchases_30d,
-        cast(sum(purchases_60d) as integer) as purchases_60d,
-        cast(sum(purchases_90d) as integer) as purchases_90d,
-        cast(sum(purchases_365d) as integer) as purchases_365d,
+        cast(sum({{ pack_counts(['purchases_30d', 'purchases_60d', 'purchases_90d']) }}) as bigint) as purchase_counts_packed,
+        cast(sum({{ pack_counts(['purchases_365d', 'refunds_90d', 'categories_90d']) }}) as bigint) as other_counts_packed,
         cast(sum(spend_30d) as bigint) as spend_30d,
         cast(sum(spend_90d) as bigint) as spend_90d,
         cast(sum(spend_365d) as bigint) as spend_365d,
-        cast(sum(refunds_90d) as integer) as refunds_90d,
-        cast(sum(categories_90d) as integer) as categories_90d,
         max(current_purchase_at) as current_purchase_at
     from (
         select *, null as current_purchase_at from window_changes
@@ -168,21 +166,34 @@ running as (
     select
         spine.customer_key,
         spine.weeks_before_end,
-        sum(changes.purchases_30d) over customer_weeks as purchase_count_30d,
-        sum(changes.purchases_60d) over customer_weeks as purchase_count_60d,
-        sum(changes.purchases_90d) over customer_weeks as purchase_count_90d,
-        sum(changes.purchases_365d) over customer_weeks as purchase_count_365d,
+        sum(changes.purchase_counts_packed) over customer_weeks as purchase_counts_packed,
+        sum(changes.other_counts_packed) over customer_weeks as other_counts_packed,
         sum(changes.spend_30d) over customer_weeks as spend_30d_nano,
         sum(changes.spend_90d) over customer_weeks as spend_90d_nano,
         sum(changes.spend_365d) over customer_weeks as spend_365d_nano,
-        sum(changes.refunds_90d) over customer_weeks as refund_count_90d,
-        sum(changes.categories_90d) over customer_weeks as category_count_90d,
         max(changes.current_purchase_at) over customer_weeks as latest_current_purchase_at
     from spine
     left join changes
         on changes.customer_key = spine.customer_key
         and changes.weeks_before_end = spine.weeks_before_end
     window customer_weeks as (partition by spine.customer_key order by spine.weeks_before_end desc)
+),
+
+unpacked as (
+    select
+        customer_key,
+        weeks_before_end,
+        {{ unpack_count('purchase_counts_packed', 0) }} as purchase_count_30d,
+        {{ unpack_count('purchase_counts_packed', 1) }} as purchase_count_60d,
+        {{ unpack_count('purchase_counts_packed', 2) }} as purchase_count_90d,
+        {{ unpack_count('other_counts_packed', 0) }} as purchase_count_365d,
+        {{ unpack_count('other_counts_packed', 1) }} as refund_count_90d,
+        {{ unpack_count('other_counts_packed', 2) }} as category_count_90d,
+        spend_30d_nano,
+        spend_90d_nano,
+        spend_365d_nano,
+        latest_current_purchase_at
+    from running
 ),
 
 aggregated as (
@@ -194,28 +205,28 @@ aggregated as (
         customer_spans.birth_year,
         customer_spans.signed_up_at,
         snapshots.snapshot_at,
-        running.purchase_count_30d,
+        unpacked.purchase_count_30d,
         -- purchases 31-60 days back: the 60-day window minus the 30-day one
-        coalesce(running.purchase_count_60d, 0) - coalesce(running.purchase_count_30d, 0) as purchase_count_prior_30d,
-        running.purchase_count_90d,
-        running.purchase_count_365d,
+        coalesce(unpacked.purchase_count_60d, 0) - coalesce(unpacked.purchase_count_30d, 0) as purchase_count_prior_30d,
+        unpacked.purchase_count_90d,
+        unpacked.purchase_count_365d,
         -- exact integer sums (< 2^53) to the nearest double
-        cast(running.spend_30d_nano as double) / 1000000000 as spend_30d,
-        cast(running.spend_90d_nano as double) / 1000000000 as spend_90d,
-        cast(running.spend_365d_nano as double) / 1000000000 as spend_365d,
-        running.refund_count_90d,
-        running.category_count_90d,
+        cast(unpacked.spend_30d_nano as double) / 1000000000 as spend_30d,
+        cast(unpacked.spend_90d_nano as double) / 1000000000 as spend_90d,
+        cast(unpacked.spend_365d_nano as double) / 1000000000 as spend_365d,
+        unpacked.refund_count_90d,
+        unpacked.category_count_90d,
         greatest(
-            case when running.latest_current_purchase_at > snapshots.year_before_at
-                then running.latest_current_purchase_at end,
+            case when unpacked.latest_current_purchase_at > snapshots.year_before_at
+                then unpacked.latest_current_purchase_at end,
             superseded_purchases_seen.transacted_at
         ) as last_purchase_at
-    from running
-    inner join customer_spans on customer_spans.customer_key = running.customer_key
-    inner join snapshots on snapshots.weeks_before_end = running.weeks_before_end
+    from unpacked
+    inner join customer_spans on customer_spans.customer_key = unpacked.customer_key
+    inner join snapshots on snapshots.weeks_before_end = unpacked.weeks_before_end
     left join superseded_purchases_seen
-        on superseded_purchases_seen.customer_key = running.customer_key
-        and superseded_purchases_seen.weeks_before_end = running.weeks_before_end
+        on superseded_purchases_seen.customer_key = unpacked.customer_key
+        and superseded_purchases_seen.weeks_before_end = unpacked.weeks_before_end
 ),
 
 final as (
