@@ -22,7 +22,7 @@ import logging
 import sqlite3
 import struct
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +38,7 @@ from parity.retrieval import (
     ServiceSchema,
     conform,
     get_service,
+    resolve_service,
     service_schema,
     to_frame,
 )
@@ -54,16 +55,6 @@ class _ViewRead:
 
     view: Any
     features: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Transform:
-    """One on-demand transformation: its registered python function and output features."""
-
-    name: str
-    udf: Callable[[dict[str, Any]], dict[str, Any]]
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
 
 
 class OnlineReader:
@@ -84,29 +75,11 @@ class OnlineReader:
         self.service_name = service_name
         self.schema = service_schema(store, service_name)
         self._provider = store._get_provider()
-        service = get_service(store, service_name)
-        needed: dict[str, set[str]] = {}
-        transforms: list[_Transform] = []
-        for projection in service.feature_view_projections:
-            wanted = [f.name for f in projection.features]
-            try:
-                odfv = store.get_on_demand_feature_view(projection.name)
-            except Exception:  # not an on-demand view: a batch feature view
-                odfv = None
-            if odfv is None:
-                needed.setdefault(projection.name, set()).update(wanted)
-                continue
-            inputs = []
-            for source in odfv.source_feature_view_projections.values():
-                names = [f.name for f in source.features]
-                needed.setdefault(source.name, set()).update(names)
-                inputs += names
-            inputs += [f.name for src in odfv.source_request_sources.values() for f in src.schema]
-            transforms.append(_Transform(odfv.name, odfv.feature_transformation.udf, tuple(inputs), tuple(wanted)))
+        plan = resolve_service(store, get_service(store, service_name))
         self._views = [
-            _ViewRead(store.get_feature_view(name), tuple(sorted(names))) for name, names in sorted(needed.items())
+            _ViewRead(store.get_feature_view(name), tuple(sorted(names))) for name, names in sorted(plan.views.items())
         ]
-        self._transforms = transforms
+        self._transforms = plan.steps
 
     def _decode(self, proto: Any) -> Any:
         """A stored ValueProto as the same Python value Feast's type map returns (fast for scalars)."""

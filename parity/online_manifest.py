@@ -290,33 +290,18 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
 
 def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool) -> dict[str, Any]:
     """Views (tables, features, types) and transformations of one service, resolved as
-    `parity.online.OnlineReader` resolves them."""
-    needed: dict[str, set[str]] = {}
-    transforms = []
-    problems = []
-    for projection in service.feature_view_projections:
-        wanted = [f.name for f in projection.features]
-        try:
-            odfv = store.get_on_demand_feature_view(projection.name)
-        except Exception:  # not an on-demand view: a batch feature view
-            odfv = None
-        if odfv is None:
-            needed.setdefault(projection.name, set()).update(wanted)
-            continue
-        inputs = []
-        for source in odfv.source_feature_view_projections.values():
-            names = [f.name for f in source.features]
-            needed.setdefault(source.name, set()).update(names)
-            inputs += names
-        inputs += [f.name for src in odfv.source_request_sources.values() for f in src.schema]
-        transformation = odfv.feature_transformation
-        if getattr(odfv, "mode", "python") != "python" or not getattr(transformation, "udf_string", ""):
-            problems.append(f"on-demand view '{odfv.name}' is not a python-mode view with stored source")
-        transforms.append({"name": odfv.name, "udf_name": getattr(transformation.udf, "__name__", odfv.name),
-                           "udf_source": getattr(transformation, "udf_string", ""),
-                           "inputs": inputs, "outputs": wanted})
+    `parity.retrieval.resolve_service` (as offline retrieval and OnlineReader)."""
+    from parity.retrieval import resolve_service
+
+    plan = resolve_service(store, service)
+    transforms, problems = [], []
+    for step in plan.steps:
+        if step.mode != "python" or not step.source or step.chained:
+            problems.append(f"on-demand view '{step.name}' is not a python-mode view with stored source")
+        transforms.append({"name": step.name, "udf_name": getattr(step.udf, "__name__", step.name),
+                           "udf_source": step.source, "inputs": list(step.inputs), "outputs": list(step.outputs)})
     views = []
-    for name, features in sorted(needed.items()):
+    for name, features in sorted(plan.views.items()):
         view = store.get_feature_view(name)
         types = {f.name: f.dtype.to_value_type().name for f in view.features}
         keys = [(c.name, c.dtype.to_value_type().name) for c in view.entity_columns]

@@ -120,34 +120,59 @@ class OnDemandStep:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     accepts_arrow: bool
+    mode: str = "python"
+    source: str = ""  # the function's source text, as Feast stores it (python mode)
+    chained: bool = False  # fed by another on-demand view
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """What reading a feature service takes: the batch views with the features to read from each
+    (the service's own and its on-demand views' inputs, in service order) and the on-demand
+    steps to run on them. The one resolution used offline, online and by the serving manifest."""
+
+    views: dict[str, tuple[str, ...]]
+    steps: tuple[OnDemandStep, ...]
+
+
+def resolve_service(store: Any, service: Any) -> ServicePlan:
+    """The ServicePlan of a FeatureService (see ServicePlan)."""
+    odfvs = {view.name: view for view in store.list_on_demand_feature_views(allow_cache=True)}
+    views: dict[str, dict[str, None]] = {}
+    steps: list[OnDemandStep] = []
+    for projection in service.feature_view_projections:
+        wanted = [f.name for f in projection.features]
+        odfv = odfvs.get(projection.name)
+        if odfv is None:
+            views.setdefault(projection.name, {}).update(dict.fromkeys(wanted))
+            continue
+        sources = list(odfv.source_feature_view_projections.values())
+        inputs = [f.name for source in sources for f in source.features]
+        for source in sources:
+            views.setdefault(source.name, {}).update(dict.fromkeys(f.name for f in source.features))
+        inputs += [f.name for request in odfv.source_request_sources.values() for f in request.schema]
+        transformation = odfv.feature_transformation
+        steps.append(OnDemandStep(
+            name=odfv.name,
+            udf=transformation.udf,
+            inputs=tuple(inputs),
+            outputs=tuple(wanted),
+            accepts_arrow=(odfv.tags or {}).get(ARROW_UDF_TAG) == "true",
+            mode=getattr(odfv, "mode", "python"),
+            source=getattr(transformation, "udf_string", "") or "",
+            chained=any(source.name in odfvs for source in sources),
+        ))
+    return ServicePlan({name: tuple(features) for name, features in views.items()}, tuple(steps))
 
 
 def offline_plan(store: Any, service: Any) -> tuple[list[str], list[OnDemandStep]] | None:
     """For a FeatureService: the batch feature refs to ask Feast for (its batch features and its
     on-demand views' inputs) and the on-demand steps to run on the result; None when only Feast's
     own path applies (a pandas-mode on-demand view, or one fed by another on-demand view)."""
-    odfvs = {view.name: view for view in store.list_on_demand_feature_views(allow_cache=True)}
-    refs: list[str] = []
-    steps: list[OnDemandStep] = []
-    for projection in service.feature_view_projections:
-        odfv = odfvs.get(projection.name)
-        if odfv is None:
-            refs += [f"{projection.name}:{f.name}" for f in projection.features]
-            continue
-        sources = list(odfv.source_feature_view_projections.values())
-        if odfv.mode != "python" or any(source.name in odfvs for source in sources):
-            return None
-        refs += [f"{source.name}:{f.name}" for source in sources for f in source.features]
-        inputs = [f.name for source in sources for f in source.features]
-        inputs += [f.name for request in odfv.source_request_sources.values() for f in request.schema]
-        steps.append(OnDemandStep(
-            name=odfv.name,
-            udf=odfv.feature_transformation.udf,
-            inputs=tuple(inputs),
-            outputs=tuple(f.name for f in projection.features),
-            accepts_arrow=(odfv.tags or {}).get(ARROW_UDF_TAG) == "true",
-        ))
-    return list(dict.fromkeys(refs)), steps
+    plan = resolve_service(store, service)
+    if any(step.mode != "python" or step.chained for step in plan.steps):
+        return None
+    return [f"{view}:{name}" for view, names in plan.views.items() for name in names], list(plan.steps)
 
 
 def run_on_demand(table: pa.Table, steps: Sequence[OnDemandStep]) -> pa.Table:
