@@ -117,13 +117,7 @@ class OnlineReader:
         columns: dict[str, list[Any]] = {}
         for read in self._views:
             columns.update(self._read_view(read, keys, found))
-        times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
-        columns[REQUEST_TIME] = times
-        columns["__found__"] = found
-        for transform in self._transforms:
-            out = transform.udf({name: columns[name] for name in transform.inputs})
-            columns.update({name: out[name] for name in transform.outputs})
-        return columns
+        return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
 
     def read_found(
         self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
@@ -231,13 +225,7 @@ class SqliteReader:
             rows = [where[key] for key in keys]
             columns = {name: [values[i] for i in rows] for name, values in columns.items()}
             found = [found[i] for i in rows]
-        times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
-        columns[REQUEST_TIME] = times
-        columns["__found__"] = found
-        for transform in self._transforms:
-            out = transform.udf({name: columns[name] for name in transform.inputs})
-            columns.update({name: out[name] for name in transform.outputs})
-        return columns
+        return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
 
     def read_found(
         self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
@@ -269,3 +257,15 @@ def open_reader(settings: Any, service_name: str) -> Any:
     reader = OnlineReader(open_store(settings), service_name)
     reader.fallback_reason = reason
     return reader
+
+
+def _with_on_demand(columns: dict[str, list[Any]], found: list[bool], count: int,
+                    request_at: datetime | Sequence[datetime], transforms: Sequence[Any]) -> dict[str, list[Any]]:
+    """Stored columns + request_at + `__found__` + each on-demand view's outputs (its registered
+    function on its input lists): the `read_columns` result of both readers."""
+    columns[REQUEST_TIME] = [request_at] * count if isinstance(request_at, datetime) else list(request_at)
+    columns["__found__"] = found
+    for transform in transforms:
+        out = transform.udf({name: columns[name] for name in transform.inputs})
+        columns.update({name: out[name] for name in transform.outputs})
+    return columns
