@@ -1,7 +1,7 @@
 """Section 3: online feature reads, in-process (worker task) and over loopback HTTP (orchestrator).
 
 In-process, on the real platform repo (feature service churn_v1 incl. the on-demand feature):
-platform          parity.online.OnlineReader.read -> typed pandas frame (what /v1/predict uses)
+platform          parity.online.OnlineReader.read -> typed pandas frame (the Feast-provider fallback)
 platform_columns  OnlineReader.read_columns -> python lists (the same read without Arrow/pandas)
 platform_direct   SqliteReader.read_columns: the serving manifest's direct SQLite read, no Feast
                   (what /v1/predict uses since the serving manifest)

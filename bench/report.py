@@ -67,7 +67,16 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     online = results.get("online", {}).get("by_entities", {})
     for n, block in online.items():
         t = block["times"]
-        rows.append(_row(f"online in-process, {n} entit{'y' if n == '1' else 'ies'}: OnlineReader.read", "ms median",
+        label = f"online in-process, {n} entit{'y' if n == '1' else 'ies'}"
+        direct = t.get("platform_direct")
+        if direct:  # what /v1/predict runs: the serving manifest's SQLite read (no Feast import)
+            rows.append(_row(f"{label}: SqliteReader.read_columns (serving)", "ms median",
+                             direct["median"], t["raw"]["median"], t["feast"]["median"],
+                             direct["median"] / t["raw"]["median"], direct["median"] / t["feast"]["median"],
+                             note=f"p99 {direct['p99']:.2f} / {t['raw']['p99']:.2f} / {t['feast']['p99']:.2f} ms; "
+                                  f"python lists, as serving uses them; correct={block['correct']}"
+                                  + (f"; {block['direct_note']}" if block.get("direct_note") else "")))
+        rows.append(_row(f"{label}: OnlineReader.read (Feast provider fallback, typed frame)", "ms median",
                          t["platform"]["median"], t["raw"]["median"], t["feast"]["median"],
                          t["platform"]["median"] / t["raw"]["median"], t["platform"]["median"] / t["feast"]["median"],
                          note=f"p99 {t['platform']['p99']:.2f} / {t['raw']['p99']:.2f} / {t['feast']['p99']:.2f} ms; "
