@@ -155,7 +155,7 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
             con.register("entities", sample)
             ttl = f"interval '{int(view.ttl.total_seconds())} seconds'"
             cols = ", ".join(f"case when m.{ts} >= e.{TIME_COLUMN} - {ttl} then m.{n} end as {n}" for n in names)
-            expected = con.execute(
+            result = con.execute(
                 f"""
                 with latest as (  -- newest snapshot at or before the time, per entity
                     select e.{ENTITY_KEY}, max(m.{ts}) as {ts}
@@ -171,7 +171,9 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
                   on m.{ENTITY_KEY} = l.{ENTITY_KEY} and m.{ts} = l.{ts}
                 order by e.{ENTITY_KEY}
                 """
-            ).fetch_arrow_table()
+            )
+            # to_arrow_table from duckdb 1.4 (fetch_arrow_table is deprecated there)
+            expected = result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
             features = [f"{view.name}:{n}" for n in names]
             actual = store.get_historical_features(entity_df=sample, features=features).to_arrow()
             actual = actual.take(pa.compute.sort_indices(actual, [(ENTITY_KEY, "ascending")]))
