@@ -148,12 +148,28 @@ def _check_fields(src: RawSource) -> str | None:
     return None
 
 
+def _unbalanced_quote_line(src: RawSource) -> int | None:
+    """The first line (1 = header) with an odd number of '"': a quote opened and not closed on
+    its line, which makes a CSV reader swallow the following lines. Only called once the engine
+    has failed, as a hint for the operator (our drops have no multi-line quoted fields)."""
+    encoding = "utf-8-sig" if src.encoding in ("utf-8", "utf8") else src.encoding
+    with src.file.open("r", encoding=encoding, errors="replace", newline="") as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.count('"') % 2:
+                return number
+    return None
+
+
 def _check_engine(src: RawSource) -> str | None:
     """The engine itself can scan the whole file with the source's reader."""
     try:
         duckdb.connect().execute(f"select count(*) from {src.reader_sql}").fetchone()
     except duckdb.Error as err:
-        return f"DuckDB cannot read it: {str(err).splitlines()[0]}"
+        problem = f"DuckDB cannot read it: {str(err).splitlines()[0]}"
+        line = _unbalanced_quote_line(src) if src.format == "csv" else None
+        if line is not None:
+            problem += f" -- line {line} opens a quote (\") that is not closed on that line"
+        return problem
     return None
 
 

@@ -235,6 +235,17 @@ def test_missing_required_column(tmp_path: Path) -> None:
     assert "'waehrung'" not in problem.split(";")[0]  # only the missing one is listed as missing
 
 
+def test_unclosed_quote_names_the_line(tmp_path: Path) -> None:
+    f = tmp_path / "transactions.csv"
+    rows = ACME_TX_ROWS + [["AT-0000003", "AC-000003", "21/06/2024 09:00", "5,00", "EUR", "spielwaren", "K",
+                            "21/06/2024 10:00:00"]]
+    rows[2] = ['"' + rows[2][0], *rows[2][1:]]  # a quote opened in line 3 and never closed
+    f.write_bytes(_csv_text(rows, ";").encode("latin-1"))
+    problem = _problem(acme_source(f))
+    assert problem.startswith("DuckDB cannot read it")
+    assert "line 3 opens a quote" in problem
+
+
 def test_jsonl_first_line_not_json(tmp_path: Path) -> None:
     f = tmp_path / "transactions.jsonl"
     f.write_text(_csv_text([BOLT_FIELDS, list(map(str, BOLT_RECORD.values()))], ","),
