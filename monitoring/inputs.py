@@ -148,6 +148,8 @@ def read_serving_log(settings: Settings, messages: list[str]) -> pd.DataFrame | 
         messages.append(f"serving logs lack column(s) {lacking}: serving drift not computed")
         return None
     log["logged_at"] = pd.to_datetime(log["logged_at"], utc=True)
+    if "request_at" in log:
+        log["request_at"] = pd.to_datetime(log["request_at"], utc=True)
     scored = log[(log["status"] == "ok") & log["role"].isin(SCORED_ROLES)]
     return scored.reset_index(drop=True)
 

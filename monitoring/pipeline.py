@@ -161,6 +161,19 @@ def version_metrics(settings: Settings, model_name: str, versions: set[str], met
     return values, thresholds
 
 
+def serving_scores(log: pd.DataFrame) -> pd.DataFrame:
+    """Serving log rows as scores to judge against labels: `scored_for` is the time the features
+    were read for (`request_at`; logs written before it was recorded fall back to `logged_at`)."""
+    when = log["request_at"].fillna(log["logged_at"]) if "request_at" in log else log["logged_at"]
+    return pd.DataFrame({
+        "customer_id": log["customer_id"].astype(str).to_numpy(),
+        "scored_for": when.to_numpy(),
+        "score": log["score"].to_numpy(dtype="float64"),
+        "model_version": log["model_version"].astype(str).to_numpy(),
+        "source": "serving",
+    })
+
+
 def realised_performance(settings: Settings, config: MonitoringConfig, scored: pd.DataFrame,
                          log: pd.DataFrame | None, messages: list[str]) -> pd.DataFrame:
     """Matured labels joined to past batch scores and serving requests, judged per label as-of."""
@@ -169,13 +182,7 @@ def realised_performance(settings: Settings, config: MonitoringConfig, scored: p
         return pd.DataFrame()
     frames = [scored] if len(scored) else []
     if log is not None and len(log):
-        frames.append(pd.DataFrame({
-            "customer_id": log["customer_id"].astype(str).to_numpy(),
-            "scored_for": log["logged_at"].to_numpy(),
-            "score": log["score"].to_numpy(dtype="float64"),
-            "model_version": log["model_version"].astype(str).to_numpy(),
-            "source": "serving",
-        }))
+        frames.append(serving_scores(log))
     if not frames:
         messages.append("no past scores to join labels to: realised performance not computed")
         return pd.DataFrame()

@@ -349,7 +349,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         logged_at = datetime.now(timezone.utc)
         features = _features_json(frame, known, feature_names)
         state.plog.extend([{
-            "request_id": request_id, "logged_at": logged_at, "customer_id": ids[i], "model_version": version,
+            "request_id": request_id, "logged_at": logged_at, "request_at": times[i], "customer_id": ids[i],
+            "model_version": version,
             "role": role, "status": status, "score": score, "decision": decision, "latency_ms": latency,
             "features": features[i] if status == "ok" else None,
         } for i, role, version, status, score, decision in records])

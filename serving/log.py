@@ -25,6 +25,7 @@ SCHEMA = pa.schema(
     [
         ("request_id", pa.string()),
         ("logged_at", pa.timestamp("us", tz="UTC")),
+        ("request_at", pa.timestamp("us", tz="UTC")),  # the time the features were read for
         ("customer_id", pa.string()),
         ("model_version", pa.string()),
         ("role", pa.string()),  # primary | canary | shadow

@@ -210,3 +210,17 @@ def test_retrain_promotes_only_a_better_model(drift_data, tmp_path, capsys):
     retrain = json.loads((settings.data_dir / "reports/monitoring/summary.json").read_text())["retrain"]
     assert retrain["candidate"] == "v0003" and retrain["promoted"]
     assert current_version(settings.registry_dir, "churn") == "v0003"
+
+
+def test_serving_scores_are_judged_at_their_request_time():
+    from monitoring.pipeline import serving_scores
+
+    logged = pd.Timestamp("2026-11-28T12:00:00Z")
+    log = pd.DataFrame({
+        "customer_id": ["acme:A", "acme:B"], "score": [0.2, 0.7], "model_version": ["v1", "v1"],
+        "logged_at": [logged, logged],
+        "request_at": [pd.Timestamp("2026-09-01T00:00:00Z"), pd.NaT],  # B: an older log without it
+    })
+    got = serving_scores(log)
+    assert list(got["scored_for"]) == [pd.Timestamp("2026-09-01T00:00:00Z"), logged]
+    assert list(serving_scores(log.drop(columns="request_at"))["scored_for"]) == [logged, logged]

@@ -148,3 +148,5 @@ def test_canary_split_is_deterministic_and_close_to_the_share(trained_data, feat
     assert (log["role"] == "shadow").sum() == 500 and set(log.loc[log.role == "shadow", "model_version"]) == {candidate}
     assert set(log.loc[log.role == "canary", "model_version"]) == {candidate}
     assert log["features"].str.contains("@").sum() == 0
+    # each row records the time its features were read for (now, as no request passed one)
+    assert log["request_at"].notna().all() and (log["request_at"] <= log["logged_at"]).all()
