@@ -57,7 +57,32 @@ class _ViewRead:
     features: tuple[str, ...]
 
 
-class OnlineReader:
+class _TypedReads:
+    """`read_found` / `read` on top of a reader's `read_columns` (both readers share them)."""
+
+    schema: ServiceSchema
+
+    def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
+        raise NotImplementedError  # each reader reads its own store
+
+    def read_found(
+        self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
+    ) -> tuple[pd.DataFrame, list[bool]]:
+        """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
+        request_at = request_at or datetime.now(timezone.utc)
+        columns = self.read_columns(customer_ids, request_at)
+        arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
+                  TIME_COLUMN: pa.array(columns[REQUEST_TIME], ARROW_TYPES["UnixTimestamp"])}
+        for name, dtype in self.schema.features:
+            arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
+        return to_frame(conform(pa.table(arrays), self.schema)), columns["__found__"]
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
+        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
+        return self.read_found(customer_ids, request_at)[0]
+
+
+class OnlineReader(_TypedReads):
     """Reads a feature service's online features for a list of customers."""
 
     kind = "feast"
@@ -119,30 +144,8 @@ class OnlineReader:
             columns.update(self._read_view(read, keys, found))
         return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
 
-    def read_found(
-        self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
-    ) -> tuple[pd.DataFrame, list[bool]]:
-        """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
-        return _typed(self, customer_ids, request_at)
 
-    def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
-        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
-        return self.read_found(customer_ids, request_at)[0]
-
-
-def _typed(reader: Any, customer_ids: Sequence[str],
-           request_at: datetime | Sequence[datetime] | None) -> tuple[pd.DataFrame, list[bool]]:
-    """A reader's columns as the typed frame of `retrieval.online_frame`, and the found flags."""
-    request_at = request_at or datetime.now(timezone.utc)
-    columns = reader.read_columns(customer_ids, request_at)
-    arrays = {ENTITY_KEY: pa.array(list(customer_ids), pa.string()),
-              TIME_COLUMN: pa.array(columns[REQUEST_TIME], ARROW_TYPES["UnixTimestamp"])}
-    for name, dtype in reader.schema.features:
-        arrays[name] = pa.array(columns[name], ARROW_TYPES[dtype])
-    return to_frame(conform(pa.table(arrays), reader.schema)), columns["__found__"]
-
-
-class SqliteReader:
+class SqliteReader(_TypedReads):
     """`OnlineReader`'s read straight from Feast's SQLite online store, following the serving
     manifest (no Feast import): same columns, values and Python types."""
 
@@ -227,15 +230,6 @@ class SqliteReader:
             found = [found[i] for i in rows]
         return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
 
-    def read_found(
-        self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None
-    ) -> tuple[pd.DataFrame, list[bool]]:
-        """The typed frame (as `retrieval.online_frame`) and which customers the store knows."""
-        return _typed(self, customer_ids, request_at)
-
-    def read(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime] | None = None) -> pd.DataFrame:
-        """Same frame as `retrieval.online_frame` (key, time, features; declared dtypes)."""
-        return self.read_found(customer_ids, request_at)[0]
 
     def close(self) -> None:
         self._con.close()
