@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 from batch.config import DEFAULT_CONFIG, BatchError, load_config
+from parity.cli import parse_time
 from parity.config import load_settings
 
 
@@ -29,15 +29,6 @@ def _quiet_feast() -> None:
 
     warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 -> aware UTC datetime (no offset = UTC)."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def cmd_score(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from parity import yaml_config
+from parity.jsonable import jsonable
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 EXPORT_FORMATS = ("csv", "parquet")
@@ -44,12 +45,7 @@ class BatchConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (recorded in the segments metadata)."""
-        return json_ready(dataclasses.asdict(self))
-
-
-def json_ready(value: Any) -> Any:
-    """Tuples -> lists, recursively (see parity.yaml_config.plain)."""
-    return yaml_config.plain(value)
+        return jsonable(dataclasses.asdict(self))
 
 
 def load_config(path: str | Path | None = None) -> BatchConfig:

@@ -14,20 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from datetime import datetime, timezone
 from pathlib import Path
 
 from monitoring.config import DEFAULT_CONFIG, MonitoringError, load_config
+from parity.cli import parse_time
 from parity.config import load_settings
-
-
-def parse_time(text: str) -> datetime:
-    """ISO 8601 -> aware UTC datetime (no offset = UTC)."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from monitoring import drift, freshness, inputs, performance
 from monitoring.config import MonitoringConfig
 from parity import registry
 from parity.config import Settings
+from parity.jsonable import jsonable
 
 REPORT_DIR = ("reports", "monitoring")
 
@@ -285,34 +286,14 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
     return findings
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return None if pd.isna(value) else pd.Timestamp(value).isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if value is pd.NaT or value is pd.NA:
-        return None
-    return value
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return _jsonable(frame.to_dict("records")) if len(frame) else []
+    return jsonable(frame.to_dict("records")) if len(frame) else []
 
 
 def summary(f: Findings) -> dict[str, Any]:
     """The JSON summary: status, alerts, messages and every table."""
     ref = f.reference
-    return _jsonable({
+    return jsonable({
         "status": f.status,
         "generated_at": datetime.now(timezone.utc),
         "now": f.now,
@@ -343,10 +324,10 @@ def history_entry(f: Findings) -> dict[str, Any]:
                              "status": f.status, "alerts": len(f.alerts)}
     if len(f.feature_drift):
         for name, part in f.feature_drift.groupby("sample"):
-            entry[f"max_psi_{name}"] = _jsonable(float(part["psi"].max()))
+            entry[f"max_psi_{name}"] = jsonable(float(part["psi"].max()))
     if len(f.prediction_drift):
         for r in f.prediction_drift[f.prediction_drift["group"] == drift.ALL].itertuples():
-            entry[f"mean_score_{r.sample}"] = _jsonable(r.mean_current)
+            entry[f"mean_score_{r.sample}"] = jsonable(r.mean_current)
     return entry
 
 

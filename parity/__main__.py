@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from parity.cli import parse_time
 from parity.config import load_settings
 
 
@@ -65,11 +66,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Incremental, idempotent materialization into the online store."""
-    from datetime import datetime
-
     from parity.feature_store import FeatureStoreError, materialize
 
-    end = datetime.fromisoformat(args.end) if args.end else None
+    end = args.end
     try:
         result = materialize(load_settings(args.data_dir), end=end)
     except FeatureStoreError as err:
@@ -119,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("reconcile", help="print the reconciliation table").set_defaults(func=cmd_reconcile)
     sub.add_parser("apply", help="feast apply of the definitions derived from dbt").set_defaults(func=cmd_apply)
     mat = sub.add_parser("materialize", help="incremental materialization into the online store")
-    mat.add_argument("--end", help="ISO timestamp to materialize up to (default: just after the newest feature row)")
+    mat.add_argument("--end", type=parse_time, help="ISO timestamp to materialize up to (default: just after the newest feature row)")
     mat.set_defaults(func=cmd_materialize)
     par = sub.add_parser("parity", help="check online == offline point-in-time, value by value and type by type")
     par.add_argument("--sample-times", type=int, default=8, help="historical timestamps to check offline against the marts")

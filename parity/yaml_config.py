@@ -87,12 +87,3 @@ def parse_assignments(assignments: list[str], error: type[Exception]) -> dict[st
             node = node.setdefault(key, {})
         node[keys[-1]] = yaml.safe_load(raw)
     return overrides
-
-
-def plain(value: Any) -> Any:
-    """JSON-ready copy: mappings with string keys, tuples as lists, recursively."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sklearn
 import xgboost
 
+from parity.jsonable import jsonable
 from parity.prepare import PrepareSpec
 from parity.registry import CALIBRATOR_FILE, CARD_FILE, FORMAT, METADATA_FILE, MODEL_FILE, dumps
 from training.config import TrainingConfig
 from training.models import Candidate
-
-
-def jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy scalars unwrapped, NaN/inf -> None, tuples -> lists."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    return value
 
 
 def metrics_dict(long: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from parity import yaml_config
+from parity.jsonable import jsonable
 from training.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
@@ -115,7 +116,7 @@ class TrainingConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for metadata and the report)."""
-        return yaml_config.plain(dataclasses.asdict(self))
+        return jsonable(dataclasses.asdict(self))
 
 
 def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -69,4 +69,3 @@ def test_merge_and_assignments():
     assert base == {"a": {"b": 1, "c": 2}, "d": [1]}  # not modified
     with pytest.raises(Bad, match="key.path=value"):
         yaml_config.parse_assignments(["novalue"], Bad)
-    assert yaml_config.plain({1: (1, {"x": (2,)})}) == {"1": [1, {"x": [2]}]}
