@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import hmac
-import json
 import logging
 import random
 import signal
@@ -15,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from parity.config import Settings
@@ -87,25 +87,30 @@ def _add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[st
         results[i]["segment_name"] = model.names[int(ids[j])]
 
 
-_FEATURES_ENCODER = json.JSONEncoder(default=str)
+# datetimes as str(value), as json.dumps(..., default=str) wrote them before orjson
+_FEATURES_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _features_json(columns: dict[str, list[Any]], rows: list[int], names: list[str]) -> dict[int, str]:
-    """Each given row's feature values as JSON (online values are plain str/int/float/None; NaN
-    -> null), by row.
+    """Each given row's feature values as JSON (online values are plain str/int/float/None/
+    datetime; NaN -> null), by row.
 
-    Built in the request (a few µs per row): building it in the log writer held the GIL for
-    ~70 ms per 5000-row flush and showed up as the p99 of concurrent requests.
+    Built in the request (orjson: ~1 µs per row): building it in the log writer held the GIL
+    for ~70 ms per 5000-row flush and showed up as the p99 of concurrent requests.
     """
-    values = []
-    for name in names:
-        column = columns[name]
-        if any(v != v for v in column if v.__class__ is float):
-            column = [None if v.__class__ is float and v != v else v for v in column]
-        values.append(column)
-    table = list(zip(*values))  # one tuple per row
-    encode = _FEATURES_ENCODER.encode  # json.dumps(..., default=str) builds an encoder per call
-    return {i: encode(dict(zip(names, table[i]))) for i in rows}
+    table = list(zip(*(columns[name] for name in names)))  # one tuple per row
+    dumps, options = orjson.dumps, _FEATURES_OPTIONS
+    return {i: dumps(dict(zip(names, table[i])), default=str, option=options).decode() for i in rows}
+
+
+class _OrjsonResponse(Response):
+    """JSON body encoded by orjson (~8x faster than json.dumps on a 100-customer answer; NaN ->
+    null instead of an error)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
@@ -286,7 +291,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     @app.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
               responses={401: {"description": "Missing/invalid API key"}, 422: {"description": "Invalid request"},
                          503: {"description": "Model, feature registry or online store not ready"}})
-    async def predict(body: PredictRequest) -> JSONResponse:
+    async def predict(body: PredictRequest) -> Response:
         """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
         started = time.perf_counter()
         request_id = _request_id()
@@ -355,13 +360,14 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             "features": features[i] if status == "ok" else None,
         } for i, role, version, status, score, decision in records])
         # PredictResponse's shape as plain dicts: building and dumping the pydantic models cost
-        # ~1 ms per 100 customers (tests validate responses against PredictResponse)
+        # ~1 ms per 100 customers (tests validate responses against PredictResponse), and
+        # json.dumps another 0.8 ms
         response = {
             "request_id": request_id,
             "model": {"name": active.primary.model, "version": active.primary.version,
                       "threshold": active.primary.threshold, "feature_service": active.primary.feature_service},
             "predictions": results,
         }
-        return JSONResponse(response, headers={"X-Request-ID": request_id})
+        return _OrjsonResponse(response, headers={"X-Request-ID": request_id})
 
     return app
