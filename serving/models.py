@@ -57,6 +57,16 @@ def import_xgboost_lean() -> bool:
     return True
 
 
+def load_for_serving(registry_dir: Path, model: str, version: str, nthread: int | None = None) -> Any:
+    """`parity.registry.load_version` plus the model's TreeSHAP tables, built here (at start-up or
+    in the reloader thread) rather than by the first request that needs them."""
+    from serving.predict import explainer
+
+    loaded = load_version(registry_dir, model, version, nthread=nthread)
+    explainer(loaded)
+    return loaded
+
+
 def canary_bucket(customer_id: str) -> float:
     """A stable number in [0, 1) per customer: the same customer always takes the same arm."""
     digest = hashlib.blake2b(customer_id.encode(), digest_size=8).digest()
@@ -67,7 +77,7 @@ class ModelSlot:
     """Holds the active models; a watcher thread reloads them when `current` changes."""
 
     def __init__(self, registry_dir: Path, model: str, canary_version: str | None = None,
-                 shadow_version: str | None = None, loader: Callable[..., Any] = load_version):
+                 shadow_version: str | None = None, loader: Callable[..., Any] = load_for_serving):
         self.registry_dir, self.model = registry_dir, model
         self.canary_version, self.shadow_version = canary_version, shadow_version
         self._loader = loader

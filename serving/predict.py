@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import weakref
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,9 @@ import pandas as pd
 
 from parity.prepare import prepare_matrix
 from parity.registry import apply_calibrator
+from parity.treeshap import TreeShap, Unsupported
+
+log = logging.getLogger("serving.predict")
 
 
 @dataclass(frozen=True)
@@ -52,12 +56,29 @@ def score_columns(model: Any, columns: Mapping[str, Sequence[Any]], top_k: int) 
 
 
 _CHECKED: weakref.WeakSet = weakref.WeakSet()  # boosters whose feature names match their spec
+_EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # booster -> TreeShap | None
+
+
+def explainer(model: Any) -> TreeShap | None:
+    """The model's tabulated TreeSHAP (`parity.treeshap`: built and checked against xgboost's
+    pred_contribs once per booster, ~10-150 ms; `serving.models` builds it when a model loads),
+    or None for a model it does not cover, which keeps xgboost's own TreeSHAP."""
+    booster = model.booster
+    if booster not in _EXPLAINERS:
+        try:
+            _EXPLAINERS[booster] = TreeShap.from_booster(booster)
+        except Unsupported as err:
+            log.warning("model %s: xgboost's TreeSHAP explains it (%s)", getattr(model, "version", "?"), err)
+            _EXPLAINERS[booster] = None
+    return _EXPLAINERS[booster]
 
 
 def score_and_explain(model: Any, matrix: np.ndarray, explain: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """`LoadedModel.score_and_explain` (calibrated scores, TreeSHAP with the bias last) with the
-    booster's feature names checked against the spec once per model instead of on every call:
-    xgboost's per-call name handling was ~0.15 ms of a one-customer request."""
+    booster's feature names checked against the spec once per model instead of on every call
+    (xgboost's per-call name handling was ~0.15 ms of a one-customer request), and TreeSHAP from
+    the model's tables (`explainer`): 3-7x faster than pred_contribs, equal to ~1e-6 (xgboost
+    sums in float32)."""
     import xgboost as xgb
 
     names = list(model.spec.columns)
@@ -70,8 +91,12 @@ def score_and_explain(model: Any, matrix: np.ndarray, explain: bool = True) -> t
     # same DMatrix as LoadedModel._matrix but unnamed: columns are in spec order by construction
     data = xgb.DMatrix(np.asarray(matrix, dtype="float64"), nthread=model.nthread)
     churn = apply_calibrator(model.calibrator, model.booster.predict(data, validate_features=False))
-    contribs = model.booster.predict(data, pred_contribs=True, validate_features=False) if explain else None
-    return churn, contribs
+    if not explain:
+        return churn, None
+    shap = explainer(model)
+    if shap is None:
+        return churn, model.booster.predict(data, pred_contribs=True, validate_features=False)
+    return churn, shap.contributions(matrix)
 
 
 def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
