@@ -257,38 +257,130 @@ def _floats(values: Any, name: str) -> np.ndarray:
     return np.where(np.isfinite(array), array, np.nan)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A spec compiled to output column positions, once per spec (`_plan`)."""
+
+    width: int
+    numeric: tuple[str, ...]  # numeric features (spec order): rows of the raw block
+    numeric_fill: np.ndarray  # their imputed values
+    numeric_column: np.ndarray  # their output columns
+    indicator_row: np.ndarray  # raw-block rows with a missing indicator...
+    indicator_column: np.ndarray  # ... and the indicator's output column
+    categorical: tuple[tuple[str, dict[str, int], int], ...]  # feature, level -> column, other column
+    derived: tuple[tuple[Derived, tuple[str, ...], int, float, int], ...]  # recipe, inputs, column, fill, indicator (-1: none)
+
+
+def _plan(spec: PrepareSpec) -> _Plan:
+    plan = _PLANS.get(id(spec))
+    if plan is None or plan[0] is not spec:
+        plan = (spec, _compile(spec))
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        _PLANS[id(spec)] = plan  # keyed by identity and holding the spec: an id is never reused while cached
+    return plan[1]
+
+
+_PLANS: dict[int, tuple[PrepareSpec, _Plan]] = {}
+
+
+def _compile(spec: PrepareSpec) -> _Plan:
+    impute = dict(spec.impute)
+    indicators = set(spec.missing_indicators)
+    levels = dict(spec.levels)
+    names: list[str] = []
+    numeric, fills, numeric_columns, indicator_rows, indicator_columns = [], [], [], [], []
+    categorical = []
+    for name, _ in spec.features:
+        if name in levels:
+            index = {}
+            for level in levels[name]:
+                index[level] = len(names)
+                names.append(column_name(name, level))
+            categorical.append((name, index, len(names)))
+            names.append(column_name(name, OTHER))
+            continue
+        if name not in impute:
+            raise PrepareError(f"prepare spec has no imputed value for feature '{name}'")
+        numeric_columns.append(len(names))
+        names.append(column_name(name))
+        fills.append(impute[name])
+        if name in indicators:
+            indicator_rows.append(len(numeric))
+            indicator_columns.append(len(names))
+            names.append(column_name(name) + MISSING_SUFFIX)
+        numeric.append(name)
+    derived = []
+    for name in spec.derived:
+        column = len(names)
+        names.append(column_name(name))
+        indicator = -1
+        if name in indicators:
+            indicator = len(names)
+            names.append(column_name(name) + MISSING_SUFFIX)
+        derived.append((DERIVED[name], DERIVED[name].inputs, column, impute[name], indicator))
+    if tuple(names) != spec.columns:
+        raise PrepareError(f"prepared columns {names} differ from the spec's {list(spec.columns)}")
+    return _Plan(
+        width=len(names),
+        numeric=tuple(numeric),
+        numeric_fill=np.asarray(fills, dtype="float64"),
+        numeric_column=np.asarray(numeric_columns, dtype=np.intp),
+        indicator_row=np.asarray(indicator_rows, dtype=np.intp),
+        indicator_column=np.asarray(indicator_columns, dtype=np.intp),
+        categorical=tuple(categorical),
+        derived=tuple(derived),
+    )
+
+
+def _float_block(columns: Mapping[str, Any], names: Sequence[str], n: int) -> np.ndarray:
+    """(len(names), n) float64, NaN for every kind of missing value: one conversion for plain
+    sequences (serving's online read), column by column for pandas (and to name a bad column)."""
+    if not names:
+        return np.empty((0, n))
+    if not isinstance(columns, pd.DataFrame):
+        na = pd.NA
+        try:
+            block = np.array([[np.nan if v is None or v is na else v for v in columns[name]] for name in names],
+                             dtype="float64")
+        except (TypeError, ValueError):
+            block = None  # find and name the column below
+        if block is not None and block.shape == (len(names), n):
+            return np.where(np.isfinite(block), block, np.nan)
+    return np.vstack([_floats(columns[name], name) for name in names]) if n else np.empty((len(names), 0))
+
+
 def prepare_matrix(columns: Mapping[str, Any], spec: PrepareSpec) -> np.ndarray:
     """The model input as a float64 matrix in `spec.columns` order.
 
     `columns` maps feature names to equal-length columns: a DataFrame (retrieval frames) or a
     dict of plain sequences (serving's online read, no pandas on the hot path). `prepare` is this
-    function plus column labels, so both paths run the same code.
+    function plus column labels, so both paths run the same code. The spec is compiled to column
+    positions once (`_plan`), so a one-row request costs a few numpy calls, not a few per column.
     """
     _require(columns, [name for name, _ in spec.features])
-    impute = dict(spec.impute)
-    indicators = set(spec.missing_indicators)
-    out: dict[str, np.ndarray] = {}
-    levels = dict(spec.levels)
-    for name, _ in spec.features:
-        if name in levels:
-            text = np.array([OTHER if v is None else v for v in _text(columns[name])], dtype=object)
-            text = np.where(np.isin(text, list(levels[name])), text, OTHER)
-            for level in levels[name] + (OTHER,):
-                out[column_name(name, level)] = (text == level).astype("float64")
-            continue
-        _fill(out, name, _floats(columns[name], name), impute[name], name in indicators)
-    for name in spec.derived:
-        recipe = DERIVED[name]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = recipe.recipe(*(_floats(columns[c], c) for c in recipe.inputs))
-        _fill(out, name, np.where(np.isfinite(values), values, np.nan), impute[name], name in indicators)
-    if tuple(out) != spec.columns:
-        raise PrepareError(
-            f"prepared columns {list(out)} differ from the spec's {list(spec.columns)}"
-        )
-    if not out:
+    plan = _plan(spec)
+    if plan.width == 0:
         return np.empty((0, 0))
-    return np.column_stack([out[c] for c in spec.columns]).astype("float64", copy=False)
+    n = len(columns) if isinstance(columns, pd.DataFrame) else len(columns[spec.features[0][0]])
+    out = np.zeros((n, plan.width))
+    raw = _float_block(columns, plan.numeric, n)
+    missing = np.isnan(raw)
+    out[:, plan.numeric_column] = np.where(missing, plan.numeric_fill[:, None], raw).T
+    out[:, plan.indicator_column] = missing[plan.indicator_row].T
+    for name, index, other in plan.categorical:
+        hot = np.fromiter((index.get(OTHER if v is None else v, other) for v in _text(columns[name])), np.intp, n)
+        out[np.arange(n), hot] = 1.0
+    position = {name: k for k, name in enumerate(plan.numeric)}
+    for recipe, inputs, column, fill, indicator in plan.derived:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = recipe.recipe(*(raw[position[c]] if c in position else _floats(columns[c], c) for c in inputs))
+        values = np.where(np.isfinite(values), values, np.nan)
+        absent = np.isnan(values)
+        out[:, column] = np.where(absent, fill, values)
+        if indicator >= 0:
+            out[:, indicator] = absent
+    return out
 
 
 def prepare(frame: pd.DataFrame | Mapping[str, Any], spec: PrepareSpec) -> pd.DataFrame:
@@ -298,10 +390,3 @@ def prepare(frame: pd.DataFrame | Mapping[str, Any], spec: PrepareSpec) -> pd.Da
     return pd.DataFrame(matrix, index=index, columns=list(spec.columns))
 
 
-def _fill(
-    out: dict[str, np.ndarray], name: str, values: np.ndarray, fill: float, indicator: bool
-) -> None:
-    missing = np.isnan(values)
-    out[column_name(name)] = np.where(missing, fill, values)
-    if indicator:
-        out[column_name(name) + MISSING_SUFFIX] = missing.astype("float64")

@@ -36,6 +36,7 @@ SCHEMA = pa.schema(
         ("features", pa.string()),  # JSON of the feature values used
     ]
 )
+FIELDS = tuple(SCHEMA.names)
 
 
 class PredictionLog:
@@ -50,7 +51,7 @@ class PredictionLog:
     def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 5000):
         self.folder = folder
         self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
-        self._buffer: collections.deque[dict[str, Any]] = collections.deque()
+        self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
         self._closing = False
         self._counter = itertools.count()
@@ -60,18 +61,21 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, record: dict[str, Any]) -> None:
-        """Queue one record (non-blocking)."""
-        self._buffer.append(record)
-        if len(self._buffer) >= self.flush_rows:
-            self._wake.set()
+        """Queue one record, a dict by SCHEMA field name (missing fields are null; non-blocking)."""
+        self.extend_rows([tuple(record.get(name) for name in FIELDS)])
 
     def extend(self, records: list[dict[str, Any]]) -> None:
-        """Queue a request's records (non-blocking)."""
-        self._buffer.extend(records)
+        """Queue records given as dicts by SCHEMA field name (non-blocking)."""
+        self.extend_rows([tuple(record.get(name) for name in FIELDS) for record in records])
+
+    def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Queue records given as tuples in SCHEMA order: the request path's form (cheaper to build
+        than dicts, and the writer turns them into columns without a per-field lookup)."""
+        self._buffer.extend(rows)
         if len(self._buffer) >= self.flush_rows:
             self._wake.set()
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
         if not batch:
             return
         now = datetime.now(timezone.utc)
@@ -79,11 +83,14 @@ class PredictionLog:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{now:%H%M%S}-{self._prefix}-{next(self._counter):06d}.parquet"
         tmp = folder / f".{name}.tmp"
-        pq.write_table(pa.Table.from_pylist(batch, schema=SCHEMA), tmp, coerce_timestamps="us")
+        # column by column: pa.array holds the GIL while it converts, and a column of one type
+        # converts several times faster than Table.from_pylist's dict-per-row walk
+        columns = [pa.array(values, type=field.type) for values, field in zip(zip(*batch), SCHEMA)]
+        pq.write_table(pa.Table.from_arrays(columns, schema=SCHEMA), tmp, coerce_timestamps="us")
         os.replace(tmp, folder / name)  # readers never see a half-written part
         self.written += len(batch)
 
-    def _drain(self) -> list[dict[str, Any]]:
+    def _drain(self) -> list[tuple[Any, ...]]:
         """Everything appended so far, in order (popleft is atomic against concurrent appends)."""
         batch = []
         for _ in range(len(self._buffer)):

@@ -148,5 +148,7 @@ def test_canary_split_is_deterministic_and_close_to_the_share(trained_data, feat
     assert (log["role"] == "shadow").sum() == 500 and set(log.loc[log.role == "shadow", "model_version"]) == {candidate}
     assert set(log.loc[log.role == "canary", "model_version"]) == {candidate}
     assert log["features"].str.contains("@").sum() == 0
+    assert set(log["customer_id"]) == set(ids) and set(log["status"]) <= {"ok", "unknown_customer"}
+    assert log["score"].between(0, 1).all() and (log["latency_ms"] > 0).all() and log["request_id"].str.len().eq(32).all()
     # each row records the time its features were read for (now, as no request passed one)
     assert log["request_at"].notna().all() and (log["request_at"] <= log["logged_at"]).all()

@@ -113,3 +113,73 @@ def test_offline_and_online_frames_prepare_to_the_same_matrix(feature_data):
     x_online = prepare(online, spec)
     pd.testing.assert_frame_equal(x_online.iloc[:-1], prepare(offline, spec))
     assert np.isfinite(x_online.to_numpy()).all()  # an unknown customer is imputed, not NaN
+
+
+def _reference_matrix(columns, spec) -> np.ndarray:
+    """The column-by-column prepare_matrix this module had before the compiled plan: the
+    compiled one must give the very same matrix."""
+    from parity.prepare import DERIVED, MISSING_SUFFIX, _floats, _text, column_name
+
+    impute, indicators, levels = dict(spec.impute), set(spec.missing_indicators), dict(spec.levels)
+    out: dict[str, np.ndarray] = {}
+
+    def fill(name, values):
+        missing = np.isnan(values)
+        out[column_name(name)] = np.where(missing, impute[name], values)
+        if name in indicators:
+            out[column_name(name) + MISSING_SUFFIX] = missing.astype("float64")
+
+    for name, _ in spec.features:
+        if name in levels:
+            text = np.array([OTHER if v is None else v for v in _text(columns[name])], dtype=object)
+            text = np.where(np.isin(text, list(levels[name])), text, OTHER)
+            for level in levels[name] + (OTHER,):
+                out[column_name(name, level)] = (text == level).astype("float64")
+            continue
+        fill(name, _floats(columns[name], name))
+    for name in spec.derived:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = DERIVED[name].recipe(*(_floats(columns[c], c) for c in DERIVED[name].inputs))
+        fill(name, np.where(np.isfinite(values), values, np.nan))
+    return np.column_stack([out[c] for c in spec.columns])
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 300])
+def test_compiled_prepare_equals_the_column_by_column_reference(rows):
+    from parity.prepare import prepare_matrix
+
+    rng = np.random.default_rng(rows)
+    train = pd.DataFrame({
+        "country": rng.choice(["DE", "FR", "GB", None], 200),
+        "birth_year": pd.array(np.where(rng.random(200) < 0.2, None, rng.integers(1950, 2005, 200)), dtype="Int64"),
+        "tenure_days": pd.array(rng.integers(1, 900, 200), dtype="Int64"),
+        "purchase_count_365d": pd.array(rng.integers(0, 30, 200), dtype="Int64"),
+        "days_since_last_purchase": np.where(rng.random(200) < 0.3, np.nan, rng.uniform(0, 365, 200)),
+    })
+    spec = fit_spec(train, FEATURES, derived=["overdue_ratio_365d"])
+    # serving-style lists with every kind of missing value and unseen levels
+    lists = {
+        "country": list(rng.choice(["DE", "FR", "NL", "__other__", None], rows)),
+        "birth_year": [None if k % 5 == 0 else int(v) for k, v in enumerate(rng.integers(1950, 2005, rows))],
+        "tenure_days": [int(v) for v in rng.integers(1, 900, rows)],
+        "purchase_count_365d": [pd.NA if k % 7 == 3 else int(v) for k, v in enumerate(rng.integers(0, 30, rows))],
+        "days_since_last_purchase": [[np.nan, np.inf, None, 12.5][k % 4] if k % 3 == 0 else float(v)
+                                     for k, v in enumerate(rng.uniform(0, 365, rows))],
+    }
+    expected = _reference_matrix(lists, spec) if rows else np.empty((0, len(spec.columns)))
+    got = prepare_matrix(lists, spec)
+    assert got.shape == (rows, len(spec.columns))
+    np.testing.assert_array_equal(got, expected)
+    if rows:
+        as_frame = pd.DataFrame({k: pd.array(v, dtype="object") for k, v in lists.items()})
+        np.testing.assert_array_equal(prepare_matrix(as_frame, spec), expected)
+
+
+def test_a_non_numeric_value_names_its_column_in_the_compiled_path():
+    from parity.prepare import prepare_matrix
+
+    spec = fit_spec(frame(), FEATURES)
+    lists = {name: list(frame()[name].astype(object)) for name, _ in FEATURES}
+    lists["tenure_days"] = [1, "many", 3, 4]
+    with pytest.raises(PrepareError, match="tenure_days"):
+        prepare_matrix(lists, spec)
