@@ -326,14 +326,13 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 continue
             scored = score_columns(model, _subset(frame, rows), state.config.top_k)
             scores, decisions = scored.scores.tolist(), scored.decisions.tolist()
-            histogram = state.metrics.scores.labels(model.version)
             for j, i in enumerate(rows):
                 # the field order of schemas.Prediction (the response is built as plain JSON)
                 results[i] = {"customer_id": ids[i], "status": "ok", "score": scores[j], "decision": decisions[j],
                               "model_version": model.version, "contributions": scored.top[j],
                               "segment_id": None, "segment_name": None}
-                histogram.observe(scores[j])
                 records.append((i, role, model.version, "ok", scores[j], decisions[j]))
+            state.metrics.scores.observe_many(model.version, scored.scores)
             state.metrics.predictions.labels(model.version, role).inc(len(rows))
         segments = state.segments.active.primary if state.segments else None
         if segments is not None and known:

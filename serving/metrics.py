@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+
+class BatchHistogram:
+    """A labelled Prometheus histogram observed a whole array at a time: one `searchsorted` per
+    request instead of an `observe()` per customer (a Python bucket walk and a lock each, ~0.2 ms
+    per 100 scores). Exposed exactly as `prometheus_client.Histogram` would (`_bucket` with `le`,
+    `_count`, `_sum`)."""
+
+    def __init__(self, name: str, documentation: str, label: str, buckets: Sequence[float],
+                 registry: CollectorRegistry):
+        self.name, self.documentation, self.label = name, documentation, label
+        self._bounds = np.asarray(sorted(float(b) for b in buckets if b != float("inf")))
+        self._lock = threading.Lock()
+        self._counts: dict[str, np.ndarray] = {}
+        self._sums: dict[str, float] = {}
+        registry.register(self)
+
+    def observe_many(self, label_value: str, values: np.ndarray) -> None:
+        """Count every value (<= bound, as Prometheus' `le`) under one label value."""
+        values = np.asarray(values, dtype="float64")
+        # first bound >= value; past the last bound: the +Inf bucket
+        counts = np.bincount(np.searchsorted(self._bounds, values, side="left"), minlength=len(self._bounds) + 1)
+        total = float(values.sum())
+        with self._lock:
+            if label_value not in self._counts:
+                self._counts[label_value] = np.zeros(len(self._bounds) + 1, dtype=np.int64)
+                self._sums[label_value] = 0.0
+            self._counts[label_value] += counts
+            self._sums[label_value] += total
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label])
+        with self._lock:
+            snapshot = {k: (v.copy(), self._sums[k]) for k, v in self._counts.items()}
+        for label_value, (counts, total) in snapshot.items():
+            cumulative = np.cumsum(counts).tolist()
+            buckets = [(floatToGoString(b), c) for b, c in zip(self._bounds.tolist(), cumulative)]
+            family.add_metric([label_value], buckets + [("+Inf", cumulative[-1])], total)
+        yield family
 
 
 @dataclass
@@ -14,7 +58,7 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
-    scores: Histogram
+    scores: BatchHistogram
     unknown: Counter
     predictions: Counter
 
@@ -28,8 +72,8 @@ def create_metrics() -> Metrics:
         latency=Histogram("parity_request_latency_seconds", "Request latency by path", ["path"],
                           buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
                           registry=registry),
-        scores=Histogram("parity_prediction_score", "Calibrated churn scores served", ["model_version"],
-                         buckets=tuple(i / 10 for i in range(1, 11)), registry=registry),
+        scores=BatchHistogram("parity_prediction_score", "Calibrated churn scores served", "model_version",
+                              buckets=tuple(i / 10 for i in range(1, 11)), registry=registry),
         unknown=Counter("parity_unknown_customers_total", "Customers not found in the online store",
                         registry=registry),
         predictions=Counter("parity_predictions_total", "Predictions by model version and role",
