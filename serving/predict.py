@@ -47,11 +47,22 @@ def score_columns(model: Any, columns: Mapping[str, Sequence[Any]], top_k: int) 
     # the chosen cells as python floats in one go (numpy scalar indexing per cell is slow)
     rows = np.arange(len(order))[:, None]
     chosen, shown, prepared = order.tolist(), contribs[rows, order].tolist(), matrix[rows, order].tolist()
-    top = [
-        [{"feature": names[c], "value": _shown(columns, names[c], row, prepared[row][k]),
-          "contribution": shown[row][k]} for k, c in enumerate(cols)]
-        for row, cols in enumerate(chosen)
-    ]
+    # a raw feature shows the customer's own value (None if missing, never the imputed value);
+    # one-hot, missing-flag and derived columns show the prepared value
+    raw = [columns.get(name) if name in columns else None for name in names]
+    top = []
+    for row, cols in enumerate(chosen):
+        cells = []
+        for k, c in enumerate(cols):
+            source = raw[c]
+            if source is None:
+                value = prepared[row][k]
+                value = value if math.isfinite(value) else None
+            else:
+                value = source[row]
+                value = None if value is None or value is pd.NA or value != value else float(value)
+            cells.append({"feature": names[c], "value": value, "contribution": shown[row][k]})
+        top.append(cells)
     return Scored(scores, scores >= model.threshold, top)
 
 
@@ -102,15 +113,6 @@ def score_and_explain(model: Any, matrix: np.ndarray, explain: bool = True) -> t
 def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
     """`score_columns` on a retrieval frame."""
     return score_columns(model, {name: frame[name].tolist() for name in frame.columns}, top_k)
-
-
-def _shown(columns: Mapping[str, Sequence[Any]], name: str, row: int, prepared: float) -> float | None:
-    """The customer's own value of a raw feature (None if missing, never the imputed value);
-    the prepared value for one-hot, missing-flag and derived columns."""
-    if name not in columns:
-        return float(prepared) if math.isfinite(prepared) else None
-    value = columns[name][row]
-    return None if value is None or value is pd.NA or value != value else float(value)
 
 
 def feature_snapshot(columns: Mapping[str, Sequence[Any]], row: int, names: list[str]) -> dict[str, Any]:
