@@ -42,16 +42,21 @@ FIELDS = tuple(SCHEMA.names)
 class PredictionLog:
     """Buffered, durable prediction log with a background writer.
 
-    A request appends to an in-memory deque (atomic, no lock) and never wakes the writer: a
-    queue whose `get` the writer blocks on hands the GIL to that thread on every record, which
-    cost ~0.4 ms per request. The writer wakes every `flush_seconds`, or at once when
-    `flush_rows` records are waiting, and writes what has accumulated.
+    A request turns its records into one Arrow record batch (~0.04 ms for 1 record, 0.12 ms for
+    100) and appends it to an in-memory deque (atomic) without waking the writer: a queue whose
+    `get` the writer blocks on hands the GIL to that thread on every record, which cost ~0.4 ms
+    per request. The writer wakes every `flush_seconds`, or at once when `flush_rows` records
+    are waiting, and writes what has accumulated. Converting in the request keeps the writer's
+    own work (Parquet encoding, file I/O) in pyarrow code that releases the GIL: converting 500
+    records there held the GIL ~0.5 ms, and the requests running meanwhile waited for it.
     """
 
     def __init__(self, folder: Path, flush_seconds: float = 2.0, flush_rows: int = 5000):
         self.folder = folder
         self.flush_seconds, self.flush_rows = flush_seconds, flush_rows
-        self._buffer: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._buffer: collections.deque[pa.RecordBatch] = collections.deque()
+        self._pending = 0  # records queued and not yet drained (under _count_lock)
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = False
         self._counter = itertools.count()
@@ -70,32 +75,38 @@ class PredictionLog:
 
     def extend_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Queue records given as tuples in SCHEMA order: the request path's form (cheaper to build
-        than dicts, and the writer turns them into columns without a per-field lookup)."""
-        self._buffer.extend(rows)
-        if len(self._buffer) >= self.flush_rows:
+        than dicts; converted to Arrow column by column, no per-field lookup)."""
+        if not rows:
+            return
+        columns = [pa.array(values, type=field.type) for values, field in zip(zip(*rows), SCHEMA)]
+        self._buffer.append(pa.RecordBatch.from_arrays(columns, schema=SCHEMA))
+        with self._count_lock:
+            self._pending += len(rows)
+            due = self._pending >= self.flush_rows
+        if due:
             self._wake.set()
 
-    def _write(self, batch: list[tuple[Any, ...]]) -> None:
-        if not batch:
+    def _write(self, batches: list[pa.RecordBatch]) -> None:
+        if not batches:
             return
         now = datetime.now(timezone.utc)
         folder = self.folder / f"date={now:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
         name = f"part-{now:%H%M%S}-{self._prefix}-{next(self._counter):06d}.parquet"
         tmp = folder / f".{name}.tmp"
-        # column by column: pa.array holds the GIL while it converts, and a column of one type
-        # converts several times faster than Table.from_pylist's dict-per-row walk
-        columns = [pa.array(values, type=field.type) for values, field in zip(zip(*batch), SCHEMA)]
-        pq.write_table(pa.Table.from_arrays(columns, schema=SCHEMA), tmp, coerce_timestamps="us")
+        table = pa.Table.from_batches(batches, schema=SCHEMA)
+        pq.write_table(table, tmp, coerce_timestamps="us")
         os.replace(tmp, folder / name)  # readers never see a half-written part
-        self.written += len(batch)
+        self.written += table.num_rows
 
-    def _drain(self) -> list[tuple[Any, ...]]:
+    def _drain(self) -> list[pa.RecordBatch]:
         """Everything appended so far, in order (popleft is atomic against concurrent appends)."""
-        batch = []
+        batches = []
         for _ in range(len(self._buffer)):
-            batch.append(self._buffer.popleft())
-        return batch
+            batches.append(self._buffer.popleft())
+        with self._count_lock:
+            self._pending -= sum(batch.num_rows for batch in batches)
+        return batches
 
     def _run(self) -> None:
         while True:
