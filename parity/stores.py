@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from feast.data_format import ParquetFormat
@@ -125,8 +126,12 @@ def asof_supported(view: FeatureView) -> bool:
 
 def asof_sql(feature_views: list[FeatureView], feature_refs: list[str]) -> str:
     """One SELECT over the registered `__entities` table: an ASOF LEFT JOIN per view, the TTL as a
-    CASE per feature (Feast: feature_ts >= entity_ts - ttl), in entity-frame order."""
-    select, joins = ["e.*"], []
+    CASE per feature (Feast: feature_ts >= entity_ts - ttl), in entity-frame order.
+
+    Only the feature columns are selected: the entity columns are the entity table's own (the
+    result is in its order), so DuckDB neither sorts nor converts them. Empty without features."""
+    select: list[str] = []
+    joins: list[str] = []
     for i, view in enumerate(feature_views):
         alias = f"f{i}"
         prefix = f"{view.projection.name_to_use()}:"
@@ -143,7 +148,17 @@ def asof_sql(feature_views: list[FeatureView], feature_refs: list[str]) -> str:
         path = view.batch_source.path.replace("'", "''")
         columns = ", ".join(_quote(c) for c in dict.fromkeys([*keys, view.batch_source.timestamp_field, *names]))
         joins.append(f"ASOF LEFT JOIN (SELECT {columns} FROM read_parquet('{path}')) {alias} ON {' AND '.join(on)}")
+    if not select:
+        return ""  # no batch feature: nothing to join
     return f"SELECT {', '.join(select)} FROM __entities e {' '.join(joins)} ORDER BY e.{_ROW}"
+
+
+def with_entity_columns(entities: pa.Table, features: pa.Table) -> pa.Table:
+    """The entity columns followed by the feature columns (both in entity-frame order)."""
+    if features.num_rows != entities.num_rows:
+        raise ValueError(f"ASOF join returned {features.num_rows} rows for {entities.num_rows} entity rows")
+    columns = [*entities.columns, *features.columns]
+    return pa.Table.from_arrays(columns, names=[*entities.column_names, *features.column_names])
 
 
 class AsofRetrievalJob(RetrievalJob):
@@ -167,6 +182,13 @@ class AsofRetrievalJob(RetrievalJob):
         return self._metadata
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
+        entities = self._entities.drop_columns([_ROW])
+        if not self._sql:
+            return entities
+        return with_entity_columns(entities, self._features())
+
+    def _features(self) -> pa.Table:
+        """The feature columns of the ASOF statement, in entity-frame order."""
         import duckdb
 
         con = duckdb.connect()
@@ -180,10 +202,9 @@ class AsofRetrievalJob(RetrievalJob):
                 pass
             con.register("__entities", self._entities)
             result = con.execute(self._sql)
-            table = result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
+            return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
         finally:
             con.close()
-        return table.drop_columns([_ROW])
 
     def _to_df_internal(self, timeout: int | None = None) -> pd.DataFrame:
         return self._to_arrow_internal(timeout).to_pandas()
@@ -219,7 +240,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         stamps = pd.to_datetime(entity_df[ENTITY_TIME], utc=True, cache=False)
         entities = entities.set_column(entities.schema.get_field_index(ENTITY_TIME), ENTITY_TIME,
                                        pa.array(stamps, pa.timestamp("us", tz="UTC")))
-        entities = entities.append_column(_ROW, pa.array(range(len(entity_df)), pa.int64()))
+        entities = entities.append_column(_ROW, pa.array(np.arange(len(entity_df), dtype=np.int64)))
         metadata = RetrievalMetadata(
             features=feature_refs,
             keys=[c for c in entity_df.columns if c != ENTITY_TIME],

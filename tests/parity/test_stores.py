@@ -95,3 +95,31 @@ def test_asof_plan_applies_the_ttl_per_view_and_keeps_entity_order():
     assert "ASOF LEFT JOIN (SELECT \"customer_id\", \"snapshot_at\", \"spend_30d\" FROM read_parquet('/tmp/mart''s.parquet'))" in sql
     assert "epoch_us(f0.\"snapshot_at\") + 604800000000 >= epoch_us(e.event_timestamp)" in sql
     assert "e.event_timestamp >= f0.\"snapshot_at\"" in sql and sql.endswith("ORDER BY e.__asof_row")
+
+
+def test_asof_plan_selects_only_features_and_is_empty_without_any():
+    from datetime import timedelta
+
+    from feast import Entity, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64, String
+
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    source = FileSource(name="s", path="/tmp/mart.parquet", timestamp_field="snapshot_at")
+    view = FeatureView(name="activity", entities=[customer], ttl=timedelta(days=7), source=source,
+                       schema=[Field(name="customer_id", dtype=String), Field(name="spend_30d", dtype=Float64)])
+    # the entity columns come from the entity table itself (the result is in its order)
+    assert asof_sql([view], ["activity:spend_30d"]).startswith('SELECT CASE WHEN')
+    assert asof_sql([view], []) == ""
+
+
+def test_entity_columns_lead_and_row_counts_must_match():
+    import pyarrow as pa
+
+    from parity.stores import with_entity_columns
+
+    entities = pa.table({"customer_id": ["a", "b"], "event_timestamp": [1, 2]})
+    table = with_entity_columns(entities, pa.table({"spend_30d": [1.0, None]}))
+    assert table.column_names == ["customer_id", "event_timestamp", "spend_30d"]
+    assert table.column("customer_id").to_pylist() == ["a", "b"]
+    with pytest.raises(ValueError, match="3 rows for 2 entity rows"):
+        with_entity_columns(entities, pa.table({"spend_30d": [1.0, 2.0, 3.0]}))
