@@ -22,7 +22,6 @@ TASKS = {
     "materialize_memory": ("bench.materialization", "task_memory"),
     "platform_setup": ("bench.platform_data", "task_setup"),
     "online_inprocess": ("bench.online", "task_inprocess"),
-    "predict_profile": ("bench.predict_profile", "task_profile"),
 }
 
 
