@@ -253,14 +253,17 @@ def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd
         raise ValueError(f"entity frame lacks column(s) {sorted(missing)}")
     service = get_service(store, service_name)
     schema = schema_of(service)
-    frame = entity_df.reset_index(drop=True).copy()
-    frame["__row"] = range(len(frame))
-    table = _offline_table(store, service, frame[[ENTITY_KEY, TIME_COLUMN, "__row"]])
-    order = input_order(table.column("__row"), len(frame))
+    keys = entity_df[[ENTITY_KEY, TIME_COLUMN]].reset_index(drop=True)
+    keys["__row"] = np.arange(len(keys), dtype=np.int64)
+    table = _offline_table(store, service, keys)
+    order = input_order(table.column("__row"), len(keys))
     table = conform(table, schema)
     features = to_frame(table if order is None else table.take(order))
     extra = [c for c in entity_df.columns if c not in (ENTITY_KEY, TIME_COLUMN)]
-    return pd.concat([features, frame[extra].reset_index(drop=True)], axis=1)
+    if not extra:
+        return features
+    # copy=False: both frames are this call's own (the labels were copied by the selection)
+    return pd.concat([features, entity_df[extra].reset_index(drop=True)], axis=1, copy=False)
 
 
 def online_frame(

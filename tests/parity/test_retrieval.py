@@ -53,11 +53,16 @@ def test_training_frame_keeps_row_order_and_extra_columns(feature_data):
     ids = _some_customers(feature_data, 4)[::-1]
     as_of = materialized_until(feature_data)
     entity_df = pd.DataFrame({"customer_id": ids, "event_timestamp": [as_of - timedelta(weeks=i) for i in range(4)],
-                              "label": [1, 0, 1, 0]})
+                              "label": [1, 0, 1, 0]}, index=[13, 11, 12, 10])
     frame = training_frame(store, entity_df, "churn_v1")
     assert frame["customer_id"].tolist() == ids
     assert frame["label"].tolist() == [1, 0, 1, 0]
     assert frame.columns[-1] == "label"
+    assert isinstance(frame.index, pd.RangeIndex) and frame.index.tolist() == [0, 1, 2, 3]
+    frame.loc[0, "label"] = 7  # the result is a copy: the caller's frame is untouched
+    assert entity_df["label"].tolist() == [1, 0, 1, 0]
+    without_label = training_frame(store, entity_df[["customer_id", "event_timestamp"]], "churn_v1")
+    pd.testing.assert_frame_equal(without_label, frame.drop(columns="label"))
 
 
 def test_unknown_feature_service_says_what_to_run(feature_data):
