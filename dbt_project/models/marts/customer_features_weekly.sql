@@ -16,15 +16,11 @@
 --     out, every earlier one has too); superseded versions, a few, are expanded to their
 --     snapshots and compared directly.
 
-with customer_spans as (
-    select * from {{ ref('int_customer_snapshot_spans') }}
-),
-
-snapshots as (
-    select * from {{ ref('int_snapshots') }}
-),
-
-intervals as (
+{#- The transaction versions with their deltas, read afresh by each branch below instead of as a
+    CTE: DuckDB materializes a CTE that is referenced more than once (9M rows at 10M and a scan of
+    the copy per branch), while a subquery on the table scans only the columns and rows it needs. #}
+{%- set intervals -%}
+(
     select
         *,
         case when transaction_type = 'purchase' then 1 else 0 end as purchases,
@@ -32,6 +28,15 @@ intervals as (
         -- in nano-dollars, an exact integer (amounts have far fewer than 9 decimals)
         case when transaction_type = 'purchase' then cast(round(amount_usd * 1000000000) as bigint) else 0 end as spend
     from {{ ref('int_transactions_snapshot_intervals') }}
+) as intervals
+{%- endset %}
+
+with customer_spans as (
+    select * from {{ ref('int_customer_snapshot_spans') }}
+),
+
+snapshots as (
+    select * from {{ ref('int_snapshots') }}
 ),
 
 spine as (
@@ -57,34 +62,37 @@ window_changes as (
         spend as spend_90d,
         spend as spend_365d,
         refunds as refunds_90d,
-        cast(null as bigint) as categories_90d
-    from intervals
+        cast(null as bigint) as categories_90d,
+        -- the latest purchase (current versions only) that a snapshot sees for the first time,
+        -- on the entering row itself rather than a row of its own
+        case when transaction_type = 'purchase' and not is_superseded then transacted_at end as current_purchase_at
+    from {{ intervals }}
     union all
-    select customer_key, left_week_30d, -purchases, null, null, null, -spend, null, null, null, null
-    from intervals
+    select customer_key, left_week_30d, -purchases, null, null, null, -spend, null, null, null, null, null
+    from {{ intervals }}
     where left_week_30d >= 0 and transaction_type = 'purchase'
     union all
-    select customer_key, left_week_60d, null, -purchases, null, null, null, null, null, null, null
-    from intervals
+    select customer_key, left_week_60d, null, -purchases, null, null, null, null, null, null, null, null
+    from {{ intervals }}
     where left_week_60d >= 0 and transaction_type = 'purchase'
     union all
-    select customer_key, left_week_90d, null, null, -purchases, null, null, -spend, null, -refunds, null
-    from intervals
+    select customer_key, left_week_90d, null, null, -purchases, null, null, -spend, null, -refunds, null, null
+    from {{ intervals }}
     where left_week_90d >= 0
     union all
-    select customer_key, left_week_365d, null, null, null, -purchases, null, null, -spend, null, null
-    from intervals
+    select customer_key, left_week_365d, null, null, null, -purchases, null, null, -spend, null, null, null
+    from {{ intervals }}
     where left_week_365d >= 0 and transaction_type = 'purchase'
 ),
 
 category_runs as (
     -- +1 / -1 per version of a purchase in the category seen by a 90-day snapshot
     select customer_key, category, entered_week as weeks_before_end, 1 as change
-    from intervals
+    from {{ intervals }}
     where transaction_type = 'purchase' and category is not null and left_week_90d < entered_week
     union all
     select customer_key, category, left_week_90d, -1
-    from intervals
+    from {{ intervals }}
     where transaction_type = 'purchase' and category is not null and left_week_90d < entered_week
         and left_week_90d >= 0
 ),
@@ -115,11 +123,19 @@ category_changes as (
     from category_active
 ),
 
-current_purchase_changes as (
-    -- the latest purchase (current versions only) that a snapshot sees for the first time
-    select customer_key, entered_week as weeks_before_end, transacted_at
-    from intervals
-    where transaction_type = 'purchase' and not is_superseded
+superseded_purchases_seen as (
+    -- superseded versions, a few: each with every snapshot of its 365-day run (folded into
+    -- `changes`, so the 20M snapshot rows need no join of their own for it)
+    select
+        intervals.customer_key,
+        snapshots.weeks_before_end,
+        max(intervals.transacted_at) as transacted_at
+    from {{ intervals }}
+    inner join snapshots
+        on snapshots.weeks_before_end <= intervals.entered_week
+        and snapshots.weeks_before_end > intervals.left_week_365d
+    where intervals.transaction_type = 'purchase' and intervals.is_superseded
+    group by intervals.customer_key, snapshots.weeks_before_end
 ),
 
 changes as (
@@ -133,45 +149,37 @@ changes as (
         cast(sum(spend_30d) as bigint) as spend_30d,
         cast(sum(spend_90d) as bigint) as spend_90d,
         cast(sum(spend_365d) as bigint) as spend_365d,
-        max(current_purchase_at) as current_purchase_at
+        max(current_purchase_at) as current_purchase_at,
+        -- not a running value: the latest superseded purchase seen at this very snapshot
+        max(superseded_purchase_at) as superseded_purchase_at
     from (
-        select *, null as current_purchase_at from window_changes
+        select *, null as superseded_purchase_at from window_changes
         union all
-        select customer_key, weeks_before_end, null, null, null, null, null, null, null, null, categories_90d, null
+        select customer_key, weeks_before_end, null, null, null, null, null, null, null, null, categories_90d, null, null
         from category_changes
         where categories_90d != 0
         union all
-        select customer_key, weeks_before_end, null, null, null, null, null, null, null, null, null, transacted_at
-        from current_purchase_changes
+        select customer_key, weeks_before_end, null, null, null, null, null, null, null, null, null, null, transacted_at
+        from superseded_purchases_seen
     ) as all_changes
     group by customer_key, weeks_before_end
 ),
 
-superseded_purchases_seen as (
-    select
-        intervals.customer_key,
-        snapshots.weeks_before_end,
-        max(intervals.transacted_at) as transacted_at
-    from intervals
-    inner join snapshots
-        on snapshots.weeks_before_end <= intervals.entered_week
-        and snapshots.weeks_before_end > intervals.left_week_365d
-    where intervals.transaction_type = 'purchase' and intervals.is_superseded
-    group by intervals.customer_key, snapshots.weeks_before_end
-),
-
 running as (
     -- running totals over each customer's snapshots, oldest first (the default frame: from the
-    -- first snapshot up to this one, as weeks_before_end is unique per customer)
+    -- first snapshot up to this one, as weeks_before_end is unique per customer). A sum of bigints
+    -- is a 128-bit integer on DuckDB; back to bigint (the totals fit) before the per-row unpacking
+    -- and scaling, which cost ~3x as much on 128-bit values (12 s of CPU over 20M rows at 10M)
     select
         spine.customer_key,
         spine.weeks_before_end,
-        sum(changes.purchase_counts_packed) over customer_weeks as purchase_counts_packed,
-        sum(changes.other_counts_packed) over customer_weeks as other_counts_packed,
-        sum(changes.spend_30d) over customer_weeks as spend_30d_nano,
-        sum(changes.spend_90d) over customer_weeks as spend_90d_nano,
-        sum(changes.spend_365d) over customer_weeks as spend_365d_nano,
-        max(changes.current_purchase_at) over customer_weeks as latest_current_purchase_at
+        cast(sum(changes.purchase_counts_packed) over customer_weeks as bigint) as purchase_counts_packed,
+        cast(sum(changes.other_counts_packed) over customer_weeks as bigint) as other_counts_packed,
+        cast(sum(changes.spend_30d) over customer_weeks as bigint) as spend_30d_nano,
+        cast(sum(changes.spend_90d) over customer_weeks as bigint) as spend_90d_nano,
+        cast(sum(changes.spend_365d) over customer_weeks as bigint) as spend_365d_nano,
+        max(changes.current_purchase_at) over customer_weeks as latest_current_purchase_at,
+        changes.superseded_purchase_at
     from spine
     left join changes
         on changes.customer_key = spine.customer_key
@@ -192,7 +200,8 @@ unpacked as (
         spend_30d_nano,
         spend_90d_nano,
         spend_365d_nano,
-        latest_current_purchase_at
+        latest_current_purchase_at,
+        superseded_purchase_at
     from running
 ),
 
@@ -219,14 +228,11 @@ aggregated as (
         greatest(
             case when unpacked.latest_current_purchase_at > snapshots.year_before_at
                 then unpacked.latest_current_purchase_at end,
-            superseded_purchases_seen.transacted_at
+            unpacked.superseded_purchase_at
         ) as last_purchase_at
     from unpacked
     inner join customer_spans on customer_spans.customer_key = unpacked.customer_key
     inner join snapshots on snapshots.weeks_before_end = unpacked.weeks_before_end
-    left join superseded_purchases_seen
-        on superseded_purchases_seen.customer_key = unpacked.customer_key
-        and superseded_purchases_seen.weeks_before_end = unpacked.weeks_before_end
 ),
 
 final as (
