@@ -1,33 +1,61 @@
 -- Every accepted transaction record of every client. Exact and near duplicates (the same
 -- transaction id re-sent in the same arrival batch) get duplicate_rank > 1; a later arrival
 -- of the same id is a correction (a new version), not a duplicate.
-with
+--
+-- Only ~1% of the records share their (client, id, arrival) key, so only those are ranked: the
+-- rank's window sorts a few hundred thousand rows instead of every record with its raw text
+-- (the keys are never NULL here, staging quarantines such rows). The union is written out per
+-- use instead of as a CTE, which DuckDB would materialize whole, raw text included.
 
-{% for client in var('clients') %}
-{{ client }}_transactions as (
-    select * from {{ ref('stg_' ~ client ~ '__transactions') }}
-    where quarantine_reason is null
-),
-{% endfor %}
-
-unioned as (
+{%- set unioned -%}
+(
     {% for client in var('clients') %}
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ client }}_transactions
+    from {{ ref('stg_' ~ client ~ '__transactions') }}
+    where quarantine_reason is null
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
+) as unioned
+{%- endset %}
+
+with duplicated_keys as (
+    select client_id, transaction_id, loaded_at
+    from {{ unioned }}
+    group by client_id, transaction_id, loaded_at
+    having count(*) > 1
+),
+
+singles as (
+    select unioned.*, cast(1 as bigint) as duplicate_rank
+    from {{ unioned }}
+    left join duplicated_keys
+        on duplicated_keys.client_id = unioned.client_id
+        and duplicated_keys.transaction_id = unioned.transaction_id
+        and duplicated_keys.loaded_at = unioned.loaded_at
+    where duplicated_keys.client_id is null
+),
+
+duplicates as (
+    select
+        unioned.*,
+        cast(row_number() over (
+            partition by unioned.client_id, unioned.transaction_id, unioned.loaded_at
+            order by unioned.transacted_at, unioned.amount_usd, unioned.customer_id, unioned.category,
+                unioned.transaction_type, unioned.raw_record
+        ) as bigint) as duplicate_rank
+    from {{ unioned }}
+    inner join duplicated_keys
+        on duplicated_keys.client_id = unioned.client_id
+        and duplicated_keys.transaction_id = unioned.transaction_id
+        and duplicated_keys.loaded_at = unioned.loaded_at
 ),
 
 final as (
-    select
-        *,
-        row_number() over (
-            partition by client_id, transaction_id, loaded_at
-            order by transacted_at, amount_usd, customer_id, category, transaction_type, raw_record
-        ) as duplicate_rank
-    from unioned
+    select * from singles
+    union all
+    select * from duplicates
 )
 
 select * from final
