@@ -49,7 +49,7 @@ def score_columns(model: Any, columns: Mapping[str, Sequence[Any]], top_k: int) 
     chosen, shown, prepared = order.tolist(), contribs[rows, order].tolist(), matrix[rows, order].tolist()
     # a raw feature shows the customer's own value (None if missing, never the imputed value);
     # one-hot, missing-flag and derived columns show the prepared value
-    raw = [columns.get(name) if name in columns else None for name in names]
+    raw = [columns.get(name) for name in names]
     top = []
     for row, cols in enumerate(chosen):
         cells = []
@@ -115,21 +115,3 @@ def score_and_explain(model: Any, matrix: np.ndarray, explain: bool = True) -> t
 def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:
     """`score_columns` on a retrieval frame."""
     return score_columns(model, {name: frame[name].tolist() for name in frame.columns}, top_k)
-
-
-def feature_snapshot(columns: Mapping[str, Sequence[Any]], row: int, names: list[str]) -> dict[str, Any]:
-    """JSON-ready feature values of one row (for the prediction log)."""
-    out = {}
-    for name in names:
-        value = columns[name][row]
-        if value is None or value is pd.NA or (isinstance(value, float) and not np.isfinite(value)):
-            out[name] = None
-        elif isinstance(value, (bool, int, float, str)):
-            out[name] = value
-        elif isinstance(value, np.integer):
-            out[name] = int(value)
-        elif isinstance(value, np.floating):
-            out[name] = float(value)
-        else:
-            out[name] = str(value)
-    return out

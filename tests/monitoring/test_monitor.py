@@ -31,19 +31,21 @@ NOW_DT = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 
 def write_serving_log(settings, drop_feature: str | None = None, n: int | None = None) -> int:
     """A prediction log as the service writes it (serving.log.SCHEMA), from the online store."""
-    from serving.log import SCHEMA
-    from serving.predict import feature_snapshot
+    from serving.log import SCHEMA, features_json
 
     model = load_current(settings)
     reader = OnlineReader(open_store(settings), model.feature_service)
     ids = sorted(pd.read_parquet(settings.marts_dir / "customer_features_weekly.parquet",
                                  columns=["customer_id"])["customer_id"].unique())[:n]
-    frame = reader.read(ids, materialized_until(settings))
+    at = materialized_until(settings)
+    frame = reader.read(ids, at)
     scores = model.predict_proba(model.prepare(frame))[:, 1]
     names = [name for name, _ in reader.schema.features]
+    # the features column exactly as the service writes it: its encoder on its own online read
+    logged = features_json(reader.read_columns(ids, at), range(len(ids)), names)
     rows = []
     for i, cid in enumerate(ids):
-        snapshot = feature_snapshot(frame, i, names)
+        snapshot = json.loads(logged[i])
         snapshot.pop(drop_feature, None)
         rows.append({"request_id": f"r{i // 100}", "logged_at": NOW_DT - timedelta(hours=1), "customer_id": cid,
                      "model_version": model.version, "role": "primary", "status": "ok", "score": float(scores[i]),
