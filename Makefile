@@ -34,7 +34,7 @@ help: ## Show this help
 
 ##@ Data
 data: $(STAMP) ## Generate the raw client drops under data/raw (SCALE, SEED, END_DATE, DRIFT_CLIENT)
-	$(PYTHON) -m parity.datagen --out $(PARITY_DATA_DIR)/raw --scale $(SCALE) --seed $(SEED) \
+	$(PYTHON) -m parity.ingest.datagen --out $(PARITY_DATA_DIR)/raw --scale $(SCALE) --seed $(SEED) \
 	  $(if $(END_DATE),--end-date $(END_DATE)) $(if $(DRIFT_CLIENT),--drift-client $(DRIFT_CLIENT))
 
 build: $(STAMP) ## Check raw files, dbt build (models + tests), print the reconciliation

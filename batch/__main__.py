@@ -73,7 +73,7 @@ def cmd_segments_train(args: argparse.Namespace) -> int:
 
 def cmd_segments_show(args: argparse.Namespace) -> int:
     """Print the current segments."""
-    from parity.segments import load_current
+    from parity.models.segments import load_current
 
     config = load_config(args.config)
     model = load_current(load_settings(args.data_dir).registry_dir, config.segments.model_name)
@@ -127,8 +127,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
-    from parity.registry import RegistryError
-    from parity.segments import SegmentError
+    from parity.models.registry import RegistryError
+    from parity.models.segments import SegmentError
 
     args = parser().parse_args(argv)
     _quiet_feast()

@@ -12,10 +12,15 @@ import pandas as pd
 
 from batch import outputs, score
 from batch.config import BatchConfig, BatchError
-from parity import registry, segments
 from parity.config import Settings
-from parity.feature_store import FeatureStoreError, materialized_until, open_store, require_applied
-from parity.retrieval import service_schema, training_frame
+from parity.features.feature_store import (
+    FeatureStoreError,
+    materialized_until,
+    open_store,
+    require_applied,
+)
+from parity.features.retrieval import service_schema, training_frame
+from parity.models import registry, segments
 
 CUSTOMERS_SQL = """
 select customer_id, client_id, source_customer_id, first_loaded_at

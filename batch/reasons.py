@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parity.prepare import MISSING_SUFFIX, OTHER, PrepareSpec, column_name
+from parity.models.prepare import MISSING_SUFFIX, OTHER, PrepareSpec, column_name
 
 
 def _n(value: float, one: str, many: str | None = None) -> str:

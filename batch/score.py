@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.reasons import reasons
-from parity.retrieval import ENTITY_KEY, TIME_COLUMN
+from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
 
 OK, NO_FEATURES = "ok", "no_features"
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
@@ -118,7 +118,7 @@ def score_customers(
     """The results table: one row per customer, aligned with `customers` (same order).
 
     `frame` is the point-in-time retrieval for those customers (same order, service of `model`);
-    `segments` (a parity.segments.SegmentModel) assigns segments from `segment_frame` (its own
+    `segments` (a parity.models.segments.SegmentModel) assigns segments from `segment_frame` (its own
     service's retrieval, default `frame`).
     """
     if list(frame[ENTITY_KEY].astype(str)) != list(customers[ENTITY_KEY].astype(str)):

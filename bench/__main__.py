@@ -165,8 +165,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
 
 
 NOTES = [
-    "The platform's training-set path is `parity.retrieval.training_frame`: Feast's "
-    "get_historical_features on the project's offline store (`parity.stores.AsofDuckDBOfflineStore`: "
+    "The platform's training-set path is `parity.features.retrieval.training_frame`: Feast's "
+    "get_historical_features on the project's offline store (`parity.features.stores.AsofDuckDBOfflineStore`: "
     "one DuckDB ASOF join per view) for the batch features and the on-demand inputs, then the "
     "registered on-demand function on its Arrow input columns, `conform` and typed pandas. `plain "
     "Feast` is Feast's own `duckdb` store and `sqlite` online store over the same files; its python "

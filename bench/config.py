@@ -94,7 +94,7 @@ SIZES: dict[str, Size] = {
     ),
 }
 
-# Raw transactions per unit of parity.datagen's `scale` (measured: scale 0.1 -> ~6.5k rows).
+# Raw transactions per unit of parity.ingest.datagen's `scale` (measured: scale 0.1 -> ~6.5k rows).
 TRANSACTIONS_PER_SCALE = 65_000
 
 # Targets the platform is held to (see bench/README in the results .md).

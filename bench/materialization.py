@@ -1,8 +1,8 @@
 """Section 2: materialization of the newest feature rows into the SQLite online store.
 
-platform  parity.feature_store.materialize(settings): data end from the Parquet, first-run window
+platform  parity.features.feature_store.materialize(settings): data end from the Parquet, first-run window
           (end - TTL - 1 s .. end), FeatureStore.materialize (Feast's local compute engine) into
-          the product's online store (feature_repo/feature_store.yaml: parity.stores.BulkSqliteOnlineStore)
+          the product's online store (feature_repo/feature_store.yaml: parity.features.stores.BulkSqliteOnlineStore)
 raw       one DuckDB query (latest row per entity in the same window: arg_max over the whole row)
           + the same serialized format (entity key v3, ValueProto bytes, value_text, epoch event_ts)
           + one executemany of Feast's own upsert statement in one transaction
@@ -136,7 +136,7 @@ class Setup:
     def methods(self) -> dict[str, Any]:
         from feast import FeatureStore
 
-        from parity.feature_store import materialize
+        from parity.features.feature_store import materialize
 
         def platform() -> Any:
             return materialize(self.settings)

@@ -139,8 +139,8 @@ def run_worker(task: str, args: dict[str, Any], timeout: float = 3600) -> dict[s
 
 
 PRODUCT_FILES = (
-    "parity/retrieval.py", "parity/online.py", "parity/feature_store.py", "parity/prepare.py",
-    "parity/registry.py", "serving/app.py", "serving/predict.py", "serving/log.py",
+    "parity/features/retrieval.py", "parity/features/online.py", "parity/features/feature_store.py", "parity/models/prepare.py",
+    "parity/models/registry.py", "serving/app.py", "serving/predict.py", "serving/log.py",
     "dbt_project/models/marts/customer_features_weekly.sql", "feature_repo/request_features.py",
 )
 

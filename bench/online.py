@@ -1,11 +1,11 @@
 """Section 3: online feature reads, in-process (worker task) and over loopback HTTP (orchestrator).
 
 In-process, on the real platform repo (feature service churn_v1 incl. the on-demand feature):
-platform          parity.online.OnlineReader.read -> typed pandas frame (the Feast-provider fallback)
+platform          parity.features.online.OnlineReader.read -> typed pandas frame (the Feast-provider fallback)
 platform_columns  OnlineReader.read_columns -> python lists (the same read without Arrow/pandas)
 platform_direct   SqliteReader.read_columns: the serving manifest's direct SQLite read, no Feast
                   (what /v1/predict uses since the serving manifest)
-platform_sdk      parity.retrieval.online_frame (Feast SDK + conform + pandas)
+platform_sdk      parity.features.retrieval.online_frame (Feast SDK + conform + pandas)
 feast             FeatureStore.get_online_features(churn_v1, rows).to_dict()
 raw               one SQLite SELECT ... WHERE entity_key IN (...), ValueProto decode, the UDF inline
 
@@ -78,9 +78,9 @@ class RawOnline:
 
 def _setup(args: dict[str, Any]) -> dict[str, Any]:
     from parity.config import load_settings
-    from parity.feature_store import open_store
-    from parity.online import OnlineReader, SqliteReader, open_reader
-    from parity.retrieval import online_frame
+    from parity.features.feature_store import open_store
+    from parity.features.online import OnlineReader, SqliteReader, open_reader
+    from parity.features.retrieval import online_frame
 
     settings = load_settings(args["data_dir"])
     store = open_store(settings)

@@ -22,7 +22,7 @@ TRANSACTION_FILES = ("transactions.csv", "transactions.jsonl", "orders.csv")
 
 def generate(data_dir: Path, transactions: int, seed: int = 42) -> dict[str, Any]:
     """Raw drops sized for about `transactions` raw transaction rows; the actual count."""
-    from parity.datagen import generate as datagen
+    from parity.ingest.datagen import generate as datagen
 
     scale = transactions / TRANSACTIONS_PER_SCALE
     started = time.perf_counter()
@@ -56,7 +56,7 @@ def measure_build(data_dir: Path, timeout: float | None = None, min_free_gb: flo
         cmd = [sys.executable, "-m", "parity", "build"]
     else:
         from parity.config import load_settings
-        from parity.warehouse import dbt_executable
+        from parity.ingest.warehouse import dbt_executable
 
         settings = load_settings(data_dir)
         env = {**settings.env(), "PYTHONWARNINGS": "ignore"}
@@ -150,7 +150,7 @@ def measure_build(data_dir: Path, timeout: float | None = None, min_free_gb: flo
 def task_setup(args: dict[str, Any]) -> dict[str, Any]:
     """apply + materialize + a fast training run (promoted) on the platform data folder."""
     from parity.config import load_settings
-    from parity.feature_store import apply, materialize
+    from parity.features.feature_store import apply, materialize
     from training.config import load_config, parse_assignments
     from training.pipeline import run
 

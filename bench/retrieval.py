@@ -1,10 +1,10 @@
 """Section 1: training-set (point-in-time) retrieval.
 
-platform   parity.retrieval.training_frame (what `python -m training` uses): Feast with the
-           product's offline store (feature_repo/feature_store.yaml: parity.stores.AsofDuckDBOfflineStore)
+platform   parity.features.retrieval.training_frame (what `python -m training` uses): Feast with the
+           product's offline store (feature_repo/feature_store.yaml: parity.features.stores.AsofDuckDBOfflineStore)
            for the batch features, the registered on-demand function on its Arrow input columns,
            conform, back to input order, typed pandas
-platform_arrow  parity.retrieval.offline_arrow: the same, Arrow out, no conform, no reordering
+platform_arrow  parity.features.retrieval.offline_arrow: the same, Arrow out, no conform, no reordering
 raw        one DuckDB ASOF LEFT JOIN on the Parquet mart with the TTL condition and the on-demand
            feature in SQL, the same typed pandas frame in input order
 feast      plain FeatureStore.get_historical_features(entity_df, feature_service).to_df() with Feast's
@@ -78,7 +78,7 @@ class RawRetrieval:
 
 
 def _methods(store: Any, stock: Any, entity_df: pd.DataFrame, parquet: Path) -> dict[str, Any]:
-    from parity import retrieval
+    from parity.features import retrieval
 
     raw = RawRetrieval(parquet, int(synth.TTL.total_seconds()))
     service = stock.get_feature_service(synth.SERVICE)
@@ -114,7 +114,7 @@ def _open(args: dict[str, Any]) -> tuple[Any, Any, pd.DataFrame, Path]:
     from feast import FeatureStore
 
     from parity.config import Settings
-    from parity.feature_store import open_store
+    from parity.features.feature_store import open_store
 
     root = Path(args["root"])
     store = open_store(Settings(data_dir=root / "data", project_root=root))

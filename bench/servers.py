@@ -126,7 +126,7 @@ def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
     code = ("import gc; gc.disable(); import time, sys; t = time.perf_counter(); "
             "import uvicorn, serving.app; a = time.perf_counter(); "
             "from serving.models import import_xgboost_lean; import_xgboost_lean(); b = time.perf_counter(); "
-            "import parity.online, parity.online_manifest, parity.segments; c = time.perf_counter(); "
+            "import parity.features.online, parity.features.online_manifest, parity.models.segments; c = time.perf_counter(); "
             "print('PHASES', a - t, b - a, c - b); "
             "print('LOADED', ','.join(m for m in ('feast', 'sklearn') if m in sys.modules) or '-')")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=PROJECT_ROOT,
@@ -145,7 +145,7 @@ def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
         "phases_seconds": None if phases is None else {
             "serving.app + uvicorn (pydantic, fastapi, pandas, numpy...)": float(phases[0]),
             "xgboost without its sklearn API": float(phases[1]),
-            "parity.online + manifest reader (no feast)": float(phases[2]),
+            "parity.features.online + manifest reader (no feast)": float(phases[2]),
         },
         "feast_or_sklearn_imported": loaded,
         "self_seconds_by_package": dict(ranked),

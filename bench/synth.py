@@ -283,7 +283,7 @@ def write_repo(root: Path, parquet: Path) -> SynthRepo:
 
 
 def apply_repo(synth: SynthRepo) -> None:
-    """`feast apply` of the synthetic repo (in-process, as parity.feature_store.apply does)."""
+    """`feast apply` of the synthetic repo (in-process, as parity.features.feature_store.apply does)."""
     import os
     import sys
 

@@ -39,8 +39,8 @@ prediction_request = RequestSource(
 def request_recency(inputs: dict[str, Any]) -> dict[str, Any]:
     """days_since_last_purchase = request_at - last_purchase_at in fractional days (None if missing).
 
-    Columns are python lists (Feast's online and offline paths, parity.online) or pyarrow arrays
-    (parity.retrieval.training_frame: vectorised, no python objects per row). Lists give a list of
+    Columns are python lists (Feast's online and offline paths, parity.features.online) or pyarrow arrays
+    (parity.features.retrieval.training_frame: vectorised, no python objects per row). Lists give a list of
     float/None; arrays give a float64 array. Both compute microseconds / 1e6 / 86400 exactly, so
     the floats are identical. Naive timestamps are taken as UTC; pandas Timestamps and datetimes
     are both accepted.

@@ -7,7 +7,7 @@ from feast import FeatureService
 from features import feature_views
 from request_features import request_recency
 
-from parity.feast_definitions import select_features
+from parity.features.feast_definitions import select_features
 
 CHURN_V1_FEATURES = [
     "client_id",

@@ -37,8 +37,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parser().parse_args(argv)
-    from parity.feature_store import FeatureStoreError
-    from parity.registry import RegistryError
+    from parity.features.feature_store import FeatureStoreError
+    from parity.models.registry import RegistryError
 
     try:
         config = load_config(args.config)

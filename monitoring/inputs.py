@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parity import registry
 from parity.config import Settings
+from parity.models import registry
 
 NON_FEATURES = ("customer_id", "event_timestamp", "is_churned", "label_window_end_at")
 SCORED_ROLES = ("primary", "canary")  # shadow rows duplicate a request with another model

@@ -15,9 +15,9 @@ import pandas as pd
 
 from monitoring import drift, freshness, inputs, performance
 from monitoring.config import MonitoringConfig
-from parity import registry
 from parity.config import Settings
 from parity.jsonable import jsonable
+from parity.models import registry
 
 REPORT_DIR = ("reports", "monitoring")
 

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from monitoring.config import RetrainConfig
-from parity import registry
 from parity.config import Settings
-from parity.retrieval import TIME_COLUMN
+from parity.features.retrieval import TIME_COLUMN
+from parity.models import registry
 
 LABEL = "is_churned"
 
@@ -73,8 +73,8 @@ def decide(
 
 def retrain(settings: Settings, config: RetrainConfig, model_name: str = "churn") -> RetrainOutcome:
     """Train (auto_promote=False), compare on the candidate's test period, promote if better."""
-    from parity.feature_store import open_store
-    from parity.retrieval import service_schema
+    from parity.features.feature_store import open_store
+    from parity.features.retrieval import service_schema
     from training import dataset
     from training.config import load_config as load_training_config
     from training.pipeline import run

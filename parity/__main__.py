@@ -16,8 +16,8 @@ def _print_frame(title: str, frame) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """dbt parse -> raw-file preflight -> dbt seed/build -> reconciliation."""
-    from parity.preflight import RawFileError, run_preflight
-    from parity.warehouse import DbtError, run_dbt
+    from parity.ingest.preflight import RawFileError, run_preflight
+    from parity.ingest.warehouse import DbtError, run_dbt
 
     settings = load_settings(args.data_dir)
     try:
@@ -38,7 +38,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Print the reconciliation and quarantine tables; non-zero if any row is unaccounted for."""
-    from parity.warehouse import quarantine_summary, reconciliation
+    from parity.ingest.warehouse import quarantine_summary, reconciliation
 
     settings = load_settings(args.data_dir)
     table = reconciliation(settings)
@@ -51,8 +51,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """Register the Feast definitions derived from the dbt manifest."""
-    from parity.feast_definitions import DefinitionError
-    from parity.feature_store import FeatureStoreError, apply
+    from parity.features.feast_definitions import DefinitionError
+    from parity.features.feature_store import FeatureStoreError, apply
 
     try:
         applied = apply(load_settings(args.data_dir))
@@ -66,7 +66,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_materialize(args: argparse.Namespace) -> int:
     """Incremental, idempotent materialization into the online store."""
-    from parity.feature_store import FeatureStoreError, materialize
+    from parity.features.feature_store import FeatureStoreError, materialize
 
     end = args.end
     try:
@@ -81,8 +81,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 def cmd_parity(args: argparse.Namespace) -> int:
     """Online values equal offline point-in-time values, for every entity."""
-    from parity.feature_store import FeatureStoreError
-    from parity.parity_check import run_parity
+    from parity.features.feature_store import FeatureStoreError
+    from parity.features.parity_check import run_parity
 
     try:
         report = run_parity(load_settings(args.data_dir), sample_times=args.sample_times)
@@ -96,7 +96,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     """dbt docs and the feature catalogue."""
     from parity.docs import build_docs
-    from parity.feature_store import FeatureStoreError
+    from parity.features.feature_store import FeatureStoreError
 
     try:
         pages = build_docs(load_settings(args.data_dir))

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from parity.config import Settings
-from parity.feature_store import open_store, require_applied
-from parity.warehouse import run_dbt
+from parity.features.feature_store import open_store, require_applied
+from parity.ingest.warehouse import run_dbt
 
 
 def catalogue_rows(store: Any) -> list[dict[str, str]]:

@@ -56,8 +56,8 @@ class State:
 
 def _open_reader(state: State) -> None:
     """Open the online reader for the current model's feature service: straight from SQLite with
-    the serving manifest (no Feast import), else through Feast's provider (`parity.online.open_reader`)."""
-    from parity.online import open_reader
+    the serving manifest (no Feast import), else through Feast's provider (`parity.features.online.open_reader`)."""
+    from parity.features.online import open_reader
 
     primary = state.slot.active.primary if state.slot else None
     service = primary.feature_service if primary else "churn_v1"
@@ -70,7 +70,7 @@ def _open_reader(state: State) -> None:
 
 def _load_segments(registry_dir: Any, model: str, version: str, nthread: int | None = None) -> Any:
     """ModelSlot loader for the segments model (plain JSON: no threads to set)."""
-    from parity.segments import load_version
+    from parity.models.segments import load_version
 
     return load_version(registry_dir, version, model)
 

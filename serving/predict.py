@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parity.prepare import prepare_matrix
-from parity.registry import apply_calibrator
-from parity.treeshap import TreeShap, Unsupported
+from parity.models.prepare import prepare_matrix
+from parity.models.registry import apply_calibrator
+from parity.models.treeshap import TreeShap, Unsupported
 
 log = logging.getLogger("serving.predict")
 
@@ -71,7 +71,7 @@ _EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # booster 
 
 
 def explainer(model: Any) -> TreeShap | None:
-    """The model's tabulated TreeSHAP (`parity.treeshap`: built and checked against xgboost's
+    """The model's tabulated TreeSHAP (`parity.models.treeshap`: built and checked against xgboost's
     pred_contribs once per booster, ~10-150 ms; `serving.models` builds it when a model loads),
     or None for a model it does not cover, which keeps xgboost's own TreeSHAP."""
     booster = model.booster

@@ -17,7 +17,7 @@ TEST_SCALE = 0.3
 
 def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwargs) -> Settings:
     """Generate raw drops into `data_dir/raw` and return settings for that data folder."""
-    from parity.datagen import generate
+    from parity.ingest.datagen import generate
 
     generate(data_dir / "raw", seed=seed, scale=scale, end_date=TEST_END_DATE, **kwargs)
     return load_settings(data_dir)
@@ -25,8 +25,8 @@ def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwa
 
 def build(settings: Settings) -> None:
     """dbt parse + preflight + dbt build, failing the test with dbt's output on error."""
-    from parity.preflight import run_preflight
-    from parity.warehouse import run_dbt
+    from parity.ingest.preflight import run_preflight
+    from parity.ingest.warehouse import run_dbt
 
     run_dbt(settings, "parse", "--quiet", capture=True)
     run_preflight(settings.dbt_manifest_path)
@@ -44,7 +44,7 @@ def built_data(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def feature_data(built_data: Settings) -> Settings:
     """`built_data` plus a Feast registry applied and the online store materialized."""
-    from parity.feature_store import apply, materialize
+    from parity.features.feature_store import apply, materialize
 
     apply(built_data)
     materialize(built_data)

@@ -13,10 +13,10 @@ import sys
 import warnings
 from pathlib import Path
 
-from parity import registry
 from parity.config import load_settings
-from parity.feature_store import FeatureStoreError
-from parity.prepare import PrepareError
+from parity.features.feature_store import FeatureStoreError
+from parity.models import registry
+from parity.models.prepare import PrepareError
 from training.config import DEFAULT_CONFIG, load_config, parse_assignments
 from training.errors import TrainingError
 
@@ -26,8 +26,8 @@ USER_ERRORS = (TrainingError, registry.RegistryError, FeatureStoreError, Prepare
 
 
 def _live_schema(settings):
-    from parity.feature_store import open_store
-    from parity.retrieval import service_schema
+    from parity.features.feature_store import open_store
+    from parity.features.retrieval import service_schema
 
     store = open_store(settings)
     return lambda name: service_schema(store, name).features

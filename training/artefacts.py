@@ -10,8 +10,15 @@ import sklearn
 import xgboost
 
 from parity.jsonable import jsonable
-from parity.prepare import PrepareSpec
-from parity.registry import CALIBRATOR_FILE, CARD_FILE, FORMAT, METADATA_FILE, MODEL_FILE, dumps
+from parity.models.prepare import PrepareSpec
+from parity.models.registry import (
+    CALIBRATOR_FILE,
+    CARD_FILE,
+    FORMAT,
+    METADATA_FILE,
+    MODEL_FILE,
+    dumps,
+)
 from training.config import TrainingConfig
 from training.models import Candidate
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from parity.feature_store import FeatureStoreError
-from parity.retrieval import ENTITY_KEY, TIME_COLUMN, service_schema, training_frame
+from parity.features.feature_store import FeatureStoreError
+from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN, service_schema, training_frame
 from training.errors import DataError
 
 LABEL = "is_churned"

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parity.prepare import PrepareSpec, prepare
-from parity.retrieval import ENTITY_KEY, TIME_COLUMN
+from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
+from parity.models.prepare import PrepareSpec, prepare
 from training.config import BootstrapConfig, CostConfig, SegmentConfig
 from training.dataset import LABEL
 from training.errors import LeakageError, TrainingError

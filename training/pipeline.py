@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from parity import registry
 from parity.config import Settings
-from parity.feature_store import FeatureStoreError, data_end, open_store
-from parity.prepare import PrepareSpec, prepare
-from parity.retrieval import service_schema
+from parity.features.feature_store import FeatureStoreError, data_end, open_store
+from parity.features.retrieval import service_schema
+from parity.models import registry
+from parity.models.prepare import PrepareSpec, prepare
 from training import artefacts, dataset, evaluate, models, report, split
 from training.config import TrainingConfig
 from training.errors import TrainingError

@@ -353,7 +353,7 @@ beyond an optional retention offer; not validated for customers without purchase
   {metadata["model"]["selected_by"]}.
 - Monotone constraints: {constraints}.
 - Calibration: {metadata["calibration"]["method"]}, fitted on the validation period.
-- Input: the feature service below, prepared by `parity.prepare.prepare` with the stored spec
+- Input: the feature service below, prepared by `parity.models.prepare.prepare` with the stored spec
   (one-hot of string features over training levels, training-median imputation, derived
   {metadata["prepare_spec"]["derived"]}).
 

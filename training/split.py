@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from parity.retrieval import TIME_COLUMN
+from parity.features.retrieval import TIME_COLUMN
 from training.config import CVConfig, SplitConfig
 from training.dataset import LABEL, LABEL_END
 from training.errors import DataError, LeakageError

@@ -29,7 +29,7 @@ def drift_data_dir(factory: pytest.TempPathFactory) -> Settings:
     if "settings" not in _BUILT:
         from batch.config import load_config
         from batch.pipeline import run_segments_train
-        from parity.feature_store import apply, materialize
+        from parity.features.feature_store import apply, materialize
         from training.pipeline import run
 
         with keep_data_dir_env():

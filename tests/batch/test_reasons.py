@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from batch.reasons import describe, direction, reasons
-from parity.prepare import fit_spec, prepare
+from parity.models.prepare import fit_spec, prepare
 
 FEATURES = (("client_id", "String"), ("days_since_last_purchase", "Float64"), ("avg_basket_90d", "Float64"),
             ("purchase_count_30d", "Int64"))

@@ -12,10 +12,10 @@ import pytest
 
 from batch.config import load_config
 from batch.pipeline import read_customers, run_score
-from parity.feature_store import materialized_until, open_store
-from parity.online import OnlineReader
-from parity.registry import load_current
-from parity.segments import load_current as load_segments
+from parity.features.feature_store import materialized_until, open_store
+from parity.features.online import OnlineReader
+from parity.models.registry import load_current
+from parity.models.segments import load_current as load_segments
 from tests.batch.fixtures import private_copy
 
 pytestmark = pytest.mark.data
@@ -116,7 +116,7 @@ def test_cli_scores_and_refuses_without_a_model(drift_data, tmp_path, capsys):
 
 
 def _dbt_scores(settings) -> int:
-    from parity.warehouse import run_dbt
+    from parity.ingest.warehouse import run_dbt
 
     run_dbt(settings, "build", "--select", "path:models/scores", capture=True)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:

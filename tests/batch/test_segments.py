@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity import registry, segments
-from parity.prepare import prepare
+from parity.models import registry, segments
+from parity.models.prepare import prepare
 
 FEATURES = (("client_id", "String"), ("purchase_count_90d", "Int64"), ("spend_365d", "Float64"),
             ("days_since_last_purchase", "Float64"))
@@ -133,7 +133,7 @@ def test_no_purchase_in_the_window_is_lapsed_not_typical_with_the_domain_fill():
                           fill={"days_since_last_purchase": 365.0})
     lapsed = filled.names[int(filled.assign(frame[kind == 1]).max())]
     assert lapsed.startswith("Lapsed") and filled.name_of(filled.assign(never)) == [lapsed]
-    # the domain fill is parity.prepare's default (one home); a config can still override it
+    # the domain fill is parity.models.prepare's default (one home); a config can still override it
     default = segments.fit(frame, FEATURES, "churn_v1", COLUMNS, k=3, seed=42, n_init=3, log1p=log1p)
     typical = float(np.nanmedian(frame["days_since_last_purchase"]))
     overridden = segments.fit(frame, FEATURES, "churn_v1", COLUMNS, k=3, seed=42, n_init=3, log1p=log1p,

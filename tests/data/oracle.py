@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from parity.config import Settings
-from parity.warehouse import query
+from parity.ingest.warehouse import query
 
 DAY = pd.Timedelta(days=1)
 SNAPSHOT_WEEKS = 156  # dbt var snapshot_weeks

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from parity.config import Settings
-from parity.warehouse import query
+from parity.ingest.warehouse import query
 from tests.conftest import build, generate_raw
 
 pytestmark = pytest.mark.data

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from parity.config import Settings
-from parity.warehouse import query
+from parity.ingest.warehouse import query
 
 pytestmark = pytest.mark.data
 

@@ -18,9 +18,9 @@ from batch.config import load_config as load_batch_config
 from batch.pipeline import run_score
 from batch.score import to_arrow
 from monitoring.__main__ import main
-from parity.feature_store import materialized_until, open_store
-from parity.online import OnlineReader
-from parity.registry import current_version, load_current
+from parity.features.feature_store import materialized_until, open_store
+from parity.features.online import OnlineReader
+from parity.models.registry import current_version, load_current
 from tests.batch.fixtures import DRIFT_CLIENT, private_copy
 from tests.training.conftest import SMALL
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity.feature_store import materialized_until, open_store
-from parity.registry import current_version, load_version
-from parity.retrieval import service_schema, training_frame
+from parity.features.feature_store import materialized_until, open_store
+from parity.features.retrieval import service_schema, training_frame
+from parity.models.registry import current_version, load_version
 from serving.smoke import free_port, start_service, wait_ready
 
 pytestmark = pytest.mark.data

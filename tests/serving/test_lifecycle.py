@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from parity.config import Settings, load_settings
-from parity.registry import current_version, list_versions, promote, rollback
+from parity.models.registry import current_version, list_versions, promote, rollback
 from serving.smoke import wait_ready
 from tests.serving.test_app import KEY, Service, _ids
 from tests.training.conftest import private_data_dir
@@ -52,8 +52,8 @@ def _wait_status(base: str, path: str, status: int, timeout: float = 60) -> http
 
 
 def _live_schema(settings):
-    from parity.feature_store import open_store
-    from parity.retrieval import service_schema
+    from parity.features.feature_store import open_store
+    from parity.features.retrieval import service_schema
 
     schema = service_schema(open_store(settings), "churn_v1")
     return lambda service: list(schema.features)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from parity.registry import current_version, load_version
+from parity.models.registry import current_version, load_version
 from serving.log import PredictionLog
 from serving.predict import score_and_explain
 
@@ -23,7 +23,7 @@ def test_score_and_explain_equals_the_loaded_models(trained_data):
         scores, contribs = model.score_and_explain(matrix)
         fast_scores, fast_contribs = score_and_explain(model, matrix)
         np.testing.assert_array_equal(fast_scores, scores)
-        # the tabulated TreeSHAP (parity.treeshap) vs xgboost's float32 sums
+        # the tabulated TreeSHAP (parity.models.treeshap) vs xgboost's float32 sums
         np.testing.assert_allclose(fast_contribs, contribs, rtol=0, atol=1e-5)
         np.testing.assert_array_equal(score_and_explain(model, matrix, explain=False)[0], model.predict_proba(matrix)[:, 1])
 

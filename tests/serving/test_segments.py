@@ -6,7 +6,7 @@ import pytest
 
 from batch.config import load_config
 from batch.pipeline import run_score, run_segments_train
-from parity.feature_store import materialized_until
+from parity.features.feature_store import materialized_until
 from serving.smoke import wait_ready
 from tests.batch.fixtures import private_copy
 from tests.serving.test_app import Service, _ids

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity import registry
+from parity.models import registry
 from tests.training.conftest import SMALL
 from training import dataset
 from training.__main__ import main

@@ -72,8 +72,8 @@ def test_missing_labels_mart_names_the_make_target(tmp_path):
 
 
 def test_retrieval_gives_point_in_time_features_with_the_labels(feature_data):
-    from parity.feature_store import open_store
-    from parity.retrieval import service_schema
+    from parity.features.feature_store import open_store
+    from parity.features.retrieval import service_schema
 
     store = open_store(feature_data)
     mart = dataset.read_labels(feature_data.marts_dir / "churn_labels.parquet")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from parity.prepare import fit_spec, prepare
+from parity.models.prepare import fit_spec, prepare
 from training import dataset, split
 from training.config import SplitConfig
 from training.errors import LeakageError
@@ -14,7 +14,7 @@ from training.evaluate import check_feature_leakage
 
 @pytest.fixture(scope="module")
 def train_period(feature_data):
-    from parity.feature_store import open_store
+    from parity.features.feature_store import open_store
     from tests.training.conftest import keep_data_dir_env
 
     with keep_data_dir_env():

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity import registry
-from parity.feature_store import open_store
-from parity.retrieval import service_schema
+from parity.features.feature_store import open_store
+from parity.features.retrieval import service_schema
+from parity.models import registry
 from training import dataset
 from training.models import DISPLAY
 

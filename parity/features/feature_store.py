@@ -40,7 +40,7 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     from feast.repo_config import load_repo_config
     from feast.repo_operations import apply_total
 
-    from parity.feast_definitions import check_parquet_schema, load_manifest, mart_specs
+    from parity.features.feast_definitions import check_parquet_schema, load_manifest, mart_specs
 
     problems = [p for spec in mart_specs(load_manifest(settings.dbt_manifest_path)) for p in check_parquet_schema(spec)]
     if problems:
@@ -61,8 +61,8 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     finally:
         os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
     store = open_store(settings)
-    # what serving needs to read features without importing Feast (parity.online_manifest)
-    from parity.online_manifest import write_manifest
+    # what serving needs to read features without importing Feast (parity.features.online_manifest)
+    from parity.features.online_manifest import write_manifest
 
     write_manifest(store, registry_path(settings), repo / "feature_store.yaml", settings.feast_dir)
     return {

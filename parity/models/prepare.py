@@ -1,6 +1,6 @@
 """The one feature-preparation step shared by training and serving.
 
-A retrieval frame (`parity.retrieval.training_frame` or `online_frame`) becomes a float64 matrix
+A retrieval frame (`parity.features.retrieval.training_frame` or `online_frame`) becomes a float64 matrix
 in a fixed column order: String features are one-hot encoded over the levels seen in training
 (anything else, nulls included, goes to `<feature>=__other__`), numeric features are imputed with
 training medians (plus a `<feature>__missing` indicator where training had nulls), and a few named,

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from parity.config import PROJECT_ROOT
-from parity.feature_store import apply, materialize, open_store
-from parity.parity_check import run_parity
-from parity.warehouse import run_dbt
+from parity.features.feature_store import apply, materialize, open_store
+from parity.features.parity_check import run_parity
+from parity.ingest.warehouse import run_dbt
 from tests.conftest import generate_raw
 
 pytestmark = pytest.mark.data
@@ -76,7 +76,7 @@ def test_a_type_that_would_skew_fails_apply_naming_the_column(project_copy):
     _edit(yml, "      - name: spend_30d\n        data_type: double\n", "      - name: spend_30d\n        data_type: decimal(18,2)\n")
     _edit(sql, "cast(coalesce(aggregated.spend_30d, 0) as double) as spend_30d", "cast(coalesce(aggregated.spend_30d, 0) as decimal(18,2)) as spend_30d")
     run_dbt(settings, "parse", capture=True)
-    from parity.feast_definitions import DefinitionError
+    from parity.features.feast_definitions import DefinitionError
 
     with pytest.raises(DefinitionError, match=r"customer_features_weekly\.spend_30d: dbt data_type 'decimal\(18,2\)'"):
         apply(settings)

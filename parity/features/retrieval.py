@@ -11,7 +11,7 @@ views); the platform then runs each on-demand view's *registered* python functio
 input columns. Feast itself would run it as `udf(joined_table.to_pydict())`: every column of the
 joined table as python objects, most of the retrieval time. A function tagged `udf_accepts_arrow`
 gets Arrow columns (vectorised); any other gets python lists of its inputs, as online. The batch
-join itself is the configured offline store's (feature_store.yaml: parity.stores.AsofDuckDBOfflineStore,
+join itself is the configured offline store's (feature_store.yaml: parity.features.stores.AsofDuckDBOfflineStore,
 which returns rows in input order; any other store's order is restored from a row number).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from parity.feature_store import FeatureStoreError
+from parity.features.feature_store import FeatureStoreError
 
 ENTITY_KEY = "customer_id"
 TIME_COLUMN = "event_timestamp"

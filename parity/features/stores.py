@@ -3,11 +3,11 @@
 `BulkSqliteOnlineStore` is Feast's SQLite online store with a faster materialization write: one
 `executemany` of Feast's own upsert per batch instead of one `execute` per (entity, feature).
 Same tables, same rows, same bytes (entity key, ValueProto, value_text, event_ts, created_ts), so
-everything that reads the SQLite file (Feast, parity.online, serving) is unaffected. Reads, table
+everything that reads the SQLite file (Feast, parity.features.online, serving) is unaffected. Reads, table
 creation and teardown are Feast's.
 
     online_store:
-      type: parity.stores.BulkSqliteOnlineStore
+      type: parity.features.stores.BulkSqliteOnlineStore
       path: ...
 
 `AsofDuckDBOfflineStore` is Feast's DuckDB offline store whose point-in-time retrieval is one
@@ -20,7 +20,7 @@ maps, full feature names) go to Feast's own plan; everything else (pull for mate
 writes) is Feast's.
 
     offline_store:
-      type: parity.stores.AsofDuckDBOfflineStore
+      type: parity.features.stores.AsofDuckDBOfflineStore
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.utils import to_naive_utc
 from pydantic import StrictStr
 
-BULK_SQLITE_TYPE = "parity.stores.BulkSqliteOnlineStore"
-ASOF_DUCKDB_TYPE = "parity.stores.AsofDuckDBOfflineStore"
+BULK_SQLITE_TYPE = "parity.features.stores.BulkSqliteOnlineStore"
+ASOF_DUCKDB_TYPE = "parity.features.stores.AsofDuckDBOfflineStore"
 ENTITY_TIME = "event_timestamp"
 _ROW = "__asof_row"
 COLUMNS = ("entity_key", "feature_name", "value", "value_text", "event_ts", "created_ts")
@@ -62,7 +62,7 @@ Row = tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]
 class BulkSqliteOnlineStoreConfig(SqliteOnlineStoreConfig):
     """SqliteOnlineStoreConfig under the platform's store type (Feast finds it by class name)."""
 
-    type: Literal["parity.stores.BulkSqliteOnlineStore"] = BULK_SQLITE_TYPE  # type: ignore[assignment]
+    type: Literal["parity.features.stores.BulkSqliteOnlineStore"] = BULK_SQLITE_TYPE  # type: ignore[assignment]
 
 
 def upsert_sql(table_name: str) -> str:

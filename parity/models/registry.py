@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from parity.config import Settings
-from parity.prepare import PrepareSpec, prepare
+from parity.models.prepare import PrepareSpec, prepare
 
 FORMAT = 1
 MODEL_FILE = "model.json"
@@ -315,7 +315,7 @@ def apply_calibrator(params: Mapping[str, Any], scores: np.ndarray) -> np.ndarra
 
 @dataclass
 class LoadedModel:
-    """A registered model ready to score prepared rows (see `parity.prepare.prepare`)."""
+    """A registered model ready to score prepared rows (see `parity.models.prepare.prepare`)."""
 
     model: str
     version: str
@@ -336,7 +336,7 @@ class LoadedModel:
         return str(self.metadata["feature_service"])
 
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`parity.prepare.prepare` with this model's spec."""
+        """`parity.models.prepare.prepare` with this model's spec."""
         return prepare(frame, self.spec)
 
     def _matrix(self, prepared: pd.DataFrame | np.ndarray) -> Any:

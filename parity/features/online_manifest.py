@@ -5,7 +5,7 @@ importing Feast (3+ s of the service's cold start). The manifest lists, per feat
 online store's SQLite file, one table per feature view with its features and Feast value types,
 the entity key serialization version and each on-demand transformation (name, inputs, outputs and
 the UDF source text Feast stored in its registry). Values read this way are identical to Feast's
-(`parity.online.SqliteReader`, tested for every entity against the SDK and `OnlineReader`).
+(`parity.features.online.SqliteReader`, tested for every entity against the SDK and `OnlineReader`).
 
 Staleness: the manifest records a fingerprint of the registry's *definitions* (the `spec` of
 every entity, feature view, on-demand view and feature service, not the materialization
@@ -13,7 +13,7 @@ metadata that `make materialize` rewrites) and of the online-serving part of `fe
 (project, provider, registry, online store, entity key serialization; not the offline store).
 `load_manifest` raises `ManifestError` (with the reason) when the manifest is missing, from
 another format, or either fingerprint differs — the registry was applied without rewriting it,
-or the online store config changed. Serving then falls back to Feast's provider (`parity.online.open_reader`): slower, never
+or the online store config changed. Serving then falls back to Feast's provider (`parity.features.online.open_reader`): slower, never
 wrong.
 
 This module never imports Feast at module level; only `build_manifest` (run at apply) does.
@@ -263,7 +263,7 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
     from feast.infra.online_stores.helpers import compute_table_id
     from feast.infra.online_stores.sqlite import SqliteOnlineStore
 
-    from parity.retrieval import service_schema
+    from parity.features.retrieval import service_schema
 
     config = store.config
     online = store._get_provider().online_store
@@ -290,8 +290,8 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
 
 def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool) -> dict[str, Any]:
     """Views (tables, features, types) and transformations of one service, resolved as
-    `parity.retrieval.resolve_service` (as offline retrieval and OnlineReader)."""
-    from parity.retrieval import resolve_service
+    `parity.features.retrieval.resolve_service` (as offline retrieval and OnlineReader)."""
+    from parity.features.retrieval import resolve_service
 
     plan = resolve_service(store, service)
     transforms, problems = [], []

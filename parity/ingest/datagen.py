@@ -7,7 +7,7 @@ defects (duplicates, bad ids, bad dates, late rows, corrections, orphans, ...) a
 counted in ``<client>/_manifest.json``. Generation is vectorised and chunked by customer, and is
 deterministic for a given seed, scale, weeks and end date.
 
-    python -m parity.datagen --out data/raw --scale 1
+    python -m parity.ingest.datagen --out data/raw --scale 1
 """
 from __future__ import annotations
 
@@ -418,7 +418,7 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point; prints a per-file row-count summary."""
-    ap = argparse.ArgumentParser(prog="python -m parity.datagen",
+    ap = argparse.ArgumentParser(prog="python -m parity.ingest.datagen",
                                  description="Generate synthetic raw client data.")
     ap.add_argument("--out", type=Path, default=Path("data/raw"))
     ap.add_argument("--seed", type=int, default=42)

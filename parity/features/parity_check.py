@@ -20,9 +20,15 @@ import pandas as pd
 import pyarrow as pa
 
 from parity.config import Settings
-from parity.feast_definitions import check_parquet_schema, load_manifest, mart_specs
-from parity.feature_store import materialized_until, open_store, require_applied
-from parity.retrieval import ENTITY_KEY, TIME_COLUMN, offline_arrow, online_arrow, service_schema
+from parity.features.feast_definitions import check_parquet_schema, load_manifest, mart_specs
+from parity.features.feature_store import materialized_until, open_store, require_applied
+from parity.features.retrieval import (
+    ENTITY_KEY,
+    TIME_COLUMN,
+    offline_arrow,
+    online_arrow,
+    service_schema,
+)
 
 FLOAT_TOLERANCE = 1e-9
 
@@ -135,7 +141,7 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
     """Feast's offline point-in-time join vs the mart itself at historical times.
 
     The reference is a plain group-by (newest snapshot <= t) and join back, deliberately not an
-    ASOF join: the project's offline store (`parity.stores`) is built on DuckDB's ASOF join, so
+    ASOF join: the project's offline store (`parity.features.stores`) is built on DuckDB's ASOF join, so
     the check must not share its algorithm.
     """
     compared, mismatches = 0, []

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from parity.config import load_settings
-from parity.feature_store import materialized_until, open_store
-from parity.online import OnlineReader, SqliteReader, open_reader
-from parity.online_manifest import (
+from parity.features.feature_store import materialized_until, open_store
+from parity.features.online import OnlineReader, SqliteReader, open_reader
+from parity.features.online_manifest import (
     ManifestError,
     definitions_fingerprint,
     entity_key_bytes,
@@ -22,7 +22,7 @@ from parity.online_manifest import (
     manifest_path,
     service_plan,
 )
-from parity.retrieval import online_frame
+from parity.features.retrieval import online_frame
 from tests.training.conftest import keep_data_dir_env
 
 pytestmark = pytest.mark.data

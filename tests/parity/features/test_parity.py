@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from parity.config import Settings
-from parity.parity_check import compare_values, run_parity
+from parity.features.parity_check import compare_values, run_parity
 
 
 def test_compare_values_rules():

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from parity import preflight
 from parity.config import PROJECT_ROOT
-from parity.preflight import Problem, RawFileError, RawSource, check_source, run_preflight
+from parity.ingest import preflight
+from parity.ingest.preflight import Problem, RawFileError, RawSource, check_source, run_preflight
 
 ACME_TX_FIELDS = ["buchungsnr", "kundennummer", "datum", "betrag", "waehrung", "kategorie", "art",
                   "exportiert_am"]

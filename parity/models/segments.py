@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from parity import registry
-from parity.prepare import DERIVED, PrepareSpec, fit_spec, prepare
+from parity.models import registry
+from parity.models.prepare import DERIVED, PrepareSpec, fit_spec, prepare
 
 MODEL_NAME = "segments"
 SEGMENTS_FORMAT = 1
@@ -214,7 +214,7 @@ def fit(
 ) -> SegmentModel:
     """Fit the prepare spec, a StandardScaler and a seeded KMeans on (a seeded sample of) `frame`.
 
-    `fill` is parity.prepare's domain value for a missing numeric feature (e.g. no purchase in the
+    `fill` is parity.models.prepare's domain value for a missing numeric feature (e.g. no purchase in the
     365-day window -> days_since_last_purchase 365), so such customers are not imputed "typical".
     """
     from sklearn.cluster import KMeans

@@ -1,7 +1,4 @@
-"""parity.prepare: one preparation for training and serving, learned on training rows only.
-
-(Tests of parity/prepare.py live here because tests/parity/ belongs to the platform team's files;
-move to tests/parity/test_prepare.py when convenient.)
+"""parity.models.prepare: one preparation for training and serving, learned on training rows only.
 """
 
 from __future__ import annotations
@@ -12,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity.prepare import OTHER, PrepareError, PrepareSpec, fit_spec, prepare
+from parity.models.prepare import OTHER, PrepareError, PrepareSpec, fit_spec, prepare
 
 FEATURES = (
     ("country", "String"),
@@ -96,8 +93,8 @@ def test_all_null_and_missing_columns_are_named():
 
 
 def test_offline_and_online_frames_prepare_to_the_same_matrix(feature_data):
-    from parity.feature_store import materialized_until, open_store
-    from parity.retrieval import online_frame, service_schema, training_frame
+    from parity.features.feature_store import materialized_until, open_store
+    from parity.features.retrieval import online_frame, service_schema, training_frame
 
     store = open_store(feature_data)
     schema = service_schema(store, "churn_v1")
@@ -118,7 +115,7 @@ def test_offline_and_online_frames_prepare_to_the_same_matrix(feature_data):
 def _reference_matrix(columns, spec) -> np.ndarray:
     """The column-by-column prepare_matrix this module had before the compiled plan: the
     compiled one must give the very same matrix."""
-    from parity.prepare import DERIVED, MISSING_SUFFIX, _floats, _text, column_name
+    from parity.models.prepare import DERIVED, MISSING_SUFFIX, _floats, _text, column_name
 
     impute, indicators, levels = dict(spec.impute), set(spec.missing_indicators), dict(spec.levels)
     out: dict[str, np.ndarray] = {}
@@ -146,7 +143,7 @@ def _reference_matrix(columns, spec) -> np.ndarray:
 
 @pytest.mark.parametrize("rows", [0, 1, 7, 300])
 def test_compiled_prepare_equals_the_column_by_column_reference(rows):
-    from parity.prepare import prepare_matrix
+    from parity.models.prepare import prepare_matrix
 
     rng = np.random.default_rng(rows)
     train = pd.DataFrame({
@@ -176,7 +173,7 @@ def test_compiled_prepare_equals_the_column_by_column_reference(rows):
 
 
 def test_a_non_numeric_value_names_its_column_in_the_compiled_path():
-    from parity.prepare import prepare_matrix
+    from parity.models.prepare import prepare_matrix
 
     spec = fit_spec(frame(), FEATURES)
     lists = {name: list(frame()[name].astype(object)) for name, _ in FEATURES}

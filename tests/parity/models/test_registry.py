@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity import registry
-from parity.prepare import fit_spec, prepare
+from parity.models import registry
+from parity.models.prepare import fit_spec, prepare
 
 FEATURES = (
     ("client_id", "String"),

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity.feature_store import open_store
-from parity.retrieval import training_frame
+from parity.features.feature_store import open_store
+from parity.features.retrieval import training_frame
 from tests.data.oracle import DAY, CustomerOracle, load
 from tests.data.test_feature_oracle import _around, _visible
 

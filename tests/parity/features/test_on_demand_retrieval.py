@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from parity.feature_store import materialized_until, open_store
-from parity.retrieval import (
+from parity.features.feature_store import materialized_until, open_store
+from parity.features.retrieval import (
     ENTITY_KEY,
     REQUEST_TIME,
     TIME_COLUMN,
@@ -28,9 +28,9 @@ from parity.retrieval import (
     to_frame,
     training_frame,
 )
-from parity.stores import ASOF_DUCKDB_TYPE
+from parity.features.stores import ASOF_DUCKDB_TYPE
 
-REQUEST_FEATURES = Path(__file__).resolve().parents[2] / "feature_repo" / "request_features.py"
+REQUEST_FEATURES = Path(__file__).resolve().parents[3] / "feature_repo" / "request_features.py"
 
 
 def _registered_like(name: str = "request_recency") -> Any:

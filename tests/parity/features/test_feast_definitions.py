@@ -9,7 +9,7 @@ import pytest
 from feast import Entity, ValueType
 from feast.types import Float64, Int64, String, UnixTimestamp
 
-from parity.feast_definitions import (
+from parity.features.feast_definitions import (
     DefinitionError,
     derive_feature_views,
     feast_type_for,

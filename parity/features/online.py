@@ -5,10 +5,10 @@ without its per-request overhead.
 registered in Feast) and then, per request, reads the online store through Feast's own provider
 (`online_read`, so any configured online store works — SQLite, Redis, ...), decodes values with
 Feast's type map and runs the registered on-demand transformation code. Its output is the same
-frame as `parity.retrieval.online_frame` (tested equal for every entity), just faster.
+frame as `parity.features.retrieval.online_frame` (tested equal for every entity), just faster.
 
 `SqliteReader` is the same read without Feast at all: it follows the serving manifest written at
-`parity apply` (`parity.online_manifest`) and reads Feast's SQLite tables directly — one indexed
+`parity apply` (`parity.features.online_manifest`) and reads Feast's SQLite tables directly — one indexed
 SELECT per view, entity keys serialized as Feast does, values decoded with Feast's own `Value`
 protobuf class, the registered transformation source exec'd once. Serving uses it so that the
 process never imports Feast (3+ s of cold start). `open_reader` picks it when the manifest is
@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from parity.retrieval import (
+from parity.features.retrieval import (
     ARROW_TYPES,
     ENTITY_KEY,
     REQUEST_TIME,
@@ -43,7 +43,7 @@ from parity.retrieval import (
     to_frame,
 )
 
-log = logging.getLogger("parity.online")
+log = logging.getLogger("parity.features.online")
 
 _SCALARS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "string_val", "bool_val", "bytes_val"})
 _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE
@@ -152,7 +152,7 @@ class SqliteReader(_TypedReads):
     kind = "sqlite"
 
     def __init__(self, plan: Any):
-        from parity.online_manifest import string_key_prefix, value_message
+        from parity.features.online_manifest import string_key_prefix, value_message
 
         self.service_name = plan.name
         self.schema = ServiceSchema(name=plan.name, features=plan.features)
@@ -238,8 +238,8 @@ class SqliteReader(_TypedReads):
 def open_reader(settings: Any, service_name: str) -> Any:
     """The direct SQLite reader when the serving manifest allows it, else Feast's `OnlineReader`
     (its `fallback_reason` says why: no manifest, stale manifest, non-SQLite store...)."""
-    from parity.feature_store import open_store, require_applied
-    from parity.online_manifest import ManifestError, load_manifest, service_plan
+    from parity.features.feature_store import open_store, require_applied
+    from parity.features.online_manifest import ManifestError, load_manifest, service_plan
 
     require_applied(settings)
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from parity.treeshap import TreeShap, Unsupported, check_rows
+from parity.models.treeshap import TreeShap, Unsupported, check_rows
 
 
 def _data(rows: int = 1500, features: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from parity.feature_store import open_store
-from parity.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql, upsert_sql
+from parity.features.feature_store import open_store
+from parity.features.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql, upsert_sql
 
 COLUMNS = "entity_key, feature_name, value, value_text, vector_value, event_ts, created_ts"
 
@@ -115,7 +115,7 @@ def test_asof_plan_selects_only_features_and_is_empty_without_any():
 def test_entity_columns_lead_and_row_counts_must_match():
     import pyarrow as pa
 
-    from parity.stores import with_entity_columns
+    from parity.features.stores import with_entity_columns
 
     entities = pa.table({"customer_id": ["a", "b"], "event_timestamp": [1, 2]})
     table = with_entity_columns(entities, pa.table({"spend_30d": [1.0, None]}))

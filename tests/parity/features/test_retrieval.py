@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 
 from parity.config import load_settings
-from parity.feature_store import (
+from parity.features.feature_store import (
     FeatureStoreError,
     materialize,
     materialized_until,
     open_store,
     require_applied,
 )
-from parity.retrieval import online_frame, training_frame
+from parity.features.retrieval import online_frame, training_frame
 
 pytestmark = pytest.mark.data
 
