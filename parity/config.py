@@ -4,9 +4,47 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProjectConfigError(ValueError):
+    """dbt_project.yml is missing, unreadable or declares an invalid business rule."""
+
+
+@cache
+def dbt_vars(project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The ``vars`` of dbt_project.yml: the one home of the business rules Python also needs.
+
+    Read as plain YAML (the rules Python reads are literals, not Jinja), cached per project root.
+    """
+    path = project_root / "dbt_project" / "dbt_project.yml"
+    try:
+        project = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ProjectConfigError(f"{path}: cannot read the dbt project ({err})") from err
+    found = project.get("vars") or {}
+    if not isinstance(found, dict):
+        raise ProjectConfigError(f"{path}: `vars` must be a mapping")
+    return found
+
+
+def project_clients(project_root: Path = PROJECT_ROOT) -> tuple[str, ...]:
+    """The onboarded clients: ``vars.clients`` in dbt_project.yml, the only list of them."""
+    clients = dbt_vars(project_root).get("clients")
+    if not isinstance(clients, list) or not clients or not all(
+        isinstance(c, str) and c.isidentifier() for c in clients
+    ):
+        raise ProjectConfigError(
+            f"{project_root / 'dbt_project' / 'dbt_project.yml'}: `vars.clients` must be a non-empty "
+            f"list of client names (letters, digits, underscores); got {clients!r}"
+        )
+    return tuple(clients)
 
 
 @dataclass(frozen=True)
@@ -15,9 +53,14 @@ class Settings:
 
     data_dir: Path
     project_root: Path = PROJECT_ROOT
-    clients: tuple[str, ...] = ("acme", "bolt", "cora")
-    dbt_target: str = "duckdb"
+    # the dbt target (profiles.yml); PARITY_DBT_TARGET chooses another engine, default DuckDB
+    dbt_target: str = field(default_factory=lambda: os.environ.get("PARITY_DBT_TARGET", "duckdb"))
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clients(self) -> tuple[str, ...]:
+        """The onboarded clients, derived from dbt's ``vars.clients`` (never listed in Python)."""
+        return project_clients(self.project_root)
 
     @property
     def raw_dir(self) -> Path:
