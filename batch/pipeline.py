@@ -20,7 +20,7 @@ from parity.features.feature_store import (
     require_applied,
 )
 from parity.features.retrieval import service_schema, training_frame
-from parity.models import registry, segments
+from parity.models import loaded, registry, segments
 
 CUSTOMERS_SQL = """
 select customer_id, client_id, source_customer_id, first_loaded_at
@@ -90,7 +90,7 @@ def run_score(
         source = "--as-of"
     as_of = pd.Timestamp(as_of).tz_convert("UTC").to_pydatetime()
     try:
-        model = registry.load_current(settings, config.model_name)
+        model = loaded.load_current(settings, config.model_name)
     except registry.RegistryError as err:
         raise BatchError(str(err)) from None
     customers = score.customers_at(read_customers(settings), as_of)

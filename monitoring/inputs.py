@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from parity.config import Settings
-from parity.models import registry
+from parity.models import loaded, registry
 
 NON_FEATURES = ("customer_id", "event_timestamp", "is_churned", "label_window_end_at")
 SCORED_ROLES = ("primary", "canary")  # shadow rows duplicate a request with another model
@@ -56,7 +56,7 @@ def load_reference(settings: Settings, model_name: str, mode: str, messages: lis
     """The current model and its training set (test period or all rows); partial on problems."""
     ref = Reference()
     try:
-        ref.model = registry.load_current(settings, model_name)
+        ref.model = loaded.load_current(settings, model_name)
     except registry.RegistryError as err:
         messages.append(f"no current '{model_name}' model ({err}); prediction drift uses the first batch")
     path = None

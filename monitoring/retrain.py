@@ -17,7 +17,7 @@ import pandas as pd
 from monitoring.config import RetrainConfig
 from parity.config import Settings
 from parity.features.retrieval import TIME_COLUMN
-from parity.models import registry
+from parity.models import loaded, registry
 
 LABEL = "is_churned"
 
@@ -83,7 +83,7 @@ def retrain(settings: Settings, config: RetrainConfig, model_name: str = "churn"
         config.training_config, {"model_name": model_name, **dict(config.training_overrides)}
     )
     result = run(settings, training_config, auto_promote=False)
-    candidate = registry.load_version(settings.registry_dir, model_name, result.version)
+    candidate = loaded.load_version(settings.registry_dir, model_name, result.version)
     frame, _ = dataset.load_dataset(result.dataset_path)
     held_out = held_out_rows(frame, candidate.metadata)
     y = held_out[LABEL].to_numpy(dtype="float64")
@@ -94,7 +94,7 @@ def retrain(settings: Settings, config: RetrainConfig, model_name: str = "churn"
     current_value = None
     if current_version is not None and current_version != result.version:
         try:
-            current = registry.load_version(settings.registry_dir, model_name, current_version)
+            current = loaded.load_version(settings.registry_dir, model_name, current_version)
             cur_scores = current.predict_proba(current.prepare(held_out))[:, 1]
             current_value = metric_value(config.metric, y, cur_scores, current.threshold)
         except (registry.RegistryError, ValueError, KeyError) as err:  # unreadable, or needs other features

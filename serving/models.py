@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from parity.models.registry import RegistryError, current_version, load_version
+from parity.models.loaded import load_version
+from parity.models.registry import RegistryError, current_version
 
 log = logging.getLogger("serving.models")
 
@@ -58,7 +59,7 @@ def import_xgboost_lean() -> bool:
 
 
 def load_for_serving(registry_dir: Path, model: str, version: str, nthread: int | None = None) -> Any:
-    """`parity.models.registry.load_version` plus the model's TreeSHAP tables, built here (at start-up or
+    """`parity.models.loaded.load_version` plus the model's TreeSHAP tables, built here (at start-up or
     in the reloader thread) rather than by the first request that needs them."""
     from serving.predict import explainer
 

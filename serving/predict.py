@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parity.models.loaded import apply_calibrator
 from parity.models.prepare import prepare_matrix
-from parity.models.registry import apply_calibrator
 from parity.models.treeshap import TreeShap, Unsupported
 
 log = logging.getLogger("serving.predict")

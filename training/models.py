@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parity.models.loaded import PLATT_EPS, apply_calibrator, logit_clipped
 from parity.models.prepare import PrepareSpec, fit_spec, prepare
-from parity.models.registry import PLATT_EPS, apply_calibrator, logit_clipped
 from training.config import ModelConfig, TrainingConfig
 from training.dataset import LABEL
 from training.errors import ConfigError, TrainingError

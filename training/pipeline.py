@@ -17,6 +17,7 @@ from parity.config import Settings
 from parity.features.feature_store import FeatureStoreError, data_end, open_store
 from parity.features.retrieval import service_schema
 from parity.models import registry
+from parity.models.loaded import load_version
 from parity.models.prepare import PrepareSpec, prepare
 from training import artefacts, dataset, evaluate, models, report, split
 from training.config import TrainingConfig
@@ -207,7 +208,7 @@ def register(
     card = report.model_card(metadata, results.table, results.fairness)
     files = artefacts.entry_files(fitted.production, metadata, card)
     version = registry.write_version(settings.registry_dir, config.model_name, files)
-    loaded = registry.load_version(settings.registry_dir, config.model_name, version)
+    loaded = load_version(settings.registry_dir, config.model_name, version)
     if not np.array_equal(loaded.predict_proba(fitted.x_test)[:, 1], fitted.production.test_scores):
         raise TrainingError(f"{version}: the registry copy does not reproduce the evaluated scores")
     return version, metadata

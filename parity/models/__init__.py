@@ -1,5 +1,6 @@
-"""Model runtime shared by training, serving and batch: the one preparation function, the model
-registry (storage, loaded model and calibrator), TreeSHAP from tables and customer segments.
+"""Model runtime shared by training, serving and batch: the one preparation function (``prepare``),
+the registry's storage (``registry``), the loaded model and its calibrator (``loaded``), TreeSHAP
+from tables (``treeshap``) and customer segments (``segments``).
 
 May import: ``parity`` utilities and ``parity.features``. Never ``ingest``.
 """

@@ -14,7 +14,7 @@ from batch.config import load_config
 from batch.pipeline import read_customers, run_score
 from parity.features.feature_store import materialized_until, open_store
 from parity.features.online import OnlineReader
-from parity.models.registry import load_current
+from parity.models.loaded import load_current
 from parity.models.segments import load_current as load_segments
 from tests.batch.fixtures import private_copy
 

@@ -20,7 +20,8 @@ from batch.score import to_arrow
 from monitoring.__main__ import main
 from parity.features.feature_store import materialized_until, open_store
 from parity.features.online import OnlineReader
-from parity.models.registry import current_version, load_current
+from parity.models.loaded import load_current
+from parity.models.registry import current_version
 from tests.batch.fixtures import DRIFT_CLIENT, private_copy
 from tests.training.conftest import SMALL
 

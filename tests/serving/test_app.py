@@ -15,7 +15,8 @@ import pytest
 
 from parity.features.feature_store import materialized_until, open_store
 from parity.features.retrieval import service_schema, training_frame
-from parity.models.registry import current_version, load_version
+from parity.models.loaded import load_version
+from parity.models.registry import current_version
 from serving.smoke import free_port, start_service, wait_ready
 
 pytestmark = pytest.mark.data

@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from parity.models.registry import current_version, load_version
+from parity.models.loaded import load_version
+from parity.models.registry import current_version
 from serving.log import PredictionLog
 from serving.predict import score_and_explain
 

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from parity.models.registry import current_version, load_version
+from parity.models.loaded import load_version
+from parity.models.registry import current_version
 
 pytestmark = pytest.mark.data
 
@@ -42,7 +43,7 @@ import json, sys
 import numpy as np
 from serving.models import import_xgboost_lean
 assert import_xgboost_lean()
-from parity.models.registry import load_version
+from parity.models.loaded import load_version
 model = load_version(__import__("pathlib").Path(sys.argv[1]), "churn", sys.argv[2], nthread=1)
 matrix = np.array(json.loads(sys.argv[3]), dtype="float64")
 scores, contribs = model.score_and_explain(matrix)

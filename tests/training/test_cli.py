@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity.models import registry
+from parity.models import loaded, registry
 from tests.training.conftest import SMALL
 from training import dataset
 from training.__main__ import main
@@ -194,7 +194,7 @@ def test_an_interrupted_training_leaves_the_previous_model_current(fresh_data, m
     from training import pipeline
 
     pipeline.run(fresh_data, small_config())
-    before = registry.load_current(fresh_data)
+    before = loaded.load_current(fresh_data)
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt("killed while writing the registry entry")
@@ -204,6 +204,6 @@ def test_an_interrupted_training_leaves_the_previous_model_current(fresh_data, m
         pipeline.run(fresh_data, small_config())
     monkeypatch.undo()
     assert registry.list_versions(fresh_data.registry_dir, "churn") == ["v0001"]
-    after = registry.load_current(fresh_data)
+    after = loaded.load_current(fresh_data)
     assert after.version == before.version == "v0001"
     assert after.threshold == before.threshold

@@ -10,7 +10,7 @@ import pytest
 
 from parity.features.feature_store import open_store
 from parity.features.retrieval import service_schema
-from parity.models import registry
+from parity.models import loaded, registry
 from training import dataset
 from training.models import DISPLAY
 
@@ -116,14 +116,14 @@ def real_rows(trained):
 
 
 def test_more_days_since_last_purchase_never_lowers_churn_risk(trained, real_rows):
-    model = registry.load_current(trained["settings"])
+    model = loaded.load_current(trained["settings"])
     predictions = _sweep(model, real_rows, "days_since_last_purchase", np.linspace(0, 200, 41))
     assert np.all(np.diff(predictions, axis=1) >= 0)
     assert np.any(np.diff(predictions, axis=1) > 0)  # the feature matters: the test is not vacuous
 
 
 def test_more_recent_purchases_never_raise_churn_risk(trained, real_rows):
-    model = registry.load_current(trained["settings"])
+    model = loaded.load_current(trained["settings"])
     predictions = _sweep(model, real_rows, "purchase_count_30d", range(16))
     assert np.all(np.diff(predictions, axis=1) <= 0)
     assert np.any(np.diff(predictions, axis=1) < 0)
@@ -133,7 +133,7 @@ def test_the_sweep_detects_violations_of_an_unconstrained_model(trained, real_ro
     """Control for the two tests above: the same sweep on a model trained without constraints."""
     import xgboost as xgb
 
-    model = registry.load_current(trained["settings"])
+    model = loaded.load_current(trained["settings"])
     frame = dataset.load_dataset(trained["first"].dataset_path)[0]
     x = model.prepare(frame)
     free = xgb.XGBClassifier(n_estimators=200, max_depth=6, n_jobs=1, random_state=0).fit(

@@ -1,4 +1,5 @@
-"""Model registry: atomic versions, checksums, the current pointer, promotion checks, safe loading."""
+"""Model registry and loaded models: atomic versions, checksums, the current pointer, promotion
+checks, safe loading, calibrators."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from parity.models import registry
+from parity.models import loaded, registry
 from parity.models.prepare import fit_spec, prepare
 
 FEATURES = (
@@ -50,7 +51,7 @@ def entry() -> dict:
         "method": "platt",
         "a": 1.1,
         "b": -0.2,
-        "eps": registry.PLATT_EPS,
+        "eps": loaded.PLATT_EPS,
         "input": "probability",
     }
     metadata = {
@@ -105,7 +106,7 @@ def test_interrupted_write_leaves_no_version_and_the_current_model_loadable(
         registry.write_version(tmp_path, MODEL, entry["files"])
     monkeypatch.undo()
     assert registry.list_versions(tmp_path, MODEL) == ["v0001"]
-    assert registry.load_current_from(tmp_path, MODEL).version == "v0001"
+    assert loaded.load_current_from(tmp_path, MODEL).version == "v0001"
     # the next successful write still gets the next number
     assert registry.write_version(tmp_path, MODEL, entry["files"]) == "v0002"
 
@@ -145,7 +146,7 @@ def test_promote_and_rollback_move_the_pointer_and_keep_history(tmp_path, entry)
     assert registry.read_pointer(tmp_path, MODEL)["history"] == ["v0001"]
     with pytest.raises(registry.PromotionError, match="no previous version"):
         registry.rollback(tmp_path, MODEL, live())
-    assert registry.load_current_from(tmp_path, MODEL).version == "v0001"
+    assert loaded.load_current_from(tmp_path, MODEL).version == "v0001"
 
 
 def test_promote_of_a_missing_version_fails(tmp_path, entry):
@@ -193,37 +194,37 @@ def test_a_tampered_entry_is_refused_on_load_and_promotion(tmp_path, entry):
     model_file = tmp_path / MODEL / "v0001" / registry.MODEL_FILE
     model_file.write_bytes(model_file.read_bytes().replace(b'"base_score"', b'"base_scorE"', 1))
     with pytest.raises(registry.RegistryError, match="corrupt"):
-        registry.load_version(tmp_path, MODEL, "v0001")
+        loaded.load_version(tmp_path, MODEL, "v0001")
     with pytest.raises(registry.RegistryError, match="corrupt"):
         registry.promote(tmp_path, MODEL, "v0001", live())
 
 
 def test_load_current_without_a_current_model_says_what_to_do(tmp_path):
     with pytest.raises(registry.RegistryError, match="no current 'churn' model"):
-        registry.load_current_from(tmp_path, MODEL)
+        loaded.load_current_from(tmp_path, MODEL)
 
 
 def test_loaded_model_scores_like_the_model_it_was_saved_from(tmp_path, entry):
     registry.write_version(tmp_path, MODEL, entry["files"])
-    loaded = registry.load_version(tmp_path, MODEL, "v0001")
-    x = loaded.prepare(entry["frame"])
+    model = loaded.load_version(tmp_path, MODEL, "v0001")
+    x = model.prepare(entry["frame"])
     pd.testing.assert_frame_equal(x, entry["x"])
     raw = entry["model"].predict_proba(entry["x"])[:, 1]
-    np.testing.assert_array_equal(loaded.raw_proba(x), raw)
-    proba = loaded.predict_proba(x)
+    np.testing.assert_array_equal(model.raw_proba(x), raw)
+    proba = model.predict_proba(x)
     assert proba.shape == (len(x), 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    np.testing.assert_allclose(proba[:, 1], registry.apply_calibrator(entry["calibrator"], raw))
-    np.testing.assert_array_equal(loaded.predict(x), (proba[:, 1] >= 0.3).astype(int))
-    contributions = loaded.contributions(x)
-    assert list(contributions.columns) == list(loaded.spec.columns) + ["bias"]
+    np.testing.assert_allclose(proba[:, 1], loaded.apply_calibrator(entry["calibrator"], raw))
+    np.testing.assert_array_equal(model.predict(x), (proba[:, 1] >= 0.3).astype(int))
+    contributions = model.contributions(x)
+    assert list(contributions.columns) == list(model.spec.columns) + ["bias"]
     # TreeSHAP is additive: contributions + bias = the model's log-odds
     margin = (
         entry["model"].get_booster().predict(__import__("xgboost").DMatrix(x), output_margin=True)
     )
     np.testing.assert_allclose(contributions.sum(axis=1), margin, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="columns differ"):
-        loaded.predict_proba(x[x.columns[::-1]])
+        model.predict_proba(x[x.columns[::-1]])
 
 
 def test_exported_calibrators_reproduce_scikit_learn():
@@ -241,21 +242,21 @@ def test_exported_calibrators_reproduce_scikit_learn():
     }
     grid = np.linspace(-0.2, 1.2, 57)
     np.testing.assert_allclose(
-        registry.apply_calibrator(params, grid), iso.predict(grid), atol=1e-12
+        loaded.apply_calibrator(params, grid), iso.predict(grid), atol=1e-12
     )
-    z = registry.logit_clipped(p, registry.PLATT_EPS)[:, None]
+    z = loaded.logit_clipped(p, loaded.PLATT_EPS)[:, None]
     platt = LogisticRegression(C=np.inf).fit(z, y)
     params = {
         "method": "platt",
         "a": float(platt.coef_[0, 0]),
         "b": float(platt.intercept_[0]),
-        "eps": registry.PLATT_EPS,
+        "eps": loaded.PLATT_EPS,
     }
     np.testing.assert_allclose(
-        registry.apply_calibrator(params, p), platt.predict_proba(z)[:, 1], atol=1e-12
+        loaded.apply_calibrator(params, p), platt.predict_proba(z)[:, 1], atol=1e-12
     )
     with pytest.raises(registry.RegistryError, match="unknown calibration"):
-        registry.apply_calibrator({"method": "beta"}, p)
+        loaded.apply_calibrator({"method": "beta"}, p)
 
 
 def test_entries_without_required_files_or_with_reserved_names_are_refused(tmp_path, entry):
@@ -286,5 +287,5 @@ def test_the_settings_entry_point_reads_the_platform_registry(tmp_path, entry):
     settings = load_settings(tmp_path)
     registry.write_version(settings.registry_dir, MODEL, entry["files"])
     registry.promote(settings.registry_dir, MODEL, "v0001", live())
-    assert registry.load_current(settings).version == "v0001"
+    assert loaded.load_current(settings).version == "v0001"
     assert Path(os.path.commonpath([settings.registry_dir, tmp_path])) == tmp_path
