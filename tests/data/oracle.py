@@ -2,8 +2,15 @@
 
 It starts from the staged rows that staging accepted (quarantine_reason is null), not from the
 intermediate models, and redoes everything after staging itself: currency conversion from the
-seed, orphan removal, duplicate removal, versioning of corrections, the weekly snapshot spine
-and every feature window, applying "happened by t AND arrived by t AND not yet replaced at t".
+seed, orphan removal, duplicate removal, versioning of corrections, every client's own
+timeline (its watermark and weekly grid), the snapshot spine and every feature window, applying
+"happened by t AND arrived by t AND not yet replaced at t".
+
+Per-client timelines (README "Point in time"): a client's watermark is the time up to which its
+data is known complete -- by default midnight UTC after its newest arrival, or the rule declared
+in vars.client_watermarks. Its snapshots run every 7 days back from the last midnight at or before
+its watermark, snapshot_weeks of them, but none before the first snapshot at which one of its
+customers exists. Labels need their whole outcome window at or before the watermark.
 """
 
 from __future__ import annotations
@@ -13,12 +20,28 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from parity.config import Settings
+from parity.config import Settings, dbt_vars
 from parity.ingest.warehouse import query
 
 DAY = pd.Timedelta(days=1)
-SNAPSHOT_WEEKS = 156  # dbt var snapshot_weeks
-CHURN_ACTIVITY_DAYS, CHURN_HORIZON_DAYS, LABEL_EVERY = 90, 60, 4
+_VARS = dbt_vars()
+SNAPSHOT_WEEKS = int(_VARS["snapshot_weeks"])
+CHURN_ACTIVITY_DAYS = int(_VARS["churn_activity_days"])
+CHURN_HORIZON_DAYS = int(_VARS["churn_horizon_days"])
+LABEL_EVERY = int(_VARS["label_every_n_snapshots"])
+
+
+@dataclass
+class Timeline:
+    """One client's watermark and its weekly snapshots (ascending, all <= the watermark)."""
+
+    watermark_at: pd.Timestamp
+    snapshots: pd.DatetimeIndex
+
+    @property
+    def end(self) -> pd.Timestamp | None:
+        """The client's newest snapshot (None when it has none)."""
+        return self.snapshots[-1] if len(self.snapshots) else None
 
 
 @dataclass
@@ -27,19 +50,49 @@ class Warehouse:
 
     customers: pd.DataFrame  # index customer_id: client_id, signed_up_at, first_loaded_at
     versions: pd.DataFrame  # one row per transaction version, with superseded_at
-    snapshots: pd.DatetimeIndex  # every snapshot time, ascending
+    timelines: dict[str, Timeline]  # per client with at least one transaction
 
-    @property
-    def snapshot_end(self) -> pd.Timestamp:
-        return self.snapshots[-1]
+    def snapshots(self, client_id: str) -> pd.DatetimeIndex:
+        """The client's snapshot times (none for a client without a timeline)."""
+        timeline = self.timelines.get(client_id)
+        return timeline.snapshots if timeline else pd.DatetimeIndex([], tz="UTC")
+
+    def client_of(self, customer_id: str) -> str:
+        return self.customers.loc[customer_id, "client_id"]
 
 
 def _utc(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
 
 
-def load(settings: Settings) -> Warehouse:
-    """Rebuild customers and transaction versions from the accepted staged rows."""
+def watermark(rule: dict | None, versions: pd.DataFrame) -> pd.Timestamp:
+    """A client's watermark from its declared rule (vars.client_watermarks) and its versions."""
+    rule = rule or {"rule": "newest_arrival"}
+    if rule["rule"] == "newest_arrival":
+        return versions["loaded_at"].max().floor("D") + DAY
+    if rule["rule"] == "fixed":
+        return pd.Timestamp(rule["watermark_at"]).tz_convert("UTC")
+    if rule["rule"] == "newest_event_plus_delay":
+        return versions["transacted_at"].max() + pd.Timedelta(hours=rule["delay_hours"])
+    raise ValueError(f"unknown watermark rule {rule!r}")
+
+
+def timeline(watermark_at: pd.Timestamp, customers: pd.DataFrame) -> Timeline:
+    """The weekly grid back from the last midnight <= the watermark, from the first customer on."""
+    end = watermark_at.floor("D")
+    exists_from = customers[["signed_up_at", "first_loaded_at"]].max(axis=1)
+    exists_from = exists_from[exists_from <= end]
+    if exists_from.empty:
+        return Timeline(watermark_at, pd.DatetimeIndex([], tz="UTC"))
+    n = min(SNAPSHOT_WEEKS, (end - exists_from.min()) // (7 * DAY) + 1)
+    return Timeline(watermark_at, pd.DatetimeIndex([end - 7 * i * DAY for i in range(n)][::-1]))
+
+
+def load(settings: Settings, watermark_rules: dict | None = None) -> Warehouse:
+    """Rebuild customers, transaction versions and client timelines from the staged rows.
+
+    watermark_rules: vars.client_watermarks as the build saw it (default: dbt_project.yml's).
+    """
     union = " union all ".join
     customers = query(settings, union(
         f"select customer_id, client_id, signed_up_at, loaded_at "
@@ -77,16 +130,31 @@ def load(settings: Settings) -> Warehouse:
     tx["superseded_at"] = grouped["loaded_at"].shift(-1)
     tx = tx.reset_index(drop=True)
 
-    end = tx["loaded_at"].max().floor("D") + DAY
-    snapshots = pd.DatetimeIndex([end - 7 * i * DAY for i in range(SNAPSHOT_WEEKS)][::-1])
-    return Warehouse(current[["client_id", "signed_up_at", "first_loaded_at"]], tx, snapshots)
+    rules = (_VARS.get("client_watermarks") or {}) if watermark_rules is None else watermark_rules
+    customers = current[["client_id", "signed_up_at", "first_loaded_at"]]
+    timelines = {
+        client: timeline(watermark(rules.get(client), versions),
+                         customers[customers["client_id"] == client])
+        for client, versions in tx.groupby("client_id")
+    }
+    return Warehouse(customers, tx, timelines)
 
 
 def spine(wh: Warehouse, customer_id: str) -> pd.DatetimeIndex:
-    """Snapshots at which the customer exists (signed up and known)."""
+    """Snapshots of the customer's client at which the customer exists (signed up and known)."""
     c = wh.customers.loc[customer_id]
-    return wh.snapshots[(wh.snapshots >= c["signed_up_at"])
-                        & (wh.snapshots >= c["first_loaded_at"])]
+    snapshots = wh.snapshots(c["client_id"])
+    return snapshots[(snapshots >= c["signed_up_at"]) & (snapshots >= c["first_loaded_at"])]
+
+
+def label_times(wh: Warehouse, client_id: str) -> list[pd.Timestamp]:
+    """Every 4th snapshot back from the client's end whose outcome window ends <= its watermark."""
+    tl = wh.timelines.get(client_id)
+    if tl is None or tl.end is None:
+        return []
+    return [t for t in tl.snapshots
+            if t + CHURN_HORIZON_DAYS * DAY <= tl.watermark_at
+            and ((tl.end - t).days // 7) % LABEL_EVERY == 0]
 
 
 def _ns(s: pd.Series) -> np.ndarray:

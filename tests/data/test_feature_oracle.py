@@ -31,9 +31,11 @@ def mart(built_data: Settings) -> pd.DataFrame:
         ["customer_id", "snapshot_at"]).sort_index()
 
 
-def _around(wh: Warehouse, arrival: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """The last snapshot before an arrival and the first one at or after it."""
-    before, after = wh.snapshots[wh.snapshots < arrival], wh.snapshots[wh.snapshots >= arrival]
+def _around(wh: Warehouse, client_id: str,
+            arrival: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The client's last snapshot before an arrival and its first one at or after it."""
+    snapshots = wh.snapshots(client_id)
+    before, after = snapshots[snapshots < arrival], snapshots[snapshots >= arrival]
     return (before[-1], after[0]) if len(before) and len(after) else None
 
 
@@ -50,7 +52,7 @@ def late_rows(wh: Warehouse) -> pd.DataFrame:
              & (v["loaded_at"] - v["transacted_at"] > 7 * DAY)].copy()
     picks = []
     for row in cand.sort_values(["client_id", "loaded_at"]).itertuples():
-        around = _around(wh, row.loaded_at)
+        around = _around(wh, row.client_id, row.loaded_at)
         if around and around[0] >= row.transacted_at and _visible(wh, row.customer_id, *around):
             picks.append({**row._asdict(), "before": around[0], "after": around[1]})
     return pd.DataFrame(picks).groupby("client_id").head(PICKS_PER_CLIENT)
@@ -67,7 +69,7 @@ def corrections(wh: Warehouse) -> pd.DataFrame:
         first, second = pair.iloc[0], pair.iloc[1]
         if not (pair["transaction_type"] == "purchase").all():
             continue
-        around = _around(wh, second["loaded_at"])
+        around = _around(wh, client, second["loaded_at"])
         if (around and around[0] >= max(first["loaded_at"], first["transacted_at"])
                 and _visible(wh, first["customer_id"], *around)):
             picks.append({"client_id": client, "transaction_id": tid,
@@ -101,11 +103,28 @@ def test_picks_cover_every_client(wh: Warehouse, late_rows: pd.DataFrame,
     assert len(sample) >= SAMPLE_SIZE
 
 
-def test_snapshot_times(wh: Warehouse, mart: pd.DataFrame) -> None:
-    times = mart.index.get_level_values("snapshot_at").unique()
-    assert times.max() == wh.snapshot_end
-    assert set(times) <= set(wh.snapshots)
-    assert (times == times.floor("D")).all()  # midnight UTC
+def test_snapshot_times_follow_each_clients_timeline(wh: Warehouse, mart: pd.DataFrame) -> None:
+    """Every client's rows lie on its own grid, end at its own end, never after its watermark."""
+    rows = mart.reset_index()[["client_id", "snapshot_at"]].drop_duplicates()
+    assert set(rows["client_id"]) == set(wh.timelines)
+    for client, times in rows.groupby("client_id")["snapshot_at"]:
+        tl = wh.timelines[client]
+        assert times.max() == tl.end <= tl.watermark_at, client
+        assert set(times) == set(tl.snapshots), client
+        assert (times == times.dt.floor("D")).all()  # midnight UTC
+
+
+def test_client_watermarks_mart_equals_the_oracle(built_data: Settings, wh: Warehouse) -> None:
+    marks = read_mart(built_data, "client_watermarks").set_index("client_id")
+    assert set(marks.index) == set(wh.timelines)
+    for client, tl in wh.timelines.items():
+        row = marks.loc[client]
+        assert row["watermark_at"] == tl.watermark_at, client
+        assert row["n_snapshots"] == len(tl.snapshots), client
+        assert (row["first_snapshot_at"], row["last_snapshot_at"]) == (tl.snapshots[0], tl.end)
+        versions = wh.versions[wh.versions["client_id"] == client]
+        assert row["newest_loaded_at"] == versions["loaded_at"].max()
+        assert row["newest_transacted_at"] == versions["transacted_at"].max()
 
 
 def test_mart_equals_oracle_for_sampled_customers(wh: Warehouse, mart: pd.DataFrame,

@@ -13,9 +13,9 @@ from parity.config import Settings
 from tests.data.oracle import (
     CHURN_HORIZON_DAYS,
     DAY,
-    LABEL_EVERY,
     CustomerOracle,
     Warehouse,
+    label_times,
     load,
     read_mart,
     spine,
@@ -39,17 +39,9 @@ def features(built_data: Settings) -> pd.DataFrame:
     return read_mart(built_data, "customer_features_weekly")
 
 
-def label_times(wh: Warehouse) -> list[pd.Timestamp]:
-    """Every 4th weekly snapshot back from the end whose 60-day outcome window is observed."""
-    end = wh.snapshot_end
-    return [t for t in wh.snapshots
-            if t + CHURN_HORIZON_DAYS * DAY <= end and ((end - t).days // 7) % LABEL_EVERY == 0]
-
-
-@pytest.fixture(scope="module")
-def expected(wh: Warehouse) -> pd.DataFrame:
+def expected_labels(wh: Warehouse) -> pd.DataFrame:
     """The oracle's labels for every customer, plus who would be labelled if arrival were ignored."""
-    times = label_times(wh)
+    times = {client: label_times(wh, client) for client in wh.timelines}
     groups = dict(tuple(wh.versions.groupby("customer_id")))
     empty = wh.versions.iloc[:0]
     rows = []
@@ -60,7 +52,7 @@ def expected(wh: Warehouse) -> pd.DataFrame:
                                           superseded_at=pd.NaT)
         naive = CustomerOracle(wh, customer_id, arrived_on_time)
         visible = set(spine(wh, customer_id))
-        for t in times:
+        for t in times.get(wh.client_of(customer_id), []):
             if t not in visible:
                 continue
             active = oracle.features(t)["purchase_count_90d"] >= 1
@@ -69,19 +61,26 @@ def expected(wh: Warehouse) -> pd.DataFrame:
                 rows.append({"customer_id": customer_id, "as_of_at": t, "is_active": active,
                              "is_active_if_arrival_ignored": naive_active,
                              "is_churned": int(oracle.future_purchases(t, CHURN_HORIZON_DAYS) == 0)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["customer_id", "as_of_at", "is_active",
+                                       "is_active_if_arrival_ignored", "is_churned"])
 
 
-def test_label_times_have_a_fully_observed_window(labels: pd.DataFrame,
-                                                  features: pd.DataFrame, wh: Warehouse) -> None:
+@pytest.fixture(scope="module")
+def expected(wh: Warehouse) -> pd.DataFrame:
+    return expected_labels(wh)
+
+
+def test_label_times_have_a_fully_observed_window(labels: pd.DataFrame, wh: Warehouse) -> None:
+    """Per client: labels every 4th snapshot of its grid, windows ending <= its watermark."""
     assert len(labels) > 0
-    observed_until = features["snapshot_at"].max()
-    assert observed_until == wh.snapshot_end
-    assert (labels["as_of_at"] + CHURN_HORIZON_DAYS * DAY <= observed_until).all()
     assert (labels["label_window_end_at"] == labels["as_of_at"] + CHURN_HORIZON_DAYS * DAY).all()
-    assert set(labels["as_of_at"]) <= set(label_times(wh))  # every 4th weekly snapshot only
-    # the newest snapshot that still has a full window is labelled; none after it
-    assert labels["as_of_at"].max() == max(label_times(wh))
+    assert set(labels["client_id"]) == set(wh.timelines)
+    for client, times in labels.groupby("client_id")["as_of_at"]:
+        allowed = label_times(wh, client)
+        assert (times + CHURN_HORIZON_DAYS * DAY <= wh.timelines[client].watermark_at).all()
+        assert set(times) <= set(allowed), client  # every 4th weekly snapshot of its grid only
+        # the newest snapshot that still has a full window is labelled; none after it
+        assert times.max() == max(allowed), client
     assert set(labels["is_churned"]) == {0, 1}
     assert not labels.duplicated(["customer_id", "as_of_at"]).any()
 

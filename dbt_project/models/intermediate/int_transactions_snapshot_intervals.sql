@@ -1,5 +1,6 @@
 -- Every transaction version with the run of weekly snapshots that see it, in grid coordinates
--- (weeks_before_end, see int_snapshots). A snapshot at t sees a version in an N-day window iff
+-- (weeks_before_end on its client's own grid, see int_snapshots and int_client_timelines).
+-- A snapshot at t sees a version in an N-day window iff
 --   transacted_at <= t, loaded_at <= t, (superseded_at is null or superseded_at > t)
 --   and transacted_at > t - N days,
 -- i.e. iff greatest(transacted_at, loaded_at) <= t < least(superseded_at, transacted_at + N days).
@@ -20,8 +21,9 @@ customer_spans as (
     select * from {{ ref('int_customer_snapshot_spans') }}
 ),
 
-bounds as (
-    select max(snapshot_end) as snapshot_end from {{ ref('int_snapshots') }}
+timelines as (
+    -- each client's grid end: the week coordinates are relative to it
+    select client_id, snapshot_end from {{ ref('int_client_timelines') }}
 ),
 
 visibility as (
@@ -38,7 +40,7 @@ visibility as (
         transactions.superseded_at,
         transactions.transacted_at,
         customer_spans.first_week,
-        {{ epoch_microseconds('bounds.snapshot_end') }} as snapshot_end_us,
+        {{ epoch_microseconds('timelines.snapshot_end') }} as snapshot_end_us,
         greatest({{ epoch_microseconds('transactions.transacted_at') }}, {{ epoch_microseconds('transactions.loaded_at') }})
             as visible_from_us,
         {%- for days in windows %}
@@ -49,7 +51,7 @@ visibility as (
         {%- endfor %}
     from transactions
     inner join customer_spans on customer_spans.customer_id = transactions.customer_id
-    cross join bounds
+    inner join timelines on timelines.client_id = customer_spans.client_id
 ),
 
 weeks as (
@@ -68,6 +70,7 @@ clamped as (
         *,
         least(from_week, first_week) as entered_week
     from weeks
+    -- visible by the client's end (its watermark): later versions are not seen by any snapshot
     where from_week >= 0
 ),
 

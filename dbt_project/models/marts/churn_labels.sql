@@ -1,9 +1,10 @@
 {{ config(materialized='external', location=mart_location('churn_labels')) }}
 
--- Churn labels (see README "Churn definition"). At an as-of time t (every 4th weekly snapshot),
--- a customer who was active (>= 1 purchase in the 90 days before t, as known at t) is labelled
--- churned (1) when they make no purchase in (t, t + 60 days], else 0. A label is emitted only
--- when its whole future window is observed: t + 60 days <= the data's end.
+-- Churn labels (see README "Churn definition"). At an as-of time t (every 4th weekly snapshot of
+-- the customer's client, counted back from the client's own end), a customer who was active
+-- (>= 1 purchase in the 90 days before t, as known at t) is labelled churned (1) when they make
+-- no purchase in (t, t + 60 days], else 0. A label is emitted only when its whole future window
+-- is observed: t + 60 days <= the client's own watermark (int_client_timelines).
 
 with features as (
     select * from {{ ref('customer_features_weekly') }}
@@ -13,47 +14,48 @@ snapshots as (
     select * from {{ ref('int_snapshots') }}
 ),
 
+timelines as (
+    select * from {{ ref('int_client_timelines') }}
+),
+
 transactions as (
     -- current versions only: the outcome is judged on what we know now
     select * from {{ ref('int_transactions_versioned') }}
     where superseded_at is null and transaction_type = 'purchase'
 ),
 
-bounds as (
-    select max(snapshot_at) as observed_until from features
-),
-
 eligible as (
     select
         features.customer_id,
         features.client_id,
-        features.snapshot_at as as_of_at,
-        bounds.observed_until
+        features.snapshot_at as as_of_at
     from features
-    cross join bounds
+    inner join timelines on timelines.client_id = features.client_id
     where features.purchase_count_90d >= 1
-        and {{ days_between('features.snapshot_at', 'bounds.observed_until') }} >= {{ var('churn_horizon_days') }}
-        and mod({{ days_between('features.snapshot_at', 'bounds.observed_until') }} / 7, {{ var('label_every_n_snapshots') }}) = 0
+        -- snapshots are at midnight, so whole days to the watermark = the observed future
+        and {{ days_between('features.snapshot_at', 'timelines.watermark_at') }} >= {{ var('churn_horizon_days') }}
+        and mod({{ days_between('features.snapshot_at', 'timelines.snapshot_end') }} / 7, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
 label_times as (
-    select snapshot_at as as_of_at, weeks_before_end
+    select client_id, snapshot_at as as_of_at, weeks_before_end
     from snapshots
     where mod(weeks_before_end, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
 purchase_spans as (
     -- a purchase falls in the outcome window (t, t + horizon] of the snapshots t with
-    -- transacted_at - horizon <= t < transacted_at: a run of at most horizon / 7 + 1 weeks,
-    -- counted per customer and run so each purchase meets only its own few label times
+    -- transacted_at - horizon <= t < transacted_at: a run of at most horizon / 7 + 1 weeks of its
+    -- client's grid, counted per customer and run so each purchase meets only its own few label times
     select
-        customer_id,
-        {{ floor_weeks_between('transacted_at', 'snapshot_end') }} + 1 as first_week,
-        {{ floor_weeks_between(add_days('transacted_at', -var('churn_horizon_days')), 'snapshot_end') }} as last_week,
+        transactions.client_id,
+        transactions.customer_id,
+        {{ floor_weeks_between('transactions.transacted_at', 'timelines.snapshot_end') }} + 1 as first_week,
+        {{ floor_weeks_between(add_days('transactions.transacted_at', -var('churn_horizon_days')), 'timelines.snapshot_end') }} as last_week,
         count(*) as purchase_count
     from transactions
-    cross join (select max(snapshot_end) as snapshot_end from snapshots) as bounds
-    group by 1, 2, 3
+    inner join timelines on timelines.client_id = transactions.client_id
+    group by 1, 2, 3, 4
 ),
 
 future_purchases as (
@@ -63,7 +65,8 @@ future_purchases as (
         sum(purchase_spans.purchase_count) as purchase_count
     from purchase_spans
     inner join label_times
-        on label_times.weeks_before_end >= purchase_spans.first_week
+        on label_times.client_id = purchase_spans.client_id
+        and label_times.weeks_before_end >= purchase_spans.first_week
         and label_times.weeks_before_end <= purchase_spans.last_week
     group by purchase_spans.customer_id, label_times.as_of_at
 ),

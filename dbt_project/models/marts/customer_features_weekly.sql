@@ -1,6 +1,11 @@
 {{ config(materialized='external', location=mart_location('customer_features_weekly')) }}
 
--- One row per customer and weekly snapshot. A snapshot at time t only sees transaction
+-- Readable specification: tests/data/oracle.py (plain pandas, one customer at a time); the
+-- oracle tests (tests/data/test_feature_oracle.py, test_timelines.py) check every snapshot of
+-- sampled customers against it.
+--
+-- One row per customer and weekly snapshot of its client's own timeline (int_client_timelines:
+-- snapshots every 7 days back from the client's end, never past its watermark). A snapshot at time t only sees transaction
 -- versions that had happened (transacted_at <= t) AND had arrived (loaded_at <= t) and were not
 -- yet replaced by a correction (superseded_at > t): what we actually knew at t.
 --
@@ -39,13 +44,19 @@ snapshots as (
     select * from {{ ref('int_snapshots') }}
 ),
 
+grid_weeks as (
+    -- the week coordinates in use (each client's grid counts back from its own end, so a
+    -- customer's weeks 0 .. first_week are all on its client's grid: first_week is clamped to it)
+    select distinct weeks_before_end from snapshots
+),
+
 spine as (
-    -- every customer at every snapshot from its first one (signed up and known) to the end
+    -- every customer at every snapshot from its first one (signed up and known) to its client's end
     select
         customer_spans.customer_key,
-        snapshots.weeks_before_end
+        grid_weeks.weeks_before_end
     from customer_spans
-    inner join snapshots on snapshots.weeks_before_end <= customer_spans.first_week
+    inner join grid_weeks on grid_weeks.weeks_before_end <= customer_spans.first_week
 ),
 
 window_changes as (
@@ -128,14 +139,14 @@ superseded_purchases_seen as (
     -- `changes`, so the 20M snapshot rows need no join of their own for it)
     select
         intervals.customer_key,
-        snapshots.weeks_before_end,
+        grid_weeks.weeks_before_end,
         max(intervals.transacted_at) as transacted_at
     from {{ intervals }}
-    inner join snapshots
-        on snapshots.weeks_before_end <= intervals.entered_week
-        and snapshots.weeks_before_end > intervals.left_week_365d
+    inner join grid_weeks
+        on grid_weeks.weeks_before_end <= intervals.entered_week
+        and grid_weeks.weeks_before_end > intervals.left_week_365d
     where intervals.transaction_type = 'purchase' and intervals.is_superseded
-    group by intervals.customer_key, snapshots.weeks_before_end
+    group by intervals.customer_key, grid_weeks.weeks_before_end
 ),
 
 changes as (
@@ -232,7 +243,9 @@ aggregated as (
         ) as last_purchase_at
     from unpacked
     inner join customer_spans on customer_spans.customer_key = unpacked.customer_key
-    inner join snapshots on snapshots.weeks_before_end = unpacked.weeks_before_end
+    inner join snapshots
+        on snapshots.client_id = customer_spans.client_id
+        and snapshots.weeks_before_end = unpacked.weeks_before_end
 ),
 
 final as (

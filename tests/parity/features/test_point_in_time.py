@@ -28,14 +28,15 @@ def cases(feature_data):
     rows = []
     for frame in (late.groupby("client_id").head(3), fixes.groupby("client_id").head(3)):
         for r in frame.itertuples():
-            around = _around(wh, r.loaded_at)
+            around = _around(wh, r.client_id, r.loaded_at)
             if not around or not _visible(wh, r.customer_id, *around):
                 continue
             before, after = around
             # an hour after the snapshot before the arrival, just after the arrival (the old
             # snapshot is still in force), exactly at the next snapshot and an hour after it
             for t in (before + HOUR, r.loaded_at + HOUR, after, after + HOUR):
-                in_force = wh.snapshots[wh.snapshots <= t][-1]  # Feast: latest row <= t within TTL
+                snapshots = wh.snapshots(r.client_id)
+                in_force = snapshots[snapshots <= t][-1]  # Feast: latest row <= t within TTL
                 rows.append({"customer_id": r.customer_id, "event_timestamp": t, "snapshot": in_force})
     frame = pd.DataFrame(rows).drop_duplicates(["customer_id", "event_timestamp"]).reset_index(drop=True)
     assert frame["customer_id"].nunique() >= 6, "too few late rows/corrections to test"
@@ -57,7 +58,8 @@ def test_training_frame_matches_oracle_around_late_rows_and_corrections(feature_
         last = want["last_purchase_at"]
         expected_days = np.nan if pd.isna(last) else (row["event_timestamp"] - last) / DAY
         assert np.isclose(actual["days_since_last_purchase"], expected_days, rtol=1e-9, equal_nan=True)
-        before = oracle.features(row["snapshot"] - 7 * DAY) if row["snapshot"] - 7 * DAY >= wh.snapshots[0] else None
+        first = wh.snapshots(wh.client_of(row["customer_id"]))[0]
+        before = oracle.features(row["snapshot"] - 7 * DAY) if row["snapshot"] - 7 * DAY >= first else None
         changed += before is not None and before["purchase_count_365d"] != want["purchase_count_365d"]
     assert changed > 0, "no case where the feature value changes across a snapshot: vacuous test"
 
