@@ -46,8 +46,11 @@ from {{ parsed }}
   Expects a relation `parsed` with: client_id, is_record_parseable, transaction_id, source_customer_id,
   is_customer_id_well_formed, is_test_account, transaction_type ('purchase'|'refund'|null),
   category, currency, amount_local (non-negative when valid), transacted_at, loaded_at, raw_record.
+  `parse_reason` (optional): a column of `parsed` holding a reason found while parsing (e.g.
+  'ambiguous_amount', or 'future_date' for a declared arrival after the build), checked after
+  the date rules. Amounts of exactly 0 follow the client's zero-amount rule (`zero_amount_rule`).
 #}
-{% macro stage_transactions(parsed) %}
+{% macro stage_transactions(parsed, parse_reason=none) %}
 select
     -- ids
     {{ parsed }}.client_id,
@@ -58,6 +61,9 @@ select
     {{ parsed }}.transaction_type,
     lower(nullif(trim({{ parsed }}.category), '')) as category,
     {{ parsed }}.currency,
+    -- kept under the client's `flag` rule for zero amounts; counted as flagged_rows in reconciliation
+    case when {{ parsed }}.amount_local = 0 and {{ zero_amount_rule(parsed ~ '.client_id') }} = 'flag'
+        then 'zero_amount' end as amount_flag,
     -- numerics
     {{ parsed }}.amount_local,
     cast({{ parsed }}.amount_local * rates.usd_per_unit as double) as amount_usd,
@@ -74,12 +80,18 @@ select
         when {{ parsed }}.source_customer_id is null then 'missing_customer_id'
         when {{ parsed }}.is_test_account then 'test_account'
         when not {{ parsed }}.is_customer_id_well_formed then 'malformed_customer_id'
-        when {{ parsed }}.loaded_at is null then 'unparseable_loaded_at'
+        -- event before arrival: a declared arrival is derived from the event time, so an
+        -- unparseable event leaves both NULL and the event is what is wrong
         when {{ parsed }}.transacted_at is null then 'unparseable_date'
+        when {{ parsed }}.loaded_at is null then 'unparseable_loaded_at'
         when {{ parsed }}.transacted_at > {{ add_hours(parsed ~ '.loaded_at', var('future_tolerance_hours')) }} then 'future_date'
+        {% if parse_reason is not none -%}
+        when {{ parsed }}.{{ parse_reason }} is not null then {{ parsed }}.{{ parse_reason }}
+        {% endif -%}
         when {{ parsed }}.transaction_type is null then 'unknown_transaction_type'
         when {{ parsed }}.amount_local is null then 'unparseable_amount'
         when {{ parsed }}.amount_local < 0 then 'negative_amount'
+        when {{ parsed }}.amount_local = 0 and {{ zero_amount_rule(parsed ~ '.client_id') }} = 'quarantine' then 'zero_amount'
         when rates.usd_per_unit is null then 'unknown_currency'
         when {{ parsed }}.amount_local * rates.usd_per_unit > {{ var('absurd_amount_threshold') }} then 'absurd_amount'
     end as quarantine_reason
@@ -116,4 +128,119 @@ final as (
     from orphans where client_id = '{{ client }}'
 )
 select * from final
+{% endmacro %}
+
+{#
+  The zero-amount rule of the client in column `client_column`, as SQL text: 'quarantine'
+  (reason zero_amount) or 'flag' (kept, amount_flag = 'zero_amount'). Default: var
+  `zero_amount_rule`; per client: var `zero_amount_rule_by_client` ({client: rule}).
+#}
+{% macro zero_amount_rule(client_column) -%}
+{%- set default = var('zero_amount_rule', 'quarantine') -%}
+{%- set by_client = var('zero_amount_rule_by_client', {}) or {} -%}
+{%- for client, rule in ([('(default)', default)] + (by_client.items() | list)) -%}
+{%- if rule not in ('quarantine', 'flag') -%}
+{{ exceptions.raise_compiler_error("dbt_project.yml vars zero_amount_rule / zero_amount_rule_by_client: the rule for " ~ client ~ " must be 'quarantine' or 'flag', got " ~ rule) }}
+{%- endif -%}
+{%- endfor -%}
+{%- if by_client -%}
+(case {{ client_column }}{% for client, rule in by_client.items() %} when '{{ client }}' then '{{ rule }}'{% endfor %} else '{{ default }}' end)
+{%- else -%}
+'{{ default }}'
+{%- endif -%}
+{%- endmacro %}
+
+{#
+  Customers of a client that sends no customer file, derived from its accepted staged
+  transactions (the whole body of `stg_<client>__customers`): one row per customer id, with the
+  canonical columns; attributes the transactions do not carry (e-mail, country, channel, birth
+  year) are NULL. The customer becomes known with its first transaction's arrival
+  (loaded_at = first arrival), and signed_up_at is the earliest purchase known at that moment
+  (not a later-arriving older one, which was not known then). raw_record says it is derived.
+#}
+{% macro stage_customers_from_transactions(client) %}
+with transactions as (
+    select * from {{ ref('stg_' ~ client ~ '__transactions') }}
+    where quarantine_reason is null
+),
+
+first_arrivals as (
+    select client_id, source_customer_id, min(loaded_at) as loaded_at
+    from transactions
+    group by client_id, source_customer_id
+),
+
+derived as (
+    select
+        first_arrivals.client_id,
+        first_arrivals.source_customer_id,
+        min(transactions.transacted_at) as signed_up_at,
+        first_arrivals.loaded_at
+    from first_arrivals
+    inner join transactions
+        on transactions.client_id = first_arrivals.client_id
+        and transactions.source_customer_id = first_arrivals.source_customer_id
+        and transactions.loaded_at = first_arrivals.loaded_at
+    group by first_arrivals.client_id, first_arrivals.source_customer_id, first_arrivals.loaded_at
+),
+
+parsed as (
+    select
+        client_id,
+        true as is_record_parseable,
+        source_customer_id,
+        true as is_customer_id_well_formed,
+        false as is_test_account,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as country,
+        cast(null as {{ dbt.type_bigint() }}) as birth_year,
+        cast(null as {{ dbt.type_string() }}) as acquisition_channel,
+        signed_up_at,
+        loaded_at,
+        'derived from transactions: ' || source_customer_id as raw_record
+    from derived
+)
+
+{{ stage_customers('parsed') }}
+{% endmacro %}
+
+{#
+  A customers-only drop (no transactions): the customers are staged with the shared rules, and
+  every one that passes them is set aside with reason `not_scorable_without_transactions` —
+  features, labels and scores come from purchases, so a customer without any would be scored on
+  an empty history. They stay in the client's quarantine (raw_record keeps the client's own
+  columns, e.g. its churn flag) and are counted in the reconciliation. Body of
+  `stg_<client>__customers`; pair it with `no_transactions()` as `stg_<client>__transactions`.
+#}
+{% macro stage_customers_only(parsed) %}
+select
+    client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
+    birth_year, is_test_account, signed_up_at, loaded_at, raw_record,
+    coalesce(quarantine_reason, 'not_scorable_without_transactions') as quarantine_reason
+from (
+    {{ stage_customers(parsed) }}
+) as staged
+{% endmacro %}
+
+{# The staged transactions of a client that sends none: the canonical columns, no rows. #}
+{% macro no_transactions() %}
+with parsed as (
+    select
+        cast(null as {{ dbt.type_string() }}) as client_id,
+        false as is_record_parseable,
+        cast(null as {{ dbt.type_string() }}) as transaction_id,
+        cast(null as {{ dbt.type_string() }}) as source_customer_id,
+        false as is_customer_id_well_formed,
+        false as is_test_account,
+        cast(null as {{ dbt.type_string() }}) as transaction_type,
+        cast(null as {{ dbt.type_string() }}) as category,
+        cast(null as {{ dbt.type_string() }}) as currency,
+        cast(null as double) as amount_local,
+        {{ parse_iso_timestamp('null') }} as transacted_at,
+        {{ parse_iso_timestamp('null') }} as loaded_at,
+        cast(null as {{ dbt.type_string() }}) as raw_record
+    where 1 = 0
+)
+
+{{ stage_transactions('parsed') }}
 {% endmacro %}

@@ -1,6 +1,8 @@
 -- Per client and raw table: every raw row is accounted for as canonical, quarantined or a
 -- removed duplicate. Each count comes from its own model, so a row lost anywhere in between
 -- shows up as unaccounted_rows <> 0 and fails the build (test in _marts__models.yml).
+-- flagged_rows: accepted rows kept under a client's declared flag rule (e.g. zero amounts under
+-- `zero_amount_rule: flag`); already inside canonical/duplicate rows, counted so they are seen.
 {% set tables = [('customers', 'int_customers_deduplicated', 'int_customers_duplicates'),
                  ('transactions', 'int_transactions_versioned', 'int_transactions_duplicates')] %}
 
@@ -8,7 +10,10 @@ with
 
 raw_counts as (
     {% for client in var('clients') %}{% for table, canonical, duplicates in tables %}
-    select '{{ client }}' as client_id, '{{ table }}' as source_table, count(*) as raw_rows
+    select '{{ client }}' as client_id, '{{ table }}' as source_table, count(*) as raw_rows,
+        {% if table == 'transactions' -%}
+        count(case when quarantine_reason is null and amount_flag is not null then 1 end)
+        {%- else %}0{% endif %} as flagged_rows
     from {{ ref('stg_' ~ client ~ '__' ~ table) }}
     {% if not loop.last %}union all{% endif %}{% endfor %}
     {% if not loop.last %}union all{% endif %}{% endfor %}
@@ -43,6 +48,7 @@ final as (
         cast(coalesce(canonical_counts.canonical_rows, 0) as bigint) as canonical_rows,
         cast(coalesce(quarantine_counts.quarantined_rows, 0) as bigint) as quarantined_rows,
         cast(coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as duplicate_rows,
+        cast(raw_counts.flagged_rows as bigint) as flagged_rows,
         cast(raw_counts.raw_rows
             - coalesce(canonical_counts.canonical_rows, 0)
             - coalesce(quarantine_counts.quarantined_rows, 0)

@@ -1,0 +1,1 @@
+{{ stage_customers_from_transactions('fixed_width') }}

@@ -1,0 +1,1 @@
+{{ stage_customers_from_transactions('whitespace_log') }}
