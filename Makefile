@@ -101,6 +101,10 @@ test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" c
 	@$(PYTHON) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+test-fast: $(STAMP) ## Code tests only: no dbt build, no server, no bench (markers data/server/bench)
+	@$(PYTHON) -m pytest -m "not data and not server and not bench" $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
 bench: $(STAMP) ## Benchmarks vs raw DuckDB/SQLite and plain Feast -> bench/results (SIZE=tiny|default|large)
 	$(PYTHON) -m bench --size $(or $(SIZE),default) --out bench/results
 
@@ -110,4 +114,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test bench lint clean
+.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test test-fast bench lint clean

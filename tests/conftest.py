@@ -50,3 +50,23 @@ def feature_data(built_data: Settings) -> Settings:
     materialize(built_data)
     os.environ["PARITY_DATA_DIR"] = str(built_data.data_dir)
     return built_data
+
+
+# Session fixtures that build data (dbt build, Feast, training): a test using one, directly or
+# through another fixture, must carry the `data` marker so `make test-fast` leaves it out.
+DATA_FIXTURES = ("built_data", "drift_data")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that builds data without the `data` marker (the fast suite would build it)."""
+    unmarked = [
+        f"{item.nodeid} (uses {', '.join(f for f in DATA_FIXTURES if f in item.fixturenames)})"
+        for item in items
+        if any(f in getattr(item, "fixturenames", ()) for f in DATA_FIXTURES)
+        and item.get_closest_marker("data") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests that build data need @pytest.mark.data (or pytestmark = pytest.mark.data):\n  "
+            + "\n  ".join(unmarked)
+        )

@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# builds its own tiny drop with dbt and starts the serving and Feast HTTP servers
+pytestmark = [pytest.mark.data, pytest.mark.server, pytest.mark.bench]
+
 SECTIONS = ("retrieval", "materialization", "online", "http", "cold_start", "dbt")
 
 

@@ -19,7 +19,7 @@ from parity.models.loaded import load_version
 from parity.models.registry import current_version
 from serving.smoke import free_port, start_service, wait_ready
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.server]
 KEY = "test-key-123"
 
 

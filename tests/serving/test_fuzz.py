@@ -12,7 +12,7 @@ import pytest
 from serving.smoke import wait_ready
 from tests.serving.test_app import KEY, Service
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.server]
 
 
 def test_api_never_returns_a_server_error(trained_data, tmp_path):

@@ -18,7 +18,7 @@ from serving.smoke import wait_ready
 from tests.serving.test_app import KEY, Service, _ids
 from tests.training.conftest import private_data_dir
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.server]
 
 
 def _copy_with_registry(trained_data: Settings, feature_data: Settings, root) -> Settings:

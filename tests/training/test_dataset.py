@@ -71,6 +71,7 @@ def test_missing_labels_mart_names_the_make_target(tmp_path):
         dataset.read_labels(tmp_path / "churn_labels.parquet")
 
 
+@pytest.mark.data
 def test_retrieval_gives_point_in_time_features_with_the_labels(feature_data):
     from parity.features.feature_store import open_store
     from parity.features.retrieval import service_schema

@@ -11,6 +11,8 @@ from training.config import SplitConfig
 from training.errors import LeakageError
 from training.evaluate import check_feature_leakage
 
+pytestmark = pytest.mark.data  # the training period comes from the session's built data
+
 
 @pytest.fixture(scope="module")
 def train_period(feature_data):

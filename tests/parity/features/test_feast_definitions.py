@@ -105,6 +105,7 @@ def test_service_asking_for_a_feature_dbt_does_not_declare_names_it():
         select_features(view, ["visits", "spend_30d"], "churn_vX")
 
 
+@pytest.mark.data
 def test_project_manifest_declares_the_churn_features(built_data):
     manifest = json.loads(built_data.dbt_manifest_path.read_text())
     specs = {s.feature_view: s for s in mart_specs(manifest)}

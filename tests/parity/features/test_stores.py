@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parity.features.feature_store import open_store
-from parity.features.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql, upsert_sql
+from parity.features.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql
 
 COLUMNS = "entity_key, feature_name, value, value_text, vector_value, event_ts, created_ts"
 
@@ -73,11 +73,55 @@ def test_bulk_store_writes_the_same_tables_and_bytes_as_feasts_sqlite_store(feat
         assert stock[table] == bulk[table], table
 
 
-def test_upsert_statement_is_feasts():
-    assert upsert_sql("parity_customer_activity") == (
-        'INSERT INTO "parity_customer_activity" (entity_key, feature_name, value, value_text, event_ts, created_ts) '
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
-        "value_text = excluded.value_text, event_ts = excluded.event_ts, created_ts = excluded.created_ts;")
+def _write_batches(kind: str, folder: Path, batches: list[list]) -> dict[str, list[tuple]]:
+    """Create a view's table with `kind`'s store and write `batches` through its online_write_batch."""
+    from datetime import timedelta
+
+    from feast import Entity, FeatureView, Field, FileSource, RepoConfig, ValueType
+    from feast.infra.online_stores.sqlite import SqliteOnlineStore
+    from feast.types import Float64, String
+
+    from parity.features.stores import BulkSqliteOnlineStore
+
+    folder.mkdir()
+    config = RepoConfig(project="parity", provider="local", registry=str(folder / "registry.db"),
+                        online_store={"type": kind, "path": str(folder / "online.db")},
+                        entity_key_serialization_version=3)
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    view = FeatureView(name="activity", entities=[customer], ttl=timedelta(days=7),
+                       source=FileSource(path=str(folder / "mart.parquet"), timestamp_field="snapshot_at"),
+                       schema=[Field(name="spend_30d", dtype=Float64), Field(name="country", dtype=String)])
+    store = BulkSqliteOnlineStore() if kind == BULK_SQLITE_TYPE else SqliteOnlineStore()
+    store.update(config, tables_to_delete=[], tables_to_keep=[view], entities_to_delete=[],
+                 entities_to_keep=[customer], partial=False)
+    for batch in batches:
+        store.online_write_batch(config, view, batch, None)
+    return _dump(folder / "online.db")
+
+
+def test_bulk_write_upserts_like_feasts_sqlite_store(tmp_path):
+    """Same rows and bytes as Feast's row-by-row write, including a later update of a key."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    def key(customer: str) -> EntityKey:
+        return EntityKey(join_keys=["customer_id"], entity_values=[Value(string_val=customer)])
+
+    def at(day: int) -> datetime:
+        return datetime(2026, 5, day, tzinfo=timezone.utc)
+
+    first = [(key("acme:1"), {"spend_30d": Value(double_val=1.5), "country": Value(string_val="DE")}, at(1), at(2)),
+             (key("bolt:7"), {"spend_30d": Value(), "country": Value(string_val="US")}, at(1), None)]
+    # a later snapshot of acme:1 replaces both of its values; cora:3 is new
+    second = [(key("acme:1"), {"spend_30d": Value(double_val=2.25), "country": Value(string_val="FR")}, at(8), at(9)),
+              (key("cora:3"), {"spend_30d": Value(double_val=0.0), "country": Value()}, at(8), at(9))]
+    stock = _write_batches("sqlite", tmp_path / "stock", [first, second])
+    bulk = _write_batches(BULK_SQLITE_TYPE, tmp_path / "bulk", [first, second])
+    assert stock == bulk
+    rows = next(iter(bulk.values()))
+    assert len(rows) == 6  # three customers x two features: the update replaced, not appended
+    acme = [r for r in rows if r[1] == "country" and r[3] == "FR"]
+    assert len(acme) == 1 and acme[0][5] == int(at(8).timestamp())
 
 
 def test_asof_plan_applies_the_ttl_per_view_and_keeps_entity_order():

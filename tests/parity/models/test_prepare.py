@@ -92,6 +92,7 @@ def test_all_null_and_missing_columns_are_named():
         prepare(frame(tenure_days=["x", "y", "z", "w"]), spec)
 
 
+@pytest.mark.data
 def test_offline_and_online_frames_prepare_to_the_same_matrix(feature_data):
     from parity.features.feature_store import materialized_until, open_store
     from parity.features.retrieval import online_frame, service_schema, training_frame
