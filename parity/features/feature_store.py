@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +89,33 @@ def data_end(settings: Settings, store: Any | None = None) -> datetime:
 
 
 def materialize(settings: Settings, end: datetime | None = None) -> dict[str, Any]:
-    """Load the latest feature rows into the online store, incrementally and idempotently.
+    """Load into the online store every feature row that appeared, changed or vanished since the
+    last run, whatever its event time (see `parity.features.materialization`).
 
-    The first run back-fills an explicit range (earliest TTL window before the data's end);
-    later runs continue from where the last one stopped. The end defaults to just after the
-    newest feature row, so rerunning without new data changes nothing.
+    Per view and client, the newest row of each entity over the client's own TTL window is
+    loaded when the client's rows differ from what the last run loaded; entities no client
+    loads any more are deleted. Rerunning without new data reports "up to date" and writes
+    nothing. `end` ignores rows after it (default: none ignored).
     """
+    from parity.features.materialization import (
+        describe,
+        materialize_view,
+        read_marker,
+        write_marker,
+    )
+
     require_applied(settings)
     store = open_store(settings)
-    end = end or data_end(settings, store) + timedelta(seconds=1)
-    ran = {}
+    marker = read_marker(settings.feast_dir)
+    recorded = marker.get("views", {})
+    views, ran, details = {}, {}, {}
     for view in store.list_feature_views():
-        intervals = view.materialization_intervals
-        last_end = max((iv[1] for iv in intervals), default=None)
-        if last_end is not None and last_end >= end:
-            ran[view.name] = "up to date"
-            continue
-        start = last_end if last_end is not None else end - view.ttl - timedelta(seconds=1)
-        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
-        ran[view.name] = f"{start.isoformat()} -> {end.isoformat()}"
-    return {"end": end, "views": ran}
+        done, views[view.name] = materialize_view(store, view, recorded.get(view.name, {}), end)
+        ran[view.name], details[view.name] = describe(done), done
+        # recorded after each view: a failure later still keeps what was done (never more)
+        write_marker(settings.feast_dir, {"views": {**recorded, **views}})
+    write_marker(settings.feast_dir, {"views": views})  # views no longer defined are forgotten
+    return {"end": materialized_until(settings) if views else end, "views": ran, "details": details}
 
 
 def materialized_until(settings: Settings) -> datetime:

@@ -20,8 +20,10 @@ import pandas as pd
 import pyarrow as pa
 
 from parity.config import Settings
+from parity.features.coverage import check_coverage, entity_clients
 from parity.features.feast_definitions import check_parquet_schema, load_manifest, mart_specs
 from parity.features.feature_store import materialized_until, open_store, require_applied
+from parity.features.materialization import part_ends
 from parity.features.retrieval import (
     ENTITY_KEY,
     TIME_COLUMN,
@@ -59,10 +61,14 @@ class ParityReport:
     historical_values_compared: int = 0
     schema_problems: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
+    # entities missing online / online only, by client, with the command that fixes them
+    coverage_problems: list[str] = field(default_factory=list)
+    # per client, the time its entities were compared at (its own materialized end)
+    client_as_of: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches and not self.schema_problems
+        return not self.mismatches and not self.schema_problems and not self.coverage_problems
 
     def summary(self, show: int = 10) -> str:
         lines = [
@@ -72,9 +78,14 @@ class ParityReport:
             f"  values compared:     {self.values_compared} online vs offline, "
             f"{self.historical_values_compared} offline vs marts (historical)",
             f"  schema problems:     {len(self.schema_problems)}",
+            f"  online coverage:     {len(self.coverage_problems)} problem(s)",
             f"  mismatches:          {len(self.mismatches)}",
         ]
+        if len(set(self.client_as_of.values())) > 1:  # clients on their own timelines
+            lines.append("  compared as of:      " + ", ".join(
+                f"{c} {t.isoformat()}" for c, t in sorted(self.client_as_of.items())))
         lines += [f"  ! {p}" for p in self.schema_problems[:show]]
+        lines += [f"  ! {p}" for p in self.coverage_problems]
         lines += [f"  ! {m}" for m in self.mismatches[:show]]
         if len(self.mismatches) > show:
             lines.append(f"  ... and {len(self.mismatches) - show} more")
@@ -106,7 +117,8 @@ def compare_tables(check: str, left: pa.Table, right: pa.Table, features: list[s
     compared = 0
     for name in features:
         lcol, rcol = left.column(name), right.column(name)
-        if lcol.type != rcol.type:
+        # an all-null column inferred as Arrow `null` carries no type to compare (its values are)
+        if lcol.type != rcol.type and not pa.types.is_null(lcol.type) and not pa.types.is_null(rcol.type):
             mismatches.append(Mismatch(check, "*", name, str(lcol.type), str(rcol.type), "Arrow type differs"))
         for key, a, b in zip(keys, lcol.to_pylist(), rcol.to_pylist()):
             compared += 1
@@ -118,15 +130,29 @@ def compare_tables(check: str, left: pa.Table, right: pa.Table, features: list[s
 
 def all_entities(store: Any) -> list[str]:
     """Every entity key present in any feature view's batch source."""
-    ids: set[str] = set()
+    return sorted(entity_clients_all(store))
+
+
+def entity_clients_all(store: Any) -> dict[str, str]:
+    """Every entity key of any feature view's batch source, with its client."""
+    owners: dict[str, str] = {}
     for view in store.list_feature_views():
-        path = view.batch_source.path
-        ids.update(r[0] for r in duckdb.connect().execute(f"select distinct {ENTITY_KEY} from read_parquet('{path}')").fetchall())
-    return sorted(ids)
+        owners.update({key[0]: client for key, client in entity_clients(view).items()})
+    return owners
 
 
-def check_online_offline(store: Any, service: str, entities: list[str], as_of: datetime) -> tuple[int, list[Mismatch], int]:
-    """Online features vs offline point-in-time features at `as_of`, for every entity."""
+def entity_times(settings: Settings, owners: dict[str, str], entities: list[str], default: datetime) -> tuple[list[datetime], dict[str, datetime]]:
+    """Per entity, the time to compare it at: its client's materialized end (a client whose data
+    ends earlier is loaded over its own window), else `default`; and the time per client."""
+    ends: dict[str, datetime] = {}
+    for parts in part_ends(settings.feast_dir).values():
+        for client, end in parts.items():
+            ends[client] = max(end, ends.get(client, end))
+    return [ends.get(owners.get(e, ""), default) for e in entities], ends
+
+
+def check_online_offline(store: Any, service: str, entities: list[str], as_of: datetime | list[datetime]) -> tuple[int, list[Mismatch], int]:
+    """Online features vs offline point-in-time features at `as_of` (one time, or one per entity)."""
     schema = service_schema(store, service)
     entity_df = pd.DataFrame({ENTITY_KEY: entities, TIME_COLUMN: as_of})
     offline = offline_arrow(store, entity_df, service)
@@ -183,7 +209,10 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
             features = [f"{view.name}:{n}" for n in names]
             actual = store.get_historical_features(entity_df=sample, features=features).to_arrow()
             actual = actual.take(pa.compute.sort_indices(actual, [(ENTITY_KEY, "ascending")]))
-            expected = expected.cast(pa.schema([actual.schema.field(ENTITY_KEY)] + [actual.schema.field(n) for n in names]))
+            # Feast infers an all-null result column as Arrow `null`: keep the mart's type there
+            expected = expected.cast(pa.schema([actual.schema.field(ENTITY_KEY)] + [
+                expected.schema.field(n) if pa.types.is_null(actual.schema.field(n).type) else actual.schema.field(n)
+                for n in names]))
             n, found = compare_tables(f"{view.name} offline-vs-mart@{when:%Y-%m-%d}", expected, actual, names)
             compared += n
             mismatches += found
@@ -208,10 +237,14 @@ def run_parity(settings: Settings, services: list[str] | None = None, sample_tim
         report.schema_problems += check_parquet_schema(spec)
     store = open_store(settings)
     report.as_of = materialized_until(settings)
-    entities = all_entities(store)
+    for coverage in check_coverage(store, settings.feast_dir):
+        report.coverage_problems += coverage.problems()
+    owners = entity_clients_all(store)
+    entities = sorted(owners)
+    times, report.client_as_of = entity_times(settings, owners, entities, report.as_of)
     report.entities_checked = len(entities)
     for service in services or sorted(s.name for s in store.list_feature_services()):
-        compared, found, n_features = check_online_offline(store, service, entities, report.as_of)
+        compared, found, n_features = check_online_offline(store, service, entities, times)
         report.values_compared += compared
         report.features_checked += n_features
         report.mismatches += found

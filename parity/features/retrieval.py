@@ -219,13 +219,17 @@ def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame) -> pa.Tabl
     return table.select([name for name in wanted if name in table.column_names])
 
 
-def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str, request_at: datetime) -> pa.Table:
-    """Raw result of Feast's online store for the given customers at request time `request_at`."""
+def online_arrow(store: Any, customer_ids: Sequence[str], service_name: str,
+                 request_at: datetime | Sequence[datetime]) -> pa.Table:
+    """Raw result of Feast's online store for the given customers at request time `request_at`
+    (one time for all, or one per customer)."""
     service = get_service(store, service_name)
-    rows = [{ENTITY_KEY: cid, REQUEST_TIME: request_at} for cid in customer_ids]
+    times = [request_at] * len(customer_ids) if isinstance(request_at, datetime) else list(request_at)
+    if len(times) != len(customer_ids):
+        raise ValueError(f"{len(times)} request times for {len(customer_ids)} customers")
+    rows = [{ENTITY_KEY: cid, REQUEST_TIME: at} for cid, at in zip(customer_ids, times)]
     table = store.get_online_features(features=service, entity_rows=rows).to_arrow()
-    stamp = pa.array([request_at] * len(customer_ids), type=ARROW_TYPES["UnixTimestamp"])
-    return table.append_column(TIME_COLUMN, stamp)
+    return table.append_column(TIME_COLUMN, pa.array(times, type=ARROW_TYPES["UnixTimestamp"]))
 
 
 def input_order(rows: pa.ChunkedArray, count: int) -> np.ndarray | None:
