@@ -43,6 +43,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         customers=("customer_id", "size"),
         scored=("status", lambda s: int((s == "ok").sum())),
         no_features=("status", lambda s: int((s == "no_features").sum())),
+        stale=("status", lambda s: int((s == "stale_features").sum())),
         mean_score=("score", "mean"),
         flagged=("decision", lambda d: int(d.fillna(False).sum())),
     )

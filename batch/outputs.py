@@ -3,7 +3,11 @@
     <data>/scores/scores_<as-of>.parquet           every customer; one file per as-of time, so
                                                    re-scoring the same time replaces it
     <data>/exports/<client>/scores_<as-of>.csv     what a client receives: its customers only,
-    <data>/exports/<client>/scores_<as-of>.parquet no feature values, reasons in words
+    <data>/exports/<client>/scores_<as-of>.parquet no feature values, reasons in words; a customer
+                                                   not scored has an empty score and decision, its
+                                                   status and status_detail say why (no data yet,
+                                                   or features older than the limit: never shown
+                                                   as "no purchase")
 
 Files are written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -26,6 +30,7 @@ EXPORT_COLUMNS = (
     "customer_id",
     "source_customer_id",
     "status",
+    "status_detail",
     "is_active",
     "score",
     "decision",
@@ -35,8 +40,12 @@ EXPORT_COLUMNS = (
     "segment_id",
     "segment_name",
     "as_of_at",
+    "features_at",
+    "feature_age_days",
+    "watermark_at",
     "model_version",
 )
+TIME_COLUMNS = ("as_of_at", "features_at", "watermark_at")
 
 
 def stamp(as_of: datetime) -> str:
@@ -79,7 +88,8 @@ def write_exports(
             tmp = folder / f".{target.name}.tmp"
             if fmt == "csv":
                 csv = rows.copy()
-                csv["as_of_at"] = csv["as_of_at"].map(lambda t: t.isoformat())
+                for column in TIME_COLUMNS:
+                    csv[column] = csv[column].map(lambda t: "" if pd.isna(t) else t.isoformat())
                 csv.to_csv(tmp, index=False, float_format="%.6f", na_rep="")
             else:
                 arrow = pa.Table.from_pandas(rows, preserve_index=False)

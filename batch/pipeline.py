@@ -12,13 +12,14 @@ import pandas as pd
 
 from batch import outputs, score
 from batch.config import BatchConfig, BatchError
-from parity.config import Settings
+from parity.config import ProjectConfigError, Settings
 from parity.features.feature_store import (
     FeatureStoreError,
     materialized_until,
     open_store,
     require_applied,
 )
+from parity.features.freshness import max_feature_age, newest_feature_times, read_watermarks
 from parity.features.retrieval import service_schema, training_frame
 from parity.models import loaded, registry, segments
 
@@ -91,7 +92,8 @@ def run_score(
     as_of = pd.Timestamp(as_of).tz_convert("UTC").to_pydatetime()
     try:
         model = loaded.load_current(settings, config.model_name)
-    except registry.RegistryError as err:
+        limit = max_feature_age(settings.project_root)
+    except (registry.RegistryError, ProjectConfigError) as err:
         raise BatchError(str(err)) from None
     customers = score.customers_at(read_customers(settings), as_of)
     if customers.empty:
@@ -101,12 +103,16 @@ def run_score(
         store = open_store(settings)
         entities = score.entity_frame(customers, as_of)
         frame = training_frame(store, entities, model.feature_service)
+        features_at = newest_feature_times(store, model.feature_service, list(entities["customer_id"]), as_of)
         seg_model = _segments_model(settings, config, messages)
         seg_frame = None
         if seg_model is not None and seg_model.feature_service != model.feature_service:
             seg_frame = training_frame(store, entities, seg_model.feature_service)
     except FeatureStoreError as err:
         raise BatchError(str(err)) from None
+    watermarks = read_watermarks(settings.marts_dir)
+    if watermarks.problem:
+        messages.append(f"client watermarks unknown: {watermarks.problem}")
     results = score.score_customers(
         customers,
         frame,
@@ -117,12 +123,22 @@ def run_score(
         segments=seg_model,
         segment_frame=seg_frame,
         active_feature=config.active_feature,
+        features_at=features_at,
+        max_age=limit,
+        watermarks=watermarks,
     )
     missing = int((results["status"] == score.NO_FEATURES).sum())
     if missing:
         messages.append(
             f"{missing} customer(s) have no features at {as_of.isoformat()}: kept with status "
             "'no_features' and no score"
+        )
+    stale = results[results["status"] == score.STALE_FEATURES]
+    if len(stale):
+        by_client = ", ".join(f"{c} {n}" for c, n in stale.groupby("client_id").size().items())
+        messages.append(
+            f"{len(stale)} customer(s) have features older than {limit.total_seconds() / 86400:g} "
+            f"day(s) at {as_of.isoformat()} ({by_client}): kept with status 'stale_features' and no score"
         )
     path = outputs.write_results(results, settings.data_dir / "scores", as_of)
     exports = outputs.write_exports(

@@ -1,14 +1,18 @@
 """Scoring every customer at one as-of time: pure functions (frames in, the results table out).
 
-Rows out = customers in, in the same order. A customer whose point-in-time features are all
-missing (no feature row within the view's TTL at the as-of time) is kept with status
-'no_features' and null score, decision, reasons and segment — never dropped.
+Rows out = customers in, in the same order. A customer is scored (status 'ok') only from a
+feature row at most `max_feature_age_days` (dbt var) old at the as-of time. Otherwise it is kept,
+never dropped, with a null score, decision, reasons and segment, and a status saying why:
+'no_features' (no feature row at or before the as-of time: no data yet) or 'stale_features'
+(its newest row is older than the limit, or than the view's TTL; the row's time, its age and the
+client's watermark are in the row) — "no data yet" is never scored as "no purchase".
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -16,9 +20,11 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.reasons import reasons
+from parity.features.freshness import NO_FEATURES, OK, STALE, Watermarks, client_of, stale_detail
 from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
 
-OK, NO_FEATURES = "ok", "no_features"
+STALE_FEATURES = STALE
+NO_DATA_DETAIL = "not scored: no feature row at or before the as-of time (no data for this customer yet)"
 REASON_COLUMNS = ("reason_1", "reason_2", "reason_3")
 # The results table (one Parquet file per as-of time under <data>/scores/); the dbt source
 # `scores.batch_scores` documents the same columns.
@@ -28,7 +34,11 @@ SCHEMA = pa.schema(
         ("client_id", pa.string()),
         ("source_customer_id", pa.string()),
         ("as_of_at", pa.timestamp("us", tz="UTC")),
-        ("status", pa.string()),
+        ("status", pa.string()),  # ok | no_features | stale_features
+        ("status_detail", pa.string()),  # why a customer was not scored, in words (null when ok)
+        ("features_at", pa.timestamp("us", tz="UTC")),  # event time of the newest feature row <= as_of
+        ("feature_age_days", pa.float64()),  # as_of_at - features_at, in days
+        ("watermark_at", pa.timestamp("us", tz="UTC")),  # the client's data is complete up to here
         ("is_active", pa.bool_()),  # in the model's training population (see is_active)
         ("score", pa.float64()),
         ("decision", pa.bool_()),
@@ -83,6 +93,21 @@ def is_active(frame: pd.DataFrame, found: np.ndarray, feature: str | None) -> pd
     return out
 
 
+def freshness_status(found: np.ndarray, features_at: Sequence[datetime | None], as_of: datetime,
+                     limit: timedelta) -> tuple[np.ndarray, np.ndarray]:
+    """Per row the status (ok / no_features / stale_features) and the feature row's age in days.
+
+    Stale: the newest row at or before `as_of` is older than `limit`, or exists while the
+    point-in-time read returned nothing (older than the view's TTL). An unknown row time (a
+    source the check cannot read) leaves the status to the features' presence."""
+    ages = np.array([np.nan if t is None or pd.isna(t) else (pd.Timestamp(as_of) - pd.Timestamp(t)).total_seconds() / 86400.0
+                     for t in features_at], dtype="float64")
+    known = ~np.isnan(ages)
+    too_old = known & ((ages > limit.total_seconds() / 86400.0) | ~found)
+    status = np.where(too_old, STALE, np.where(found, OK, NO_FEATURES))
+    return status.astype(object), ages
+
+
 def feature_json(frame: pd.DataFrame, feature_names: list[str]) -> list[str]:
     """Per row, the feature values as JSON (None for missing), the serving log's format."""
     out = []
@@ -114,18 +139,32 @@ def score_customers(
     segments: Any | None = None,
     segment_frame: pd.DataFrame | None = None,
     active_feature: str | None = "purchase_count_90d",
+    features_at: Sequence[datetime | None] | None = None,
+    max_age: timedelta | None = None,
+    watermarks: Watermarks | None = None,
 ) -> pd.DataFrame:
     """The results table: one row per customer, aligned with `customers` (same order).
 
     `frame` is the point-in-time retrieval for those customers (same order, service of `model`);
     `segments` (a parity.models.segments.SegmentModel) assigns segments from `segment_frame` (its own
-    service's retrieval, default `frame`).
+    service's retrieval, default `frame`). `features_at` is each customer's newest feature row time
+    at or before `as_of` (`parity.features.freshness.newest_feature_times`), judged against
+    `max_age`; `watermarks` says up to when each client's data is complete (reported only).
     """
     if list(frame[ENTITY_KEY].astype(str)) != list(customers[ENTITY_KEY].astype(str)):
         raise ValueError("the feature frame is not aligned with the customers (order or ids differ)")
     n = len(customers)
     feature_names = [name for name, _ in model.spec.features]
-    found = has_features(frame, feature_names)
+    present = has_features(frame, feature_names)
+    if features_at is None or max_age is None:
+        features_at, max_age = [None] * n, timedelta.max
+    status, ages = freshness_status(present, features_at, as_of, max_age)
+    ids = customers[ENTITY_KEY].astype(str).tolist()
+    marks = watermarks.by_client if watermarks is not None else {}
+    watermark = [marks.get(client_of(i)) for i in ids]
+    detail = [None if s == OK else stale_detail(a, max_age, w) if s == STALE else NO_DATA_DETAIL
+              for s, a, w in zip(status, ages, watermark)]
+    found = status == OK
     ok = np.flatnonzero(found)
     score = np.full(n, np.nan)
     decision = pd.array([pd.NA] * n, dtype="boolean")
@@ -147,7 +186,8 @@ def score_customers(
         segment_id[ok] = ids
         segment_name[ok] = segments.name_of(ids)
     features = np.full(n, None, dtype=object)
-    features[ok] = feature_json(frame.iloc[ok], feature_names)
+    logged = np.flatnonzero(present)  # stale rows keep the values they were not scored on
+    features[logged] = feature_json(frame.iloc[logged], feature_names)
     out = pd.DataFrame(
         {
             "customer_id": customers[ENTITY_KEY].astype(str).to_numpy(),
@@ -156,7 +196,11 @@ def score_customers(
             if "source_customer_id" in customers.columns
             else None,
             "as_of_at": pd.Timestamp(as_of),
-            "status": np.where(found, OK, NO_FEATURES),
+            "status": status,
+            "status_detail": detail,
+            "features_at": pd.to_datetime(list(features_at), utc=True),
+            "feature_age_days": ages,
+            "watermark_at": pd.to_datetime(watermark, utc=True),
             "is_active": is_active(frame, found, active_feature),
             "score": score,
             "decision": decision,

@@ -21,7 +21,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from parity.config import Settings
+from parity.features.freshness import max_feature_age
+from parity.features.online import EVENT_AT, FOUND
 from serving.config import ServingConfig
+from serving.freshness import WatermarkCache, judge
 from serving.log import PredictionLog, features_json
 from serving.metrics import Metrics, create_metrics
 from serving.models import ModelSlot, canary_bucket
@@ -51,6 +54,8 @@ class State:
     slot: ModelSlot | None = None
     plog: PredictionLog | None = None
     segments: ModelSlot | None = None
+    max_age: Any = None  # timedelta: dbt's vars.max_feature_age_days
+    watermarks: WatermarkCache | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -151,7 +156,9 @@ def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_ke
 
 def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     """Build the app; start-up opens the store, loads the model and starts the log writer."""
-    state = State(settings=settings, config=config, metrics=create_metrics())
+    # read before serving: a bad limit in dbt_project.yml stops the start with the file named
+    state = State(settings=settings, config=config, metrics=create_metrics(),
+                  max_age=max_feature_age(settings.project_root))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -161,6 +168,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         state.segments = ModelSlot(settings.registry_dir, config.segments_model, loader=_load_segments)
         state.segments.start(config.reload_check_seconds)
         _open_reader(state)
+        state.watermarks = WatermarkCache(settings.marts_dir)
         state.plog = PredictionLog(settings.data_dir / "serving" / "predictions",
                                    config.log_flush_seconds, config.log_flush_rows)
         # start-up objects leave the collector's generations: fewer long GC pauses. No full
@@ -245,6 +253,9 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 state.reader.read_columns(["__readyz__"], datetime.now(timezone.utc))
             except Exception as err:
                 problems.append(f"online store unreachable: {err}")
+        marks = state.watermarks.get() if state.watermarks else None
+        if marks is not None and marks.problem:  # ready: staleness is judged by feature age alone
+            notes.append(f"client watermarks unknown: {marks.problem}")
         body = {"status": "ready" if not problems else "not ready", "problems": problems,
                 "model_version": getattr(active.primary, "version", None) if active else None,
                 "feature_reader": getattr(state.reader, "kind", None), "notes": notes}
@@ -294,12 +305,18 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         times = [c.request_at or now for c in body.customers]
         try:
             frame = state.reader.read_columns(ids, times)
-            found = frame.pop("__found__")
+            found, event_at = frame.pop(FOUND), frame.pop(EVENT_AT)
         except Exception as err:
             raise ServiceUnavailable(f"online store unreachable: {err}") from err
 
         results: list[dict[str, Any] | None] = [None] * len(ids)
-        known = [i for i, ok in enumerate(found) if ok]
+        fresh, stale = judge(ids, times, event_at, found, state.max_age, state.watermarks.get())
+        present = [i for i, ok in enumerate(found) if ok]
+        if stale:
+            skipped = set(stale)
+            known = [i for i in present if i not in skipped]
+        else:
+            known = present
         arms: dict[str, tuple[Any, list[int]]] = {"primary": (active.primary, [])}
         if active.canary is not None and state.config.canary_share > 0:
             arms["canary"] = (active.canary, [])
@@ -317,7 +334,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                 # the field order of schemas.Prediction (the response is built as plain JSON)
                 results[i] = {"customer_id": ids[i], "status": "ok", "score": scores[j], "decision": decisions[j],
                               "model_version": model.version, "contributions": scored.top[j],
-                              "segment_id": None, "segment_name": None}
+                              "segment_id": None, "segment_name": None, **fresh[i], "detail": None}
                 records.append((i, role, model.version, "ok", scores[j], decisions[j]))
             state.metrics.scores.observe_many(model.version, scored.scores)
             state.metrics.predictions.labels(model.version, role).inc(len(rows))
@@ -329,21 +346,31 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             for j, i in enumerate(known):
                 records.append((i, "shadow", active.shadow.version, "ok", float(shadow.scores[j]), bool(shadow.decisions[j])))
             state.metrics.predictions.labels(active.shadow.version, "shadow").inc(len(known))
+        for i in stale:  # too old to score: the answer says so, with the ages (never a score)
+            results[i] = {"customer_id": ids[i], "status": fresh[i]["status"], "score": None, "decision": None,
+                          "model_version": active.primary.version, "contributions": [],
+                          "segment_id": None, "segment_name": None, "features_at": fresh[i]["features_at"],
+                          "feature_age_days": fresh[i]["feature_age_days"],
+                          "watermark_at": fresh[i]["watermark_at"], "detail": fresh[i]["detail"]}
+            records.append((i, "primary", active.primary.version, fresh[i]["status"], None, None))
+        if stale:
+            state.metrics.stale.inc(len(stale))
         for i, ok in enumerate(found):
             if not ok:
                 results[i] = {"customer_id": ids[i], "status": "unknown_customer", "score": None, "decision": None,
                               "model_version": active.primary.version, "contributions": [],
-                              "segment_id": None, "segment_name": None}
+                              "segment_id": None, "segment_name": None, "features_at": None,
+                              "feature_age_days": None, "watermark_at": None, "detail": None}
                 state.metrics.unknown.inc()
                 records.append((i, "primary", active.primary.version, "unknown_customer", None, None))
         latency = (time.perf_counter() - started) * 1000
         logged_at = datetime.now(timezone.utc)
-        features = features_json(frame, known, feature_names)
+        features = features_json(frame, present, feature_names)
         # serving.log.SCHEMA order: request_id, logged_at, request_at, customer_id, model_version,
         # role, status, score, decision, latency_ms, features
         state.plog.extend_rows([
             (request_id, logged_at, times[i], ids[i], version, role, status, score, decision, latency,
-             features[i] if status == "ok" else None)
+             features.get(i))
             for i, role, version, status, score, decision in records])
         # PredictResponse's shape as plain dicts: building and dumping the pydantic models cost
         # ~1 ms per 100 customers (tests validate responses against PredictResponse), and

@@ -60,6 +60,7 @@ class Metrics:
     latency: Histogram
     scores: BatchHistogram
     unknown: Counter
+    stale: Counter
     predictions: Counter
 
 
@@ -76,6 +77,9 @@ def create_metrics() -> Metrics:
                               buckets=tuple(i / 10 for i in range(1, 11)), registry=registry),
         unknown=Counter("parity_unknown_customers_total", "Customers not found in the online store",
                         registry=registry),
+        stale=Counter("parity_stale_features_total",
+                      "Customers not scored: their newest features are older than max_feature_age_days",
+                      registry=registry),
         predictions=Counter("parity_predictions_total", "Predictions by model version and role",
                             ["model_version", "role"], registry=registry),
     )

@@ -60,7 +60,9 @@ class Prediction(BaseModel):
     """The answer for one customer."""
 
     customer_id: str
-    status: Literal["ok", "unknown_customer"]
+    status: Literal["ok", "stale_features", "unknown_customer"] = Field(
+        description="'ok' (scored); 'stale_features' (not scored: the customer's newest features are "
+        "older than max_feature_age_days at request_at); 'unknown_customer' (not in the online store).")
     score: float | None = Field(description="Calibrated churn probability; null when status is not ok.")
     decision: bool | None = Field(description="score >= the model's threshold.")
     model_version: str
@@ -71,6 +73,14 @@ class Prediction(BaseModel):
         "none is current or status is not ok.",
     )
     segment_name: str | None = Field(default=None, description="Generated segment name, e.g. 'Lapsed, long-standing'.")
+    features_at: datetime | None = Field(
+        default=None, description="Event time of the feature row used (UTC); null for an unknown customer.")
+    feature_age_days: float | None = Field(
+        default=None, description="Days from features_at to request_at; stale above max_feature_age_days.")
+    watermark_at: datetime | None = Field(
+        default=None, description="Time up to which the customer's client's data is known complete "
+        "(client_watermarks mart); null when unknown.")
+    detail: str | None = Field(default=None, description="Why the customer was not scored, in words.")
 
 
 class ModelInfo(BaseModel):

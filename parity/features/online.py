@@ -47,6 +47,16 @@ log = logging.getLogger("parity.features.online")
 
 _SCALARS = frozenset({"int64_val", "int32_val", "double_val", "float_val", "string_val", "bool_val", "bytes_val"})
 _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE
+# read_columns' extra keys: whether the store knows the entity, and the event time of its row
+# (the oldest over the service's views that hold it; None when unknown)
+FOUND, EVENT_AT = "__found__", "__event_at__"
+
+
+def _older(current: datetime | None, candidate: datetime | None) -> datetime | None:
+    """The older of two event times (None = not seen yet)."""
+    if candidate is None:
+        return current
+    return candidate if current is None or candidate < current else current
 
 
 @dataclass(frozen=True)
@@ -118,14 +128,16 @@ class OnlineReader(_TypedReads):
             return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=timezone.utc)
         return self._to_python(proto)
 
-    def _read_view(self, read: _ViewRead, keys: list[Any], found: list[bool]) -> dict[str, list[Any]]:
+    def _read_view(self, read: _ViewRead, keys: list[Any], found: list[bool],
+                   event_at: list[datetime | None]) -> dict[str, list[Any]]:
         rows = self._provider.online_read(
             config=self.store.config, table=read.view, entity_keys=keys, requested_features=list(read.features)
         )
         columns: dict[str, list[Any]] = {name: [] for name in read.features}
-        for i, (_, values) in enumerate(rows):
+        for i, (stamp, values) in enumerate(rows):
             if values:
                 found[i] = True
+                event_at[i] = _older(event_at[i], stamp)
             for name in read.features:
                 proto = values.get(name) if values else None
                 columns[name].append(None if proto is None else self._decode(proto))
@@ -133,16 +145,18 @@ class OnlineReader(_TypedReads):
 
     def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
         """Feature values as python lists keyed by feature name (before typing), plus `__found__`:
-        whether any feature view holds the entity (False = unknown customer)."""
+        whether any feature view holds the entity (False = unknown customer), and `__event_at__`:
+        the event time (UTC) of its stored row, the oldest over the views that hold it."""
         keys = [
             self._entity_key(join_keys=[ENTITY_KEY], entity_values=[self._value(string_val=cid)])
             for cid in customer_ids
         ]
         found = [False] * len(keys)
+        event_at: list[datetime | None] = [None] * len(keys)
         columns: dict[str, list[Any]] = {}
         for read in self._views:
-            columns.update(self._read_view(read, keys, found))
-        return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
+            columns.update(self._read_view(read, keys, found, event_at))
+        return _with_on_demand(columns, found, event_at, request_at, self._transforms)
 
 
 class SqliteReader(_TypedReads):
@@ -167,12 +181,13 @@ class SqliteReader(_TypedReads):
         self._message = value_message()
         self._views = plan.views
         self._tables = [
-            (view, f'SELECT entity_key, feature_name, value FROM "{view.table.replace(chr(34), chr(34) * 2)}" '
+            (view, f'SELECT entity_key, feature_name, value, event_ts FROM "{view.table.replace(chr(34), chr(34) * 2)}" '
                    "WHERE entity_key IN ", set(view.features))
             for view in plan.views]
         self._prefix = string_key_prefix(ENTITY_KEY)
         self._transforms = plan.transforms
         self._cache: dict[bytes, Any] = {}  # stored value bytes -> python value (values repeat a lot)
+        self._stamps: dict[Any, datetime | None] = {}  # stored event_ts -> UTC datetime (few distinct)
 
     def entity_key(self, customer_id: str) -> bytes:
         """Feast's serialize_entity_key (v3) of a customer key."""
@@ -193,10 +208,29 @@ class SqliteReader(_TypedReads):
             return None if value == _NULL_TIMESTAMP else datetime.fromtimestamp(value, tz=timezone.utc)
         return value
 
-    def _stored(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool]]:
-        """The stored features of distinct entity keys, by feature name, and which keys exist."""
+    def _event_time(self, stored: Any) -> datetime | None:
+        """A stored event_ts as a UTC datetime. Feast writes naive UTC datetimes, which sqlite3
+        stores as ISO text ('YYYY-MM-DD HH:MM:SS[.ffffff]'); cached, as snapshot times repeat."""
+        stamp = self._stamps.get(stored, self)
+        if stamp is self:
+            if isinstance(stored, (str, bytes)):
+                text = stored.decode() if isinstance(stored, bytes) else stored
+                parsed = datetime.fromisoformat(text)
+                stamp = parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+            elif isinstance(stored, (int, float)):  # epoch seconds, should a writer store them so
+                stamp = datetime.fromtimestamp(stored, tz=timezone.utc)
+            else:
+                stamp = None
+            if len(self._stamps) < 100_000:
+                self._stamps[stored] = stamp
+        return stamp
+
+    def _stored(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool], list[datetime | None]]:
+        """The stored features of distinct entity keys, by feature name, which keys exist and the
+        event time of each key's row (the oldest over views)."""
         position = {key: i for i, key in enumerate(keys)}
         found = [False] * len(keys)
+        event_at: list[datetime | None] = [None] * len(keys)
         columns: dict[str, list[Any]] = {}
         cache = self._cache
         placeholders = "(" + ",".join("?" * len(keys)) + ")"
@@ -204,9 +238,11 @@ class SqliteReader(_TypedReads):
             view_columns = {name: [None] * len(keys) for name in view.features}
             with self._lock:
                 rows = self._con.execute(select + placeholders, keys).fetchall() if keys else []
-            for key, name, blob in rows:
+            seen: dict[int, Any] = {}
+            for key, name, blob, stamp in rows:
                 i = position[key]
                 found[i] = True
+                seen[i] = stamp  # one event time per entity and view (Feast writes the row at once)
                 if name not in names:
                     continue
                 value = cache.get(blob, cache)
@@ -215,20 +251,24 @@ class SqliteReader(_TypedReads):
                     if len(cache) < 200_000:
                         cache[blob] = value
                 view_columns[name][i] = value
+            for i, stamp in seen.items():
+                event_at[i] = _older(event_at[i], self._event_time(stamp))
             columns.update(view_columns)
-        return columns, found
+        return columns, found, event_at
 
     def read_columns(self, customer_ids: Sequence[str], request_at: datetime | Sequence[datetime]) -> dict[str, list[Any]]:
-        """As `OnlineReader.read_columns`: python lists by feature name, plus `__found__`."""
+        """As `OnlineReader.read_columns`: python lists by feature name, plus `__found__` and
+        `__event_at__`."""
         keys = [self.entity_key(cid) for cid in customer_ids]
         distinct = list(dict.fromkeys(keys))
-        columns, found = self._stored(distinct)
+        columns, found, event_at = self._stored(distinct)
         if len(distinct) < len(keys):  # a repeated customer gets its row once per occurrence
             where = {key: i for i, key in enumerate(distinct)}
             rows = [where[key] for key in keys]
             columns = {name: [values[i] for i in rows] for name, values in columns.items()}
             found = [found[i] for i in rows]
-        return _with_on_demand(columns, found, len(customer_ids), request_at, self._transforms)
+            event_at = [event_at[i] for i in rows]
+        return _with_on_demand(columns, found, event_at, request_at, self._transforms)
 
 
     def close(self) -> None:
@@ -253,12 +293,14 @@ def open_reader(settings: Any, service_name: str) -> Any:
     return reader
 
 
-def _with_on_demand(columns: dict[str, list[Any]], found: list[bool], count: int,
+def _with_on_demand(columns: dict[str, list[Any]], found: list[bool], event_at: list[datetime | None],
                     request_at: datetime | Sequence[datetime], transforms: Sequence[Any]) -> dict[str, list[Any]]:
-    """Stored columns + request_at + `__found__` + each on-demand view's outputs (its registered
-    function on its input lists): the `read_columns` result of both readers."""
+    """Stored columns + request_at + `__found__` + `__event_at__` + each on-demand view's outputs
+    (its registered function on its input lists): the `read_columns` result of both readers."""
+    count = len(found)
     columns[REQUEST_TIME] = [request_at] * count if isinstance(request_at, datetime) else list(request_at)
-    columns["__found__"] = found
+    columns[FOUND] = found
+    columns[EVENT_AT] = event_at
     for transform in transforms:
         out = transform.udf({name: columns[name] for name in transform.inputs})
         columns.update({name: out[name] for name in transform.outputs})

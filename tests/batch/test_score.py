@@ -102,6 +102,43 @@ def test_a_customer_without_features_is_kept_not_dropped(drift_data, tmp_path):
     assert set(missing["customer_id"]) <= set(exported["customer_id"])
 
 
+def test_stale_features_are_kept_unscored_with_their_age_and_watermark(drift_data, tmp_path):
+    """Past the limit after the data's end every customer with a feature row is stale: no score,
+    its row's time and age, its client's watermark, in the results and the exports."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from parity.features.freshness import WATERMARKS_FILE, max_feature_age
+
+    settings = private_copy(drift_data, tmp_path, copies=("marts",))
+    watermark = pd.Timestamp("2026-05-20", tz="UTC")
+    pq.write_table(pa.table({"client_id": ["bolt"], "watermark_at": pa.array([watermark], pa.timestamp("us", tz="UTC"))}),
+                   settings.marts_dir / WATERMARKS_FILE)
+    limit = max_feature_age()
+    as_of = materialized_until(settings) + limit + timedelta(days=1)
+    run = run_score(settings, load_config(), as_of=as_of)
+    results = run.results
+    stale = results[results["status"] == "stale_features"]
+    assert set(results["status"]) <= {"stale_features", "no_features"} and len(stale) > 0.9 * len(results)
+    assert stale["score"].isna().all() and stale["decision"].isna().all() and stale["is_active"].isna().all()
+    assert stale["reason_1"].isna().all() and stale["segment_id"].isna().all()
+    assert (stale["feature_age_days"] > limit.days + 1 - 1e-9).all()
+    newest = duckdb.connect().execute(
+        f"select customer_id, max(snapshot_at) from read_parquet('{settings.marts_dir}/customer_features_weekly.parquet') "
+        "group by 1").df().set_index("customer_id").iloc[:, 0]
+    expected = pd.to_datetime(newest.reindex(stale["customer_id"]).to_numpy(), utc=True)
+    assert (pd.DatetimeIndex(stale["features_at"]) == expected).all()
+    bolt = stale["client_id"] == "bolt"
+    assert (stale.loc[bolt, "watermark_at"] == watermark).all() and stale.loc[~bolt, "watermark_at"].isna().all()
+    assert stale["status_detail"].str.startswith("not scored").all()
+    assert any("stale_features" in m for m in run.messages)
+    csv = pd.read_csv(next(p for p in run.exports["bolt"] if p.suffix == ".csv"))
+    shown = csv[csv["status"] == "stale_features"]
+    assert len(shown) and shown["score"].isna().all() and shown["reason_1"].isna().all()
+    assert shown["status_detail"].str.contains("2026-05-20").all() and shown["features_at"].notna().all()
+    assert not csv["reason_1"].fillna("").str.contains("no purchase").any()
+
+
 def test_cli_scores_and_refuses_without_a_model(drift_data, tmp_path, capsys):
     from batch.__main__ import main
 

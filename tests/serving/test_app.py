@@ -29,10 +29,29 @@ def _ids(settings, n: int) -> list[str]:
         f"order by customer_id limit {n}").fetchall()]
 
 
+def as_of(settings) -> str:
+    """A request time the test data's features are fresh at: the materialization time (the test
+    drop ends on a fixed date, so "now" finds every customer's features stale)."""
+    from parity.features.feature_store import materialized_until
+    from tests.training.conftest import keep_data_dir_env
+
+    with keep_data_dir_env():  # opening the store sets PARITY_DATA_DIR
+        return materialized_until(settings).isoformat()
+
+
+def body(ids, at: str | None) -> dict:
+    """A /v1/predict body for `ids` at request time `at` (None: the server's now)."""
+    return {"customers": [{"customer_id": i} if at is None else {"customer_id": i, "request_at": at} for i in ids]}
+
+
 class Service:
     """A running `python -m serving` child process."""
 
     def __init__(self, settings, config_path=None, keys=KEY):
+        try:
+            self.at = as_of(settings)
+        except Exception:  # no Feast registry or never materialized: the test expects a 503
+            self.at = None
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         extra = {"PARITY_SERVE_PORT": str(self.port)}
@@ -64,7 +83,7 @@ def service(trained_data):
 
 
 def predict(svc, ids, **headers):
-    return svc.client.post("/v1/predict", json={"customers": [{"customer_id": i} for i in ids]}, headers=headers)
+    return svc.client.post("/v1/predict", json=body(ids, svc.at), headers=headers)
 
 
 def test_health_ready_metrics_are_open(service):
@@ -79,11 +98,11 @@ def test_health_ready_metrics_are_open(service):
 def test_auth(service, trained_data):
     ids = _ids(trained_data, 1)
     bare = httpx.Client(base_url=service.base)
-    body = {"customers": [{"customer_id": ids[0]}]}
-    assert bare.post("/v1/predict", json=body).status_code == 401
-    assert bare.post("/v1/predict", json=body, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert bare.post("/v1/predict", json=body, headers={"X-API-Key": KEY}).status_code == 200
-    assert bare.post("/v1/predict", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+    request = body(ids[:1], service.at)
+    assert bare.post("/v1/predict", json=request).status_code == 401
+    assert bare.post("/v1/predict", json=request, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert bare.post("/v1/predict", json=request, headers={"X-API-Key": KEY}).status_code == 200
+    assert bare.post("/v1/predict", json=request, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     assert bare.get("/v1/model").status_code == 401
 
 
@@ -156,9 +175,9 @@ def test_bounded_load_16_clients_no_errors(service, trained_data):
             for k in range(25):
                 chunk = [ids[(w * 25 + k) % len(ids)]]
                 t0 = time.perf_counter()
-                r = c.post("/v1/predict", json={"customers": [{"customer_id": i} for i in chunk]})
+                r = c.post("/v1/predict", json=body(chunk, service.at))
                 lat.append(time.perf_counter() - t0)
-                err += r.status_code != 200
+                err += r.status_code != 200 or r.json()["predictions"][0]["status"] != "ok"
         return lat, err
 
     with cf.ThreadPoolExecutor(16) as pool:

@@ -29,7 +29,8 @@ app = create_app(load_settings(sys.argv[1]), load_config(None, {"PARITY_API_KEYS
 with TestClient(app) as client:
     ready = client.get("/readyz").json()
     predicted = client.post("/v1/predict", headers={"X-API-Key": "k"},
-                            json={"customers": [{"customer_id": sys.argv[2]}, {"customer_id": "nobody:1"}]}).json()
+                            json={"customers": [{"customer_id": sys.argv[2], "request_at": sys.argv[3]},
+                                                {"customer_id": "nobody:1"}]}).json()
 from serving.schemas import Prediction, PredictResponse
 PredictResponse.model_validate(predicted)  # the plain-JSON response has the declared shape
 assert all(list(p) == list(Prediction.model_fields) for p in predicted["predictions"])
@@ -68,7 +69,10 @@ def _known_customer(settings) -> str:
 
 
 def test_serving_process_never_imports_feast_or_sklearn(trained_data):
-    out = _run(_START, str(trained_data.data_dir), _known_customer(trained_data), data_dir=trained_data.data_dir)
+    from tests.serving.test_app import as_of
+
+    out = _run(_START, str(trained_data.data_dir), _known_customer(trained_data), as_of(trained_data),
+               data_dir=trained_data.data_dir)
     assert out["lean"] is True
     assert out["ready"]["status"] == "ready" and out["ready"]["feature_reader"] == "sqlite", out["ready"]
     assert out["statuses"] == ["ok", "unknown_customer"]

@@ -70,6 +70,9 @@ def test_direct_reader_equals_online_reader_for_every_entity_values_and_types(fe
     assert not mismatches, mismatches[:5]
     assert direct["__found__"][-len(UNKNOWN):] == [False] * len(UNKNOWN)
     assert all(direct["__found__"][:-len(UNKNOWN)])
+    # every known entity's row time is read (and equal to Feast's, above); unknown ones have none
+    assert all(t is not None and t.tzinfo is not None for t in direct["__event_at__"][:-len(UNKNOWN)])
+    assert direct["__event_at__"][-len(UNKNOWN):] == [None] * len(UNKNOWN)
     # the comparison covered missing values of known customers, not only unknown ones
     known = len(ids) - len(UNKNOWN)
     assert any(value is None for name in lean if name != "__found__" for value in lean[name][:known])
