@@ -20,7 +20,7 @@ from serving.schemas import PredictResponse
 from serving.smoke import wait_ready
 from tests.serving.test_app import Service, body
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.server]
 WATERMARK = datetime(2026, 5, 30, tzinfo=timezone.utc)
 
 
