@@ -45,7 +45,8 @@
 {# Regular-expression full match. #}
 {% macro matches(expr, pattern) %}{{ return(adapter.dispatch('matches', 'parity')(expr, pattern)) }}{% endmacro %}
 {% macro default__matches(expr, pattern) %}regexp_full_match({{ expr }}, '{{ pattern }}'){% endmacro %}
-{% macro spark__matches(expr, pattern) %}({{ expr }} rlike '^{{ pattern }}$'){% endmacro %}
+{# Spark unescapes backslashes in string literals: patterns pass with theirs doubled. #}
+{% macro spark__matches(expr, pattern) %}({{ expr }} rlike '^(?:{{ pattern | replace('\\', '\\\\') }})$'){% endmacro %}
 
 {# Add (possibly negative) whole days / hours to a timestamp. #}
 {% macro add_days(expr, days) %}{{ return(adapter.dispatch('add_days', 'parity')(expr, days)) }}{% endmacro %}
@@ -90,3 +91,98 @@
 {% macro integer_divide(numerator, denominator) %}{{ return(adapter.dispatch('integer_divide', 'parity')(numerator, denominator)) }}{% endmacro %}
 {% macro default__integer_divide(numerator, denominator) %}({{ numerator }} // {{ denominator }}){% endmacro %}
 {% macro spark__integer_divide(numerator, denominator) %}({{ numerator }} div {{ denominator }}){% endmacro %}
+
+{#- ---- Raw records and strict parsing (issue 13) --------------------------------------------- -#}
+
+{# The physical line number of a row read by a line reader (one text column per line): rows come
+   in file order (DuckDB preserves insertion order for a single-file scan). #}
+{% macro file_line_number() %}{{ return(adapter.dispatch('file_line_number', 'parity')()) }}{% endmacro %}
+{% macro default__file_line_number() %}row_number() over (){% endmacro %}
+{% macro spark__file_line_number() %}row_number() over (order by monotonically_increasing_id()){% endmacro %}
+
+{# Partial regular-expression match (anywhere in the text). #}
+{% macro contains_match(expr, pattern) %}{{ return(adapter.dispatch('contains_match', 'parity')(expr, pattern)) }}{% endmacro %}
+{% macro default__contains_match(expr, pattern) %}regexp_matches({{ expr }}, '{{ pattern }}'){% endmacro %}
+{% macro spark__contains_match(expr, pattern) %}({{ expr }} rlike '{{ pattern | replace('\\', '\\\\') }}'){% endmacro %}
+
+{# Replace every match of a pattern by a fixed text (no back-references: they differ by engine). #}
+{% macro replace_all_matches(expr, pattern, replacement) %}{{ return(adapter.dispatch('replace_all_matches', 'parity')(expr, pattern, replacement)) }}{% endmacro %}
+{% macro default__replace_all_matches(expr, pattern, replacement) %}regexp_replace({{ expr }}, '{{ pattern }}', '{{ replacement }}', 'g'){% endmacro %}
+{% macro spark__replace_all_matches(expr, pattern, replacement) %}regexp_replace({{ expr }}, '{{ pattern | replace('\\', '\\\\') }}', '{{ replacement }}'){% endmacro %}
+
+{# Every match of a pattern's first group, as a list. #}
+{% macro all_matches(expr, pattern) %}{{ return(adapter.dispatch('all_matches', 'parity')(expr, pattern)) }}{% endmacro %}
+{% macro default__all_matches(expr, pattern) %}regexp_extract_all({{ expr }}, '{{ pattern }}', 1){% endmacro %}
+{% macro spark__all_matches(expr, pattern) %}regexp_extract_all({{ expr }}, '{{ pattern | replace('\\', '\\\\') }}', 1){% endmacro %}
+
+{# SHA-256 of a text exactly as it is (hash_pii normalises first), hex. #}
+{% macro sha256_hex(expr) %}{{ return(adapter.dispatch('sha256_hex', 'parity')(expr)) }}{% endmacro %}
+{% macro default__sha256_hex(expr) %}sha256({{ expr }}){% endmacro %}
+{% macro spark__sha256_hex(expr) %}sha2({{ expr }}, 256){% endmacro %}
+
+{# Split a text on a literal delimiter into a list. #}
+{% macro split_text(expr, delimiter) %}{{ return(adapter.dispatch('split_text', 'parity')(expr, delimiter)) }}{% endmacro %}
+{% macro default__split_text(expr, delimiter) %}string_split({{ expr }}, '{{ delimiter }}'){% endmacro %}
+{# Spark's split takes a regex: the delimiter is quoted with \Q..\E; limit -1 keeps trailing empties. #}
+{% macro spark__split_text(expr, delimiter) %}split({{ expr }}, '\\Q{{ delimiter }}\\E', -1){% endmacro %}
+
+{# Lists: 1-based element (NULL when out of range), size, 1-based position (0/NULL when absent),
+   element-wise transform, and whether a list repeats a value. #}
+{% macro list_element(list_expr, index) %}{{ return(adapter.dispatch('list_element', 'parity')(list_expr, index)) }}{% endmacro %}
+{% macro default__list_element(list_expr, index) %}list_extract({{ list_expr }}, {{ index }}){% endmacro %}
+{% macro spark__list_element(list_expr, index) %}try_element_at({{ list_expr }}, {{ index }}){% endmacro %}
+
+{% macro list_size(list_expr) %}{{ return(adapter.dispatch('list_size', 'parity')(list_expr)) }}{% endmacro %}
+{% macro default__list_size(list_expr) %}len({{ list_expr }}){% endmacro %}
+{% macro spark__list_size(list_expr) %}size({{ list_expr }}){% endmacro %}
+
+{% macro list_index_of(list_expr, value) %}{{ return(adapter.dispatch('list_index_of', 'parity')(list_expr, value)) }}{% endmacro %}
+{% macro default__list_index_of(list_expr, value) %}list_position({{ list_expr }}, {{ value }}){% endmacro %}
+{% macro spark__list_index_of(list_expr, value) %}nullif(array_position({{ list_expr }}, {{ value }}), 0){% endmacro %}
+
+{# CSV field values: a quoted field loses its quotes and "" becomes ". #}
+{% macro unquote_csv_fields(list_expr) %}{{ return(adapter.dispatch('unquote_csv_fields', 'parity')(list_expr)) }}{% endmacro %}
+{% macro default__unquote_csv_fields(list_expr) %}list_transform({{ list_expr }}, f -> case when starts_with(f, '"') then replace(f[2:-2], '""', '"') else f end){% endmacro %}
+{% macro spark__unquote_csv_fields(list_expr) %}transform({{ list_expr }}, f -> case when startswith(f, '"') then replace(substring(f, 2, length(f) - 2), '""', '"') else f end){% endmacro %}
+
+{% macro list_has_duplicates(list_expr) %}{{ return(adapter.dispatch('list_has_duplicates', 'parity')(list_expr)) }}{% endmacro %}
+{% macro default__list_has_duplicates(list_expr) %}(len({{ list_expr }}) <> len(list_distinct({{ list_expr }}))){% endmacro %}
+{% macro spark__list_has_duplicates(list_expr) %}(size({{ list_expr }}) <> size(array_distinct({{ list_expr }}))){% endmacro %}
+
+{# The keys of a JSON object in document order, repeated keys included (NULL for non-objects). #}
+{% macro json_object_key_list(expr) %}{{ return(adapter.dispatch('json_object_key_list', 'parity')(expr)) }}{% endmacro %}
+{% macro default__json_object_key_list(expr) %}case when json_valid({{ expr }}) then json_keys({{ expr }}) end{% endmacro %}
+{% macro spark__json_object_key_list(expr) %}json_object_keys({{ expr }}){% endmacro %}
+
+{# JSON type of the document root or of one field: OBJECT, ARRAY, VARCHAR, BIGINT, UBIGINT,
+   DOUBLE, BOOLEAN, NULL (the field absent: NULL). Spark cannot see the type of a field through
+   get_json_object (a string "42" and a number 42 look alike), so its version tells containers,
+   numbers and the rest apart by their text; strictness on Spark is correspondingly coarser. #}
+{% macro json_value_type(expr, key=none) %}{{ return(adapter.dispatch('json_value_type', 'parity')(expr, key)) }}{% endmacro %}
+{% macro default__json_value_type(expr, key=none) %}case when json_valid({{ expr }}) then {% if key is none %}json_type({{ expr }}){% else %}json_type({{ expr }}, '$.{{ key }}'){% endif %} end{% endmacro %}
+{% macro spark__json_value_type(expr, key=none) -%}
+{%- set v = expr if key is none else "get_json_object(" ~ expr ~ ", '$." ~ key ~ "')" -%}
+case
+    when {{ v }} is null then null
+    when json_array_length({{ v }}) is not null then 'ARRAY'
+    when json_object_keys({{ v }}) is not null then 'OBJECT'
+    when {{ v }} rlike '^-?[0-9]+$' then 'BIGINT'
+    when {{ v }} rlike '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' then 'DOUBLE'
+    else 'VARCHAR'
+end
+{%- endmacro %}
+
+{# A timestamp literal (UTC) from an ISO text known at compile time. #}
+{% macro utc_timestamp_literal(iso_text) %}{{ return(adapter.dispatch('utc_timestamp_literal', 'parity')(iso_text)) }}{% endmacro %}
+{% macro default__utc_timestamp_literal(iso_text) %}cast('{{ iso_text }}' as timestamptz){% endmacro %}
+{% macro spark__utc_timestamp_literal(iso_text) %}to_timestamp('{{ iso_text }}'){% endmacro %}
+
+{# Text aggregate in a given order (the lines of a record that spans lines). #}
+{% macro ordered_text_agg(expr, separator, order_expr) %}{{ return(adapter.dispatch('ordered_text_agg', 'parity')(expr, separator, order_expr)) }}{% endmacro %}
+{% macro default__ordered_text_agg(expr, separator, order_expr) %}string_agg({{ expr }}, {{ separator }} order by {{ order_expr }}){% endmacro %}
+{% macro spark__ordered_text_agg(expr, separator, order_expr) %}array_join(transform(array_sort(collect_list(struct({{ order_expr }} as sort_key, {{ expr }} as part))), s -> s.part), {{ separator }}){% endmacro %}
+
+{# Every element trimmed of surrounding spaces. #}
+{% macro trim_list(list_expr) %}{{ return(adapter.dispatch('trim_list', 'parity')(list_expr)) }}{% endmacro %}
+{% macro default__trim_list(list_expr) %}list_transform({{ list_expr }}, f -> trim(f)){% endmacro %}
+{% macro spark__trim_list(list_expr) %}transform({{ list_expr }}, f -> trim(f)){% endmacro %}

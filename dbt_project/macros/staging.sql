@@ -7,11 +7,85 @@
 -#}
 
 {#
-  Expects a relation `parsed` with: client_id, is_record_parseable, source_customer_id, is_customer_id_well_formed,
-  is_test_account, email, country, birth_year, acquisition_channel, signed_up_at, loaded_at,
-  raw_record (non-PII raw text for the quarantine).
+  Audited staging (`audited=true`, what csv_records / jsonl_records give, see
+  macros/raw_records.sql): `parsed` also carries source_file, line_number, physical_lines,
+  raw_line_sha256, record_problem (NULL = the record is well-formed; replaces
+  is_record_parseable) and, per parsed value, a *_problem column (NULL when the text parsed
+  strictly as declared, else its reason code): loaded_at_problem, signed_up_at_problem /
+  transacted_at_problem, amount_problem. Without it (derived or hand-shaped relations) those
+  columns are NULL and is_record_parseable decides.
+  Either way raw_record (the record's non-PII text) is redacted for every rejected row.
 #}
-{% macro stage_customers(parsed) %}
+{% macro _audit_columns(parsed, audited) %}
+    {%- if audited %}
+    {{ parsed }}.source_file,
+    {{ parsed }}.line_number,
+    {{ parsed }}.physical_lines,
+    {{ parsed }}.raw_line_sha256,
+    {%- else %}
+    cast(null as {{ dbt.type_string() }}) as source_file,
+    cast(null as {{ dbt.type_bigint() }}) as line_number,
+    cast(null as {{ dbt.type_bigint() }}) as physical_lines,
+    cast(null as {{ dbt.type_string() }}) as raw_line_sha256,
+    {%- endif %}
+{%- endmacro %}
+
+{# Reasons checked first: the record itself is unusable. #}
+{% macro _record_reasons(parsed, audited) %}
+        {%- if audited %}
+        when {{ parsed }}.record_problem is not null then {{ parsed }}.record_problem
+        {%- else %}
+        when not {{ parsed }}.is_record_parseable then 'malformed_record'
+        {%- endif %}
+        -- an e-mail where none belongs (an id, a category, a record pasted into the wrong file)
+        when {{ contains_match(parsed ~ '.raw_record', email_pattern()) }} then 'pii_in_field'
+        -- control characters escaped inside JSON strings reach the values
+        when {{ contains_match(parsed ~ '.raw_record', control_character_pattern()) }} then 'control_character'
+{%- endmacro %}
+
+{# Arrival checks of an audited relation: parsed strictly, and not after the build itself. #}
+{% macro _arrival_reasons(parsed, audited) %}
+        {%- if audited %}
+        when {{ parsed }}.loaded_at_problem is not null then {{ parsed }}.loaded_at_problem
+        {%- endif %}
+        when {{ parsed }}.loaded_at is null then 'unparseable_loaded_at'
+        {%- if audited %}
+        -- no record can arrive after we build (plus a tolerance for clocks that differ)
+        when {{ parsed }}.loaded_at > {{ add_hours(build_time(), var('build_time_tolerance_hours')) }} then 'arrival_after_build_time'
+        {%- endif %}
+{%- endmacro %}
+
+{# Event-time checks of an audited relation (`column`: signed_up_at or transacted_at). #}
+{% macro _event_reasons(parsed, column, audited) %}
+        {%- if audited %}
+        when {{ parsed }}.{{ column }}_problem is not null then {{ parsed }}.{{ column }}_problem
+        {%- endif %}
+        when {{ parsed }}.{{ column }} is null then 'unparseable_date'
+{%- endmacro %}
+
+{# The instant the build runs (var build_time overrides it, for reproducible tests). #}
+{% macro build_time() -%}
+{{ utc_timestamp_literal(var('build_time', none) or run_started_at.strftime('%Y-%m-%dT%H:%M:%S+00:00')) }}
+{%- endmacro %}
+
+{# Output columns of a staged relation after `judged`: the rejected rows' raw record redacted. #}
+{% macro _redacted_raw_record() -%}
+case when quarantine_reason is null then raw_record else {{ redact_pii('raw_record') }} end as raw_record
+{%- endmacro %}
+
+{#
+  Expects a relation `parsed` with: client_id, is_record_parseable (or the audited columns above),
+  source_customer_id, is_customer_id_well_formed, is_test_account, email, country, birth_year,
+  acquisition_channel, signed_up_at, loaded_at, raw_record (non-PII raw text for the quarantine).
+#}
+{% macro stage_customers(parsed, audited=false) %}
+select
+    client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
+    birth_year, is_test_account, signed_up_at, loaded_at,
+    source_file, line_number, physical_lines, raw_line_sha256,
+    {{ _redacted_raw_record() }},
+    quarantine_reason
+from (
 select
     -- ids
     {{ parsed }}.client_id,
@@ -29,28 +103,41 @@ select
     {{ parsed }}.signed_up_at,
     {{ parsed }}.loaded_at,
     -- audit
+    {{ _audit_columns(parsed, audited) }}
     {{ parsed }}.raw_record,
     case
-        when not {{ parsed }}.is_record_parseable then 'malformed_record'
+        {{- _record_reasons(parsed, audited) }}
         when {{ parsed }}.source_customer_id is null then 'missing_customer_id'
         when {{ parsed }}.is_test_account then 'test_account'
         when not {{ parsed }}.is_customer_id_well_formed then 'malformed_customer_id'
-        when {{ parsed }}.loaded_at is null then 'unparseable_loaded_at'
-        when {{ parsed }}.signed_up_at is null then 'unparseable_date'
+        {{- _arrival_reasons(parsed, audited) }}
+        {{- _event_reasons(parsed, 'signed_up_at', audited) }}
+        {%- if audited %}
+        when {{ parsed }}.signed_up_at < {{ utc_timestamp_literal(var('earliest_valid_date')) }} then 'date_out_of_range'
+        {%- endif %}
         when {{ parsed }}.signed_up_at > {{ add_hours(parsed ~ '.loaded_at', var('future_tolerance_hours')) }} then 'future_date'
     end as quarantine_reason
 from {{ parsed }}
+) as judged
 {% endmacro %}
 
 {#
-  Expects a relation `parsed` with: client_id, is_record_parseable, transaction_id, source_customer_id,
-  is_customer_id_well_formed, is_test_account, transaction_type ('purchase'|'refund'|null),
-  category, currency, amount_local (non-negative when valid), transacted_at, loaded_at, raw_record.
+  Expects a relation `parsed` with: client_id, is_record_parseable (or the audited columns above),
+  transaction_id, source_customer_id, is_customer_id_well_formed, is_test_account,
+  transaction_type ('purchase'|'refund'|null), category, currency, amount_local (non-negative
+  when valid), transacted_at, loaded_at, raw_record.
   `parse_reason` (optional): a column of `parsed` holding a reason found while parsing (e.g.
   'ambiguous_amount', or 'future_date' for a declared arrival after the build), checked after
   the date rules. Amounts of exactly 0 follow the client's zero-amount rule (`zero_amount_rule`).
 #}
-{% macro stage_transactions(parsed, parse_reason=none) %}
+{% macro stage_transactions(parsed, parse_reason=none, audited=false) %}
+select
+    client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
+    currency, amount_flag, amount_local, amount_usd, is_test_account, transacted_at, loaded_at,
+    source_file, line_number, physical_lines, raw_line_sha256,
+    {{ _redacted_raw_record() }},
+    quarantine_reason
+from (
 select
     -- ids
     {{ parsed }}.client_id,
@@ -73,22 +160,30 @@ select
     {{ parsed }}.transacted_at,
     {{ parsed }}.loaded_at,
     -- audit
+    {{ _audit_columns(parsed, audited) }}
     {{ parsed }}.raw_record,
     case
-        when not {{ parsed }}.is_record_parseable then 'malformed_record'
+        {{- _record_reasons(parsed, audited) }}
         when {{ parsed }}.transaction_id is null then 'missing_transaction_id'
+        when not {{ matches(parsed ~ '.transaction_id', var('transaction_id_pattern')) }} then 'malformed_transaction_id'
         when {{ parsed }}.source_customer_id is null then 'missing_customer_id'
         when {{ parsed }}.is_test_account then 'test_account'
         when not {{ parsed }}.is_customer_id_well_formed then 'malformed_customer_id'
         -- event before arrival: a declared arrival is derived from the event time, so an
         -- unparseable event leaves both NULL and the event is what is wrong
-        when {{ parsed }}.transacted_at is null then 'unparseable_date'
-        when {{ parsed }}.loaded_at is null then 'unparseable_loaded_at'
+        {{- _event_reasons(parsed, 'transacted_at', audited) }}
+        {{- _arrival_reasons(parsed, audited) }}
+        {%- if audited %}
+        when {{ parsed }}.transacted_at < {{ utc_timestamp_literal(var('earliest_valid_date')) }} then 'date_out_of_range'
+        {%- endif %}
         when {{ parsed }}.transacted_at > {{ add_hours(parsed ~ '.loaded_at', var('future_tolerance_hours')) }} then 'future_date'
         {% if parse_reason is not none -%}
         when {{ parsed }}.{{ parse_reason }} is not null then {{ parsed }}.{{ parse_reason }}
         {% endif -%}
         when {{ parsed }}.transaction_type is null then 'unknown_transaction_type'
+        {%- if audited %}
+        when {{ parsed }}.amount_problem is not null then {{ parsed }}.amount_problem
+        {%- endif %}
         when {{ parsed }}.amount_local is null then 'unparseable_amount'
         when {{ parsed }}.amount_local < 0 then 'negative_amount'
         when {{ parsed }}.amount_local = 0 and {{ zero_amount_rule(parsed ~ '.client_id') }} = 'quarantine' then 'zero_amount'
@@ -98,11 +193,15 @@ select
 from {{ parsed }}
 left join {{ ref('currency_rates') }} as rates
     on {{ parsed }}.currency = rates.currency
+) as judged
 {% endmacro %}
 
 {#
-  A client's quarantine: every raw row that was rejected, in staging or later (orphans),
-  with its reason. Used as the whole body of `quarantine_<client>`.
+  A client's quarantine: every raw record that was rejected, in staging or later (orphans),
+  with its reason, a redacted raw record (no e-mail, phone number or name in clear text: ids may
+  hold them too, so record_id and source_customer_id are redacted as well) and what finds the
+  line in the raw file: source_file, line_number (first physical line) and raw_line_sha256.
+  Used as the whole body of `quarantine_<client>`.
 #}
 {% macro quarantine_for_client(client) %}
 with customers as (
@@ -113,19 +212,55 @@ transactions as (
 ),
 orphans as (
     select * from {{ ref('int_transactions_orphaned') }}
+    where client_id = '{{ client }}'
 ),
-final as (
+-- orphans were accepted by staging: their line is found again there
+orphan_lines as (
+    select
+        orphans.transaction_id, orphans.loaded_at, orphans.raw_record,
+        min(transactions.source_file) as source_file,
+        min(transactions.line_number) as line_number,
+        min(transactions.raw_line_sha256) as raw_line_sha256
+    from orphans
+    inner join transactions
+        on transactions.transaction_id = orphans.transaction_id
+        and transactions.loaded_at = orphans.loaded_at
+        and transactions.quarantine_reason is null
+    group by orphans.transaction_id, orphans.loaded_at, orphans.raw_record
+),
+rejected as (
     select client_id, 'customers' as source_table, source_customer_id as record_id,
-           source_customer_id, quarantine_reason, raw_record, loaded_at
+           source_customer_id, quarantine_reason, raw_record, loaded_at,
+           source_file, line_number, raw_line_sha256
     from customers where quarantine_reason is not null
     union all
     select client_id, 'transactions' as source_table, transaction_id as record_id,
-           source_customer_id, quarantine_reason, raw_record, loaded_at
+           source_customer_id, quarantine_reason, raw_record, loaded_at,
+           source_file, line_number, raw_line_sha256
     from transactions where quarantine_reason is not null
     union all
-    select client_id, 'transactions' as source_table, transaction_id as record_id,
-           source_customer_id, quarantine_reason, raw_record, loaded_at
-    from orphans where client_id = '{{ client }}'
+    select orphans.client_id, 'transactions' as source_table, orphans.transaction_id as record_id,
+           orphans.source_customer_id, orphans.quarantine_reason, orphans.raw_record, orphans.loaded_at,
+           orphan_lines.source_file, orphan_lines.line_number, orphan_lines.raw_line_sha256
+    from orphans
+    left join orphan_lines
+        on orphan_lines.transaction_id = orphans.transaction_id
+        and orphan_lines.loaded_at = orphans.loaded_at
+        and orphan_lines.raw_record = orphans.raw_record
+),
+final as (
+    select
+        client_id,
+        source_table,
+        {{ redact_pii('record_id') }} as record_id,
+        {{ redact_pii('source_customer_id') }} as source_customer_id,
+        quarantine_reason,
+        raw_record,
+        loaded_at,
+        source_file,
+        line_number,
+        raw_line_sha256
+    from rejected
 )
 select * from final
 {% endmacro %}
@@ -215,7 +350,8 @@ parsed as (
 {% macro stage_customers_only(parsed) %}
 select
     client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
-    birth_year, is_test_account, signed_up_at, loaded_at, raw_record,
+    birth_year, is_test_account, signed_up_at, loaded_at,
+    source_file, line_number, physical_lines, raw_line_sha256, raw_record,
     coalesce(quarantine_reason, 'not_scorable_without_transactions') as quarantine_reason
 from (
     {{ stage_customers(parsed) }}

@@ -9,6 +9,7 @@ removed as a duplicate, versioned as a correction, or accepted.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -45,7 +46,7 @@ ORPHAN = {"acme": "AC-999999", "bolt": "b-99999", "cora": "CR-99999"}
 # How each client writes its own ids in a sloppy hand-typed way (near duplicates).
 SLOPPY_ID = {"acme": "  ac-999001 ", "cora": "  cr-99901  "}
 BAD_DATE = {"acme": "gestern", "bolt": "not a date", "cora": "n/a"}
-BAD_AMOUNT = {"acme": "zwölf", "bolt": "twelve", "cora": "12.34.56"}
+BAD_AMOUNT = {"acme": "zwölf", "bolt": "twelve", "cora": "twelve pounds"}
 BAD_TYPE = {"acme": "X", "bolt": "gift", "cora": "pending"}
 MISSING_ID_CHANNEL = "zz-missing-id"  # marks the customer row without an id
 
@@ -191,6 +192,11 @@ MALFORMED_LINE = {
 }
 
 
+# A cut-off CSV line has too few fields; a cut-off JSON line does not parse.
+CUT_OFF_REASON = {"acme": "field_count_mismatch", "bolt": "malformed_record",
+                  "cora": "field_count_mismatch"}
+
+
 def _append_rows(path: Path, client: str, rows: list) -> None:
     """Append rows in the client's own format and encoding (a str is written verbatim)."""
     enc, delim = ("latin-1", ";") if client == "acme" else ("utf-8", ",")
@@ -239,16 +245,25 @@ def test_each_defect_row_is_quarantined_with_its_exact_reason(planted: Settings,
     got = dict(zip(zz["record_id"], zz["quarantine_reason"]))
     expected = {f"ZZ-{reason}": reason for reason in QUARANTINED}
     if client != "bolt":  # a short CSV line still has its id; bolt's cut JSON line has none
-        expected["ZZ-malformed_record"] = "malformed_record"
+        expected["ZZ-malformed_record"] = CUT_OFF_REASON[client]
     assert got == expected
     assert zz["record_id"].is_unique
 
 
 @pytest.mark.parametrize("client", list(FILES))
-def test_cut_off_line_is_quarantined_as_malformed_record(planted: Settings, client: str) -> None:
+def test_cut_off_line_is_quarantined_with_its_cause(planted: Settings, client: str) -> None:
     q = _quarantine(planted, client)
     hit = q[q["raw_record"].fillna("").str.contains("ZZ-malformed_record", regex=False)]
-    assert hit["quarantine_reason"].tolist() == ["malformed_record"]
+    assert hit["quarantine_reason"].tolist() == [CUT_OFF_REASON[client]]
+    # the quarantine finds the line again: its file, its line number and the hash of its text
+    path = planted.raw_dir / client / FILES[client][1]
+    encoding = "latin-1" if client == "acme" else "utf-8"
+    lines = path.read_text(encoding=encoding).split("\n")
+    number = next(i for i, line in enumerate(lines, start=1) if "ZZ-malformed_record" in line)
+    assert hit["source_file"].tolist() == [str(path)]
+    assert hit["line_number"].tolist() == [number]
+    assert hit["raw_line_sha256"].tolist() == [
+        hashlib.sha256(lines[number - 1].encode()).hexdigest()]
     assert hit["source_table"].tolist() == ["transactions"]
 
 

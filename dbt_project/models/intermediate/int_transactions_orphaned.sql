@@ -1,5 +1,6 @@
 -- Transactions whose (well-formed) customer has no customer record: quarantined with reason
--- `orphan_customer` until the client sends the customer.
+-- `orphan_customer` until the client sends the customer. Their raw record is redacted like every
+-- quarantined record (no e-mail, phone number or name in clear text outside staging).
 with transactions as (
     select * from {{ ref('int_transactions_unioned') }}
     where duplicate_rank = 1
@@ -11,7 +12,19 @@ customers as (
 
 final as (
     select
-        transactions.*,
+        transactions.client_id,
+        transactions.transaction_id,
+        transactions.customer_id,
+        transactions.source_customer_id,
+        transactions.transaction_type,
+        transactions.category,
+        transactions.currency,
+        transactions.amount_local,
+        transactions.amount_usd,
+        transactions.transacted_at,
+        transactions.loaded_at,
+        {{ redact_pii('transactions.raw_record') }} as raw_record,
+        transactions.duplicate_rank,
         'orphan_customer' as quarantine_reason
     from transactions
     left join customers on transactions.customer_id = customers.customer_id

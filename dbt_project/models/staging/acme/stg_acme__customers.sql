@@ -1,12 +1,18 @@
+{%- set options = parse_options('acme', 'customers') -%}
 with source as (
-    select * from {{ source('acme', 'customers') }}
+    select * from {{ csv_records(source('acme', 'customers'), ';',
+        ['kundennummer', 'name', 'email', 'land', 'geburtsjahr', 'kanal', 'anmeldedatum', 'exportiert_am'],
+        encoding='latin-1') }} as records
 ),
 
 parsed as (
     select
         'acme' as client_id,
-        -- a short (truncated) line is padded with NULLs: its last field is then missing
-        exportiert_am is not null as is_record_parseable,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line_sha256,
+        record_problem,
         upper(nullif(trim(kundennummer), '')) as source_customer_id,
         coalesce({{ matches("upper(trim(kundennummer))", 'AC-[0-9]{6}') }}, false) as is_customer_id_well_formed,
         coalesce(upper(trim(kundennummer)) like 'TEST%' or lower(trim(email)) like '%@example.com', false) as is_test_account,
@@ -14,10 +20,15 @@ parsed as (
         land as country,
         {{ try_bigint('trim(geburtsjahr)') }} as birth_year,
         kanal as acquisition_channel,
-        {{ local_to_utc(parse_timestamp('trim(anmeldedatum)', '%d/%m/%Y'), 'Europe/Berlin') }} as signed_up_at,
-        {{ local_to_utc(parse_timestamp('trim(exportiert_am)', '%d/%m/%Y %H:%M:%S'), 'Europe/Berlin') }} as loaded_at,
-        concat_ws(';', kundennummer, land, geburtsjahr, kanal, anmeldedatum, exportiert_am) as raw_record
+        {{ strict_timestamp('trim(anmeldedatum)', timestamp_spec(options, 'anmeldedatum')) }} as signed_up_at,
+        {{ timestamp_problem('trim(anmeldedatum)', timestamp_spec(options, 'anmeldedatum'), 'unparseable_date') }} as signed_up_at_problem,
+        {{ strict_timestamp('trim(exportiert_am)', timestamp_spec(options, 'exportiert_am')) }} as loaded_at,
+        {{ timestamp_problem('trim(exportiert_am)', timestamp_spec(options, 'exportiert_am'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        -- the record's non-PII fields (name and e-mail left out), or the whole line when it did not split
+        case when record_problem is null
+            then concat_ws(';', kundennummer, land, geburtsjahr, kanal, anmeldedatum, exportiert_am)
+            else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from source
 )
 
-{{ stage_customers('parsed') }}
+{{ stage_customers('parsed', audited=true) }}

@@ -1,12 +1,18 @@
+{%- set options = parse_options('acme', 'transactions') -%}
 with source as (
-    select * from {{ source('acme', 'transactions') }}
+    select * from {{ csv_records(source('acme', 'transactions'), ';',
+        ['buchungsnr', 'kundennummer', 'datum', 'betrag', 'waehrung', 'kategorie', 'art', 'exportiert_am'],
+        encoding='latin-1') }} as records
 ),
 
 parsed as (
     select
         'acme' as client_id,
-        -- a short (truncated) line is padded with NULLs: its last field is then missing
-        exportiert_am is not null as is_record_parseable,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line_sha256,
+        record_problem,
         nullif(trim(buchungsnr), '') as transaction_id,
         upper(nullif(trim(kundennummer), '')) as source_customer_id,
         coalesce({{ matches("upper(trim(kundennummer))", 'AC-[0-9]{6}') }}, false) as is_customer_id_well_formed,
@@ -16,11 +22,16 @@ parsed as (
         upper(nullif(trim(waehrung), '')) as currency,
         -- refunds arrive negative: store the magnitude, the sign lives in transaction_type
         case when trim(art) = 'R' then -1 else 1 end
-            * {{ try_double("replace(trim(betrag), ',', '.')") }} as amount_local,
-        {{ local_to_utc(parse_timestamp('trim(datum)', '%d/%m/%Y %H:%M'), 'Europe/Berlin') }} as transacted_at,
-        {{ local_to_utc(parse_timestamp('trim(exportiert_am)', '%d/%m/%Y %H:%M:%S'), 'Europe/Berlin') }} as loaded_at,
-        concat_ws(';', buchungsnr, kundennummer, datum, betrag, waehrung, kategorie, art, exportiert_am) as raw_record
+            * {{ strict_decimal('trim(betrag)', options) }} as amount_local,
+        {{ decimal_problem('trim(betrag)', options) }} as amount_problem,
+        {{ strict_timestamp('trim(datum)', timestamp_spec(options, 'datum')) }} as transacted_at,
+        {{ timestamp_problem('trim(datum)', timestamp_spec(options, 'datum'), 'unparseable_date') }} as transacted_at_problem,
+        {{ strict_timestamp('trim(exportiert_am)', timestamp_spec(options, 'exportiert_am')) }} as loaded_at,
+        {{ timestamp_problem('trim(exportiert_am)', timestamp_spec(options, 'exportiert_am'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        case when record_problem is null
+            then concat_ws(';', buchungsnr, kundennummer, datum, betrag, waehrung, kategorie, art, exportiert_am)
+            else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from source
 )
 
-{{ stage_transactions('parsed') }}
+{{ stage_transactions('parsed', audited=true) }}

@@ -1,15 +1,17 @@
+{%- set options = parse_options('bolt', 'transactions') -%}
 with source as (
-    select * from {{ source('bolt', 'transactions') }}
+    select * from {{ jsonl_records(source('bolt', 'transactions'),
+        ['txn_id', 'customer', 'ts', 'amount_cents', 'currency', 'category', 'kind', 'received_at']) }} as records
 ),
 
 fields as (
     select
-        raw_line,
-        {{ is_valid_json('raw_line') }} as is_record_parseable,
+        *,
         {{ json_text('raw_line', 'txn_id') }} as txn_id,
         {{ json_text('raw_line', 'customer') }} as customer,
         {{ json_text('raw_line', 'ts') }} as ts,
         {{ json_text('raw_line', 'amount_cents') }} as amount_cents,
+        {{ json_value_type('raw_line', 'amount_cents') }} as amount_cents_type,
         {{ json_text('raw_line', 'currency') }} as currency,
         {{ json_text('raw_line', 'category') }} as category,
         {{ json_text('raw_line', 'kind') }} as kind,
@@ -20,7 +22,11 @@ fields as (
 parsed as (
     select
         'bolt' as client_id,
-        is_record_parseable,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line_sha256,
+        record_problem,
         nullif(trim(txn_id), '') as transaction_id,
         lower(nullif(trim(customer), '')) as source_customer_id,
         coalesce({{ matches("lower(trim(customer))", 'b-[0-9]+') }}, false) as is_customer_id_well_formed,
@@ -28,13 +34,25 @@ parsed as (
         case lower(trim(kind)) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
         category,
         upper(nullif(trim(currency), '')) as currency,
-        {{ try_double('amount_cents') }} / 100.0 as amount_local,
-        {{ parse_iso_timestamp('ts') }} as transacted_at,
-        {{ parse_iso_timestamp('received_at') }} as loaded_at,
-        case when is_record_parseable
+        -- integer cents, as a JSON number: a string, a fraction of a cent or NaN is refused
+        case when amount_cents_type in ('BIGINT', 'UBIGINT') then {{ try_double('amount_cents') }} / 100.0 end as amount_local,
+        case
+            when amount_cents_type in ('BIGINT', 'UBIGINT') then null
+            when amount_cents_type is null or amount_cents_type = 'NULL' then 'unparseable_amount'
+            when amount_cents_type = 'VARCHAR' and {{ matches('trim(amount_cents)', '[+-]?[0-9]+') }} then 'wrong_type'
+            when amount_cents_type = 'BOOLEAN' then 'wrong_type'
+            when {{ matches('lower(amount_cents)', '[+-]?(nan|inf|infinity)') }} then 'non_finite_amount'
+            when amount_cents_type = 'DOUBLE' then 'ambiguous_amount'
+            else 'unparseable_amount'
+        end as amount_problem,
+        {{ strict_timestamp('ts', timestamp_spec(options, 'ts')) }} as transacted_at,
+        {{ timestamp_problem('ts', timestamp_spec(options, 'ts'), 'unparseable_date') }} as transacted_at_problem,
+        {{ strict_timestamp('received_at', timestamp_spec(options, 'received_at')) }} as loaded_at,
+        {{ timestamp_problem('received_at', timestamp_spec(options, 'received_at'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        case when record_problem is null
             then concat_ws(' | ', txn_id, customer, ts, amount_cents, currency, category, kind, received_at)
-            else left(raw_line, 500) end as raw_record
+            else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from fields
 )
 
-{{ stage_transactions('parsed') }}
+{{ stage_transactions('parsed', audited=true) }}

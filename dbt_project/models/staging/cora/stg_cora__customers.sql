@@ -1,11 +1,17 @@
+{%- set options = parse_options('cora', 'clients') -%}
 with source as (
-    select * from {{ source('cora', 'clients') }}
+    select * from {{ csv_records(source('cora', 'clients'), ',',
+        ['Client ID', 'E-Mail', 'Full Name', 'Country Code', 'Year of Birth', 'Source', 'Registered', 'Ingested At']) }} as records
 ),
 
 parsed as (
     select
         'cora' as client_id,
-        "Ingested At" is not null as is_record_parseable,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line_sha256,
+        record_problem,
         upper(nullif(trim("Client ID"), '')) as source_customer_id,
         coalesce({{ matches('upper(trim("Client ID"))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
         coalesce(upper(trim("Client ID")) like 'TEST%' or lower(trim("E-Mail")) like '%@example.com', false) as is_test_account,
@@ -13,18 +19,14 @@ parsed as (
         "Country Code" as country,
         {{ try_bigint('trim("Year of Birth")') }} as birth_year,
         "Source" as acquisition_channel,
-        {{ parse_timestamp('trim("Registered")', '%Y-%m-%d') }} as signed_up_at_naive,
-        {{ parse_timestamp('trim("Ingested At")', '%Y-%m-%d %H:%M:%S') }} as loaded_at_naive,
-        concat_ws(',', "Client ID", "Country Code", "Year of Birth", "Source", "Registered", "Ingested At") as raw_record
+        {{ strict_timestamp('trim("Registered")', timestamp_spec(options, 'Registered')) }} as signed_up_at,
+        {{ timestamp_problem('trim("Registered")', timestamp_spec(options, 'Registered'), 'unparseable_date') }} as signed_up_at_problem,
+        {{ strict_timestamp('trim("Ingested At")', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
+        {{ timestamp_problem('trim("Ingested At")', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        case when record_problem is null
+            then concat_ws(',', "Client ID", "Country Code", "Year of Birth", "Source", "Registered", "Ingested At")
+            else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from source
-),
-
-utc as (
-    select
-        *,
-        {{ local_to_utc('signed_up_at_naive', 'UTC') }} as signed_up_at,
-        {{ local_to_utc('loaded_at_naive', 'UTC') }} as loaded_at
-    from parsed
 )
 
-{{ stage_customers('utc') }}
+{{ stage_customers('parsed', audited=true) }}
