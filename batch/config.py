@@ -1,14 +1,15 @@
-"""Batch configuration: `config.yaml` loaded once into typed, frozen settings."""
+"""Batch configuration: `config.yaml` loaded once into typed, frozen settings.
+
+Every default value lives in batch/config.yaml (with its reason); the models below only name and
+type the keys (see parity.yaml_config).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from parity import yaml_config
-from parity.jsonable import jsonable
+from parity.yaml_config import ConfigModel
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 EXPORT_FORMATS = ("csv", "parquet")
@@ -18,41 +19,33 @@ class BatchError(RuntimeError):
     """Batch scoring or segment training cannot run; the CLI prints the message and exits 2."""
 
 
-@dataclass(frozen=True)
-class SegmentsConfig:
+class SegmentsConfig(ConfigModel):
     """How the segments model is fitted and where it is registered."""
 
-    model_name: str = "segments"
-    k: int = 5
-    seed: int = 42
-    n_init: int = 10
-    max_rows: int = 20000
-    min_level_count: int = 20
-    columns: tuple[str, ...] = ()
-    log1p: tuple[str, ...] = ()
-    fill: dict[str, float] = field(default_factory=dict)
+    model_name: str
+    k: int
+    seed: int
+    n_init: int
+    max_rows: int
+    min_level_count: int
+    columns: tuple[str, ...]
+    log1p: tuple[str, ...]
+    fill: dict[str, float]
 
 
-@dataclass(frozen=True)
-class BatchConfig:
+class BatchConfig(ConfigModel):
     """Every tunable of `python -m batch`."""
 
-    model_name: str = "churn"
-    active_feature: str = "purchase_count_90d"
-    top_reasons: int = 3
-    export_formats: tuple[str, ...] = EXPORT_FORMATS
-    segments: SegmentsConfig = field(default_factory=SegmentsConfig)
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (recorded in the segments metadata)."""
-        return jsonable(dataclasses.asdict(self))
+    model_name: str
+    active_feature: str
+    top_reasons: int
+    export_formats: tuple[str, ...]
+    segments: SegmentsConfig
 
 
 def load_config(path: str | Path | None = None) -> BatchConfig:
-    """Read the YAML config (default batch/config.yaml) and check the values types cannot."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    data = yaml_config.read_yaml(path, BatchError, "batch config")
-    config = yaml_config.build(BatchConfig, data, BatchError, "batch config")
+    """batch/config.yaml, then the file at `path` (only what differs); checks types cannot express."""
+    config = yaml_config.load(BatchConfig, DEFAULT_CONFIG, BatchError, "batch config", path)
     problems = []
     if config.top_reasons < 0:
         problems.append("top_reasons must be >= 0")
@@ -67,5 +60,5 @@ def load_config(path: str | Path | None = None) -> BatchConfig:
     if stray:
         problems.append(f"segments.log1p names columns that are not clustered: {stray}")
     if problems:
-        raise BatchError(f"invalid batch config {path}: " + "; ".join(problems))
+        raise BatchError(f"invalid batch config {path or DEFAULT_CONFIG}: " + "; ".join(problems))
     return config

@@ -1,14 +1,17 @@
-"""Monitoring configuration: `config.yaml` loaded once into typed, frozen settings."""
+"""Monitoring configuration: `config.yaml` loaded once into typed, frozen settings.
+
+Every default value lives in monitoring/config.yaml (with its reason); the models below only name
+and type the keys (see parity.yaml_config).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from parity import yaml_config
+from parity.yaml_config import ConfigModel
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 REFERENCES = ("test_period", "all")
@@ -18,102 +21,87 @@ class MonitoringError(RuntimeError):
     """Monitoring cannot run at all (bad config, unreadable registry); exit status 2."""
 
 
-@dataclass(frozen=True)
-class PopulationConfig:
+class PopulationConfig(ConfigModel):
     """Which current rows belong to the model's training population."""
 
-    feature: str | None = "purchase_count_90d"
-    min: float = 1.0
+    feature: str | None
+    min: float
 
 
-@dataclass(frozen=True)
-class DriftConfig:
+class DriftConfig(ConfigModel):
     """Thresholds of the per-feature drift statistics."""
 
-    bins: int = 10
-    psi_warn: float = 0.10
-    psi_alert: float = 0.25
-    ks_pvalue: float = 0.01
-    ks_min_statistic: float = 0.20
-    chi2_pvalue: float = 0.01
-    cramers_v_min: float = 0.20
-    min_rows_per_bin: int = 20
-    smoothing: float = 0.5
+    bins: int
+    psi_warn: float
+    psi_alert: float
+    ks_pvalue: float
+    ks_min_statistic: float
+    chi2_pvalue: float
+    cramers_v_min: float
+    min_rows_per_bin: int
+    smoothing: float
 
 
-@dataclass(frozen=True)
-class PredictionConfig:
+class PredictionConfig(ConfigModel):
     """Thresholds of the score-distribution comparison."""
 
-    psi_alert: float = 0.25
-    ks_pvalue: float = 0.01
-    ks_min_statistic: float = 0.20
+    psi_alert: float
+    ks_pvalue: float
+    ks_min_statistic: float
 
 
-@dataclass(frozen=True)
-class PerformanceConfig:
+class PerformanceConfig(ConfigModel):
     """Realised performance on matured labels."""
 
-    metric: str = "PR-AUC"
-    max_drop: float = 0.05
-    min_rows: int = 100
-    label_match_days: float = 3.5
+    metric: str
+    max_drop: float
+    min_rows: int
+    label_match_days: float
 
 
-@dataclass(frozen=True)
-class FreshnessConfig:
+class FreshnessConfig(ConfigModel):
     """Maximum ages (days) before data counts as stale."""
 
-    max_feature_age_days: float = 8.0
-    max_raw_file_age_days: float = 8.0
-    max_loaded_at_age_days: float = 8.0
-    max_client_lag_days: float = 3.0
+    max_feature_age_days: float
+    max_raw_file_age_days: float
+    max_loaded_at_age_days: float
+    max_client_lag_days: float
 
 
-@dataclass(frozen=True)
-class RetrainConfig:
+class RetrainConfig(ConfigModel):
     """How `--retrain` trains and when it promotes."""
 
-    metric: str = "PR-AUC"
-    min_improvement: float = 0.0
-    training_config: str | None = None
-    training_overrides: dict[str, Any] = field(default_factory=dict)
+    metric: str
+    min_improvement: float
+    training_config: str | None
+    training_overrides: dict[str, Any]
 
 
-@dataclass(frozen=True)
-class MonitoringConfig:
+class MonitoringConfig(ConfigModel):
     """Every tunable of `python -m monitoring`."""
 
-    model_name: str = "churn"
-    reference: str = "test_period"
-    population: PopulationConfig = field(default_factory=PopulationConfig)
-    group_by: str | None = "client_id"
-    serving_window_days: float = 7.0
-    max_rows: int = 20000
-    seed: int = 42
-    min_rows: int = 50
-    drift: DriftConfig = field(default_factory=DriftConfig)
-    prediction: PredictionConfig = field(default_factory=PredictionConfig)
-    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
-    freshness: FreshnessConfig = field(default_factory=FreshnessConfig)
-    retrain: RetrainConfig = field(default_factory=RetrainConfig)
-    alert_exit_code: int = 3
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (recorded in the JSON summary)."""
-        return dataclasses.asdict(self)
+    model_name: str
+    reference: str
+    population: PopulationConfig
+    group_by: str | None
+    serving_window_days: float
+    max_rows: int
+    seed: int
+    min_rows: int
+    drift: DriftConfig
+    prediction: PredictionConfig
+    performance: PerformanceConfig
+    freshness: FreshnessConfig
+    retrain: RetrainConfig
+    alert_exit_code: int
 
 
-def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `overrides` into a copy of `base` (see parity.yaml_config.merge)."""
-    return yaml_config.merge(base, overrides)
+merge = yaml_config.merge
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> MonitoringConfig:
-    """Read the YAML config (default monitoring/config.yaml), apply overrides, validate."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    data = yaml_config.read_yaml(path, MonitoringError, "monitoring config")
-    config = yaml_config.build(MonitoringConfig, merge(data, overrides or {}), MonitoringError, "monitoring config")
+    """monitoring/config.yaml, then the file at `path` (only what differs), then `overrides`; validated."""
+    config = yaml_config.load(MonitoringConfig, DEFAULT_CONFIG, MonitoringError, "monitoring config", path, overrides)
     problems = []
     if config.reference not in REFERENCES:
         problems.append(f"reference must be one of {list(REFERENCES)}, got {config.reference!r}")
@@ -129,5 +117,5 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if config.min_rows < 2 or config.max_rows < config.min_rows:
         problems.append("need 2 <= min_rows <= max_rows")
     if problems:
-        raise MonitoringError(f"invalid monitoring config {path}: " + "; ".join(problems))
+        raise MonitoringError(f"invalid monitoring config {path or DEFAULT_CONFIG}: " + "; ".join(problems))
     return config

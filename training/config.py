@@ -1,130 +1,118 @@
-"""Training configuration: `config.yaml` loaded once into typed, frozen settings."""
+"""Training configuration: `config.yaml` loaded once into typed, frozen settings.
+
+Every default value lives in training/config.yaml (with its reason); the models below only name
+and type the keys (see parity.yaml_config).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from parity import yaml_config
-from parity.jsonable import jsonable
+from parity.yaml_config import ConfigModel
 from training.errors import ConfigError
 
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
 MODEL_KEYS = ("logistic_regression", "random_forest", "xgboost")
 
 
-@dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(ConfigModel):
     """Shares of the distinct as-of times held out for test (latest) and validation (before it)."""
 
-    test_fraction: float = 0.2
-    valid_fraction: float = 0.2
+    test_fraction: float
+    valid_fraction: float
 
 
-@dataclass(frozen=True)
-class CVConfig:
+class CVConfig(ConfigModel):
     """Rolling-origin CV inside the training period."""
 
-    folds: int = 3
-    dates_per_fold: int = 1
+    folds: int
+    dates_per_fold: int
 
 
-@dataclass(frozen=True)
-class CostConfig:
+class CostConfig(ConfigModel):
     """Cost of one false positive and one false negative."""
 
-    false_positive: float = 10.0
-    false_negative: float = 40.0
+    false_positive: float
+    false_negative: float
 
 
-@dataclass(frozen=True)
-class BootstrapConfig:
+class BootstrapConfig(ConfigModel):
     """Bootstrap resamples for confidence intervals."""
 
-    reps: int = 1000
-    segment_reps: int = 200
-    confidence: float = 0.95
-    unit: str = "customer"
+    reps: int
+    segment_reps: int
+    confidence: float
+    unit: str
 
 
-@dataclass(frozen=True)
-class LeakageConfig:
+class LeakageConfig(ConfigModel):
     """Thresholds of the leakage checks."""
 
-    max_single_feature_auc: float = 0.97
+    max_single_feature_auc: float
 
 
-@dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(ConfigModel):
     """Feature preparation choices recorded in the prepare spec."""
 
-    min_level_count: int = 20
-    derived: tuple[str, ...] = ()
-    # domain fill values for missing numeric features (instead of the training median)
-    fill: dict[str, float] = field(default_factory=dict)
+    min_level_count: int
+    derived: tuple[str, ...]
+    fill: dict[str, float]
 
 
-@dataclass(frozen=True)
-class BaselineConfig:
+class BaselineConfig(ConfigModel):
     """The "as is" business rule: a single raw feature used as the score."""
 
-    feature: str = "days_since_last_purchase"
+    feature: str
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """One candidate model: fixed params, a small CV grid, monotone constraints (xgboost)."""
+class ModelConfig(ConfigModel):
+    """One candidate model: fixed params, a small CV grid, monotone constraints (xgboost); an
+    entry in config.yaml states only the parts it uses (the others are empty)."""
 
-    params: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    monotone_constraints: dict[str, int] = field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    monotone_constraints: dict[str, int] = Field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class SegmentConfig:
+class SegmentConfig(ConfigModel):
     """Segment columns for the per-segment table and the disparate-impact check."""
 
-    columns: tuple[str, ...] = ("client_id", "country", "acquisition_channel", "age_band")
-    age_band_edges: tuple[int, ...] = (30, 45, 60)
-    min_rows: int = 50
-    disparate_impact_threshold: float = 0.8
+    columns: tuple[str, ...]
+    age_band_edges: tuple[int, ...]
+    min_rows: int
+    disparate_impact_threshold: float
 
 
-@dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(ConfigModel):
     """Every tunable of a training run."""
 
-    seed: int = 42
-    model_name: str = "churn"
-    service: str = "churn_v1"
-    n_jobs: int = 2
-    progress: bool = True
-    split: SplitConfig = SplitConfig()
-    cv: CVConfig = CVConfig()
-    costs: CostConfig = CostConfig()
-    calibration: str = "platt"
-    bootstrap: BootstrapConfig = BootstrapConfig()
-    leakage: LeakageConfig = LeakageConfig()
-    features: FeatureConfig = FeatureConfig()
-    baseline: BaselineConfig = BaselineConfig()
-    models: dict[str, ModelConfig] = field(default_factory=dict)
-    segments: SegmentConfig = SegmentConfig()
-    auto_promote_first: bool = True
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (for metadata and the report)."""
-        return jsonable(dataclasses.asdict(self))
+    seed: int
+    model_name: str
+    service: str
+    n_jobs: int
+    progress: bool
+    split: SplitConfig
+    cv: CVConfig
+    costs: CostConfig
+    calibration: str
+    bootstrap: BootstrapConfig
+    leakage: LeakageConfig
+    features: FeatureConfig
+    baseline: BaselineConfig
+    models: dict[str, ModelConfig]
+    segments: SegmentConfig
+    auto_promote_first: bool
 
 
-def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `overrides` into a copy of `base` (see parity.yaml_config.merge)."""
-    return yaml_config.merge(base, overrides)
+merge = yaml_config.merge
 
 
-def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     """`["bootstrap.reps=200", ...]` -> nested overrides (values parsed as YAML)."""
     return yaml_config.parse_assignments(assignments, ConfigError)
 
@@ -166,7 +154,7 @@ def validate(config: TrainingConfig) -> TrainingConfig:
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> TrainingConfig:
-    """Read the YAML config (default training/config.yaml), apply overrides, validate."""
-    path = Path(path) if path else DEFAULT_CONFIG
-    data = yaml_config.read_yaml(path, ConfigError, "training config")
-    return validate(yaml_config.build(TrainingConfig, merge(data, overrides or {}), ConfigError, "config"))
+    """training/config.yaml, then the file at `path` (only what differs), then `overrides`; validated."""
+    return validate(
+        yaml_config.load(TrainingConfig, DEFAULT_CONFIG, ConfigError, "training config", path, overrides)
+    )

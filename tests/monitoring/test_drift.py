@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from monitoring import drift, freshness, performance
-from monitoring.config import DriftConfig, FreshnessConfig, load_config
+from monitoring.config import load_config
 from monitoring.retrain import decide
 
-CONFIG = DriftConfig()
+CONFIG = load_config().drift
 FEATURES = [("client_id", "String"), ("spend_90d", "Float64"), ("channel", "String")]
 
 
@@ -112,7 +112,7 @@ def test_freshness_flags_a_client_with_no_new_data():
     loaded = pd.DataFrame({"client_id": ["acme", "bolt", "cora"],
                            "newest_loaded_at": pd.to_datetime([now - timedelta(hours=5)] * 2
                                                               + [now - timedelta(days=12)], utc=True)})
-    table = freshness.freshness_table(raw, loaded, now, FreshnessConfig()).set_index("client_id")
+    table = freshness.freshness_table(raw, loaded, now, load_config().freshness).set_index("client_id")
     assert table.loc["acme", "status"] == "ok" and table.loc["bolt", "status"] == "ok"
     assert table.loc["cora", "status"] == "stale"
     assert "no new data since" in table.loc["cora", "problem"] and "raw file 20.0 days" in table.loc["cora", "problem"]

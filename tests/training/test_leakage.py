@@ -7,7 +7,7 @@ import pytest
 
 from parity.models.prepare import fit_spec, prepare
 from training import dataset, split
-from training.config import SplitConfig
+from training.config import load_config
 from training.errors import LeakageError
 from training.evaluate import check_feature_leakage
 
@@ -24,7 +24,7 @@ def train_period(feature_data):
         labels = dataset.read_labels(feature_data.marts_dir / "churn_labels.parquet")
         frame = dataset.retrieve(store, dataset.entity_frame(labels), "churn_v1")
         features = dataset.service_features(store, "churn_v1")
-    return split.time_split(frame, SplitConfig()).train, features
+    return split.time_split(frame, load_config().split).train, features
 
 
 def _check(train, features):

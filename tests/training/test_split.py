@@ -10,6 +10,8 @@ from training.config import CVConfig, SplitConfig
 from training.errors import DataError, LeakageError
 from training.split import Splits, assert_no_leakage, rolling_folds, time_split
 
+SPLIT = SplitConfig(test_fraction=0.2, valid_fraction=0.2)
+
 
 def label_frame(n_dates: int = 20, per_date: int = 40, seed: int = 0) -> pd.DataFrame:
     """Synthetic labels: an as-of time every 28 days, 60-day label windows, ~20% positives."""
@@ -28,7 +30,7 @@ def label_frame(n_dates: int = 20, per_date: int = 40, seed: int = 0) -> pd.Data
 
 def test_periods_are_ordered_and_label_windows_never_reach_a_later_period():
     frame = label_frame()
-    splits = time_split(frame, SplitConfig(test_fraction=0.2, valid_fraction=0.2))
+    splits = time_split(frame, SPLIT)
     test_start, valid_start = splits.test.event_timestamp.min(), splits.valid.event_timestamp.min()
     assert splits.train.event_timestamp.max() < valid_start < test_start
     assert splits.train.label_window_end_at.max() <= valid_start
@@ -44,7 +46,7 @@ def test_periods_are_ordered_and_label_windows_never_reach_a_later_period():
 
 
 def test_the_leakage_assertion_catches_overlapping_periods_and_late_label_windows():
-    splits = time_split(label_frame(), SplitConfig())
+    splits = time_split(label_frame(), SPLIT)
     assert_no_leakage(splits)  # the real split passes
     late = splits.train.copy()
     late.loc[late.index[-1], "label_window_end_at"] = (
@@ -61,12 +63,12 @@ def test_a_single_class_period_is_a_clear_error():
     frame = label_frame()
     frame.loc[frame.event_timestamp < frame.event_timestamp.quantile(0.5), "is_churned"] = 0
     with pytest.raises(DataError, match="train period has only class 0"):
-        time_split(frame, SplitConfig())
+        time_split(frame, SPLIT)
 
 
 def test_too_few_as_of_times_is_a_clear_error():
     with pytest.raises(DataError, match="too few"):
-        time_split(label_frame(n_dates=2), SplitConfig())
+        time_split(label_frame(n_dates=2), SPLIT)
 
 
 def test_everything_purged_is_a_clear_error():
@@ -76,7 +78,7 @@ def test_everything_purged_is_a_clear_error():
 
 
 def test_rolling_folds_expand_and_fit_only_on_windows_closed_before_the_fold():
-    train = time_split(label_frame(), SplitConfig()).train
+    train = time_split(label_frame(), SPLIT).train
     folds = rolling_folds(train, CVConfig(folds=3, dates_per_fold=1))
     assert len(folds) == 3
     held_dates = []
@@ -91,6 +93,6 @@ def test_rolling_folds_expand_and_fit_only_on_windows_closed_before_the_fold():
 
 
 def test_no_usable_fold_is_a_clear_error():
-    train = time_split(label_frame(), SplitConfig()).train
+    train = time_split(label_frame(), SPLIT).train
     with pytest.raises(DataError, match="no usable CV fold"):
-        rolling_folds(train.assign(is_churned=0), CVConfig(folds=2))
+        rolling_folds(train.assign(is_churned=0), CVConfig(folds=2, dates_per_fold=1))
