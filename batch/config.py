@@ -37,7 +37,6 @@ class BatchConfig(ConfigModel):
     """Every tunable of `python -m batch`."""
 
     model_name: str
-    active_feature: str
     top_reasons: int
     export_formats: tuple[str, ...]
     segments: SegmentsConfig

@@ -21,13 +21,6 @@ class MonitoringError(RuntimeError):
     """Monitoring cannot run at all (bad config, unreadable registry); exit status 2."""
 
 
-class PopulationConfig(ConfigModel):
-    """Which current rows belong to the model's training population."""
-
-    feature: str | None
-    min: float
-
-
 class DriftConfig(ConfigModel):
     """Thresholds of the per-feature drift statistics."""
 
@@ -82,7 +75,6 @@ class MonitoringConfig(ConfigModel):
 
     model_name: str
     reference: str
-    population: PopulationConfig
     group_by: str | None
     serving_window_days: float
     max_rows: int

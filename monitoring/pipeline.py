@@ -15,7 +15,7 @@ import pandas as pd
 
 from monitoring import drift, freshness, inputs, performance
 from monitoring.config import MonitoringConfig
-from parity.config import Settings
+from parity.config import ChurnPopulation, Settings
 from parity.jsonable import jsonable
 from parity.models import registry
 
@@ -29,6 +29,7 @@ class Findings:
     now: datetime
     data_dir: Path
     config: MonitoringConfig
+    population: ChurnPopulation
     reference: inputs.Reference
     samples: dict[str, inputs.Sample]
     current: dict[str, pd.DataFrame]  # population-filtered current samples that were compared
@@ -53,15 +54,16 @@ def _subsample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return frame.sample(n=max_rows, random_state=seed).reset_index(drop=True) if len(frame) > max_rows else frame
 
 
-def current_rows(sample: inputs.Sample, config: MonitoringConfig, messages: list[str]) -> pd.DataFrame | None:
-    """The sample restricted to the training population (and subsampled)."""
+def current_rows(sample: inputs.Sample, population: ChurnPopulation, config: MonitoringConfig,
+                 messages: list[str]) -> pd.DataFrame | None:
+    """The sample restricted to the churn population (and subsampled)."""
     if sample.frame is None:
         return None
-    keep = inputs.in_population(sample.frame, config.population.feature, config.population.min)
+    keep = inputs.in_population(sample.frame, population.feature, population.min_purchases)
     if (~keep).any():
         messages.append(
             f"{sample.name}: {int((~keep).sum())} of {len(keep)} scored rows are outside the training "
-            f"population ({config.population.feature} < {config.population.min:g}) and are not compared"
+            f"population ({population.feature} < {population.min_purchases}) and are not compared"
         )
     return _subsample(sample.frame[keep.to_numpy()].reset_index(drop=True), config.max_rows, config.seed)
 
@@ -261,8 +263,9 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
         "batch": inputs.batch_sample(batches[-1] if batches else None, ref.features, messages),
         "serving": inputs.serving_sample(log, ref.features, since, messages),
     }
+    population = settings.churn_population
     current = {name: rows for name, s in samples.items()
-               if (rows := current_rows(s, config, messages)) is not None}
+               if (rows := current_rows(s, population, config, messages)) is not None}
     history_table, scored, first = batch_history(batches, ref.scores, config, messages)
     loaded = freshness.newest_loaded(settings.warehouse_path, messages)
     raw = freshness.raw_files(settings.raw_dir, settings.clients, messages)
@@ -270,6 +273,7 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
         now=now,
         data_dir=settings.data_dir,
         config=config,
+        population=population,
         reference=ref,
         samples=samples,
         current=current,
@@ -315,6 +319,7 @@ def summary(f: Findings) -> dict[str, Any]:
         "batches": _records(f.batches),
         "retrain": f.retrain,
         "config": f.config.as_dict(),
+        "population": {"feature": f.population.feature, "min_purchases": f.population.min_purchases},
     })
 
 

@@ -237,7 +237,7 @@ def render(f: Any) -> str:
     parts.append("<h2>Feature drift</h2>")
     samples = "; ".join(f"{name}: {html.escape(s.description)}" for name, s in f.samples.items())
     parts.append(f"<p>{samples}. Current rows are restricted to the training population "
-                 f"({html.escape(str(cfg.population.feature))} &gt;= {cfg.population.min:g}). Drift = PSI &gt;= "
+                 f"({html.escape(f.population.feature)} &gt;= {f.population.min_purchases}). Drift = PSI &gt;= "
                  f"{cfg.drift.psi_alert:g}, or KS p &lt; {cfg.drift.ks_pvalue:g} with D &gt;= "
                  f"{cfg.drift.ks_min_statistic:g} (chi-square p &lt; {cfg.drift.chi2_pvalue:g} with Cramér's V &gt;= "
                  f"{cfg.drift.cramers_v_min:g}); warn = PSI &gt;= {cfg.drift.psi_warn:g}.</p>")

@@ -48,6 +48,32 @@ def project_clients(project_root: Path = PROJECT_ROOT) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class ChurnPopulation:
+    """Who the churn model is for: customers with at least one purchase in the `days` days up to
+    the as-of time, as known then. Labels exist only for them (churn_labels.sql reads the same
+    var), so training, batch's `is_active` and monitoring's comparisons all use this."""
+
+    days: int
+    min_purchases: int = 1  # "at least one purchase" is the definition, not a tunable
+
+    @property
+    def feature(self) -> str:
+        """The weekly mart's purchase count over that window (the column churn_labels.sql tests)."""
+        return f"purchase_count_{self.days}d"
+
+
+def churn_population(project_root: Path = PROJECT_ROOT) -> ChurnPopulation:
+    """The churn population from ``vars.churn_activity_days`` in dbt_project.yml, its one home."""
+    days = dbt_vars(project_root).get("churn_activity_days")
+    if not isinstance(days, int) or isinstance(days, bool) or days <= 0:
+        raise ProjectConfigError(
+            f"{project_root / 'dbt_project' / 'dbt_project.yml'}: `vars.churn_activity_days` must be "
+            f"a positive whole number of days; got {days!r}"
+        )
+    return ChurnPopulation(days)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Paths of every artefact the platform reads or writes, all under ``data_dir``."""
 
@@ -61,6 +87,11 @@ class Settings:
     def clients(self) -> tuple[str, ...]:
         """The onboarded clients, derived from dbt's ``vars.clients`` (never listed in Python)."""
         return project_clients(self.project_root)
+
+    @property
+    def churn_population(self) -> ChurnPopulation:
+        """The churn population, derived from dbt's ``vars.churn_activity_days``."""
+        return churn_population(self.project_root)
 
     @property
     def raw_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from parity.config import Settings
+from parity.config import Settings, churn_population
 from tests.data.oracle import (
     CHURN_HORIZON_DAYS,
     DAY,
@@ -114,5 +114,6 @@ def test_every_label_is_backed_by_an_active_feature_row(labels: pd.DataFrame,
                           right_on=["customer_id", "snapshot_at"], how="left",
                           suffixes=("", "_feature"))
     assert joined["snapshot_at"].notna().all()
-    assert (joined["purchase_count_90d"] >= 1).all()
+    population = churn_population()  # dbt var churn_activity_days, as churn_labels.sql
+    assert (joined[population.feature] >= population.min_purchases).all()
     assert (joined["client_id"] == joined["client_id_feature"]).all()
