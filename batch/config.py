@@ -46,8 +46,13 @@ def load_config(path: str | Path | None = None) -> BatchConfig:
     """batch/config.yaml, then the file at `path` (only what differs); checks types cannot express."""
     config = yaml_config.load(BatchConfig, DEFAULT_CONFIG, BatchError, "batch config", path)
     problems = []
-    if config.top_reasons < 0:
-        problems.append("top_reasons must be >= 0")
+    from batch.score import REASON_COLUMNS  # the results table's reason columns
+
+    if not 0 <= config.top_reasons <= len(REASON_COLUMNS):
+        problems.append(
+            f"top_reasons must be between 0 and {len(REASON_COLUMNS)} (the results have columns "
+            f"{', '.join(REASON_COLUMNS)}), got {config.top_reasons}"
+        )
     bad = [f for f in config.export_formats if f not in EXPORT_FORMATS]
     if bad:
         problems.append(f"export_formats {bad} unknown; known: {list(EXPORT_FORMATS)}")

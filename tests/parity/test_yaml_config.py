@@ -140,3 +140,4 @@ def test_no_package_config_model_repeats_its_yaml_defaults():
             with_default = [n for n, f in model.model_fields.items() if not f.is_required()]
             assert with_default == [], f"{model.__name__} repeats defaults for {with_default}"
     assert all(f.default_factory is dict for f in ModelConfig.model_fields.values())
+

@@ -31,7 +31,8 @@ eligible as (
         features.snapshot_at as as_of_at
     from features
     inner join timelines on timelines.client_id = features.client_id
-    where features.purchase_count_90d >= 1
+    -- the churn population: its one home is var('churn_activity_days') (parity.config reads it too)
+    where features.purchase_count_{{ var('churn_activity_days') }}d >= 1
         -- snapshots are at midnight, so whole days to the watermark = the observed future
         and {{ days_between('features.snapshot_at', 'timelines.watermark_at') }} >= {{ var('churn_horizon_days') }}
         and mod({{ days_between('features.snapshot_at', 'timelines.snapshot_end') }} / 7, {{ var('label_every_n_snapshots') }}) = 0
