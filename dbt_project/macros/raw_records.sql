@@ -143,8 +143,10 @@
                 when {{ list_size('split.fields') }} <> header.header_field_count then
                     case
                         when split.physical_lines > 1 then 'quoted_newline_malformed'
+                        -- none of the declared delimiter, a header's worth of another one
                         {%- for other in others %}
-                        when {{ list_size(split_text('split.raw_line', other)) }} = header.header_field_count then 'delimiter_mismatch'
+                        when {{ list_size('split.fields') }} = 1
+                            and {{ list_size(split_text('split.raw_line', other)) }} >= header.header_field_count then 'delimiter_mismatch'
                         {%- endfor %}
                         else 'field_count_mismatch'
                     end
@@ -314,4 +316,11 @@ end
 {%- endif -%}
 {{ return({'format': formats.get(column, '%Y'), 'order': options.get('date_order', 'YMD'),
            'timezone': options.get('timezone', 'UTC')}) }}
+{%- endmacro %}
+
+{# An id kept for the quarantine only when it looks like one (no blank, no '@', at most 64
+   characters); anything else (a name, an e-mail pasted into an id column) becomes a hash. #}
+{% macro redact_id(expr) -%}
+case when {{ matches(expr, '[^\\s@]{1,64}') }} then {{ expr }}
+     else '<redacted:' || left({{ sha256_hex(expr) }}, 12) || '>' end
 {%- endmacro %}

@@ -252,8 +252,8 @@ final as (
     select
         client_id,
         source_table,
-        {{ redact_pii('record_id') }} as record_id,
-        {{ redact_pii('source_customer_id') }} as source_customer_id,
+        {{ redact_id('record_id') }} as record_id,
+        {{ redact_id('source_customer_id') }} as source_customer_id,
         quarantine_reason,
         raw_record,
         loaded_at,
