@@ -165,3 +165,19 @@ def test_client_watermarks_mart(shifted: Settings, wh: Warehouse) -> None:
         assert row["watermark_at"] == tl.watermark_at, client
         assert row["n_snapshots"] == len(tl.snapshots), client
         assert (row["first_snapshot_at"], row["last_snapshot_at"]) == (tl.snapshots[0], tl.end), client
+
+
+@pytest.mark.parametrize(("declared", "message"), [
+    ({FIXED: {"rule": "fixd"}}, f"vars.client_watermarks.{FIXED}.rule: unknown rule 'fixd'"),
+    ({FIXED: {"rule": "fixed", "watermark_at": "2026-05-01"}},
+     f"vars.client_watermarks.{FIXED}.watermark_at: '2026-05-01' is not an ISO-8601 instant"),
+])
+def test_a_bad_watermark_declaration_stops_the_build(tmp_path: Path, declared: dict, message: str) -> None:
+    """A typo in vars.client_watermarks fails dbt parse naming the field, never the default rule."""
+    from parity.config import load_settings
+    from parity.ingest.warehouse import DbtError, run_dbt
+
+    with pytest.raises(DbtError) as failure:
+        run_dbt(load_settings(tmp_path), "parse", "--vars", json.dumps({"client_watermarks": declared}),
+                capture=True)
+    assert message in str(failure.value)
