@@ -25,6 +25,9 @@ class ServingConfig:
     reload_check_seconds: float = 1.0
     log_flush_seconds: float = 2.0
     log_flush_rows: int = 500
+    log_sync: str = "write"
+    log_max_backlog_rows: int = 1_000_000
+    shutdown_grace_seconds: float = 5.0
     canary_version: str | None = None
     canary_share: float = 0.0
     shadow_version: str | None = None
@@ -49,6 +52,8 @@ def load_config(path: Path | None = None, env: dict[str, str] | None = None) -> 
         config = replace(config, host=env["PARITY_SERVE_HOST"])
     if env.get("PARITY_SERVE_PORT"):
         config = replace(config, port=int(env["PARITY_SERVE_PORT"]))
+    if config.log_sync not in ("write", "fsync"):
+        raise ValueError(f"log_sync must be 'write' or 'fsync', got {config.log_sync!r}")
     if not 0.0 <= config.canary_share <= 1.0:
         raise ValueError(f"canary.share must be within [0, 1], got {config.canary_share}")
     return config

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
@@ -83,3 +84,19 @@ def create_metrics() -> Metrics:
         predictions=Counter("parity_predictions_total", "Predictions by model version and role",
                             ["model_version", "role"], registry=registry),
     )
+
+
+def watch_log(metrics: Metrics, plog: Any) -> None:
+    """Gauges read from the prediction log at scrape time: backlog, records written and recovered,
+    compaction errors, and whether answered predictions can be logged (1) or not (0)."""
+    values = {
+        "parity_log_backlog_records": ("Records logged (write-ahead) and not yet in a Parquet part", lambda: plog.backlog),
+        "parity_log_written_records": ("Records compacted into Parquet parts by this process", lambda: plog.written),
+        "parity_log_recovered_records": ("Records recovered at start-up from a dead process's write-ahead log",
+                                         lambda: plog.recovered),
+        "parity_log_write_errors": ("Failed compactions into Parquet (each retried)", lambda: plog.write_errors),
+        "parity_log_healthy": ("1 while answered predictions can be logged, else 0 (answers are 503)",
+                               lambda: 0 if plog.problem() else 1),
+    }
+    for name, (documentation, read) in values.items():
+        Gauge(name, documentation, registry=metrics.registry).set_function(read)

@@ -54,11 +54,7 @@ class Service:
             self.at = None
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        extra = {"PARITY_SERVE_PORT": str(self.port)}
-        self.proc = start_service(str(settings.data_dir), self.port, keys, extra)
         if config_path:
-            self.proc.kill()
-            self.proc.wait()
             import os
             import subprocess
             import sys
@@ -66,6 +62,8 @@ class Service:
             env = {**os.environ, "PARITY_DATA_DIR": str(settings.data_dir), "PARITY_API_KEYS": keys}
             self.proc = subprocess.Popen([sys.executable, "-m", "serving", "--config", str(config_path),
                                           "--port", str(self.port), "--log-level", "warning"], env=env)
+        else:
+            self.proc = start_service(str(settings.data_dir), self.port, keys, {"PARITY_SERVE_PORT": str(self.port)})
         self.client = httpx.Client(base_url=self.base, timeout=30, headers={"Authorization": f"Bearer {KEY}"})
 
     def stop(self) -> int:
