@@ -2,8 +2,8 @@
 
 The generated drops are copied and transformed in a tmp dir: every timestamp in bolt's files is
 moved back ~2 years (730 days, not a whole number of weeks, so its grid is not aligned with the
-others'), and acme declares a `fixed` watermark ~6 weeks before its newest arrival
-(vars.client_watermarks). The marts must then give each client features and labels over its own
+others'), acme declares a `fixed` watermark ~6 weeks before its newest arrival and cora one 30 hours
+after its newest event (vars.client_watermarks); bolt keeps the default rule. The marts must then give each client features and labels over its own
 span only: no snapshot after its watermark, no all-zero tail, as many rows as on its own dates,
 every snapshot and label equal to the oracle (tests/data/oracle.py).
 """
@@ -30,7 +30,9 @@ SHIFTED, SHIFT = "bolt", timedelta(days=730)
 FIXED = "acme"
 # a declared cut-off ~6 weeks before the drop's end, not at midnight (the grid ends the midnight before)
 FIXED_AT = pd.Timestamp(TEST_END_DATE, tz="UTC") - pd.Timedelta(days=45) + pd.Timedelta(hours=15, minutes=30)
-RULES = {FIXED: {"rule": "fixed", "watermark_at": FIXED_AT.isoformat()}}
+DELAYED, DELAY_HOURS = "cora", 30  # newest event + 30 h: a watermark that is not at midnight
+RULES = {FIXED: {"rule": "fixed", "watermark_at": FIXED_AT.isoformat()},
+         DELAYED: {"rule": "newest_event_plus_delay", "delay_hours": DELAY_HOURS}}
 ISO_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -91,11 +93,11 @@ def mart(shifted: Settings) -> pd.DataFrame:
 
 def test_each_client_has_its_own_end(wh: Warehouse, mart: pd.DataFrame) -> None:
     """The shifted client ends ~2 years early, acme at its declared cut-off, each on its own grid."""
-    others = {c: tl for c, tl in wh.timelines.items() if c not in (SHIFTED, FIXED)}
-    assert others, "the test needs a client on the default rule"
-    newest = max(tl.end for tl in others.values())
+    newest = max(tl.end for c, tl in wh.timelines.items() if c != SHIFTED)
     assert newest - wh.timelines[SHIFTED].end >= SHIFT - 2 * DAY
     assert wh.timelines[FIXED].end == FIXED_AT.floor("D")
+    delayed = wh.versions.loc[wh.versions["client_id"] == DELAYED, "transacted_at"].max()
+    assert wh.timelines[DELAYED].watermark_at == delayed + pd.Timedelta(hours=DELAY_HOURS)
     rows = mart.reset_index()
     for client, tl in wh.timelines.items():
         times = rows.loc[rows["client_id"] == client, "snapshot_at"]
@@ -104,7 +106,7 @@ def test_each_client_has_its_own_end(wh: Warehouse, mart: pd.DataFrame) -> None:
 
 
 def test_every_snapshot_of_the_shifted_client_equals_the_oracle(wh: Warehouse, mart: pd.DataFrame) -> None:
-    """All of bolt's customers (and some of the others) at every one of their snapshots."""
+    """All of bolt's customers (and 30 of the others) at every one of their snapshots."""
     customers = wh.customers
     rng = np.random.default_rng(12)
     others = sorted(customers.index[customers["client_id"] != SHIFTED])
@@ -141,7 +143,7 @@ def test_rows_follow_the_clients_own_span(built_data: Settings, mart: pd.DataFra
 
 
 def test_labels_follow_each_clients_watermark(shifted: Settings, wh: Warehouse) -> None:
-    """Labels equal the oracle for every customer; bolt's and acme's within their own windows."""
+    """Labels equal the oracle for every customer, each client's within its own window."""
     labels = read_mart(shifted, "churn_labels")
     expected = expected_labels(wh)
     want = expected[expected["is_active"]].set_index(["customer_id", "as_of_at"])["is_churned"]
@@ -149,7 +151,7 @@ def test_labels_follow_each_clients_watermark(shifted: Settings, wh: Warehouse) 
     assert want.index.sort_values().equals(got.index.sort_values()), (
         f"{len(want.index.difference(got.index))} missing, {len(got.index.difference(want.index))} extra")
     assert (want == got.reindex(want.index)).all()
-    for client in (SHIFTED, FIXED):
+    for client in (SHIFTED, FIXED, DELAYED):
         mine = labels[labels["client_id"] == client]
         assert len(mine) > 20 and set(mine["is_churned"]) == {0, 1}, client
         assert (mine["label_window_end_at"] <= wh.timelines[client].watermark_at).all(), client
@@ -160,6 +162,8 @@ def test_client_watermarks_mart(shifted: Settings, wh: Warehouse) -> None:
     assert set(marks.index) == set(wh.timelines)
     assert marks.loc[FIXED, "watermark_rule"] == "fixed"
     assert marks.loc[FIXED, "watermark_at"] == FIXED_AT
+    assert marks.loc[DELAYED, "watermark_rule"] == "newest_event_plus_delay"
+    assert marks.loc[SHIFTED, "watermark_rule"] == "newest_arrival"
     for client, tl in wh.timelines.items():
         row = marks.loc[client]
         assert row["watermark_at"] == tl.watermark_at, client
