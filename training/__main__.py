@@ -17,6 +17,7 @@ from parity.config import load_settings
 from parity.features.feature_store import FeatureStoreError
 from parity.models import registry
 from parity.models.prepare import PrepareError
+from training import clients
 from training.config import DEFAULT_CONFIG, load_config, parse_assignments
 from training.errors import TrainingError
 
@@ -83,6 +84,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"as-is rule on the same costs: no purchase for N >= {as_is:.1f} days"
     )
     print(f"training set: {result.dataset_path}")
+    print(clients.describe(result.metadata["clients"]))
+    for warning in result.metadata["clients"]["warnings"]:
+        print(f"WARNING: {warning}")
     print(f"registered {config.model_name}/{result.version} -> {result.entry_dir}")
     print(f"report: {result.report_path}")
     if result.promoted:

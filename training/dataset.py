@@ -116,7 +116,9 @@ def content_sha256(frame: pd.DataFrame) -> str:
         digest.update(f"{name}\x00{column.type}\x00".encode())
         if column.null_count:
             digest.update(pc.is_null(column).to_numpy(zero_copy_only=False).tobytes())
-            column = pc.fill_null(column, _zero(column.type))
+            # an all-null object column is Arrow `null`: no values under the mask to zero
+            if not pa.types.is_null(column.type):
+                column = pc.fill_null(column, _zero(column.type))
         sink = pa.BufferOutputStream()
         single = pa.table({name: column})
         with pa.ipc.new_stream(sink, single.schema) as writer:

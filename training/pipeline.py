@@ -19,7 +19,7 @@ from parity.features.retrieval import service_schema
 from parity.models import registry
 from parity.models.loaded import load_version
 from parity.models.prepare import PrepareSpec, prepare
-from training import artefacts, dataset, evaluate, models, report, split
+from training import artefacts, clients, dataset, evaluate, models, report, split
 from training.config import TrainingConfig
 from training.errors import TrainingError
 
@@ -183,6 +183,7 @@ def register(
     results: Evaluation,
     fingerprint: dict[str, Any],
     saved: Path,
+    composition: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """Write the registry entry atomically and check that the stored copy scores identically."""
     manifest = settings.dbt_manifest_path
@@ -205,6 +206,7 @@ def register(
         monotone=fitted.monotone,
         contributions=results.contributions,
     )
+    metadata["clients"] = {**composition, "warnings": clients.warnings(composition)}
     card = report.model_card(metadata, results.table, results.fairness)
     files = artefacts.entry_files(fitted.production, metadata, card)
     version = registry.write_version(settings.registry_dir, config.model_name, files)
@@ -232,6 +234,9 @@ def run(
 
     progress.step("building the training set (labels -> point-in-time features)")
     frame, fingerprint, saved = load_training_frame(settings, store, config, dataset_path)
+    composition = clients.composition(frame, settings.clients, [name for name, _ in features])
+    for warning in clients.warnings(composition):  # loud even without progress output
+        print(f"WARNING: {warning}", file=sys.stderr)
 
     progress.step(f"splitting {len(frame)} rows by as-of time; tuning and fitting the models")
     splits = split.time_split(frame, config.split)
@@ -242,7 +247,7 @@ def run(
 
     progress.step("writing the registry entry")
     version, metadata = register(
-        settings, config, features, splits, fitted, results, fingerprint, saved
+        settings, config, features, splits, fitted, results, fingerprint, saved, composition
     )
     entry = settings.registry_dir / config.model_name / version
 

@@ -79,6 +79,7 @@ case when quarantine_reason is null then raw_record else {{ redact_pii('raw_reco
   acquisition_channel, signed_up_at, loaded_at, raw_record (non-PII raw text for the quarantine).
 #}
 {% macro stage_customers(parsed, audited=false) %}
+{{ onboarded_only() }}
 select
     client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
     birth_year, is_test_account, signed_up_at, loaded_at,
@@ -131,6 +132,7 @@ from {{ parsed }}
   the date rules. Amounts of exactly 0 follow the client's zero-amount rule (`zero_amount_rule`).
 #}
 {% macro stage_transactions(parsed, parse_reason=none, audited=false) %}
+{{ onboarded_only() }}
 select
     client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
     currency, amount_flag, amount_local, amount_usd, is_test_account, transacted_at, loaded_at,
@@ -204,6 +206,7 @@ left join {{ ref('currency_rates') }} as rates
   Used as the whole body of `quarantine_<client>`.
 #}
 {% macro quarantine_for_client(client) %}
+{{ onboarded_only(client) }}
 with customers as (
     select * from {{ ref('stg_' ~ client ~ '__customers') }}
 ),
@@ -294,6 +297,7 @@ select * from final
   (not a later-arriving older one, which was not known then). raw_record says it is derived.
 #}
 {% macro stage_customers_from_transactions(client) %}
+{{ onboarded_only(client) }}
 with transactions as (
     select * from {{ ref('stg_' ~ client ~ '__transactions') }}
     where quarantine_reason is null
@@ -348,6 +352,7 @@ parsed as (
   `stg_<client>__customers`; pair it with `no_transactions()` as `stg_<client>__transactions`.
 #}
 {% macro stage_customers_only(parsed) %}
+{{ onboarded_only() }}
 select
     client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
     birth_year, is_test_account, signed_up_at, loaded_at,

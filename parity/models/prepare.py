@@ -166,9 +166,9 @@ def fit_spec(
         raise PrepareError("cannot fit a prepare spec on an empty frame")
     names = [name for name, _ in features]
     _require(frame, names)
-    all_null = [name for name in names if frame[name].isna().all()]
-    if all_null:
-        raise PrepareError(f"feature column(s) {all_null} are null on every training row")
+    # A feature null on every training row (a client that never sends the field, a single-client
+    # project) is no error: it becomes a constant column (no level / the median of nothing, 0,
+    # with its missing indicator) that carries no information; training reports it by name.
     unknown_types = [
         f"{name}:{dtype}"
         for name, dtype in features
@@ -208,9 +208,7 @@ def fit_spec(
             columns.append(column_name(name) + MISSING_SUFFIX)
             sources.append(name)
     for name in derived:
-        values = _derive(frame, name)
-        if np.isnan(values).all():
-            raise PrepareError(f"derived feature '{name}' is null on every training row")
+        values = _derive(frame, name)  # null on every row when an input is: constant, as above
         impute[name] = _median(values)
         columns.append(column_name(name))
         sources.append(name)

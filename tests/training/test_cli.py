@@ -128,7 +128,8 @@ def _edited_dataset(trained, tmp_path, edit) -> str:
     return str(dataset.save_dataset(frame, dataset.fingerprint(frame, print_["service"]), tmp_path))
 
 
-def test_an_all_null_feature_exits_2_naming_it(trained, tmp_path, capsys):
+def test_an_all_null_feature_is_reported_not_a_crash(trained, tmp_path, capsys):
+    # a feature no client sends (issue 12: this crashed with an Arrow cast error, then refused)
     path = _edited_dataset(
         trained, tmp_path, lambda f: f.assign(tenure_days=pd.array([None] * len(f), dtype="Int64"))
     )
@@ -143,8 +144,11 @@ def test_an_all_null_feature_exits_2_naming_it(trained, tmp_path, capsys):
             *small_args(),
         ]
     )
-    assert code == 2
-    assert "tenure_days" in capsys.readouterr().err
+    assert code == 0
+    out = capsys.readouterr()
+    assert "WARNING: feature(s) tenure_days are null on every training row" in out.err
+    assert "WARNING: feature(s) tenure_days are null on every training row" in out.out
+    assert "clients in the training set: acme" in out.out
 
 
 def test_a_feature_that_peeks_at_the_outcome_exits_2_as_leakage(trained, tmp_path, capsys):

@@ -78,9 +78,20 @@ def test_spec_round_trips_through_json_and_prepares_identically():
     pd.testing.assert_frame_equal(prepare(frame(), loaded), prepare(frame(), spec))
 
 
-def test_all_null_and_missing_columns_are_named():
-    with pytest.raises(PrepareError, match=r"\['tenure_days'\] are null on every training row"):
-        fit_spec(frame(tenure_days=pd.array([None] * 4, dtype="Int64")), FEATURES)
+def test_a_feature_null_on_every_row_becomes_a_constant_column():
+    # a single-client project whose client never sends tenure or country: not a crash
+    nulls = frame(tenure_days=pd.array([None] * 4, dtype="Int64"), country=[None] * 4)
+    spec = fit_spec(nulls, FEATURES, derived=["overdue_ratio_365d"])
+    assert dict(spec.levels)["country"] == ()
+    x = prepare(nulls, spec)
+    for column in ("tenure_days", "tenure_days__missing", f"country={OTHER}"):
+        assert x[column].nunique() == 1, column
+    assert x["tenure_days__missing"].eq(1.0).all() and x[f"country={OTHER}"].eq(1.0).all()
+    # scored later with values it never saw: still prepared, no error
+    assert prepare(frame(), spec).shape == x.shape
+
+
+def test_missing_columns_are_named():
     spec = fit_spec(frame(), FEATURES)
     with pytest.raises(PrepareError, match=r"lacks feature column\(s\) \['country'\]"):
         prepare(frame().drop(columns=["country"]), spec)
