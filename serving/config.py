@@ -28,6 +28,9 @@ class ServingConfig:
     log_sync: str = "write"
     log_max_backlog_rows: int = 1_000_000
     shutdown_grace_seconds: float = 5.0
+    max_body_bytes: int = 1_048_576
+    request_at_past_days: float = 3650.0
+    request_at_future_days: float = 1.0
     canary_version: str | None = None
     canary_share: float = 0.0
     shadow_version: str | None = None

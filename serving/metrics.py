@@ -62,6 +62,7 @@ class Metrics:
     scores: BatchHistogram
     unknown: Counter
     stale: Counter
+    denied: Counter
     predictions: Counter
 
 
@@ -81,6 +82,8 @@ def create_metrics() -> Metrics:
         stale=Counter("parity_stale_features_total",
                       "Customers not scored: their newest features are older than max_feature_age_days",
                       registry=registry),
+        denied=Counter("parity_denied_requests_total", "Requests refused before any work, by reason "
+                       "(missing_key, invalid_key)", ["reason"], registry=registry),
         predictions=Counter("parity_predictions_total", "Predictions by model version and role",
                             ["model_version", "role"], registry=registry),
     )
