@@ -141,9 +141,13 @@ def run_score(
             f"day(s) at {as_of.isoformat()} ({by_client}): kept with status 'stale_features' and no score"
         )
     path = outputs.write_results(results, settings.data_dir / "scores", as_of)
+    # one file per listed client (vars.clients), even with no customer scored
+    unlisted = sorted(set(results["client_id"].dropna().astype(str)) - set(settings.clients))
+    if unlisted:
+        messages.append(f"customers of {', '.join(unlisted)} (not in vars.clients) are not exported: "
+                        "rebuild (`make build`) after changing the client list")
     exports = outputs.write_exports(
-        results, settings.data_dir / "exports", as_of, sorted(results["client_id"].unique()),
-        config.export_formats,
+        results, settings.data_dir / "exports", as_of, list(settings.clients), config.export_formats,
     )
     return ScoreRun(
         as_of=as_of,

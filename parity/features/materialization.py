@@ -212,6 +212,21 @@ def online_keys(store: Any, view: Any) -> dict[tuple[Any, ...], bytes] | None:
     return found
 
 
+def online_count(store: Any, view: Any) -> int | None:
+    """How many entities the view's SQLite table holds (None for stores that cannot say)."""
+    located = _sqlite_table(store, view)
+    if located is None:
+        return None
+    path, table = located
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as con:
+        try:
+            return int(con.execute(f"select count(distinct entity_key) from {quote(table)}").fetchone()[0])
+        except sqlite3.OperationalError:  # table not created yet
+            return 0
+
+
 def delete_online(store: Any, view: Any, blobs: Iterable[bytes]) -> int:
     """Delete entities (stored key bytes) from the view's SQLite table; returns how many."""
     located = _sqlite_table(store, view)
@@ -254,9 +269,14 @@ def materialize_view(store: Any, view: Any, recorded: dict[str, Any], end: datet
     parts = source_parts(view, end)
     definition = definition_sha(view)
     known = recorded.get("parts", {}) if recorded.get("definition") == definition else {}
+    if known and recorded.get("online_entities") != online_count(store, view):
+        known = {}  # the online store is not what the marker says (deleted, restored): reload all
     changed = sorted(name for name, part in parts.items() if known.get(name) != asdict(part))
     removed = sorted(set(known) - set(parts))
     done: dict[str, Any] = {"loaded": {}, "removed": removed, "deleted": 0, "not_deletable": 0}
+    if changed:  # the view's online table exists (Feast creates it at apply; a lost store lacks it)
+        store._get_provider().online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=[view],
+                                                  entities_to_delete=[], entities_to_keep=[], partial=True)
     for name in changed:
         start, stop = window(view, parts[name])
         done["loaded"][name] = {"entities": write_rows(store, view, latest_rows(view, name, start, stop)),
@@ -268,7 +288,8 @@ def materialize_view(store: Any, view: Any, recorded: dict[str, Any], end: datet
         else:
             expected = expected_keys(view, parts)
             done["deleted"] = delete_online(store, view, (blob for key, blob in online.items() if key not in expected))
-    marker = {"definition": definition, "parts": {name: asdict(part) for name, part in parts.items()}}
+    marker = {"definition": definition, "parts": {name: asdict(part) for name, part in parts.items()},
+              "online_entities": online_count(store, view)}
     if parts and changed:
         starts = [window(view, parts[n])[0] for n in changed]
         newest = max(p.newest_at for p in parts.values())

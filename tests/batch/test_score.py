@@ -68,7 +68,8 @@ def test_reasons_and_segments_are_filled_for_scored_customers(scored):
 
 
 def test_per_client_exports_hold_each_clients_customers(scored):
-    _, run = scored
+    settings, run = scored
+    assert sorted(run.exports) == sorted(settings.clients)  # one export per client in vars.clients
     for client, paths in run.exports.items():
         assert {p.suffix for p in paths} == {".csv", ".parquet"}
         csv = pd.read_csv(next(p for p in paths if p.suffix == ".csv"))

@@ -116,3 +116,15 @@ def test_a_corrected_row_with_an_old_event_time_is_loaded(own_copy: Settings, tm
     result = materialize(settings)
     assert set(result["details"]["customer_activity"]["loaded"]) == {"acme"}
     assert run_parity(settings, sample_times=0).ok
+
+
+def test_a_lost_online_store_is_reloaded_although_the_marker_says_up_to_date(own_copy: Settings):
+    settings = own_copy
+    apply(settings)
+    materialize(settings)
+    before = _online_clients(settings)
+    (settings.feast_dir / "online_store.db").unlink()  # e.g. restored from an older backup, or removed
+    result = materialize(settings)
+    assert set(result["details"]["customer_activity"]["loaded"]) == set(before)
+    assert _online_clients(settings) == before
+    assert set(materialize(settings)["views"].values()) == {"up to date"}
