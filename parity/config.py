@@ -129,6 +129,26 @@ class Settings:
     def registry_dir(self) -> Path:
         return self.data_dir / "registry"
 
+    @property
+    def scores_dir(self) -> Path:
+        """Batch results, one ``scores_<as-of>.parquet`` per as-of time (``python -m batch score``)."""
+        return self.data_dir / "scores"
+
+    @property
+    def predictions_dir(self) -> Path:
+        """The service's prediction log (Parquet parts per day)."""
+        return self.data_dir / "serving" / "predictions"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Training reports (``training/<version>``) and the monitoring report (``monitoring``)."""
+        return self.data_dir / "reports"
+
+    @property
+    def console_dir(self) -> Path:
+        """The console's own records: review decisions and its action log."""
+        return self.data_dir / "console"
+
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (dbt, feast) so they resolve the same paths."""
         env = dict(os.environ)

@@ -425,4 +425,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         }
         return _OrjsonResponse(response, headers={"X-Request-ID": request_id})
 
+    from serving.console import install as install_console
+
+    install_console(app)  # the console's pages under /console (serving/console/)
     return app

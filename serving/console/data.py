@@ -1,0 +1,167 @@
+"""What the console reads, each from its one home: Settings paths and the platform's own loaders.
+
+Every loader returns plain data and never raises for a missing or unreadable input: the page
+shows the reason instead (a console that hides a missing file behind an empty table would be a
+wrong result that looks right).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from parity.config import Settings
+from parity.features.freshness import read_watermarks
+from parity.models import registry
+
+SCORES_GLOB = "scores_*.parquet"  # batch writes scores_<as-of stamp>.parquet (temp files start with '.')
+
+
+@dataclass
+class Loaded:
+    """A table (or value) and, when it could not be read, why."""
+
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame)
+    problem: str | None = None
+
+
+def _scan(sql: str, params: list[Any]) -> pd.DataFrame:
+    with duckdb.connect() as con:
+        return con.execute(sql, params).df()
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def score_history(settings: Settings, customer_id: str, limit: int = 500) -> Loaded:
+    """A customer's scores over time: online predictions (the log, primary role) and batch runs."""
+    parts, problems = [], []
+    log_dir = settings.predictions_dir
+    if any(log_dir.glob("**/*.parquet")):
+        try:
+            parts.append(_scan(
+                f"select request_at as at, score, model_version, status, 'online' as source "
+                f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, "
+                "hive_partitioning=false) where customer_id = ? and role = 'primary' "
+                "order by logged_at desc limit ?", [customer_id, limit]))
+        except duckdb.Error as err:
+            problems.append(f"prediction log {log_dir}: {err}")
+    if any(settings.scores_dir.glob(SCORES_GLOB)):
+        try:
+            parts.append(_scan(
+                f"select as_of_at as at, score, model_version, status, 'batch' as source "
+                f"from read_parquet('{_sql_path(settings.scores_dir)}/{SCORES_GLOB}', union_by_name=true) "
+                "where customer_id = ? order by as_of_at desc limit ?", [customer_id, limit]))
+        except duckdb.Error as err:
+            problems.append(f"batch scores {settings.scores_dir}: {err}")
+    parts = [p for p in parts if len(p)]
+    frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["at", "score", "model_version", "status", "source"])
+    if len(frame):
+        frame["at"] = pd.to_datetime(frame["at"], utc=True)
+        frame = frame.sort_values("at", kind="stable").reset_index(drop=True)
+    return Loaded(frame, "; ".join(problems) or None)
+
+
+def latest_batch(settings: Settings) -> Path | None:
+    """The newest batch results file (file names sort by as-of time)."""
+    files = sorted(settings.scores_dir.glob(SCORES_GLOB))
+    return files[-1] if files else None
+
+
+def flagged(path: Path) -> pd.DataFrame:
+    """The customers a batch flags: scored ok with a positive decision."""
+    frame = _scan(f"select * from read_parquet('{_sql_path(path)}') where status = 'ok' and decision", [])
+    if len(frame):
+        frame["as_of_at"] = pd.to_datetime(frame["as_of_at"], utc=True)
+    return frame
+
+
+@dataclass
+class ModelVersion:
+    """One registered version with its metadata (or why it could not be read)."""
+
+    version: str
+    metadata: dict[str, Any]
+    problem: str | None = None
+
+
+def model_versions(settings: Settings, model: str) -> tuple[list[ModelVersion], dict[str, Any] | None, str | None]:
+    """Every registered version (newest first), the `current` pointer, and a problem if any."""
+    try:
+        versions = registry.list_versions(settings.registry_dir, model)
+        pointer = registry.read_pointer(settings.registry_dir, model)
+    except Exception as err:  # a broken registry is shown, not raised
+        return [], None, f"registry {settings.registry_dir / model}: {err}"
+    out = []
+    for version in reversed(versions):
+        try:
+            out.append(ModelVersion(version, registry.read_metadata(settings.registry_dir, model, version)))
+        except Exception as err:
+            out.append(ModelVersion(version, {}, f"metadata unreadable: {err}"))
+    return out, pointer, None
+
+
+def model_costs(registry_dir: Path, model: str, version: str) -> dict[str, float] | None:
+    """The costs a version was trained with (metadata `costs`: false_positive, false_negative)."""
+    try:
+        costs = registry.read_metadata(registry_dir, model, version).get("costs") or {}
+        return {"false_positive": float(costs["false_positive"]), "false_negative": float(costs["false_negative"])}
+    except Exception:
+        return None
+
+
+def training_report(settings: Settings, version: str, name: str = "report.html") -> Path | None:
+    """A file of a version's training report folder (None when absent or outside it)."""
+    folder = (settings.reports_dir / "training" / version).resolve()
+    path = (folder / name).resolve()
+    if path.parent != folder or path.suffix not in (".html", ".png") or not path.is_file():
+        return None
+    return path
+
+
+def reconciliation(settings: Settings) -> Loaded:
+    """The reconciliation mart per client and raw table (warehouse)."""
+    from parity.ingest.warehouse import reconciliation as read
+
+    return _warehouse(settings, read)
+
+
+def quarantine(settings: Settings) -> Loaded:
+    """Quarantined rows per client, table and reason (warehouse)."""
+    from parity.ingest.warehouse import quarantine_summary
+
+    return _warehouse(settings, quarantine_summary)
+
+
+def _warehouse(settings: Settings, read: Any) -> Loaded:
+    if not settings.warehouse_path.exists():
+        return Loaded(problem=f"warehouse {settings.warehouse_path} does not exist: run `make build`")
+    try:
+        return Loaded(read(settings))
+    except Exception as err:  # locked by a running build, table missing: say so
+        return Loaded(problem=f"warehouse {settings.warehouse_path}: {err}")
+
+
+def watermarks(settings: Settings) -> Loaded:
+    """Each client's watermark (client_watermarks mart)."""
+    marks = read_watermarks(settings.marts_dir)
+    frame = pd.DataFrame({"client_id": list(marks.by_client), "watermark_at": list(marks.by_client.values())})
+    return Loaded(frame, marks.problem)
+
+
+def monitoring_summary(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+    """The last monitoring run's summary.json (status, alerts, messages), or why there is none."""
+    path = settings.reports_dir / "monitoring" / "summary.json"
+    if not path.exists():
+        return None, f"{path} does not exist: run `make monitor`"
+    try:
+        return json.loads(path.read_text()), None
+    except (OSError, ValueError) as err:
+        return None, f"{path}: {err}"

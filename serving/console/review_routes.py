@@ -1,0 +1,171 @@
+"""Review queue, models and data health pages (registered on the console's router)."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from fastapi import Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from parity.config import Settings
+from parity.models.registry import VERSION_RE
+from serving.console import auth, data, store, views
+from serving.console.routes import (
+    PAGE_SIZE,
+    _page,
+    _safe_clients,
+    _settings,
+    _state,
+    form_of,
+    record,
+    redirect_with,
+    router,
+    session_of,
+)
+
+
+@lru_cache(maxsize=4)
+def _flagged(path: Path, mtime: float) -> pd.DataFrame:
+    """A batch's flagged customers (cached per file version: batch files are replaced, not edited)."""
+    return data.flagged(path)
+
+
+@lru_cache(maxsize=32)
+def _costs(registry_dir: Path, model: str, version: str) -> dict[str, float] | None:
+    return data.model_costs(registry_dir, model, version)
+
+
+def _batch(settings: Settings) -> tuple[pd.DataFrame, str | None, str | None]:
+    """(flagged rows, batch as-of text, problem) of the latest batch run."""
+    path = data.latest_batch(settings)
+    if path is None:
+        return pd.DataFrame(), None, f"no batch scores under {settings.scores_dir}: run `make score`"
+    try:
+        frame = _flagged(path, path.stat().st_mtime)
+    except Exception as err:  # a file replaced while read, or unreadable: say so
+        return pd.DataFrame(), None, f"{path}: {err}"
+    as_of = path.stem.removeprefix(data.SCORES_GLOB.split("*")[0])
+    return frame, as_of, None
+
+
+def _queue(settings: Settings, client: str) -> dict[str, Any]:
+    """Everything the review page shows (runs in a worker thread: file and SQLite reads)."""
+    frame, as_of, problem = _batch(settings)
+    if problem:
+        return {"problem": problem}
+    costs = {v: _costs(settings.registry_dir, m, v)
+             for m, v in frame[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)}
+    decided = store.decisions(settings.console_dir, as_of)
+    pending, reviewed = views.review_queue(frame, costs, decided)
+    if client:
+        pending, reviewed = pending[pending["client_id"] == client], reviewed[reviewed["client_id"] == client]
+    segments = frame[["customer_id", "segment_name"]].fillna({"segment_name": "no segment"})
+    return {"problem": None, "as_of": as_of, "flagged": len(frame), "pending_total": len(pending),
+            "pending": pending, "reviewed": reviewed.head(PAGE_SIZE), "reviewed_total": len(reviewed),
+            "rates": views.override_rates(decided),
+            "segment_rates": views.override_rates(decided.merge(segments, on="customer_id", how="left"),
+                                                  by="segment_name"),
+            "all_rates": views.override_rates(store.decisions(settings.console_dir)),
+            "costs": costs, "missing_costs": sorted(v for v, c in costs.items() if c is None)}
+
+
+@router.get("/review", response_class=HTMLResponse)
+async def review(request: Request, client: str = "", page: int = 1, done: str = "", error: str = "") -> Response:
+    session = session_of(request)
+    settings = _settings(request)
+    await record(request, session.who, "view_review_queue", client=client)
+    queue = await run_in_threadpool(_queue, settings, client)
+    page = max(1, page)
+    if not queue["problem"]:
+        pages = max(1, math.ceil(queue["pending_total"] / PAGE_SIZE))
+        page = min(page, pages)
+        queue["rows"] = queue["pending"].iloc[(page - 1) * PAGE_SIZE: page * PAGE_SIZE].to_dict("records")
+        queue["pages"] = pages
+        queue["reviewed_rows"] = queue["reviewed"].to_dict("records")
+    return _page(request, "review.html", session, q=queue, client=client, page=page, done=done, error=error,
+                 reasons=store.OVERRIDE_REASONS)
+
+
+def _decide(settings: Settings, session: auth.Session, form: dict[str, str]) -> str:
+    """Record the form's decision against the latest batch's own row; the customer decided."""
+    frame, as_of, problem = _batch(settings)
+    if problem:
+        raise store.DecisionError(problem)
+    if form.get("batch_as_of") != as_of:
+        raise store.DecisionError(f"a newer batch ({as_of}) replaced the one on your page: decide again on it")
+    row = frame[frame["customer_id"] == form.get("customer_id", "")]
+    if not len(row):
+        raise store.DecisionError(f"{form.get('customer_id')!r} is not flagged in batch {as_of}")
+    r = row.iloc[0]
+    decision = store.Decision(
+        customer_id=r["customer_id"], client_id=r["client_id"], batch_as_of=as_of,
+        model_version=r["model_version"], score=float(r["score"]), action=form.get("action", ""),
+        reason=form.get("reason") or None, note=form.get("note") or None)
+    store.record_decision(settings.console_dir, session.who, session.key_id, decision)
+    store.record_action(settings.console_dir, session.who, "review_decision", customer_id=decision.customer_id,
+                        batch_as_of=as_of, action=decision.action, reason=decision.reason)
+    return decision.customer_id
+
+
+@router.post("/review")
+async def decide(request: Request) -> Response:
+    session = session_of(request)
+    form = await form_of(request)
+    back = {"client": form.get("client", ""), "page": form.get("page", "")}
+    if "review" not in session.roles:
+        return redirect_with("/console/review", **back, error="your key may not record review decisions")
+    if not auth.csrf_ok(session, form.get("csrf")):
+        return redirect_with("/console/review", **back, error="the form expired: reload the page and decide again")
+    try:
+        customer = await run_in_threadpool(_decide, _settings(request), session, form)
+    except store.DecisionError as err:
+        return redirect_with("/console/review", **back, error=str(err))
+    return redirect_with("/console/review", **back, done=customer)
+
+
+@router.get("/models", response_class=HTMLResponse)
+async def models(request: Request) -> Response:
+    session = session_of(request)
+    settings, config = _settings(request), _state(request).config
+    await record(request, session.who, "view_models")
+    versions, pointer, problem = await run_in_threadpool(data.model_versions, settings, config.model)
+    rows = views.model_rows(versions, pointer, config.canary_version, config.shadow_version)
+    for row in rows:
+        row["has_report"] = data.training_report(settings, row["version"]) is not None
+    segments, seg_pointer, seg_problem = await run_in_threadpool(data.model_versions, settings, config.segments_model)
+    return _page(request, "models.html", session, model=config.model, rows=rows, pointer=pointer, problem=problem,
+                 canary_share=config.canary_share, segments=segments, seg_pointer=seg_pointer, seg_problem=seg_problem)
+
+
+@router.get("/models/{version}/report/{name}")
+def training_report(request: Request, version: str, name: str) -> Response:
+    session = session_of(request)
+    settings = _settings(request)
+    path = data.training_report(settings, version, name) if VERSION_RE.match(version) else None
+    if path is None:
+        return HTMLResponse(f"<p>No training report file {name!r} for version {version!r}.</p>", status_code=404)
+    if name.endswith(".html"):
+        store.record_action(settings.console_dir, session.who, "view_training_report", version=version)
+    return FileResponse(path)
+
+
+def _health(settings: Settings) -> dict[str, Any]:
+    recon, quarantine, marks = data.reconciliation(settings), data.quarantine(settings), data.watermarks(settings)
+    summary, summary_problem = data.monitoring_summary(settings)
+    by_client = dict(zip(marks.frame["client_id"], marks.frame["watermark_at"])) if len(marks.frame) else {}
+    return {"clients": views.health_by_client(_safe_clients(settings), recon.frame, quarantine.frame, by_client),
+            "problems": [p for p in (recon.problem, quarantine.problem, marks.problem) if p],
+            "monitoring": summary, "monitoring_problem": summary_problem}
+
+
+@router.get("/health", response_class=HTMLResponse)
+async def health(request: Request) -> Response:
+    session = session_of(request)
+    settings = _settings(request)
+    await record(request, session.who, "view_data_health")
+    return _page(request, "health.html", session, **(await run_in_threadpool(_health, settings)))

@@ -1,0 +1,251 @@
+"""The console's HTTP routes: login, customer, review queue, models, data health.
+
+Pages are Jinja2 templates rendered on the server; forms post back and redirect (no JavaScript
+needed). The customer page asks the service's own /v1/predict in-process (httpx over ASGI, with
+the session's key), so what a reviewer reads is exactly what the API answers — same features,
+model, freshness verdict, logging and key checks — and nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from parity.config import Settings
+from parity.models.prepare import PrepareSpec
+from serving.console import auth, data, store, svg, views
+
+log = logging.getLogger("serving.console")
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.filters["fmt"] = views.fmt_value
+router = APIRouter(prefix="/console", include_in_schema=False)
+PAGE_SIZE = 50
+MAX_FORM_BYTES = 16_384  # a console form is a few fields; anything larger is refused unread
+
+
+class FormError(ValueError):
+    """A posted form that is not a small url-encoded form."""
+
+
+async def form_of(request: Request) -> dict[str, str]:
+    """The posted url-encoded form (the first value of each field), read with a size cap.
+
+    Parsed here with the standard library: the console's forms are plain url-encoded fields, and
+    FastAPI's Form() needs python-multipart, which the service does not otherwise depend on."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        raise FormError("expected an application/x-www-form-urlencoded form")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise FormError(f"form larger than {MAX_FORM_BYTES} bytes")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as err:
+        raise FormError("form is not UTF-8") from err
+    return {name: values[0] for name, values in fields.items()}
+
+
+class LoginRequired(Exception):
+    """No valid session: the browser is sent to the login form."""
+
+    def __init__(self, next_path: str):
+        self.next_path = next_path
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.parity
+
+
+def _settings(request: Request) -> Settings:
+    return _state(request).settings
+
+
+def _folder(request: Request) -> Path:
+    return _settings(request).console_dir
+
+
+def session_of(request: Request) -> auth.Session:
+    """The signed-in reviewer, or LoginRequired (back to this page after logging in)."""
+    now = datetime.now(timezone.utc)
+    session = auth.read_session(_state(request).config.api_keys, request.cookies.get(auth.COOKIE), now)
+    if session is None:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return session
+
+
+async def record(request: Request, who: str, action: str, /, **detail: Any) -> None:
+    """Log a console action (in a worker thread: the SQLite write syncs to disk)."""
+    await run_in_threadpool(store.record_action, _folder(request), who, action, **detail)
+
+
+def _page(request: Request, name: str, session: auth.Session | None, **context: Any) -> HTMLResponse:
+    base = {"session": session, "csrf": auth.csrf_token(session) if session else None,
+            "clients": _safe_clients(_settings(request)), "nav": name.removesuffix(".html")}
+    return templates.TemplateResponse(request, name, {**base, **context})
+
+
+def _safe_clients(settings: Settings) -> tuple[str, ...]:
+    try:
+        return settings.clients
+    except ValueError:
+        return ()
+
+
+def _safe_next(path: str | None) -> str:
+    """Only a console path (never another site) after login."""
+    return path if path and path.startswith("/console") and not path.startswith("//") else "/console/customer"
+
+
+@router.get("", response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request) -> Response:
+    session_of(request)
+    return RedirectResponse("/console/customer", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> Response:
+    return _page(request, "login.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(request: Request) -> Response:
+    now = datetime.now(timezone.utc)
+    form = await form_of(request)
+    next = form.get("next", "")
+    try:
+        session, cookie = auth.login(_state(request).config.api_keys, form.get("api_key", ""),
+                                     form.get("name", ""), now)
+    except auth.LoginError as err:
+        await record(request, "anonymous", "login_refused", reason=str(err))
+        response = _page(request, "login.html", None, next=_safe_next(next), error=str(err))
+        response.status_code = 401
+        return response
+    await record(request, session.who, "login")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(auth.COOKIE, cookie, max_age=int(auth.SESSION_TTL.total_seconds()), httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/console")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    session = session_of(request)
+    if auth.csrf_ok(session, (await form_of(request)).get("csrf")):
+        await record(request, session.who, "logout")
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(auth.COOKIE, path="/console")
+    return response
+
+
+@lru_cache(maxsize=32)
+def _spec(registry_dir: Path, model: str, version: str) -> PrepareSpec | None:
+    from parity.models.registry import read_metadata
+
+    try:
+        return PrepareSpec.from_dict(read_metadata(registry_dir, model, version)["prepare_spec"])
+    except Exception:  # reasons then show the plain column and value
+        return None
+
+
+async def _predict(request: Request, session: auth.Session, key: str, at: datetime | None) -> tuple[int, dict]:
+    """The service's own /v1/predict for one customer, in-process (same app, same checks, logged)."""
+    body = {"customers": [{"customer_id": key, **({"request_at": at.isoformat()} if at else {})}]}
+    transport = httpx.ASGITransport(app=request.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.internal") as client:
+        answer = await client.post("/v1/predict", json=body, headers={"X-API-Key": session.key})
+    return answer.status_code, answer.json()
+
+
+def _online_features(request: Request, key: str, at: datetime) -> tuple[list[tuple[str, Any]], str | None]:
+    """The customer's online feature values, read by the service's own reader (as predict reads)."""
+    reader = getattr(_state(request), "reader", None)
+    if reader is None:
+        return [], "the online store is not open"
+    try:
+        columns = reader.read_columns([key], [at])
+    except Exception as err:
+        return [], f"online store unreachable: {err}"
+    return views.feature_rows(columns, [name for name, _ in reader.schema.features]), None
+
+
+def _parse_at(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    at = datetime.fromisoformat(text.strip())
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
+
+
+@router.get("/customer", response_class=HTMLResponse)
+async def customer(request: Request, client: str = "", id: str = "", at: str = "") -> Response:
+    session = session_of(request)
+    settings = _settings(request)
+    context: dict[str, Any] = {"client": client, "id": id.strip(), "at": at, "error": None, "result": None}
+    if not (client or id):
+        return _page(request, "customer.html", session, **context)
+    if client not in _safe_clients(settings) or not id.strip():
+        context["error"] = "choose a client and enter the customer's id"
+        return _page(request, "customer.html", session, **context)
+    try:
+        request_at = _parse_at(at)
+    except ValueError:
+        context["error"] = f"'as of' must be an ISO date or time (e.g. 2026-06-01T00:00); got {at!r}"
+        return _page(request, "customer.html", session, **context)
+    key = f"{client}:{id.strip()}"
+    await record(request, session.who, "customer_lookup", customer_id=key, request_at=request_at)
+    status, answer = await _predict(request, session, key, request_at)
+    if status != 200:
+        context["error"] = f"the prediction service answered {status}: {answer.get('detail', answer)}"
+        return _page(request, "customer.html", session, **context)
+    prediction, model = answer["predictions"][0], answer["model"]
+    spec = _spec(settings.registry_dir, model["name"], prediction["model_version"])
+    features, feature_problem = ([], None)
+    if prediction["status"] != "unknown_customer":
+        features, feature_problem = _online_features(request, key, request_at or datetime.now(timezone.utc))
+    history = await run_in_threadpool(data.score_history, settings, key)
+    chart = svg.score_history(views.history_points(history.frame), model.get("threshold"))
+    context["result"] = {
+        "key": key, "prediction": prediction, "model": model, "request_id": answer.get("request_id"),
+        "status_words": views.STATUS_WORDS.get(prediction["status"], prediction["status"]),
+        "reasons": views.reasons(prediction.get("contributions") or [], spec),
+        "features": features, "feature_problem": feature_problem,
+        "history": history.frame.iloc[::-1].head(20).to_dict("records"), "history_problem": history.problem,
+        "history_count": len(history.frame), "chart": chart,
+    }
+    return _page(request, "customer.html", session, **context)
+
+
+def install(app: FastAPI) -> None:
+    """Add the console's routes, static files and its login redirect to the app."""
+    from serving.console import review_routes  # noqa: F401  (registers the review/models/health pages)
+
+    app.include_router(router)
+    app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
+
+    async def _login_required(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/console/login?next={quote(exc.next_path, safe='')}", status_code=303)
+
+    async def _bad_form(request: Request, exc: FormError) -> Response:
+        return HTMLResponse(f"<p>Bad form: {exc}</p>", status_code=400)
+
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(FormError, _bad_form)
+
+
+def redirect_with(path: str, **params: Any) -> RedirectResponse:
+    """A 303 back to a console page with query parameters (post/redirect/get)."""
+    query = urlencode({k: v for k, v in params.items() if v not in (None, "")})
+    return RedirectResponse(f"{path}?{query}" if query else path, status_code=303)

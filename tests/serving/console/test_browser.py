@@ -1,0 +1,180 @@
+"""The console in a real browser (headless Chromium) against the real service on loopback."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import duckdb
+import httpx
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from serving.smoke import wait_ready
+from tests.serving.console.conftest import KEY
+from tests.serving.test_app import Service
+
+pytestmark = [pytest.mark.data, pytest.mark.server]
+
+
+@pytest.fixture(scope="module")
+def console(scored_data):
+    """The service with the console, on a free loopback port."""
+    svc = Service(scored_data, keys=KEY)
+    try:
+        wait_ready(svc.base)
+        yield svc
+    finally:
+        svc.stop()
+
+
+def _flagged(settings, n: int = 1) -> list[str]:
+    """Customers the latest batch flags (scored, positive decision), highest score first."""
+    return [r[0] for r in duckdb.connect().execute(
+        f"select customer_id from read_parquet('{settings.scores_dir}/scores_*.parquet') "
+        "where status = 'ok' and decision order by score desc, customer_id limit ?", [n]).fetchall()]
+
+
+def _errors(browser) -> list[dict]:
+    """The page's console errors (a broken asset, a script error) since the last call."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log(browser):
+    """Each test reads only its own pages' console errors."""
+    browser.get_log("browser")
+
+
+def _login(browser, base: str, key: str, name: str = "Ann Reviewer") -> None:
+    browser.get(f"{base}/console/customer")
+    assert "/console/login" in browser.current_url  # no session: sent to the form
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "api_key").send_keys(key)
+    browser.find_element(By.ID, "login").click()
+
+
+def test_login_refuses_a_wrong_key_then_lets_the_right_one_in(console, browser):
+    _login(browser, console.base, "not-a-key")
+    assert browser.find_element(By.ID, "login-error").text == "unknown API key"
+    assert not browser.get_cookies()
+    refused = _errors(browser)  # the refused login is answered 401, which the browser reports
+    assert len(refused) == 1 and "status of 401" in refused[0]["message"], refused
+    _login(browser, console.base, KEY)
+    assert browser.current_url.endswith("/console/customer")
+    assert browser.find_element(By.ID, "who").text.startswith("Ann Reviewer (key ")
+    cookie = browser.get_cookie("parity_console")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert KEY not in cookie["value"] and KEY not in browser.page_source
+    assert _errors(browser) == []
+
+
+def test_customer_page_shows_the_apis_score_reasons_features_and_history(console, browser, scored_data):
+    customer = _flagged(scored_data)[0]
+    client, source_id = customer.split(":", 1)
+    browser.get(f"{console.base}/console/customer")
+    Select(browser.find_element(By.ID, "client")).select_by_value(client)
+    browser.find_element(By.ID, "customer-id").send_keys(source_id)
+    browser.find_element(By.ID, "as-of").send_keys(console.at)
+    browser.find_element(By.ID, "lookup").click()
+    assert "id=" in browser.current_url and KEY not in browser.current_url
+
+    # what the page says is what the API answers for the same customer and time
+    api = httpx.post(f"{console.base}/v1/predict", headers={"Authorization": f"Bearer {KEY}"}, json={
+        "customers": [{"customer_id": customer, "request_at": console.at}]}).json()["predictions"][0]
+    assert api["status"] == "ok" and api["decision"] is True
+    assert browser.find_element(By.ID, "status").text == "scored"
+    assert browser.find_element(By.ID, "score").text == f"{api['score'] * 100:.1f}%"
+    assert browser.find_element(By.ID, "decision").text == "act: contact"
+    assert browser.find_element(By.ID, "segment").text == api["segment_name"]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#reasons tbody tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == [c["feature"] for c in api["contributions"]]
+    assert all(r.find_elements(By.TAG_NAME, "td")[0].text.endswith(("(raises risk)", "(lowers risk)")) for r in rows)
+    assert "days_since_last_purchase" in browser.find_element(By.ID, "features").text
+    # history: the batch run's score of this customer is listed and charted
+    history = browser.find_element(By.ID, "history").text
+    assert "batch" in history
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect")  # batch points are squares
+    assert _errors(browser) == []
+
+
+def test_unknown_customer_is_said_plainly(console, browser):
+    browser.get(f"{console.base}/console/customer?" + urlencode({"client": "acme", "id": "NOT-A-CUSTOMER", "at": console.at}))
+    assert "customer unknown" in browser.find_element(By.ID, "status").text
+    assert not browser.find_elements(By.ID, "score")
+
+
+def _queue_row(browser, customer: str):
+    return browser.find_element(By.CSS_SELECTOR, f'#queue tr[data-customer="{customer}"]')
+
+
+def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console, browser, scored_data):
+    from serving.console import store
+
+    browser.get(f"{console.base}/console/review")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+    queued = [r.get_attribute("data-customer") for r in rows]
+    assert queued == _flagged(scored_data, len(queued))  # one model, one cost: value follows the score
+    first, second = queued[:2]
+
+    _queue_row(browser, first).find_element(By.CSS_SELECTOR, "button.approve").click()
+    assert browser.find_element(By.ID, "review-done").text == f"Decision on {first} recorded."
+    row = _queue_row(browser, second)
+    row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
+    Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("other")
+    row.find_element(By.CSS_SELECTOR, "button.override").click()  # 'other' without a note: refused
+    assert "needs a note" in browser.find_element(By.ID, "review-error").text
+    row = _queue_row(browser, second)
+    row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
+    Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("already_contacted")
+    row.find_element(By.CSS_SELECTOR, "input.note").send_keys("called on Monday")
+    row.find_element(By.CSS_SELECTOR, "button.override").click()
+    assert browser.find_element(By.ID, "review-done").text == f"Decision on {second} recorded."
+
+    # decided customers leave the queue and are listed with their decision and reviewer
+    remaining = [r.get_attribute("data-customer") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")]
+    assert first not in remaining and second not in remaining
+    decided = {r.get_attribute("data-customer"): r.text for r in browser.find_elements(By.CSS_SELECTOR, "#reviewed tbody tr")}
+    assert "approve" in decided[first] and "Ann Reviewer" in decided[first]
+    assert "override" in decided[second] and "called on Monday" in decided[second]
+    assert "50%" in browser.find_element(By.ID, "all-rates").text  # 1 override of 2 decisions
+
+    # durable: in the console's database with who, when and the batch's model version
+    stored = store.decisions(scored_data.console_dir).set_index("customer_id")
+    assert stored.loc[second, "action"] == "override" and stored.loc[second, "reason"] == "already_contacted"
+    assert stored.loc[first, "who"].startswith("Ann Reviewer (key ") and stored.loc[first, "model_version"] == "v0001"
+    logged = store.actions(scored_data.console_dir)
+    assert {"login", "customer_lookup", "review_decision", "view_review_queue"} <= set(logged["action"])
+    assert not logged["detail"].str.contains(KEY).any()
+    assert _errors(browser) == []
+
+
+def test_models_page_lists_versions_with_metrics_and_the_training_report(console, browser):
+    browser.get(f"{console.base}/console/models")
+    current = browser.find_element(By.CSS_SELECTOR, '#versions tr[data-version="v0001"]')
+    assert "current" in current.find_element(By.CLASS_NAME, "roles").text
+    assert "xgboost" in current.text and "as is" in current.text
+    current.find_element(By.CLASS_NAME, "report").click()
+    assert browser.current_url.endswith("/console/models/v0001/report/report.html")
+    images = browser.find_elements(By.TAG_NAME, "img")
+    assert images and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
+    for refused in ("v0001/report/metadata.json", "v0001/report/..%2F..%2Fregistry", "x/report/report.html"):
+        browser.get(f"{console.base}/console/models/{refused}")
+        page = browser.page_source
+        assert "prepare_spec" not in page and ("No training report file" in page or "Not Found" in page)
+    _errors(browser)  # the refused paths above are 404s on purpose
+
+
+def test_data_health_page_shows_each_clients_reconciliation_quarantine_and_watermark(console, browser, scored_data):
+    from parity.ingest.warehouse import reconciliation
+
+    browser.get(f"{console.base}/console/health")
+    expected = reconciliation(scored_data)
+    for client in scored_data.clients:
+        section = browser.find_element(By.ID, f"client-{client}")
+        assert "every raw row accounted for" in section.text
+        raw = expected[(expected["client_id"] == client) & (expected["source_table"] == "transactions")]["raw_rows"]
+        assert str(int(raw.iloc[0])) in section.find_element(By.CLASS_NAME, "reconciliation").text
+        assert section.find_elements(By.CSS_SELECTOR, ".quarantine tbody tr")
+    assert "make monitor" in browser.find_element(By.ID, "monitoring").text  # no monitoring run in this folder
+    assert _errors(browser) == []

@@ -1,0 +1,151 @@
+"""The console's pure view functions and stores, on small in-memory data."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from parity.models.prepare import fit_spec, prepare
+from parity.models.reasons import reasons as export_reasons
+from serving.console import store, svg, views
+
+FEATURES = (("client_id", "String"), ("days_since_last_purchase", "Float64"), ("spend_30d", "Float64"))
+COSTS = {"false_positive": 10.0, "false_negative": 40.0}
+
+
+def test_reasons_read_like_the_batch_exports_for_the_same_contributions():
+    raw = pd.DataFrame({"client_id": ["acme", "bolt", "acme"], "days_since_last_purchase": [47.4, np.nan, 3.0],
+                        "spend_30d": [0.0, 12.0, 99.5]})
+    spec = fit_spec(raw, FEATURES)
+    prepared = prepare(raw, spec)
+    rng = np.random.default_rng(3)
+    contribs = pd.DataFrame(rng.normal(size=(3, len(spec.columns))), columns=list(spec.columns))
+    expected = export_reasons(raw, prepared, contribs, spec, top_k=len(spec.columns))
+    for row in range(3):
+        # what /v1/predict returns: prepared column, the raw value for a raw feature (None when
+        # missing) else the prepared value, largest |contribution| first
+        order = np.argsort(-contribs.iloc[row].abs().to_numpy(), kind="stable")
+        top = []
+        for j in order:
+            column = spec.columns[j]
+            value = raw[column].iat[row] if column in raw.columns else prepared[column].iat[row]
+            top.append({"feature": column, "value": None if pd.isna(value) else value,
+                        "contribution": float(contribs.iat[row, j])})
+        shown = views.reasons(top, spec)
+        assert [r.sentence for r in shown] == expected[row]
+    assert views.reasons([{"feature": "x", "value": 1.5, "contribution": -0.2}], None)[0].sentence == "x = 1.5 (lowers risk)"
+
+
+@pytest.mark.parametrize("value, text", [(None, "n/a"), (float("nan"), "n/a"), (3, "3"), (1964.0, "1964"),
+                                         (97.4936, "97.494"), ("DE", "DE"), (True, "yes"),
+                                         (datetime(2026, 6, 1, 7, 5), "2026-06-01 07:05")])
+def test_values_are_printed_plainly(value, text):
+    assert views.fmt_value(value) == text
+
+
+def test_expected_value_is_zero_at_the_cost_break_even():
+    # p x 40 - (1 - p) x 10 = 0 at p = 0.2: flags above it are worth acting on
+    assert views.expected_value(0.2, COSTS) == pytest.approx(0.0)
+    assert views.expected_value(0.9, COSTS) == pytest.approx(35.0)
+
+
+def _flagged() -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": ["acme:1", "acme:2", "bolt:1", "bolt:2"], "client_id": ["acme", "acme", "bolt", "bolt"],
+                         "score": [0.5, 0.9, 0.7, 0.95], "model_version": ["v0001", "v0001", "v0001", "v0009"],
+                         "segment_name": ["a", "b", "a", None]})
+
+
+def test_queue_orders_pending_by_expected_value_and_sets_decided_aside(tmp_path):
+    folder = tmp_path / "console"
+    for customer, action, reason, note in [("acme:2", "approve", None, None),
+                                           ("bolt:1", "override", "already_contacted", None),
+                                           ("bolt:1", "approve", None, "changed my mind")]:
+        client = customer.split(":")[0]
+        store.record_decision(folder, "Ann (key k)", "k", store.Decision(customer, client, "B1", "v0001", 0.5,
+                                                                         action, reason, note))
+    decided = store.decisions(folder, "B1")
+    assert len(decided) == 3 and decided["is_latest"].tolist() == [True, False, True]
+    # v0009's costs are unknown: its row goes last, without an expected value
+    pending, reviewed = views.review_queue(_flagged(), {"v0001": COSTS, "v0009": None}, decided)
+    assert pending["customer_id"].tolist() == ["acme:1", "bolt:2"]
+    assert np.isnan(pending["expected_value"].iloc[1])
+    assert dict(zip(reviewed["customer_id"], reviewed["action"])) == {"acme:2": "approve", "bolt:1": "approve"}
+    rates = views.override_rates(decided).set_index("client_id")
+    assert rates.loc["all", "decisions"] == 2 and rates.loc["all", "override_rate"] == 0.0
+
+
+def test_override_rate_counts_overrides_and_model_wrong_per_group():
+    decided = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "client_id": ["acme", "acme", "acme", "bolt"],
+                            "action": ["approve", "override", "model_wrong", "approve"], "is_latest": True})
+    rates = views.override_rates(decided).set_index("client_id")
+    assert rates.loc["acme", "override_rate"] == pytest.approx(2 / 3)
+    assert rates.loc["bolt", "override_rate"] == 0.0
+    assert rates.loc["all", ["decisions", "approved", "overridden", "model_wrong"]].tolist() == [4, 2, 1, 1]
+    assert views.override_rates(decided.iloc[0:0]).empty
+
+
+@pytest.mark.parametrize("action, reason, note, message", [
+    ("delete", None, None, "action must be one of"),
+    ("override", None, None, "needs a reason from the list"),
+    ("override", "made_up", None, "needs a reason from the list"),
+    ("override", "other", "  ", "needs a note"),
+    ("model_wrong", None, None, "needs a note"),
+])
+def test_bad_decisions_are_refused_naming_the_field(tmp_path, action, reason, note, message):
+    with pytest.raises(store.DecisionError, match=message):
+        store.record_decision(tmp_path, "Ann", "k", store.Decision("acme:1", "acme", "B1", "v1", 0.5, action, reason, note))
+    assert store.decisions(tmp_path).empty
+
+
+def test_the_store_only_appends(tmp_path):
+    decision = store.Decision("acme:1", "acme", "B1", "v1", 0.5, "approve", None, None)
+    store.record_decision(tmp_path, "Ann", "k", decision)
+    store.record_decision(tmp_path, "Bob", "k2", decision)
+    store.record_action(tmp_path, "Ann", "customer_lookup", customer_id="acme:1")
+    con = sqlite3.connect(tmp_path / store.FILE)
+    assert con.execute("select who from review_decisions order by id").fetchall() == [("Ann",), ("Bob",)]
+    assert store.actions(tmp_path)["action"].tolist() == ["customer_lookup"]
+
+
+def test_history_chart_draws_each_source_and_the_threshold():
+    frame = pd.DataFrame({"at": pd.to_datetime(["2026-05-01", "2026-05-08", "2026-05-09"], utc=True),
+                          "score": [0.2, 0.4, np.nan], "model_version": "v0001",
+                          "status": ["ok", "ok", "stale_features"], "source": ["batch", "online", "online"]})
+    points = views.history_points(frame)
+    assert [(p.source, p.score) for p in points] == [("batch", 0.2), ("online", 0.4)]  # unscored rows left out
+    chart = svg.score_history(points, 0.3)
+    assert chart.count("<rect") == 1 and chart.count("<circle") == 1 and "decision threshold 0.300" in chart
+    assert svg.score_history([], 0.3) == ""
+
+
+def test_health_reports_each_client_even_when_not_built():
+    recon = pd.DataFrame({"client_id": ["acme"], "source_table": ["customers"], "raw_rows": [3], "unaccounted_rows": [0]})
+    quarantine = pd.DataFrame({"client_id": ["acme"], "source_table": ["customers"], "quarantine_reason": ["test_account"],
+                               "n_rows": [1]})
+    at = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    acme, bolt = views.health_by_client(["acme", "bolt"], recon, quarantine, {"acme": at})
+    assert acme["built"] and acme["unaccounted_rows"] == 0 and acme["watermark_at"] == at
+    assert acme["quarantine"][0]["quarantine_reason"] == "test_account"
+    assert not bolt["built"] and bolt["watermark_at"] is None and bolt["unaccounted_rows"] is None
+
+
+def test_training_report_files_stay_inside_the_versions_report_folder(tmp_path):
+    from parity.config import load_settings
+    from serving.console import data
+
+    settings = load_settings(tmp_path)
+    folder = settings.reports_dir / "training" / "v0001"
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text("<html></html>")
+    (folder / "pr_curves.png").write_bytes(b"png")
+    (folder / "notes.json").write_text("{}")
+    (settings.reports_dir / "training" / "secret.html").write_text("no")
+    assert data.training_report(settings, "v0001") == (folder / "report.html").resolve()
+    assert data.training_report(settings, "v0001", "pr_curves.png") is not None
+    for name in ("notes.json", "../secret.html", "missing.png", "/etc/hostname"):
+        assert data.training_report(settings, "v0001", name) is None
+    assert data.training_report(settings, "v0002") is None
