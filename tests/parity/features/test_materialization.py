@@ -128,3 +128,25 @@ def test_a_lost_online_store_is_reloaded_although_the_marker_says_up_to_date(own
     assert set(result["details"]["customer_activity"]["loaded"]) == set(before)
     assert _online_clients(settings) == before
     assert set(materialize(settings)["views"].values()) == {"up to date"}
+
+
+def test_a_client_whose_data_ends_weeks_earlier_is_served_over_its_own_window(own_copy: Settings, tmp_path: Path):
+    settings = own_copy
+    # cora's whole history ends 10 weeks before the others' (a client that delivers late)
+    shifted = tmp_path / "shifted.parquet"
+    duckdb.connect().execute(
+        f"copy (select * replace (case when client_id = 'cora' then snapshot_at - interval 70 day else snapshot_at end "
+        f"as snapshot_at, case when client_id = 'cora' then last_purchase_at - interval 70 day else last_purchase_at end "
+        f"as last_purchase_at) from read_parquet('{tmp_path / 'full.parquet'}')) to '{shifted}' (format parquet)")
+    _write_mart(settings, shifted, "true")
+    apply(settings)
+    result = materialize(settings)
+    loaded = result["details"]["customer_activity"]["loaded"]
+    assert loaded["cora"]["end"] < loaded["acme"]["end"]  # its own window, not the union's
+    customers = dict(duckdb.connect().execute(
+        f"select client_id, count(distinct customer_id) from read_parquet('{shifted}') group by 1").fetchall())
+    assert _online_clients(settings) == customers  # every cora customer is online, with its newest row
+    report = run_parity(settings, sample_times=2)
+    assert report.ok, report.summary()
+    assert report.client_as_of["cora"] < report.client_as_of["acme"]
+    assert "compared as of" in report.summary()
