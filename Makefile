@@ -18,6 +18,9 @@ SEED ?= 42
 END_DATE ?=
 DRIFT_CLIENT ?=
 PYTEST_ARGS ?=
+# Guards to let through on a deliberate change: ALLOW=acme:customers_lost,bolt:raw_rows
+ALLOW ?=
+comma := ,
 
 ##@ Setup
 $(STAMP): pyproject.toml
@@ -37,10 +40,13 @@ data: $(STAMP) ## Generate the raw client drops under data/raw (SCALE, SEED, END
 	$(PYTHON) -m parity.ingest.datagen --out $(PARITY_DATA_DIR)/raw --scale $(SCALE) --seed $(SEED) \
 	  $(if $(END_DATE),--end-date $(END_DATE)) $(if $(DRIFT_CLIENT),--drift-client $(DRIFT_CLIENT))
 
-build: $(STAMP) ## Check raw files, dbt build (models + tests), print the reconciliation
-	$(PYTHON) -m parity build
+build: $(STAMP) ## Check raw files, dbt build into data/builds/<id>, publish only if all passed (ALLOW=client:metric,...)
+	$(PYTHON) -m parity build $(foreach a,$(subst $(comma), ,$(ALLOW)),--allow-guard $(a))
 
-reconcile: $(STAMP) ## Print the reconciliation and quarantine tables of the last build
+rollback-build: $(STAMP) ## Publish the previous build again (then `make apply materialize`)
+	$(PYTHON) -m parity rollback-build
+
+reconcile: $(STAMP) ## Print the reconciliation and quarantine tables of the published build
 	$(PYTHON) -m parity reconcile
 
 ##@ Features (Feast)
@@ -114,4 +120,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test test-fast bench lint clean

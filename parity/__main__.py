@@ -15,24 +15,46 @@ def _print_frame(title: str, frame) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """dbt parse -> raw-file preflight -> dbt seed/build -> reconciliation."""
-    from parity.ingest.preflight import RawFileError, run_preflight
-    from parity.ingest.warehouse import DbtError, run_dbt
+    """Pre-flight -> dbt build into a new build folder -> guards -> publish -> reconciliation."""
+    from parity.ingest.build_config import BuildConfigError, load_build_config
+    from parity.ingest.builds import BuildError
+    from parity.ingest.guards import GuardSpecError, parse_allow
+    from parity.ingest.pipeline import BuildFailed, run_build
 
     settings = load_settings(args.data_dir)
     try:
-        run_dbt(settings, "parse", "--quiet")
-        sources = run_preflight(settings.dbt_manifest_path)
-        print(f"preflight: {len(sources)} raw files readable")
-        run_dbt(settings, "build", *(["--select", args.select] if args.select else []))
-    except RawFileError as err:
+        allow = parse_allow(args.allow_guard)
+        result = run_build(settings, load_build_config(), select=args.select, allow=allow)
+    except BuildFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except (BuildError, BuildConfigError, GuardSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except DbtError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    for breach in result.allowed:
+        print(f"guard allowed by --allow-guard {breach.key}: {breach}")
+    replaced = f" (replacing {result.replaced.build_id}, kept for `make rollback-build`)" if result.replaced else ""
+    print(f"published build {result.build.name}{replaced}")
+    if result.removed:
+        print(f"pruned old builds: {', '.join(p.name for p in result.removed)}")
     if not args.select:
         return cmd_reconcile(args)
+    return 0
+
+
+def cmd_rollback_build(args: argparse.Namespace) -> int:
+    """Publish the previous build again (the current one becomes the previous)."""
+    from parity.ingest import builds
+
+    settings = load_settings(args.data_dir)
+    try:
+        with builds.build_lock(settings, "rollback-build"):
+            now, before = builds.rollback(settings)
+    except (builds.BuildError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"published build is now {now.describe()}; {before.build_id} is kept as the previous build. "
+          "Run `make apply materialize` so Feast's online store serves it.")
     return 0
 
 
@@ -41,8 +63,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from parity.ingest.warehouse import quarantine_summary, reconciliation
 
     settings = load_settings(args.data_dir)
+    if not settings.warehouse_path.exists():
+        print(f"error: nothing is published in {settings.data_dir}: run `make build` first", file=sys.stderr)
+        return 2
     table = reconciliation(settings)
-    _print_frame("Reconciliation (raw = canonical + quarantined + duplicates):", table)
+    _print_frame("Reconciliation (physical records = canonical + quarantined + duplicates):", table)
     _print_frame("Quarantine by reason:", quarantine_summary(settings))
     lost = int(table["unaccounted_rows"].abs().sum())
     print(f"\nunaccounted rows: {lost}")
@@ -112,9 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default: $PARITY_DATA_DIR or ./data)")
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="check raw files, run dbt build, print the reconciliation")
-    build.add_argument("--select", help="dbt selector (default: everything)")
+    build = sub.add_parser("build", help="check raw files, dbt build into a new build folder, publish it "
+                           "only if every model, test and guard passed, print the reconciliation")
+    build.add_argument("--select", help="dbt selector (default: everything); a partial build adds to a copy "
+                       "of the published build")
+    build.add_argument("--allow-guard", action="append", metavar="CLIENT:GUARD",
+                       help="let a guard breach through for a deliberate change, e.g. acme:customers_lost "
+                       "(guards: raw_rows, quarantine_ratio, customers_lost, feature_rows; '*' matches any); "
+                       "repeatable or comma-separated")
     build.set_defaults(func=cmd_build)
+    sub.add_parser("rollback-build", help="publish the previous build again (swap published and previous)"
+                   ).set_defaults(func=cmd_rollback_build)
     sub.add_parser("reconcile", help="print the reconciliation table").set_defaults(func=cmd_reconcile)
     sub.add_parser("apply", help="feast apply of the definitions derived from dbt").set_defaults(func=cmd_apply)
     mat = sub.add_parser("materialize", help="incremental materialization into the online store")

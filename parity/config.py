@@ -98,12 +98,22 @@ class Settings:
         return self.data_dir / "raw"
 
     @property
+    def builds_dir(self) -> Path:
+        """Every build writes its own folder here (parity.ingest.builds); only a passed one is published."""
+        return self.data_dir / "builds"
+
+    @property
+    def published_dir(self) -> Path:
+        """The published build: a symlink to ``builds/<id>``, replaced atomically by a new build."""
+        return self.data_dir / "published"
+
+    @property
     def marts_dir(self) -> Path:
-        return self.data_dir / "marts"
+        return self.published_dir / "marts"
 
     @property
     def warehouse_path(self) -> Path:
-        return self.data_dir / "warehouse.duckdb"
+        return self.published_dir / "warehouse.duckdb"
 
     @property
     def dbt_project_dir(self) -> Path:
@@ -111,7 +121,8 @@ class Settings:
 
     @property
     def dbt_target_dir(self) -> Path:
-        return self.data_dir / "dbt" / "target"
+        """The published build's dbt target (its manifest names the published mart paths)."""
+        return self.published_dir / "target"
 
     @property
     def dbt_manifest_path(self) -> Path:
@@ -156,6 +167,9 @@ class Settings:
         env["PARITY_DBT_TARGET"] = self.dbt_target
         env["DBT_LOG_PATH"] = str(self.data_dir / "dbt" / "logs")
         env["DBT_TARGET_PATH"] = str(self.dbt_target_dir)
+        # dbt writes to PARITY_BUILD_DIR only when a build sets it (extra_env); otherwise the
+        # profile and mart_location resolve to the published build
+        env.pop("PARITY_BUILD_DIR", None)
         env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         env.setdefault("FEAST_USAGE", "False")
         env.update(self.extra_env)

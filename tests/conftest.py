@@ -23,14 +23,13 @@ def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwa
     return load_settings(data_dir)
 
 
-def build(settings: Settings) -> None:
-    """dbt parse + preflight + dbt build, failing the test with dbt's output on error."""
-    from parity.ingest.preflight import run_preflight
-    from parity.ingest.warehouse import run_dbt
+def build(settings: Settings, select: str | None = None):
+    """`python -m parity build` in-process (pre-flight, dbt build into a new build folder,
+    guards, publish); raises BuildFailed with dbt's output on error."""
+    from parity.ingest.build_config import load_build_config
+    from parity.ingest.pipeline import run_build
 
-    run_dbt(settings, "parse", "--quiet", capture=True)
-    run_preflight(settings.dbt_manifest_path)
-    run_dbt(settings, "build", capture=True)
+    return run_build(settings, load_build_config(), select=select, capture=True)
 
 
 @pytest.fixture(scope="session")

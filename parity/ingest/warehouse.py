@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from collections import deque
 from pathlib import Path
 
 import duckdb
@@ -22,8 +24,20 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess.CompletedProcess:
-    """Run one dbt command on the project with the settings' paths; raise DbtError on failure."""
+def run_dbt(
+    settings: Settings,
+    *args: str,
+    capture: bool = False,
+    target_dir: Path | None = None,
+    build_dir: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run one dbt command on the project; raise DbtError on failure.
+
+    `build_dir` makes dbt write the warehouse and marts into that build folder (PARITY_BUILD_DIR),
+    `target_dir` puts dbt's target (manifest, run results) there. Without them dbt works on the
+    published build, which must exist. Output streams to the terminal unless `capture`; either
+    way the last lines are kept for the error message.
+    """
     cmd = [
         dbt_executable(),
         *args,
@@ -32,22 +46,44 @@ def run_dbt(settings: Settings, *args: str, capture: bool = False) -> subprocess
         "--profiles-dir",
         str(settings.dbt_project_dir),
     ]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    (settings.marts_dir).mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        cmd,
-        env=settings.env(),
-        cwd=settings.project_root,
-        text=True,
-        capture_output=capture,
-    )
+    env = settings.env()
+    if target_dir is not None:
+        env["DBT_TARGET_PATH"] = str(target_dir)
+    if build_dir is not None:
+        env["PARITY_BUILD_DIR"] = str(build_dir)
+    elif target_dir is None and not settings.published_dir.exists():
+        raise DbtError(f"nothing is published in {settings.data_dir} yet: run `make build` first")
+    (settings.data_dir / "dbt" / "logs").mkdir(parents=True, exist_ok=True)
+    tail: deque[str] = deque(maxlen=60)
+    with subprocess.Popen(cmd, env=env, cwd=settings.project_root, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, errors="replace") as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip("\n"))
+            if not capture:
+                print(line, end="", flush=True)
     if proc.returncode != 0:
-        tail = ""
-        if capture:
-            lines = (proc.stdout or "").splitlines() + (proc.stderr or "").splitlines()
-            tail = "\n".join(lines[-40:])
-        raise DbtError(f"`dbt {' '.join(args)}` failed (exit {proc.returncode})\n{tail}".rstrip())
-    return proc
+        raise DbtError(_failure_message(args, proc.returncode, list(tail), capture))
+    return subprocess.CompletedProcess(cmd, proc.returncode, "\n".join(tail), "")
+
+
+_LOCK_RE = re.compile(r"Could not set lock on file \"([^\"]+)\"[^\n]*?(?:PID (\d+))?")
+
+
+def _failure_message(args: tuple[str, ...], code: int, tail: list[str], captured: bool) -> str:
+    """dbt's failure as one message: a DuckDB lock named as such, else dbt's own last lines."""
+    text = "\n".join(tail)
+    lock = _LOCK_RE.search(text)
+    if lock:
+        holder = f"process {lock.group(2)}" if lock.group(2) else "another process"
+        return (f"`dbt {' '.join(args)}` failed: the DuckDB file {lock.group(1)} is locked by {holder} "
+                "(an open DuckDB session or another build); close it and run the build again")
+    shown = tail[-40:] if captured else [line for line in tail if _is_error_line(line)][-20:]
+    return f"`dbt {' '.join(args)}` failed (exit {code})\n" + "\n".join(shown)
+
+
+def _is_error_line(line: str) -> bool:
+    return any(k in line for k in ("Error", "ERROR", "Failure", "FAIL", "error", "Done."))
 
 
 def query(settings: Settings, sql: str) -> pd.DataFrame:

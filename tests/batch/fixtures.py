@@ -21,7 +21,8 @@ from tests.training.conftest import keep_data_dir_env, small_config
 
 DRIFT_CLIENT = "bolt"
 _BUILT: dict[str, Settings] = {}
-SHARED = ("raw", "marts", "dbt", "feast", "warehouse.duckdb", "training", "registry")
+# `published` is a symlink to the shared build; a private build replaces the private link only
+SHARED = ("raw", "published", "feast", "training", "registry")
 
 
 def drift_data_dir(factory: pytest.TempPathFactory) -> Settings:
@@ -45,8 +46,8 @@ def drift_data_dir(factory: pytest.TempPathFactory) -> Settings:
 
 def private_copy(shared: Settings, root: Path, copies: tuple[str, ...] = ()) -> Settings:
     """A data folder that reads the shared one (symlinks) but writes its own scores, exports,
-    reports and serving logs; names in `copies` are copied instead (e.g. a registry to write to,
-    raw files to age, a warehouse dbt may write into)."""
+    reports, serving logs and builds (a build publishes by replacing the private `published`
+    link); names in `copies` are copied instead (e.g. a registry to write to, raw files to age)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
         source = shared.data_dir / name

@@ -154,19 +154,18 @@ def test_cli_scores_and_refuses_without_a_model(drift_data, tmp_path, capsys):
 
 
 def _dbt_scores(settings) -> int:
-    from parity.ingest.warehouse import run_dbt
+    from tests.conftest import build
 
-    run_dbt(settings, "build", "--select", "path:models/scores", capture=True)
+    build(settings, select="path:models/scores")  # `make score`'s partial build, on a copy
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         return con.execute("select count(*) from scores.customer_scores").fetchone()[0]
 
 
 def test_dbt_models_over_the_scores_build_with_and_without_files(drift_data, scored, tmp_path):
     _, run = scored
-    # a private warehouse copy and dbt target: dbt writes both
-    without = private_copy(drift_data, tmp_path / "without", copies=("warehouse.duckdb",))
-    for link in ("dbt",):
-        (without.data_dir / link).unlink()
+    # a private data folder: the partial build copies the shared published build and publishes
+    # the copy by replacing the private `published` link
+    without = private_copy(drift_data, tmp_path / "without")
     assert _dbt_scores(without) == 0
     (without.data_dir / "scores").mkdir()
     (without.data_dir / "scores" / run.results_path.name).symlink_to(run.results_path)

@@ -68,6 +68,7 @@ def test_one_row_per_client_and_table_and_nothing_unaccounted(built_data: Settin
     for row in rec.itertuples():
         files = list(manifests[row.client_id]["files"].values())  # customers file, then tx file
         assert row.raw_rows == files[TABLES.index(row.source_table)], row
+        assert row.physical_rows == row.raw_rows, row  # the pre-flight counts what the generator wrote
         assert row.canonical_rows > 0 and row.quarantined_rows > 0 and row.duplicate_rows > 0
 
 

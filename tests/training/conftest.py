@@ -58,7 +58,7 @@ def private_data_dir(feature_data: Settings, root: Path) -> Settings:
     """A data folder that reads the session's marts, dbt target and Feast store (symlinks) but
     writes its own registry, reports and saved datasets, so training tests never touch what other
     tests (e.g. serving) see under feature_data."""
-    for name in ("raw", "marts", "dbt", "feast", "warehouse.duckdb"):
+    for name in ("raw", "published", "feast"):
         source = feature_data.data_dir / name
         if source.exists():
             (root / name).symlink_to(source, target_is_directory=source.is_dir())

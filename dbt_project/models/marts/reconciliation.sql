@@ -1,6 +1,8 @@
--- Per client and raw table: every raw row is accounted for as canonical, quarantined or a
--- removed duplicate. Each count comes from its own model, so a row lost anywhere in between
--- shows up as unaccounted_rows <> 0 and fails the build (test in _marts__models.yml).
+-- Per client and raw table: every physical record of the raw file is accounted for as canonical,
+-- quarantined or a removed duplicate. physical_rows is counted by the pre-flight without the
+-- engine (stg_build__physical_counts), raw_rows is what the engine's reader returned; each other
+-- count comes from its own model, so a record lost anywhere -- by the reader included -- shows up
+-- as unaccounted_rows <> 0 and fails the build (tests in _marts__models.yml).
 -- flagged_rows: accepted rows kept under a client's declared flag rule (e.g. zero amounts under
 -- `zero_amount_rule: flag`); already inside canonical/duplicate rows, counted so they are seen.
 {% set tables = [('customers', 'int_customers_deduplicated', 'int_customers_duplicates'),
@@ -33,6 +35,11 @@ duplicate_counts as (
     {% if not loop.last %}union all{% endif %}{% endfor %}
 ),
 
+physical_counts as (
+    select client_id, source_table, physical_rows
+    from {{ ref('stg_build__physical_counts') }}
+),
+
 quarantine_counts as (
     {% for client in var('clients') %}
     select client_id, source_table, count(*) as quarantined_rows
@@ -44,16 +51,18 @@ final as (
     select
         raw_counts.client_id,
         raw_counts.source_table,
+        cast(physical_counts.physical_rows as bigint) as physical_rows,
         cast(raw_counts.raw_rows as bigint) as raw_rows,
         cast(coalesce(canonical_counts.canonical_rows, 0) as bigint) as canonical_rows,
         cast(coalesce(quarantine_counts.quarantined_rows, 0) as bigint) as quarantined_rows,
         cast(coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as duplicate_rows,
         cast(raw_counts.flagged_rows as bigint) as flagged_rows,
-        cast(raw_counts.raw_rows
+        cast(physical_counts.physical_rows
             - coalesce(canonical_counts.canonical_rows, 0)
             - coalesce(quarantine_counts.quarantined_rows, 0)
             - coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as unaccounted_rows
     from raw_counts
+    left join physical_counts using (client_id, source_table)
     left join canonical_counts using (client_id, source_table)
     left join quarantine_counts using (client_id, source_table)
     left join duplicate_counts using (client_id, source_table)

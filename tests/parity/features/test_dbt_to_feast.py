@@ -12,7 +12,7 @@ from parity.config import PROJECT_ROOT
 from parity.features.feature_store import apply, materialize, open_store
 from parity.features.parity_check import run_parity
 from parity.ingest.warehouse import run_dbt
-from tests.conftest import generate_raw
+from tests.conftest import build, generate_raw
 
 pytestmark = pytest.mark.data
 
@@ -50,7 +50,7 @@ def test_add_then_remove_a_documented_column(project_copy):
     yml = settings.dbt_project_dir / "models/marts/_marts__models.yml"
     _edit(sql, "        cast(coalesce(aggregated.refund_count_90d, 0) as bigint) as refund_count_90d,\n", NEW_COLUMN_SQL)
     _edit(yml, "      - name: snapshot_at\n", NEW_COLUMN_YAML + "      - name: snapshot_at\n")
-    run_dbt(settings, "build", capture=True)
+    build(settings)
     apply(settings)
     materialize(settings)
     view = open_store(settings).get_feature_view("customer_activity")
@@ -62,7 +62,7 @@ def test_add_then_remove_a_documented_column(project_copy):
     # remove it again: re-applying drops the feature from the registry
     _edit(sql, NEW_COLUMN_SQL, "        cast(coalesce(aggregated.refund_count_90d, 0) as bigint) as refund_count_90d,\n")
     _edit(yml, NEW_COLUMN_YAML, "")
-    run_dbt(settings, "build", capture=True)
+    build(settings)
     apply(settings)
     view = open_store(settings).get_feature_view("customer_activity")
     assert "spend_per_purchase_365d" not in {f.name for f in view.features}

@@ -1,0 +1,199 @@
+"""`python -m parity build`: pre-flight, dbt build into a new build folder, guards, publish.
+
+A full build starts from an empty folder; a partial one (`--select`, e.g. `make score`'s
+`path:models/scores`) starts from a copy of the published build and adds the selected models to
+it. Either way the result is published (parity.ingest.builds) only when every model and test
+passed and no guard fired; otherwise the published build is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from parity.config import Settings
+from parity.ingest import builds, guards
+from parity.ingest.build_config import BuildConfig
+from parity.ingest.preflight import RawFileError, run_preflight
+from parity.ingest.warehouse import DbtError, run_dbt
+
+COUNTS_FILE = "physical_counts.csv"
+
+
+class BuildFailed(RuntimeError):
+    """The build did not publish; the message says why and which build stays published."""
+
+    def __init__(self, message: str, exit_code: int = 1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class BuildResult:
+    """What a published build did."""
+
+    build: Path
+    replaced: builds.BuildInfo | None
+    removed: list[Path] = field(default_factory=list)
+    allowed: list[guards.Breach] = field(default_factory=list)
+
+
+def check_writable(settings: Settings) -> None:
+    """The data folder takes new files (dbt's logger and DuckDB fail with tracebacks otherwise)."""
+    probe = settings.data_dir / f".write-probe-{os.getpid()}"
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+        for folder in (settings.builds_dir, settings.data_dir / "dbt" / "logs"):
+            folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise builds.BuildError(
+            f"cannot write to the data folder {settings.data_dir} ({err.strerror or err}); "
+            "a build needs a writable data folder (PARITY_DATA_DIR / --data-dir)"
+        ) from None
+
+
+def unchanged(settings: Settings) -> str:
+    """The sentence saying what stays published after a failed build."""
+    current = builds.published(settings)
+    if current is None:
+        return "nothing was published (there is no published build yet)"
+    return f"the published build {current.describe()} is unchanged"
+
+
+def run_build(settings: Settings, config: BuildConfig, select: str | None = None,
+              capture: bool = False, allow: frozenset[str] = frozenset()) -> BuildResult:
+    """Build into a new folder and publish it if every model, test and guard passed (`allow`:
+    guard overrides, 'client:guard'); raise BuildFailed otherwise."""
+    check_writable(settings)
+    with builds.build_lock(settings, f"build {select or 'everything'}"):
+        base = builds.published(settings)
+        if select and base is None:
+            raise BuildFailed(f"`--select {select}` adds to the published build, but nothing is "
+                              "published yet: run a full `make build` first", exit_code=2)
+        folder = builds.new_build(settings, select=select, base=base.path if base else None)
+        try:
+            _build_into(settings, folder, base if select else None, select, capture)
+            allowed = _check_guards(settings, config, base, folder, allow)
+        except BuildFailed as err:
+            _record_failure(settings, config, folder, str(err))
+            raise BuildFailed(f"{err}\nbuild failed; {unchanged(settings)}", err.exit_code) from None
+        except (OSError, duckdb.Error) as err:
+            _record_failure(settings, config, folder, str(err))
+            raise BuildFailed(f"{_describe(err)}\nbuild failed; {unchanged(settings)}") from None
+        replaced = builds.publish(settings, folder)
+        removed = builds.prune(settings, config.keep_builds)
+        return BuildResult(folder, replaced, removed, allowed)
+
+
+def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInfo | None, folder: Path,
+                  allow: frozenset[str]) -> list[guards.Breach]:
+    """Compare the new build with the published one; raise BuildFailed on a breach not allowed."""
+    if base is None:
+        return []  # the first build has nothing to be compared with
+    breaches = guards.check(base.path, folder, folder / "target" / "manifest.json", config.guards)
+    allowed = [b for b in breaches if guards.is_allowed(b, allow)]
+    blocking = [b for b in breaches if not guards.is_allowed(b, allow)]
+    builds.write_info(folder, guards=[str(b) for b in breaches], allowed=[b.key for b in allowed])
+    if blocking:
+        lines = "\n".join(f"  - {b}" for b in blocking)
+        keys = ",".join(dict.fromkeys(b.key for b in blocking))
+        raise BuildFailed(
+            f"{len(blocking)} guard(s) fired against the published build (thresholds in "
+            f"parity/ingest/build.yaml):\n{lines}\nIf this change is deliberate, build again with "
+            f"`make build ALLOW={keys}` (python -m parity build --allow-guard ...)."
+        )
+    return allowed
+
+
+def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
+                capture: bool) -> None:
+    """Every step of one build into `folder`; raises BuildFailed naming the step that failed."""
+    try:
+        if base is not None:
+            copy_build(base.path, folder)
+        (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
+        # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
+        # (Feast's FileSource paths) name <data>/published, valid across publishes
+        run_dbt(settings, "parse", "--quiet", capture=True, target_dir=folder / "target")
+        if base is None:
+            sources = run_preflight(folder / "target" / "manifest.json", folder / COUNTS_FILE)
+            print(f"preflight: {len(sources)} raw files readable, records counted")
+        run_dbt(settings, "build", *(["--select", select] if select else []), capture=capture,
+                target_dir=folder / "run", build_dir=folder)
+    except RawFileError as err:
+        raise BuildFailed(str(err), exit_code=2) from None
+    except DbtError as err:
+        raise BuildFailed(f"{err}{unaccounted_note(folder)}") from None
+
+
+def unaccounted_note(folder: Path) -> str:
+    """The failed build's unaccounted records per client and table, when reconciliation was built."""
+    try:
+        with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+            rows = con.execute(
+                "select client_id, source_table, physical_rows, raw_rows, unaccounted_rows "
+                "from marts.reconciliation where unaccounted_rows is distinct from 0 order by all"
+            ).fetchall()
+    except (duckdb.Error, OSError):
+        return ""
+    lines = [f"  - client '{c}', {t}: {p} physical records in the raw file, {r} read by the engine, "
+             f"{u} unaccounted" for c, t, p, r, u in rows]
+    return "\nrecords not accounted for:\n" + "\n".join(lines) if lines else ""
+
+
+def _record_failure(settings: Settings, config: BuildConfig, folder: Path, error: str) -> None:
+    """Mark the build failed (kept for inspection) and prune older ones."""
+    try:
+        builds.write_info(folder, status="failed", finished_at=builds.now_iso(), error=error)
+        builds.prune(settings, config.keep_builds)
+    except OSError:
+        pass  # the failure itself is reported; its record is a courtesy
+
+
+def _describe(err: BaseException) -> str:
+    """An OSError or DuckDB error as one line naming the path, without a traceback."""
+    if isinstance(err, OSError):
+        where = f" {err.filename}" if err.filename else ""
+        return f"cannot use{where}: {err.strerror or err}"
+    first = str(err).splitlines()[0]
+    if "lock" in first.lower():
+        return f"a DuckDB file is locked by another process: {first}"
+    return f"DuckDB: {first}"
+
+
+def copy_build(base: Path, folder: Path) -> None:
+    """Start `folder` as a copy of build `base`: warehouse copied, marts hard-linked (never written
+    in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed."""
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", COUNTS_FILE):
+        if (base / name).exists():
+            shutil.copy2(base / name, folder / name)
+    if (base / "marts").is_dir():
+        (folder / "marts").mkdir()
+        for mart in (base / "marts").iterdir():
+            try:
+                os.link(mart, folder / "marts" / mart.name)
+            except OSError:
+                shutil.copy2(mart, folder / "marts" / mart.name)
+    old_dir = _recorded_dir(base) or str(base)
+    with duckdb.connect(str(folder / "warehouse.duckdb")) as con:
+        views = con.execute(
+            "select sql from duckdb_views() where not internal and sql like ?", [f"%{old_dir}/%"]
+        ).fetchall()
+        for (sql,) in views:
+            con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace(f"{old_dir}/", f"{folder}/"))
+
+
+def _recorded_dir(base: Path) -> str | None:
+    """The path the base build was written at (its views name it), from its build.json."""
+    import json
+
+    try:
+        return json.loads((base / builds.INFO_FILE).read_text()).get("dir")
+    except (OSError, ValueError):
+        return None
