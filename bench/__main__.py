@@ -115,7 +115,9 @@ def _known_ids(data_dir: Path, count: int) -> list[str]:
     """Customers present in the newest snapshot (so they are in the online store)."""
     import duckdb
 
-    path = data_dir / "marts" / "customer_features_weekly.parquet"
+    from parity.config import load_settings
+
+    path = load_settings(data_dir).marts_dir / "customer_features_weekly.parquet"
     rows = duckdb.connect().execute(
         f"select customer_id from read_parquet('{path}') where snapshot_at = "
         f"(select max(snapshot_at) from read_parquet('{path}')) order by hash(customer_id) limit {count}").fetchall()

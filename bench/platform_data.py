@@ -128,7 +128,14 @@ def measure_build(data_dir: Path, timeout: float | None = None, min_free_gb: flo
     if code != 0:
         tail = "\n".join(text.splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(cmd[:4])}` failed (exit {code}):\n{tail}")
-    results = json.loads((data_dir / "dbt" / "target" / "run_results.json").read_text())
+    from parity.config import load_settings
+
+    published = load_settings(data_dir).published_dir
+    # `parity build` keeps dbt build's run results in the build folder (run/), a plain dbt build in target/
+    run_results = published / "run" / "run_results.json"
+    if not run_results.exists():
+        run_results = published / "target" / "run_results.json"
+    results = json.loads(run_results.read_text())
     nodes = sorted(results["results"], key=lambda r: -r["execution_time"])
     by_kind: dict[str, float] = {}
     for node in results["results"]:

@@ -31,6 +31,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     except (BuildError, BuildConfigError, GuardSpecError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # e.g. the publish rename itself: said plainly, never a traceback
+        where = f" {err.filename}" if err.filename else ""
+        print(f"error: cannot use{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
     for breach in result.allowed:
         print(f"guard allowed by --allow-guard {breach.key}: {breach}")
     replaced = f" (replacing {result.replaced.build_id}, kept for `make rollback-build`)" if result.replaced else ""
@@ -60,15 +64,22 @@ def cmd_rollback_build(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """Print the reconciliation and quarantine tables; non-zero if any row is unaccounted for."""
-    from parity.ingest.warehouse import quarantine_summary, reconciliation
+    import duckdb
+
+    from parity.ingest.warehouse import describe_duckdb_error, quarantine_summary, reconciliation
 
     settings = load_settings(args.data_dir)
     if not settings.warehouse_path.exists():
         print(f"error: nothing is published in {settings.data_dir}: run `make build` first", file=sys.stderr)
         return 2
-    table = reconciliation(settings)
+    try:
+        table = reconciliation(settings)
+        reasons = quarantine_summary(settings)
+    except duckdb.Error as err:
+        print(f"error: {describe_duckdb_error(err)}", file=sys.stderr)
+        return 2
     _print_frame("Reconciliation (physical records = canonical + quarantined + duplicates):", table)
-    _print_frame("Quarantine by reason:", quarantine_summary(settings))
+    _print_frame("Quarantine by reason:", reasons)
     lost = int(table["unaccounted_rows"].abs().sum())
     print(f"\nunaccounted rows: {lost}")
     return 0 if lost == 0 else 1

@@ -87,7 +87,7 @@ def _reconciliation(con: duckdb.DuckDBPyConnection, alias: str) -> dict[tuple[st
         cols = {r[0] for r in con.execute(
             "select column_name from duckdb_columns() where database_name = ? and table_name = 'reconciliation'",
             [alias]).fetchall()}
-        records = "physical_rows" if "physical_rows" in cols else "raw_rows"
+        records = "coalesce(physical_rows, raw_rows)" if "physical_rows" in cols else "raw_rows"
         rows = con.execute(f"select client_id, source_table, {records}, quarantined_rows "
                            f"from {alias}.marts.reconciliation").fetchall()
     except duckdb.CatalogException:

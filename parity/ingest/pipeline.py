@@ -19,7 +19,7 @@ from parity.config import Settings
 from parity.ingest import builds, guards
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.preflight import RawFileError, run_preflight
-from parity.ingest.warehouse import DbtError, run_dbt
+from parity.ingest.warehouse import DbtError, describe_duckdb_error, run_dbt
 
 COUNTS_FILE = "physical_counts.csv"
 
@@ -161,10 +161,7 @@ def _describe(err: BaseException) -> str:
     if isinstance(err, OSError):
         where = f" {err.filename}" if err.filename else ""
         return f"cannot use{where}: {err.strerror or err}"
-    first = str(err).splitlines()[0]
-    if "lock" in first.lower():
-        return f"a DuckDB file is locked by another process: {first}"
-    return f"DuckDB: {first}"
+    return describe_duckdb_error(err)
 
 
 def copy_build(base: Path, folder: Path) -> None:

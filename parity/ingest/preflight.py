@@ -31,6 +31,8 @@ from typing import Any
 import duckdb
 
 CHUNK = 16 * 1024 * 1024
+# formats with one record per line and no header (JSON lines; header-less text, fixed width)
+LINE_FORMATS = ("jsonl", "text")
 
 
 @dataclass(frozen=True)
@@ -211,12 +213,13 @@ def _os_problem(err: OSError) -> str:
 def count_records(src: RawSource) -> int:
     """Physical records in the file, counted without the engine: CSV records by Python's csv
     parser (quotes, the declared delimiter and encoding; header and blank lines excluded), JSON
-    lines as non-empty lines."""
-    if src.format == "jsonl":
+    lines and header-less text as non-empty lines."""
+    if src.format in LINE_FORMATS:
         with src.file.open("rb") as fh:
             return sum(1 for line in fh if line.strip(b"\r\n"))
     if src.format != "csv":
-        raise ValueError(f"no physical record count for format {src.format!r}")
+        raise ValueError(f"no physical record count for format {src.format!r} (known: csv, "
+                         f"{', '.join(LINE_FORMATS)})")
     csv.field_size_limit(sys.maxsize)  # a 40 MB field is still one record, not an error
     encoding = "utf-8-sig" if src.encoding in ("utf-8", "utf8") else src.encoding
     with src.file.open("r", encoding=encoding, newline="") as fh:

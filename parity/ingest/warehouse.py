@@ -67,7 +67,7 @@ def run_dbt(
     return subprocess.CompletedProcess(cmd, proc.returncode, "\n".join(tail), "")
 
 
-_LOCK_RE = re.compile(r"Could not set lock on file \"([^\"]+)\"[^\n]*?(?:PID (\d+))?")
+_LOCK_RE = re.compile(r"Could not set lock on file \"([^\"]+)\"(?:[^\n]*?PID (\d+))?")
 
 
 def _failure_message(args: tuple[str, ...], code: int, tail: list[str], captured: bool) -> str:
@@ -84,6 +84,17 @@ def _failure_message(args: tuple[str, ...], code: int, tail: list[str], captured
 
 def _is_error_line(line: str) -> bool:
     return any(k in line for k in ("Error", "ERROR", "Failure", "FAIL", "error", "Done."))
+
+
+def describe_duckdb_error(err: duckdb.Error) -> str:
+    """A DuckDB error in one line; a file lock held by another process said as such."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    lock = _LOCK_RE.search(str(err))
+    if lock:
+        holder = f"process {lock.group(2)}" if lock.group(2) else "another process"
+        return (f"the DuckDB file {lock.group(1)} is locked by {holder} (an open DuckDB session or a "
+                "build); close it and try again")
+    return f"DuckDB: {first}"
 
 
 def query(settings: Settings, sql: str) -> pd.DataFrame:

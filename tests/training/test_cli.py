@@ -84,15 +84,20 @@ def test_unknown_feature_service_exits_2_naming_it(fresh_data, capsys):
 
 
 def _own_labels(settings, labels: pd.DataFrame) -> None:
-    """Replace the private data folder's labels mart (the marts folder becomes a real directory)."""
-    marts = settings.marts_dir
-    shared = marts.resolve()
-    marts.unlink()
-    marts.mkdir()
+    """Give the private data folder its own published build whose labels mart is `labels` (every
+    other file links to the shared build, which is never written)."""
+    shared = settings.published_dir.resolve()
+    own = settings.builds_dir / "own"
+    (own / "marts").mkdir(parents=True)
     for path in shared.iterdir():
-        (marts / path.name).symlink_to(path)
-    (marts / "churn_labels.parquet").unlink()
-    labels.to_parquet(marts / "churn_labels.parquet", index=False)
+        if path.name != "marts":
+            (own / path.name).symlink_to(path)
+    for path in (shared / "marts").iterdir():
+        (own / "marts" / path.name).symlink_to(path)
+    settings.published_dir.unlink()
+    settings.published_dir.symlink_to(own, target_is_directory=True)
+    (settings.marts_dir / "churn_labels.parquet").unlink()
+    labels.to_parquet(settings.marts_dir / "churn_labels.parquet", index=False)
 
 
 @pytest.mark.parametrize(

@@ -51,13 +51,15 @@ final as (
     select
         raw_counts.client_id,
         raw_counts.source_table,
+        -- NULL for a table no raw file feeds (e.g. customers derived from transactions in
+        -- staging): its rows are derived, so the engine's count is what is balanced
         cast(physical_counts.physical_rows as bigint) as physical_rows,
         cast(raw_counts.raw_rows as bigint) as raw_rows,
         cast(coalesce(canonical_counts.canonical_rows, 0) as bigint) as canonical_rows,
         cast(coalesce(quarantine_counts.quarantined_rows, 0) as bigint) as quarantined_rows,
         cast(coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as duplicate_rows,
         cast(raw_counts.flagged_rows as bigint) as flagged_rows,
-        cast(physical_counts.physical_rows
+        cast(coalesce(physical_counts.physical_rows, raw_counts.raw_rows)
             - coalesce(canonical_counts.canonical_rows, 0)
             - coalesce(quarantine_counts.quarantined_rows, 0)
             - coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as unaccounted_rows

@@ -24,12 +24,12 @@ MART = "customer_features_weekly.parquet"
 def own_copy(built_data: Settings, tmp_path: Path) -> Settings:
     """The built marts and dbt manifest in a data folder of the test's own (own Feast stores)."""
     data = tmp_path / "data"
-    shutil.copytree(built_data.marts_dir, data / "marts")
-    (data / "dbt" / "target").mkdir(parents=True)
+    settings = dataclasses.replace(built_data, data_dir=data)
+    shutil.copytree(built_data.marts_dir, settings.marts_dir)
+    settings.dbt_target_dir.mkdir(parents=True)
     manifest = built_data.dbt_manifest_path.read_text()
     # the marts' Parquet locations are absolute paths in dbt's manifest: point them at the copy
-    (data / "dbt" / "target" / "manifest.json").write_text(manifest.replace(str(built_data.data_dir), str(data)))
-    settings = dataclasses.replace(built_data, data_dir=data)
+    settings.dbt_manifest_path.write_text(manifest.replace(str(built_data.data_dir), str(data)))
     shutil.copy(settings.marts_dir / MART, tmp_path / "full.parquet")
     return settings
 

@@ -1,3 +1,5 @@
+{{ config(materialized='table', schema='build') }}
+
 -- Physical records per client and canonical table (the staging model's entity: a client's
 -- `clients.csv` feeds customers), counted by the pre-flight without the engine; a table fed by
 -- several raw files sums them.
