@@ -1,10 +1,11 @@
-"""The monitoring report: one self-contained HTML file (tables + PNG plots embedded as base64)."""
+"""The monitoring report: one self-contained HTML file (tables + PNG plots embedded as base64).
+
+The page is monitoring/templates/monitoring_report.html (the shared look, tables and plot encoding
+are parity.report's); this module draws the plots and picks what the page shows.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from typing import Any
 
@@ -13,69 +14,15 @@ import pandas as pd
 
 from monitoring import drift
 from monitoring.freshness import age_days
+from parity.report import png_data_uri, pyplot
+from parity.report import render as render_page
 
 COLORS = {"reference": "#7f7f7f", "batch": "#1f77b4", "serving": "#d62728"}
-STATUS_COLORS = {"drift": "#f8d7da", "alert": "#f8d7da", "stale": "#f8d7da", "warn": "#fff3cd",
-                 "ok": "#d4edda", "skipped": "#e2e3e5"}
 MAX_DISTRIBUTIONS = 6
-
-CSS = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f2f2f2}
-td:first-child,th:first-child{text-align:left}.banner{padding:.6em 1em;font-size:1.2em;font-weight:600}
-.alert{background:#f8d7da}.ok{background:#d4edda}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
-li{margin:.2em 0}code{background:#f4f4f4;padding:0 3px}
-"""
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> str:
-    """A figure as an <img> tag with a base64 PNG data URI."""
-    plt = _pyplot()
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def _table(frame: pd.DataFrame, status_column: str | None = "status", digits: int = 3) -> str:
-    """An HTML table; rows coloured by their status."""
-    if frame is None or frame.empty:
-        return "<p><em>nothing to show</em></p>"
-
-    def cell(value: Any) -> str:
-        if isinstance(value, (float, np.floating)):
-            if not np.isfinite(value):
-                return ""
-            return f"{value:.1e}" if value != 0 and abs(value) < 10 ** -digits else f"{value:.{digits}f}"
-        if isinstance(value, pd.Timestamp):
-            return "" if pd.isna(value) else value.strftime("%Y-%m-%d %H:%M")
-        return "" if value is None or value is pd.NA or value is pd.NaT else html.escape(str(value))
-
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = []
-    for row in frame.itertuples(index=False):
-        values = dict(zip(frame.columns, row))
-        color = STATUS_COLORS.get(str(values.get(status_column)), "") if status_column else ""
-        style = f' style="background:{color}"' if color else ""
-        body.append(f"<tr{style}>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
 
 def plot_psi(table: pd.DataFrame, warn: float, alert: float) -> str:
     """PSI per feature: overall per sample (bars) and the worst group (markers)."""
-    plt = _pyplot()
+    plt = pyplot()
     features = list(dict.fromkeys(table["feature"]))
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(features) + 1.5))
     samples = list(dict.fromkeys(table["sample"]))
@@ -96,7 +43,7 @@ def plot_psi(table: pd.DataFrame, warn: float, alert: float) -> str:
     ax.invert_yaxis()
     ax.set(xlabel="PSI vs training reference", title="Feature drift (PSI)")
     ax.legend(fontsize=8, loc="lower right")
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def _column(frame: pd.DataFrame, feature: str, group: str, by: str | None) -> pd.Series:
@@ -112,7 +59,7 @@ def plot_distributions(f: Any) -> str:
     if table.empty:
         return ""
     ranked = table.sort_values("psi", ascending=False).drop_duplicates(["feature"]).head(MAX_DISTRIBUTIONS)
-    plt = _pyplot()
+    plt = pyplot()
     cols = 3
     rows = int(np.ceil(len(ranked) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
@@ -141,7 +88,7 @@ def plot_distributions(f: Any) -> str:
     for ax in axes.ravel()[len(ranked):]:
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def plot_scores(f: Any) -> str:
@@ -154,7 +101,7 @@ def plot_scores(f: Any) -> str:
     series = {k: v[np.isfinite(v)] for k, v in series.items() if len(v)}
     if not series:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     bins = np.linspace(0, 1, 41)
     for name, values in series.items():
@@ -162,7 +109,7 @@ def plot_scores(f: Any) -> str:
                 label=f"{name} (n={len(values)}, mean {values.mean():.3f})")
     ax.set(xlabel="calibrated churn score", ylabel="density", title="Prediction distribution")
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_data_uri(fig)
 
 
 def plot_trend(f: Any, history: pd.DataFrame) -> str:
@@ -171,7 +118,7 @@ def plot_trend(f: Any, history: pd.DataFrame) -> str:
     has_history = len(history) and any(c.startswith("max_psi_") for c in history.columns)
     if batches.empty and not has_history:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     if len(batches):
         batches = batches.sort_values("as_of_at")
@@ -205,11 +152,7 @@ def plot_trend(f: Any, history: pd.DataFrame) -> str:
     else:
         right.text(0.5, 0.5, "first monitor run", ha="center", va="center")
         right.axis("off")
-    return _png(fig)
-
-
-def _list(items: list[str]) -> str:
-    return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>" if items else "<p>none</p>"
+    return png_data_uri(fig)
 
 
 def render(f: Any) -> str:
@@ -217,56 +160,31 @@ def render(f: Any) -> str:
     from monitoring.pipeline import history_entry
 
     cfg = f.config
-    model = html.escape(str(getattr(f.reference.model, "version", "none")))
-    parts = [
-        (f"<!doctype html><html><head><meta charset='utf-8'><title>Parity monitoring</title><style>{CSS}</style>"
-         "</head><body><h1>Parity monitoring report</h1>"),
-        f"<div class='banner {f.status}'>status: {f.status.upper()} — {len(f.alerts)} threshold(s) crossed</div>",
-        (f"<p>evaluated at {f.now:%Y-%m-%d %H:%M} UTC · data folder <code>{html.escape(str(f.data_dir))}</code>"
-         f" · model {model} · reference: {html.escape(f.reference.description or 'none')}</p>"),
-    ]
-    parts.append("<h2>Alerts</h2>" + _table(pd.DataFrame(f.alerts), None))
-    parts.append("<h2>Messages</h2>" + _list(f.messages))
-
-    parts.append("<h2>Freshness</h2>")
     age = age_days(f.newest_feature_at, f.now)
-    newest = "unknown" if f.newest_feature_at is None else f"{f.newest_feature_at:%Y-%m-%d %H:%M} UTC ({age:.1f} days old)"
-    parts.append(f"<p>newest feature row: {newest}; limit {cfg.freshness.max_feature_age_days:g} days</p>")
-    parts.append(_table(f.freshness))
-
-    parts.append("<h2>Feature drift</h2>")
-    samples = "; ".join(f"{name}: {html.escape(s.description)}" for name, s in f.samples.items())
-    parts.append(f"<p>{samples}. Current rows are restricted to the training population "
-                 f"({html.escape(f.population.feature)} &gt;= {f.population.min_purchases}). Drift = PSI &gt;= "
-                 f"{cfg.drift.psi_alert:g}, or KS p &lt; {cfg.drift.ks_pvalue:g} with D &gt;= "
-                 f"{cfg.drift.ks_min_statistic:g} (chi-square p &lt; {cfg.drift.chi2_pvalue:g} with Cramér's V &gt;= "
-                 f"{cfg.drift.cramers_v_min:g}); warn = PSI &gt;= {cfg.drift.psi_warn:g}.</p>")
     table = f.feature_drift
-    if len(table):
-        parts.append(plot_psi(table, cfg.drift.psi_warn, cfg.drift.psi_alert))
-        parts.append("<h3>All customers</h3>" + _table(table[table["group"] == drift.ALL]))
-        flagged = table[(table["group"] != drift.ALL) & table["status"].isin(["warn", "drift", "skipped"])]
-        parts.append(f"<h3>Per {html.escape(str(cfg.group_by))} (warn, drift and skipped only)</h3>" + _table(flagged))
-        parts.append("<h3>Distributions of the most shifted features</h3>" + plot_distributions(f))
-    else:
-        parts.append("<p><em>not computed (see messages)</em></p>")
-
-    parts.append("<h2>Prediction drift</h2>")
-    parts.append(_table(f.prediction_drift) + plot_scores(f))
-
-    parts.append("<h2>Realised performance</h2>")
-    parts.append(f"<p>Labels matured since scoring, matched within {cfg.performance.label_match_days:g} days; "
-                 f"alert when {html.escape(cfg.performance.metric)} drops more than {cfg.performance.max_drop:g} "
-                 f"below the model's test-period value (at least {cfg.performance.min_rows} labels).</p>")
-    parts.append(_table(f.performance))
-
-    parts.append("<h2>Trend</h2>")
+    computed = bool(len(table))
     history = pd.concat([f.history, pd.DataFrame([history_entry(f)])], ignore_index=True)
-    parts.append(plot_trend(f, history) or "<p><em>no batch runs and no earlier monitor runs yet</em></p>")
-    parts.append("<h3>Batch runs</h3>" + _table(f.batches, None))
-
-    if f.retrain is not None:
-        parts.append("<h2>Retraining</h2><pre>" + html.escape(json.dumps(f.retrain, indent=2, default=str)) + "</pre>")
-    parts.append("<h2>Settings</h2><pre>" + html.escape(json.dumps(cfg.as_dict(), indent=2)) + "</pre>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    plots = {
+        "psi": plot_psi(table, cfg.drift.psi_warn, cfg.drift.psi_alert) if computed else "",
+        "distributions": plot_distributions(f) if computed else "",
+        "scores": plot_scores(f),
+        "trend": plot_trend(f, history),
+    }
+    context = {
+        "title": "Parity monitoring",
+        "heading": "Parity monitoring report",
+        "f": f,
+        "cfg": cfg,
+        "model_version": str(getattr(f.reference.model, "version", "none")),
+        "alerts": pd.DataFrame(f.alerts),
+        "newest_feature": "unknown" if f.newest_feature_at is None
+        else f"{f.newest_feature_at:%Y-%m-%d %H:%M} UTC ({age:.1f} days old)",
+        "samples": "; ".join(f"{name}: {s.description}" for name, s in f.samples.items()),
+        "drift_all": table[table["group"] == drift.ALL] if computed else None,
+        "drift_flagged": table[(table["group"] != drift.ALL) & table["status"].isin(["warn", "drift", "skipped"])]
+        if computed else None,
+        "plots": plots,
+        "retrain": None if f.retrain is None else json.dumps(f.retrain, indent=2, default=str),
+        "settings": json.dumps(cfg.as_dict(), indent=2),
+    }
+    return render_page("monitoring", "monitoring_report.html", context)

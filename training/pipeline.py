@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from parity.config import Settings
+from parity.config import Settings, dbt_vars
 from parity.features.feature_store import FeatureStoreError, data_end, open_store
 from parity.features.retrieval import service_schema
 from parity.models import registry
@@ -207,7 +207,11 @@ def register(
         contributions=results.contributions,
     )
     metadata["clients"] = {**composition, "warnings": clients.warnings(composition)}
-    card = report.model_card(metadata, results.table, results.fairness)
+    card = report.model_card(
+        metadata, results.table, results.fairness,
+        population_days=settings.churn_population.days,
+        horizon_days=int(dbt_vars(settings.project_root)["churn_horizon_days"]),
+    )
     files = artefacts.entry_files(fitted.production, metadata, card)
     version = registry.write_version(settings.registry_dir, config.model_name, files)
     loaded = load_version(settings.registry_dir, config.model_name, version)
