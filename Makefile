@@ -23,10 +23,12 @@ ALLOW ?=
 comma := ,
 
 ##@ Setup
+# A .venv that is a symlink is another checkout's (a git worktree sharing it): installing from
+# here would point its editable install at this checkout, so it is left to its owner.
 $(STAMP): pyproject.toml
-	test -x $(PYTHON) || $(PY) -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	@if [ -L $(VENV) ]; then echo "$(VENV) is shared (a symlink): not reinstalling from this checkout" >&2; else \
+	  test -x $(PYTHON) || $(PY) -m venv $(VENV); \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev]' && touch $(STAMP); fi
 
 setup: $(STAMP) ## Create .venv and install the project (done automatically by every target)
 
