@@ -19,6 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import Gauge
 
 from parity.config import Settings
 from parity.features.freshness import max_feature_age
@@ -57,6 +58,8 @@ class State:
     segments: ModelSlot | None = None
     max_age: Any = None  # timedelta: dbt's vars.max_feature_age_days
     watermarks: WatermarkCache | None = None
+    store_problem: str | None = None
+    store_checked: float = 0.0
     draining: bool = False  # SIGTERM received: not ready, every answer closes its connection
     in_flight: int = 0
     last_done: float = 0.0  # time.monotonic() of the latest finished request
@@ -75,6 +78,23 @@ def _open_reader(state: State) -> None:
         state.reader_error = None
     except Exception as err:  # any failure here means "not ready", never a crash
         state.reader, state.reader_error = None, f"feature store not ready: {err}"
+
+
+def _store_problem(state: State, force: bool = False) -> str | None:
+    """Why the online store cannot answer (deleted file, no rows), checked at most every 2 s on
+    the request path; a store file re-created since it was opened is reopened first."""
+    now = time.monotonic()
+    if not force and now - state.store_checked < 2.0:
+        return state.store_problem
+    state.store_checked = now
+    reader = state.reader
+    if reader is not None and getattr(reader, "file_replaced", lambda: False)():
+        log.warning("online store file was re-created: reopening it")
+        _open_reader(state)
+        reader = state.reader
+    health = getattr(reader, "health", None)  # the Feast reader cannot say: judged by its reads
+    state.store_problem = health() if health else None
+    return state.store_problem
 
 
 def _load_segments(registry_dir: Any, model: str, version: str, nthread: int | None = None) -> Any:
@@ -196,6 +216,9 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
                                    config.log_flush_seconds, config.log_flush_rows,
                                    sync=config.log_sync, max_backlog_rows=config.log_max_backlog_rows)
         watch_log(state.metrics, state.plog)
+        Gauge("parity_model_pointer_ok", "1 while the registry's current pointer names a loadable model, "
+              "else 0 (the loaded model keeps serving)", registry=state.metrics.registry
+              ).set_function(lambda: 0 if state.slot.problem else 1)
         # start-up objects leave the collector's generations: fewer long GC pauses. No full
         # collection first (~0.1 s of cold start for little garbage); `python -m serving` starts
         # with the collector disabled, so turn it (back) on here.
@@ -278,11 +301,16 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         active = state.slot.active if state.slot else None
         if active is None or active.primary is None:
             problems.append(active.error if active else "starting")
+        elif state.slot.problem:  # still serving the loaded model: ready, but say what is wrong
+            notes.append(f"serving {active.primary.version}, but {state.slot.problem}")
         if state.reader is None:
             _open_reader(state)
-        if state.reader is None:
+        store = _store_problem(state, force=True) if state.reader is not None else None
+        if state.reader is None:  # (also when a re-created store file could not be reopened)
             problems.append(state.reader_error or "feature store not ready")
         else:
+            if store:
+                problems.append(store)
             if state.reader.fallback_reason:  # ready, but reading through Feast (no/stale manifest)
                 notes.append(f"online features read through Feast: {state.reader.fallback_reason}")
             try:
@@ -293,6 +321,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         if marks is not None and marks.problem:  # ready: staleness is judged by feature age alone
             notes.append(f"client watermarks unknown: {marks.problem}")
         body = {"status": "ready" if not problems else "not ready", "problems": problems,
+                "registry_problem": state.slot.problem if state.slot else None,
                 "model_version": getattr(active.primary, "version", None) if active else None,
                 "feature_reader": getattr(state.reader, "kind", None), "notes": notes}
         return JSONResponse(body, status_code=200 if not problems else 503)
@@ -336,6 +365,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             _open_reader(state)
             if state.reader is None:
                 raise ServiceUnavailable(state.reader_error)
+        if _store_problem(state):  # e.g. an empty store: every customer would look unknown
+            raise ServiceUnavailable(state.store_problem)
         now = datetime.now(timezone.utc)
         ids = [c.customer_id for c in body.customers]
         times = [c.request_at or now for c in body.customers]

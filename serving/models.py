@@ -87,7 +87,17 @@ class ModelSlot:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.active = ActiveModels(primary=None, error="not loaded yet")
+        self.problem: str | None = None  # why the pointer cannot be followed (the loaded model stays)
         self.reload()
+
+    def _trouble(self, message: str) -> bool:
+        """Keep serving what is loaded (if anything) and report `message`; logged once per change."""
+        if self.active.primary is None:
+            self.active = ActiveModels(primary=None, error=message)
+        elif message != self.problem:
+            log.error("keeping %s/%s: %s", self.model, self.active.primary.version, message)
+        self.problem = message
+        return False
 
     def _load(self, version: str | None) -> Any | None:
         return None if not version else self._loader(self.registry_dir, self.model, version, nthread=1)
@@ -98,15 +108,12 @@ class ModelSlot:
             try:
                 version = current_version(self.registry_dir, self.model)
             except (RegistryError, OSError, ValueError) as err:
-                self.active = ActiveModels(primary=None, error=f"model registry unreadable: {err}")
-                return False
+                return self._trouble(f"model registry unreadable: {err}")
             if version is None:
-                self.active = ActiveModels(
-                    primary=None,
-                    error=f"no '{self.model}' model has been promoted: run `make train` (or `python -m training promote VERSION`)",
-                )
-                return False
+                return self._trouble(
+                    f"no '{self.model}' model has been promoted: run `make train` (or `python -m training promote VERSION`)")
             if self.active.primary is not None and self.active.primary.version == version:
+                self.problem = None
                 return False
             try:
                 active = ActiveModels(
@@ -115,11 +122,9 @@ class ModelSlot:
                     shadow=self._load(self.shadow_version),
                 )
             except (RegistryError, OSError, ValueError) as err:
-                if self.active.primary is None:
-                    self.active = ActiveModels(primary=None, error=f"cannot load model {version}: {err}")
-                log.error("keeping %s: cannot load %s: %s", getattr(self.active.primary, "version", None), version, err)
-                return False
+                return self._trouble(f"the current pointer names {version}, which cannot be loaded: {err}")
             self.active = active  # one reference assignment: atomic for readers
+            self.problem = None
             log.info("serving %s/%s", self.model, version)
             return True
 

@@ -19,6 +19,7 @@ present and fresh and the online store is SQLite, and otherwise falls back to `O
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import struct
 import threading
@@ -176,7 +177,9 @@ class SqliteReader(_TypedReads):
                 raise ValueError(f"view '{view.name}': join key {view.join_key} ({view.join_key_type}) is not "
                                  f"the STRING key '{ENTITY_KEY}'")
         # read-only: serving never writes, and a missing file is an error rather than a new empty db
+        self.db_path = plan.db_path
         self._con = sqlite3.connect(plan.db_path.as_uri() + "?mode=ro", uri=True, check_same_thread=False)
+        self._inode = os.stat(plan.db_path).st_ino  # a deleted or re-created file is noticed (health)
         self._lock = threading.Lock()
         self._message = value_message()
         self._views = plan.views
@@ -270,6 +273,30 @@ class SqliteReader(_TypedReads):
             event_at = [event_at[i] for i in rows]
         return _with_on_demand(columns, found, event_at, request_at, self._transforms)
 
+
+    def file_replaced(self) -> bool:
+        """True when the store file was re-created since this reader opened it (e.g. `make apply`
+        after a delete): the open connection still reads the old, deleted file."""
+        try:
+            return os.stat(self.db_path).st_ino != self._inode
+        except OSError:
+            return False
+
+    def health(self) -> str | None:
+        """Why the online store cannot answer for the service (None: it can): its file was
+        deleted, or none of the service's view tables holds a row."""
+        if not self.db_path.exists():
+            return f"online store {self.db_path} was deleted: run `make apply` and `make materialize`"
+        with self._lock:
+            try:
+                filled = [self._con.execute(f'SELECT EXISTS (SELECT 1 FROM "{view.table.replace(chr(34), chr(34) * 2)}")')
+                          .fetchone()[0] for view in self._views]
+            except sqlite3.Error as err:
+                return f"online store {self.db_path} unreadable: {err}"
+        if not any(filled):
+            return (f"online store {self.db_path} holds no feature rows for '{self.service_name}': "
+                    "run `make materialize`")
+        return None
 
     def close(self) -> None:
         self._con.close()

@@ -24,6 +24,7 @@ from parity.models.registry import (
     MODEL_FILE,
     RegistryError,
     current_version,
+    entry_dir,
     verified_files,
 )
 
@@ -125,7 +126,7 @@ def load_version(
     """Load and verify one version (checksums, format, calibrator) without executing any pickle."""
     import xgboost as xgb
 
-    contents = verified_files(registry_dir / model / version)
+    contents = verified_files(entry_dir(registry_dir, model, version))
     metadata = json.loads(contents[METADATA_FILE])
     if metadata.get("format") != FORMAT:
         raise RegistryError(

@@ -42,7 +42,9 @@ CHECKSUMS_FILE = "checksums.json"
 CREATED_FILE = "created.json"
 POINTER_FILE = "current.json"
 REQUIRED_FILES = (MODEL_FILE, CALIBRATOR_FILE, METADATA_FILE, CARD_FILE)
-VERSION_RE = re.compile(r"^v(\d{4,})$")
+VERSION_RE = re.compile(r"^v(\d{4,})\Z")  # \Z: no trailing newline
+# a model's folder name: a plain name, never a path ("churn", "segments", "churn_eu")
+MODEL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}\Z")
 
 # service name -> its live (name, feast dtype) features in service order
 LiveSchema = Callable[[str], Sequence[tuple[str, str]]]
@@ -114,10 +116,10 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _locked(model_dir: Path) -> Iterator[None]:
+def _locked(folder: Path) -> Iterator[None]:
     """An exclusive lock on a model's pointer (promote/rollback are read-modify-write)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with open(model_dir / ".lock", "w") as handle:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -125,12 +127,27 @@ def _locked(model_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def model_dir(registry_dir: Path, model: str) -> Path:
+    """`<registry>/<model>` for a plain model name; anything path-like is refused."""
+    if not isinstance(model, str) or not MODEL_RE.match(model):
+        raise RegistryError(f"invalid model name {model!r}: a plain name (letters, digits, '_', '-'; "
+                            "starting with a letter), not a path")
+    return registry_dir / model
+
+
+def entry_dir(registry_dir: Path, model: str, version: str) -> Path:
+    """`<registry>/<model>/<version>` for a registry version name (v0001, ...); paths refused."""
+    if not isinstance(version, str) or not VERSION_RE.match(version):
+        raise RegistryError(f"invalid version {version!r}: registry versions are named vNNNN (e.g. v0002)")
+    return model_dir(registry_dir, model) / version
+
+
 def list_versions(registry_dir: Path, model: str) -> list[str]:
     """Complete versions of a model, oldest first (temporary directories are ignored)."""
-    model_dir = registry_dir / model
-    if not model_dir.is_dir():
+    folder = model_dir(registry_dir, model)
+    if not folder.is_dir():
         return []
-    found = [p.name for p in model_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
+    found = [p.name for p in folder.iterdir() if p.is_dir() and VERSION_RE.match(p.name)]
     return sorted(found, key=lambda name: int(VERSION_RE.match(name).group(1)))
 
 
@@ -142,9 +159,9 @@ def write_version(registry_dir: Path, model: str, files: Mapping[str, bytes]) ->
     reserved = [name for name in (CHECKSUMS_FILE, CREATED_FILE) if name in files]
     if reserved or any("/" in name or name.startswith(".") for name in files):
         raise RegistryError(f"invalid entry file names {sorted(files)}")
-    model_dir = registry_dir / model
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
+    folder = model_dir(registry_dir, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".tmp-{os.getpid()}-{uuid.uuid4().hex}"
     tmp.mkdir()
     checksums = {name: sha256_bytes(data) for name, data in sorted(files.items())}
     for name, data in files.items():
@@ -156,21 +173,21 @@ def write_version(registry_dir: Path, model: str, files: Mapping[str, bytes]) ->
     for _ in range(100):  # another writer may take the same number: retry with the next one
         versions = list_versions(registry_dir, model)
         number = int(VERSION_RE.match(versions[-1]).group(1)) + 1 if versions else 1
-        target = model_dir / f"v{number:04d}"
+        target = folder / f"v{number:04d}"
         if target.exists():
             continue
         try:
             os.rename(tmp, target)
         except OSError:
             continue
-        _fsync_dir(model_dir)
+        _fsync_dir(folder)
         return target.name
-    raise RegistryError(f"could not allocate a version under {model_dir}")
+    raise RegistryError(f"could not allocate a version under {folder}")
 
 
 def read_pointer(registry_dir: Path, model: str) -> dict[str, Any] | None:
     """The `current` pointer ({"version", "history", ...}) or None if nothing was promoted."""
-    path = registry_dir / model / POINTER_FILE
+    path = model_dir(registry_dir, model) / POINTER_FILE
     if not path.exists():
         return None
     try:
@@ -179,13 +196,17 @@ def read_pointer(registry_dir: Path, model: str) -> dict[str, Any] | None:
         raise RegistryError(f"current pointer {path} is unreadable: {err}") from None
     if not isinstance(pointer, dict) or "version" not in pointer or not pointer.get("history"):
         raise RegistryError(f"current pointer {path} lacks version/history")
+    names = [pointer["version"], *pointer["history"]]
+    bad = [name for name in names if not isinstance(name, str) or not VERSION_RE.match(name)]
+    if bad or pointer["version"] != pointer["history"][-1]:
+        raise RegistryError(f"current pointer {path} names invalid versions {bad or names[-1:]}")
     return pointer
 
 
 def _write_pointer(
     registry_dir: Path, model: str, history: list[str], action: str
 ) -> dict[str, Any]:
-    model_dir = registry_dir / model
+    folder = model_dir(registry_dir, model)
     pointer = {
         "model": model,
         "version": history[-1],
@@ -193,10 +214,10 @@ def _write_pointer(
         "last_action": action,
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    tmp = model_dir / f".{POINTER_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
+    tmp = folder / f".{POINTER_FILE}.{os.getpid()}.{uuid.uuid4().hex}"
     _write_synced(tmp, dumps(pointer))
-    os.replace(tmp, model_dir / POINTER_FILE)
-    _fsync_dir(model_dir)
+    os.replace(tmp, folder / POINTER_FILE)
+    _fsync_dir(folder)
     return pointer
 
 
@@ -208,7 +229,7 @@ def current_version(registry_dir: Path, model: str) -> str | None:
 
 def read_metadata(registry_dir: Path, model: str, version: str) -> dict[str, Any]:
     """A version's metadata.json after verifying every checksum."""
-    return json.loads(verified_files(registry_dir / model / version)[METADATA_FILE])
+    return json.loads(verified_files(entry_dir(registry_dir, model, version))[METADATA_FILE])
 
 
 def verified_files(entry: Path) -> dict[str, bytes]:
@@ -265,7 +286,8 @@ def promote(
     registry_dir: Path, model: str, version: str, live_schema: LiveSchema
 ) -> dict[str, Any]:
     """Make `version` current after checking its feature list against the live service."""
-    with _locked(registry_dir / model):
+    entry_dir(registry_dir, model, version)  # a version name, never a path
+    with _locked(model_dir(registry_dir, model)):
         _check_promotable(registry_dir, model, version, live_schema)
         pointer = read_pointer(registry_dir, model)
         history = list(pointer["history"]) if pointer else []
@@ -276,7 +298,7 @@ def promote(
 
 def rollback(registry_dir: Path, model: str, live_schema: LiveSchema) -> dict[str, Any]:
     """Make the previously current version current again (the same feature check applies)."""
-    with _locked(registry_dir / model):
+    with _locked(model_dir(registry_dir, model)):
         pointer = read_pointer(registry_dir, model)
         if not pointer or len(pointer["history"]) < 2:
             raise PromotionError(f"no previous version of '{model}' to roll back to")

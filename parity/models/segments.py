@@ -371,7 +371,7 @@ def register(
 def load_version(registry_dir: Path, version: str, name: str = MODEL_NAME) -> SegmentModel:
     """Load one version after verifying every checksum (registry format; no pickle)."""
     # the registry's own verification (checksums of every file), shared with the churn model
-    files = registry.verified_files(registry_dir / name / version)
+    files = registry.verified_files(registry.entry_dir(registry_dir, name, version))
     return from_files(files, version)
 
 

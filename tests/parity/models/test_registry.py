@@ -289,3 +289,47 @@ def test_the_settings_entry_point_reads_the_platform_registry(tmp_path, entry):
     registry.promote(settings.registry_dir, MODEL, "v0001", live())
     assert loaded.load_current(settings).version == "v0001"
     assert Path(os.path.commonpath([settings.registry_dir, tmp_path])) == tmp_path
+
+
+@pytest.mark.parametrize("version", ["/some/dir", "../segments/v0001", "v0001/..", "v1", "V0001", "", "v0001\n"])
+def test_promote_accepts_only_registry_version_names(tmp_path, entry, version):
+    registry_dir = tmp_path / "registry"
+    registry.write_version(registry_dir, MODEL, entry["files"])
+    registry.write_version(registry_dir / "segments_like", MODEL, entry["files"])  # a real target elsewhere
+    with pytest.raises(registry.RegistryError, match="invalid version"):
+        registry.promote(registry_dir, MODEL, version, live())
+    assert registry.current_version(registry_dir, MODEL) is None
+
+
+@pytest.mark.parametrize("model", ["../../x", "a/b", "/abs", ".hidden", "..", "x" * 65, ""])
+def test_model_names_that_are_paths_are_refused_and_nothing_is_created(tmp_path, entry, model):
+    registry_dir = tmp_path / "registry"
+    registry_dir.mkdir()
+    for call in (lambda: registry.write_version(registry_dir, model, entry["files"]),
+                 lambda: registry.promote(registry_dir, model, "v0001", live()),
+                 lambda: registry.rollback(registry_dir, model, live()),
+                 lambda: registry.list_versions(registry_dir, model),
+                 lambda: loaded.load_version(registry_dir, model, "v0001")):
+        with pytest.raises(registry.RegistryError, match="invalid model name"):
+            call()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["registry"]
+
+
+def test_a_pointer_naming_a_path_is_refused(tmp_path, entry):
+    version = registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, version, live())
+    pointer = tmp_path / MODEL / registry.POINTER_FILE
+    data = json.loads(pointer.read_text())
+    pointer.write_text(json.dumps({**data, "version": "../../etc", "history": ["../../etc"]}))
+    with pytest.raises(registry.RegistryError, match="invalid versions"):
+        registry.current_version(tmp_path, MODEL)
+
+
+def test_training_cli_refuses_a_path_as_version(tmp_path, capsys):
+    from training.__main__ import main
+
+    assert main(["promote", "../segments/v0001", "--data-dir", str(tmp_path)]) == 2
+    assert "invalid version" in capsys.readouterr().err
+    assert main(["list", "--model", "../../x", "--data-dir", str(tmp_path)]) == 2
+    assert "invalid model name" in capsys.readouterr().err
+    assert not (tmp_path.parent / "x").exists()
