@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,14 +45,37 @@ def newest_feature_at(marts_dir: Path, messages: list[str]) -> pd.Timestamp | No
     return pd.Timestamp(value).tz_convert("UTC") if value is not None else None
 
 
-def raw_files(raw_dir: Path, clients: Sequence[str], messages: list[str]) -> pd.DataFrame:
-    """Per client: newest raw data file and its modification time (bookkeeping files skipped)."""
+def declared_raw_files(manifest_path: Path) -> dict[str, list[Path]]:
+    """Per client, the raw files its dbt sources declare (`meta.file`, globs expanded): where the
+    drops really are, whatever folder they sit in. Empty when dbt has not parsed the project."""
+    import json
+
+    from parity.ingest.preflight import sources_from_manifest
+
+    try:
+        sources = sources_from_manifest(json.loads(manifest_path.read_text()))
+    except (OSError, ValueError, KeyError):
+        return {}
+    found: dict[str, list[Path]] = {}
+    for source in sources:
+        pattern = str(source.file)
+        files = [Path(p) for p in sorted(glob.glob(pattern))] if glob.has_magic(pattern) else [source.file]
+        found.setdefault(source.client, []).extend(f for f in files if f.is_file())
+    return found
+
+
+def raw_files(raw_dir: Path, clients: Sequence[str], messages: list[str],
+              declared: dict[str, list[Path]] | None = None) -> pd.DataFrame:
+    """Per client: newest raw data file and its modification time: the files under
+    raw_dir/<client> (bookkeeping files skipped), else those its dbt sources declare elsewhere
+    (`declared_raw_files`), so a drop kept in another folder is not "no raw files"."""
     rows = []
     for client in clients:
         folder = raw_dir / client
         files = [p for p in folder.glob("*") if p.is_file() and not p.name.startswith(("_", "."))] if folder.is_dir() else []
+        files = files or (declared or {}).get(client, [])
         if not files:
-            messages.append(f"client '{client}': no raw files under {folder}")
+            messages.append(f"client '{client}': no raw files declared by its dbt sources or under {folder}")
             rows.append({"client_id": client, "newest_raw_file": None, "raw_file_modified_at": pd.NaT})
             continue
         newest = max(files, key=lambda p: p.stat().st_mtime)
