@@ -15,20 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from batch.config import DEFAULT_CONFIG, BatchError, load_config
-from parity.cli import parse_time
+from parity.cli import parse_time, quiet_feast
 from parity.config import load_settings
-
-
-def _quiet_feast() -> None:
-    """Silence Feast's deprecation noise on every retrieval (its import resets filters)."""
-    import feast  # noqa: F401
-
-    warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -132,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from parity.models.segments import SegmentError
 
     args = parser().parse_args(argv)
-    _quiet_feast()
+    quiet_feast()
     try:
         return args.func(args)
     except (BatchError, RegistryError, SegmentError) as err:

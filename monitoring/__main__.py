@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 from monitoring.config import DEFAULT_CONFIG, MonitoringError, load_config
-from parity.cli import parse_time
+from parity.cli import parse_time, quiet_feast
 from parity.config import load_settings
 
 
@@ -46,19 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     settings = load_settings(args.data_dir)
-    warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
+    quiet_feast()
     from monitoring.pipeline import collect, write
 
     findings = collect(settings, config, args.now)
     code = 0
     if args.retrain:
-        import feast  # noqa: F401  (installs its warning filters; ours go after)
-
         from monitoring.retrain import retrain
         from training.errors import TrainingError
 
-        warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
+        quiet_feast()  # again: the imports above may install their own filters
         try:
             outcome = retrain(settings, config.retrain, config.model_name)
             findings.retrain = outcome.as_dict()

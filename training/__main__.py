@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
+from parity.cli import quiet_feast
 from parity.config import load_settings
 from parity.features.feature_store import FeatureStoreError
 from parity.models import registry
@@ -32,17 +32,6 @@ def _live_schema(settings):
 
     store = open_store(settings)
     return lambda name: service_schema(store, name).features
-
-
-def _quiet_feast() -> None:
-    """Silence third-party noise on every Feast retrieval (ibis deprecation, ODFV "experimental").
-
-    Importing feast installs its own warning filters, so ours go in after that import.
-    """
-    import feast  # noqa: F401
-
-    warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -217,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["train", *argv]
     args = parser().parse_args(argv)
     if args.command != "list":
-        _quiet_feast()
+        quiet_feast()
     try:
         return args.func(args)
     except USER_ERRORS as err:

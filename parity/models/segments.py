@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from parity.jsonable import jsonable
 from parity.models import registry
 from parity.models.prepare import DERIVED, PrepareSpec, fit_spec, prepare
 
@@ -174,11 +175,11 @@ def profile(
     for segment, name in enumerate(names):
         mask = ids == segment
         medians = {
-            c: _plain(float(np.median(prepared.loc[mask, c]))) if mask.any() else None
+            c: jsonable(float(np.median(prepared.loc[mask, c]))) if mask.any() else None
             for c in columns
         }
         churn = (
-            _plain(float(frame.loc[mask, LABEL].mean()))
+            jsonable(float(frame.loc[mask, LABEL].mean()))
             if LABEL in frame.columns and mask.any()
             else None
         )
@@ -193,10 +194,6 @@ def profile(
             }
         )
     return tuple(rows)
-
-
-def _plain(value: float) -> float | None:
-    return value if np.isfinite(value) else None
 
 
 def fit(
