@@ -47,13 +47,18 @@ def drift_data_dir(factory: pytest.TempPathFactory) -> Settings:
 def private_copy(shared: Settings, root: Path, copies: tuple[str, ...] = ()) -> Settings:
     """A data folder that reads the shared one (symlinks) but writes its own scores, exports,
     reports, serving logs and builds (a build publishes by replacing the private `published`
-    link); names in `copies` are copied instead (e.g. a registry to write to, raw files to age)."""
+    link); names in `copies` are copied instead (e.g. a registry to write to, raw files to age;
+    `published`: a private copy of the published build, marts and warehouse to write into)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in SHARED:
         source = shared.data_dir / name
         if not source.exists():
             continue
-        if name in copies:
+        if name == "published" and name in copies:
+            own = root / "builds" / "copy"
+            shutil.copytree(source.resolve(), own)
+            (root / name).symlink_to(own.relative_to(root), target_is_directory=True)
+        elif name in copies:
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, root / name)
         else:
             (root / name).symlink_to(source, target_is_directory=source.is_dir())

@@ -111,7 +111,7 @@ def test_stale_features_are_kept_unscored_with_their_age_and_watermark(drift_dat
 
     from parity.features.freshness import WATERMARKS_FILE, max_feature_age
 
-    settings = private_copy(drift_data, tmp_path, copies=("marts",))
+    settings = private_copy(drift_data, tmp_path, copies=("published",))
     watermark = pd.Timestamp("2026-05-20", tz="UTC")
     pq.write_table(pa.table({"client_id": ["bolt"], "watermark_at": pa.array([watermark], pa.timestamp("us", tz="UTC"))}),
                    settings.marts_dir / WATERMARKS_FILE)
