@@ -71,10 +71,10 @@ train: $(STAMP) ## Train, compare and register the churn model (promotes only if
 	$(PYTHON) -m training train $(if $(CONFIG),--config $(CONFIG))
 
 promote: $(STAMP) ## Make a model version current: make promote VERSION=v0002
-	$(PYTHON) -m training promote $(VERSION)
+	$(PYTHON) -m training promote $(VERSION) $(if $(REASON),--reason "$(REASON)")
 
 rollback: $(STAMP) ## Point current back at the previously current model
-	$(PYTHON) -m training rollback
+	$(PYTHON) -m training rollback $(if $(REASON),--reason "$(REASON)")
 
 models: $(STAMP) ## List registered model versions (* = current)
 	$(PYTHON) -m training list

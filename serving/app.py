@@ -12,6 +12,7 @@ import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,11 +23,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from prometheus_client import Gauge
 
 from parity.config import Settings
-from parity.features.freshness import max_feature_age
+from parity.features.freshness import client_of, max_feature_age
 from parity.features.online import EVENT_AT, FOUND
 from serving.config import ServingConfig
 from serving.freshness import WatermarkCache, judge
 from serving.guard import GuardMiddleware, key_problem
+from serving.keys import ApiKey, load_keys, plain_keys
 from serving.log import LogUnavailable, PredictionLog, features_json
 from serving.metrics import Metrics, create_metrics, watch_log
 from serving.models import ModelSlot, canary_bucket
@@ -58,6 +60,7 @@ class State:
     segments: ModelSlot | None = None
     max_age: Any = None  # timedelta: dbt's vars.max_feature_age_days
     watermarks: WatermarkCache | None = None
+    keys: list[ApiKey] = field(default_factory=list)
     store_problem: str | None = None
     store_checked: float = 0.0
     draining: bool = False  # SIGTERM received: not ready, every answer closes its connection
@@ -180,9 +183,26 @@ def _request_id() -> str:
 def _check_key(state: State, bearer: HTTPAuthorizationCredentials | None, api_key: str | None) -> None:
     """The routes' own check (GuardMiddleware refuses a bad key before the body; this keeps the
     security scheme in the OpenAPI document and protects a route mounted without the guard)."""
-    problem = key_problem((bearer.credentials if bearer else None) or api_key, state.config.api_keys)
+    _, problem = key_problem((bearer.credentials if bearer else None) or api_key, state.keys)
     if problem:
         raise Unauthorized(problem)
+
+
+class Forbidden(Exception):
+    """The key may not do this (client scope): HTTP 403."""
+
+
+def _check_scope(state: State, key: ApiKey | None, ids: list[str]) -> None:
+    """403 for the whole request when a customer belongs to a client outside the key's scope
+    (per request, so a client never learns which of another client's ids exist)."""
+    if key is None or key.clients is None:
+        return
+    outside = sorted({client_of(i) for i in ids if not key.may_score(client_of(i))})
+    if outside:
+        state.metrics.denied.labels("client_scope").inc()
+        log.warning("key '%s' refused: customers of client(s) %s outside its scope", key.name, outside)
+        raise Forbidden(f"key '{key.name}' may score customers of {sorted(key.clients)} only; "
+                        f"this request names customers of {outside}")
 
 
 def _check_request_times(times: list[datetime], now: datetime, config: ServingConfig) -> None:
@@ -201,7 +221,9 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     """Build the app; start-up opens the store, loads the model and starts the log writer."""
     # read before serving: a bad limit in dbt_project.yml stops the start with the file named
     state = State(settings=settings, config=config, metrics=create_metrics(),
-                  max_age=max_feature_age(settings.project_root))
+                  max_age=max_feature_age(settings.project_root),
+                  keys=plain_keys(config.api_keys) + (load_keys(Path(config.api_keys_file))
+                                                      if config.api_keys_file else []))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -249,13 +271,17 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         _check_key(state, creds, api_key)
 
     # Starlette runs the last added outermost: Observe sees the guard's 401/413 answers too
-    app.add_middleware(GuardMiddleware, keys=lambda: state.config.api_keys, max_body_bytes=config.max_body_bytes,
+    app.add_middleware(GuardMiddleware, keys=lambda: state.keys, max_body_bytes=config.max_body_bytes,
                        on_denied=lambda reason: state.metrics.denied.labels(reason).inc())
     app.add_middleware(ObserveMiddleware, metrics=state.metrics, state=state)
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(request: Request, exc: Unauthorized):
         return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden):
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(ServiceUnavailable)
     async def _unavailable(request: Request, exc: ServiceUnavailable):
@@ -354,7 +380,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
     @app.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
               responses={401: {"description": "Missing/invalid API key"}, 422: {"description": "Invalid request"},
                          503: {"description": "Model, feature registry or online store not ready"}})
-    async def predict(body: PredictRequest) -> Response:
+    async def predict(body: PredictRequest, request: Request) -> Response:
         """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
         started = time.perf_counter()
         request_id = _request_id()
@@ -369,6 +395,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
             raise ServiceUnavailable(state.store_problem)
         now = datetime.now(timezone.utc)
         ids = [c.customer_id for c in body.customers]
+        _check_scope(state, request.scope.get("state", {}).get("api_key"), ids)
         times = [c.request_at or now for c in body.customers]
         _check_request_times(times, now, state.config)
         try:

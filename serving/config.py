@@ -18,6 +18,7 @@ class ServingConfig:
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: tuple[str, ...] = ()
+    api_keys_file: str | None = None  # hashed keys with client scopes and roles (serving/keys.py)
     model: str = "churn"
     segments_model: str = "segments"
     max_customers: int = 1000

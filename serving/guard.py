@@ -4,11 +4,12 @@ memory (uvicorn stops reading the socket while the app does not consume the body
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
+
+from serving.keys import ROUTE_ROLES, ApiKey, authenticate
 
 PROTECTED = "/v1/"
 
@@ -26,13 +27,12 @@ def offered_key(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     return bearer or api_key
 
 
-def key_problem(offered: str | None, keys: Sequence[str]) -> str | None:
-    """Why a key is refused (None: accepted); every configured key is compared in constant time."""
+def key_problem(offered: str | None, keys: Sequence[ApiKey]) -> tuple[ApiKey | None, str | None]:
+    """The accepted key, or why the offered one is refused (hashes compared in constant time)."""
     if not offered or not keys:
-        return "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
-    if not any(hmac.compare_digest(offered.encode(), key.encode()) for key in keys):
-        return "invalid API key"
-    return None
+        return None, "missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+    found = authenticate(keys, offered)
+    return (found, None) if found else (None, "invalid API key")
 
 
 class BodyTooLarge(Exception):
@@ -40,9 +40,10 @@ class BodyTooLarge(Exception):
 
 
 class GuardMiddleware:
-    """Pure ASGI: 401 before the body, 413 beyond `max_body_bytes` (declared or streamed)."""
+    """Pure ASGI: 401 before the body, 403 for a key without the route's role, 413 beyond
+    `max_body_bytes` (declared or streamed). The accepted key is `scope["state"]["api_key"]`."""
 
-    def __init__(self, app: Any, keys: Callable[[], Sequence[str]], max_body_bytes: int,
+    def __init__(self, app: Any, keys: Callable[[], Sequence[ApiKey]], max_body_bytes: int,
                  on_denied: Callable[[str], None] | None = None):
         self.app, self.keys, self.max_body_bytes = app, keys, max_body_bytes
         self.on_denied = on_denied or (lambda reason: None)
@@ -52,11 +53,17 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        problem = key_problem(offered_key(headers), self.keys())
+        key, problem = key_problem(offered_key(headers), self.keys())
         if problem:
             self.on_denied("invalid_key" if problem.startswith("invalid") else "missing_key")
             await _reply(send, 401, problem, [(b"www-authenticate", b"Bearer")])
             return
+        role = ROUTE_ROLES.get(scope["path"].rstrip("/"))
+        if role and role not in key.roles:
+            self.on_denied("role")
+            await _reply(send, 403, f"key '{key.name}' lacks the role '{role}'")
+            return
+        scope.setdefault("state", {})["api_key"] = key
         declared = next((v for n, v in headers if n == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await _reply(send, 413, self._too_large())

@@ -83,7 +83,7 @@ def create_metrics() -> Metrics:
                       "Customers not scored: their newest features are older than max_feature_age_days",
                       registry=registry),
         denied=Counter("parity_denied_requests_total", "Requests refused before any work, by reason "
-                       "(missing_key, invalid_key)", ["reason"], registry=registry),
+                       "(missing_key, invalid_key, role, client_scope)", ["reason"], registry=registry),
         predictions=Counter("parity_predictions_total", "Predictions by model version and role",
                             ["model_version", "role"], registry=registry),
     )

@@ -92,7 +92,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     args.model = args.model or DEFAULT_MODEL
     settings = load_settings(args.data_dir)
     pointer = registry.promote(
-        settings.registry_dir, args.model, args.version, _live_schema(settings)
+        settings.registry_dir, args.model, args.version, _live_schema(settings),
+        actor=args.by, reason=args.reason,
     )
     print(
         f"current {args.model} model: {pointer['version']} (history: {', '.join(pointer['history'])})"
@@ -104,7 +105,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """Point `current` back at the previously current version."""
     args.model = args.model or DEFAULT_MODEL
     settings = load_settings(args.data_dir)
-    pointer = registry.rollback(settings.registry_dir, args.model, _live_schema(settings))
+    pointer = registry.rollback(settings.registry_dir, args.model, _live_schema(settings),
+                                actor=args.by, reason=args.reason)
     print(
         f"current {args.model} model: {pointer['version']} (history: {', '.join(pointer['history'])})"
     )
@@ -188,9 +190,13 @@ def parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("version", help="e.g. v0002")
     promote.set_defaults(func=cmd_promote)
-    sub.add_parser(
+    rollback = sub.add_parser(
         "rollback", parents=[common], help="make the previously current version current again"
-    ).set_defaults(func=cmd_rollback)
+    )
+    rollback.set_defaults(func=cmd_rollback)
+    for action in (promote, rollback):  # recorded in <registry>/<model>/audit.jsonl
+        action.add_argument("--reason", help="why (recorded in the registry's audit log)")
+        action.add_argument("--by", help="who (default: the OS user), recorded in the audit log")
     sub.add_parser(
         "list", parents=[common], help="list registered versions (* = current)"
     ).set_defaults(func=cmd_list)

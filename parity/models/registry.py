@@ -41,6 +41,7 @@ CARD_FILE = "MODEL_CARD.md"
 CHECKSUMS_FILE = "checksums.json"
 CREATED_FILE = "created.json"
 POINTER_FILE = "current.json"
+AUDIT_FILE = "audit.jsonl"  # append-only: who moved the pointer, when, from what to what, why
 REQUIRED_FILES = (MODEL_FILE, CALIBRATOR_FILE, METADATA_FILE, CARD_FILE)
 VERSION_RE = re.compile(r"^v(\d{4,})\Z")  # \Z: no trailing newline
 # a model's folder name: a plain name, never a path ("churn", "segments", "churn_eu")
@@ -282,10 +283,36 @@ def _check_promotable(
         )
 
 
+def _audit(registry_dir: Path, model: str, action: str, before: str | None, after: str,
+           actor: str | None, reason: str | None) -> None:
+    """Append one line to the model's audit log (fsynced, under the pointer lock)."""
+    import getpass
+
+    try:
+        who = actor or getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (containers)
+        who = f"uid {os.getuid()}"
+    line = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "actor": who, "action": action,
+            "from": before, "to": after, "reason": reason}
+    path = model_dir(registry_dir, model) / AUDIT_FILE
+    with open(path, "ab") as handle:
+        handle.write(json.dumps(line, sort_keys=True).encode() + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_audit(registry_dir: Path, model: str) -> list[dict[str, Any]]:
+    """The model's audit log, oldest first."""
+    path = model_dir(registry_dir, model) / AUDIT_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
 def promote(
-    registry_dir: Path, model: str, version: str, live_schema: LiveSchema
+    registry_dir: Path, model: str, version: str, live_schema: LiveSchema,
+    actor: str | None = None, reason: str | None = None,
 ) -> dict[str, Any]:
-    """Make `version` current after checking its feature list against the live service."""
+    """Make `version` current after checking its feature list against the live service; the
+    move is recorded in the model's audit log (actor: default the OS user)."""
     entry_dir(registry_dir, model, version)  # a version name, never a path
     with _locked(model_dir(registry_dir, model)):
         _check_promotable(registry_dir, model, version, live_schema)
@@ -293,17 +320,23 @@ def promote(
         history = list(pointer["history"]) if pointer else []
         if history and history[-1] == version:
             return pointer
-        return _write_pointer(registry_dir, model, history + [version], f"promote {version}")
+        written = _write_pointer(registry_dir, model, history + [version], f"promote {version}")
+        _audit(registry_dir, model, "promote", history[-1] if history else None, version, actor, reason)
+        return written
 
 
-def rollback(registry_dir: Path, model: str, live_schema: LiveSchema) -> dict[str, Any]:
-    """Make the previously current version current again (the same feature check applies)."""
+def rollback(registry_dir: Path, model: str, live_schema: LiveSchema,
+             actor: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """Make the previously current version current again (the same feature check applies;
+    recorded in the audit log)."""
     with _locked(model_dir(registry_dir, model)):
         pointer = read_pointer(registry_dir, model)
         if not pointer or len(pointer["history"]) < 2:
             raise PromotionError(f"no previous version of '{model}' to roll back to")
         history = list(pointer["history"][:-1])
         _check_promotable(registry_dir, model, history[-1], live_schema)
-        return _write_pointer(
+        written = _write_pointer(
             registry_dir, model, history, f"rollback {pointer['version']} -> {history[-1]}"
         )
+        _audit(registry_dir, model, "rollback", pointer["version"], history[-1], actor, reason)
+        return written

@@ -97,3 +97,31 @@ def test_request_at_outside_the_window_is_422_naming_the_customer(guarded, at):
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "customers.1.request_at"
     assert "outside" in response.json()["detail"]
+
+
+def test_a_client_scoped_key_scores_only_its_clients_customers(trained_data, tmp_path):
+    from serving.keys import hash_key
+    from tests.serving.test_app import body
+    from tests.serving.test_lifecycle import _config
+
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"keys:\n  - {{name: acme-crm, sha256: {hash_key('acme-secret')}, clients: [acme], roles: [score]}}\n"
+                    f"  - {{name: auditor, sha256: {hash_key('read-secret')}, clients: '*', roles: [read_model]}}\n")
+    svc = Service(trained_data, config_path=_config(tmp_path, api_keys_file=str(keys), log_flush_seconds=0.2))
+    try:
+        wait_ready(svc.base)
+        acme = httpx.Client(base_url=svc.base, headers={"X-API-Key": "acme-secret"})
+        auditor = httpx.Client(base_url=svc.base, headers={"X-API-Key": "read-secret"})
+        ok = acme.post("/v1/predict", json=body(["acme:AC-000001"], svc.at))
+        assert ok.status_code == 200
+        mixed = acme.post("/v1/predict", json=body(["acme:AC-000001", "bolt:b-00001"], svc.at))
+        assert mixed.status_code == 403 and "['bolt']" in mixed.json()["detail"] and "acme-secret" not in mixed.text
+        assert acme.get("/v1/model").status_code == 403  # no read_model role
+        assert auditor.get("/v1/model").status_code == 200
+        assert auditor.post("/v1/predict", json=body(["acme:AC-000001"], svc.at)).status_code == 403
+        assert svc.client.post("/v1/predict", json=body(["acme:AC-000001"], svc.at)).status_code == 200  # env key
+        metrics = httpx.get(f"{svc.base}/metrics").text
+        assert 'parity_denied_requests_total{reason="client_scope"} 1.0' in metrics
+        assert 'parity_denied_requests_total{reason="role"} 2.0' in metrics
+    finally:
+        svc.stop()

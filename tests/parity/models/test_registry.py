@@ -333,3 +333,18 @@ def test_training_cli_refuses_a_path_as_version(tmp_path, capsys):
     assert main(["list", "--model", "../../x", "--data-dir", str(tmp_path)]) == 2
     assert "invalid model name" in capsys.readouterr().err
     assert not (tmp_path.parent / "x").exists()
+
+
+def test_promotion_and_rollback_are_recorded_in_the_audit_log(tmp_path, entry):
+    first = registry.write_version(tmp_path, MODEL, entry["files"])
+    second = registry.write_version(tmp_path, MODEL, entry["files"])
+    registry.promote(tmp_path, MODEL, first, live())
+    registry.promote(tmp_path, MODEL, second, live(), actor="ana", reason="better PR-AUC")
+    registry.promote(tmp_path, MODEL, second, live(), actor="ana")  # already current: no move, no line
+    registry.rollback(tmp_path, MODEL, live(), actor="bo", reason="complaints")
+    audit = registry.read_audit(tmp_path, MODEL)
+    assert [(a["action"], a["from"], a["to"], a["reason"]) for a in audit] == [
+        ("promote", None, first, None), ("promote", first, second, "better PR-AUC"),
+        ("rollback", second, first, "complaints")]
+    assert [a["actor"] for a in audit][1:] == ["ana", "bo"] and audit[0]["actor"]
+    assert all(a["at"].endswith("+00:00") for a in audit)
