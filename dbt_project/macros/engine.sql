@@ -149,9 +149,10 @@
 {% macro default__list_has_duplicates(list_expr) %}(len({{ list_expr }}) <> len(list_distinct({{ list_expr }}))){% endmacro %}
 {% macro spark__list_has_duplicates(list_expr) %}(size({{ list_expr }}) <> size(array_distinct({{ list_expr }}))){% endmacro %}
 
-{# The keys of a JSON object in document order, repeated keys included (NULL for non-objects). #}
+{# The keys of a JSON object in document order, repeated keys included (NULL for non-objects);
+   the caller checks that the text is valid JSON (DuckDB raises on invalid JSON). #}
 {% macro json_object_key_list(expr) %}{{ return(adapter.dispatch('json_object_key_list', 'parity')(expr)) }}{% endmacro %}
-{% macro default__json_object_key_list(expr) %}case when json_valid({{ expr }}) then json_keys({{ expr }}) end{% endmacro %}
+{% macro default__json_object_key_list(expr) %}json_keys({{ expr }}){% endmacro %}
 {% macro spark__json_object_key_list(expr) %}json_object_keys({{ expr }}){% endmacro %}
 
 {# JSON type of the document root or of one field: OBJECT, ARRAY, VARCHAR, BIGINT, UBIGINT,
@@ -186,3 +187,42 @@ end
 {% macro trim_list(list_expr) %}{{ return(adapter.dispatch('trim_list', 'parity')(list_expr)) }}{% endmacro %}
 {% macro default__trim_list(list_expr) %}list_transform({{ list_expr }}, f -> trim(f)){% endmacro %}
 {% macro spark__trim_list(list_expr) %}transform({{ list_expr }}, f -> trim(f)){% endmacro %}
+
+{# One row per integer start .. stop - 1 (in a select list: the row is repeated for each). #}
+{% macro explode_range(start, stop) %}{{ return(adapter.dispatch('explode_range', 'parity')(start, stop)) }}{% endmacro %}
+{% macro default__explode_range(start, stop) %}unnest(range({{ start }}, {{ stop }})){% endmacro %}
+{% macro spark__explode_range(start, stop) %}explode(sequence({{ start }}, {{ stop }} - 1)){% endmacro %}
+
+{# The JSON types (as json_value_type) / texts (as json_text) of several fields of one JSON
+   object, in the order of `keys`, as a list: the document is parsed once, not once per field
+   (a key `none` is the document itself). NULL when the text is not valid JSON; json_texts
+   expects its caller to have checked that. #}
+{% macro json_value_types(expr, keys) %}{{ return(adapter.dispatch('json_value_types', 'parity')(expr, keys)) }}{% endmacro %}
+{% macro default__json_value_types(expr, keys) %}case when json_valid({{ expr }}) then json_type({{ expr }}, [{% for k in keys %}'${{ '.' ~ k if k is not none }}'{{ ', ' if not loop.last }}{% endfor %}]) end{% endmacro %}
+{% macro spark__json_value_types(expr, keys) %}array({% for k in keys %}{{ spark__json_value_type(expr, k) }}{{ ', ' if not loop.last }}{% endfor %}){% endmacro %}
+
+{% macro json_texts(expr, keys) %}{{ return(adapter.dispatch('json_texts', 'parity')(expr, keys)) }}{% endmacro %}
+{% macro default__json_texts(expr, keys) %}json_extract_string({{ expr }}, [{% for k in keys %}'$.{{ k }}'{{ ', ' if not loop.last }}{% endfor %}]){% endmacro %}
+{% macro spark__json_texts(expr, keys) %}array({% for k in keys %}get_json_object({{ expr }}, '$.{{ k }}'){{ ', ' if not loop.last }}{% endfor %}){% endmacro %}
+
+{# Whether a list holds a value (list_has_any over a literal list is ~6x slower on DuckDB). #}
+{% macro list_has(list_expr, value) %}{{ return(adapter.dispatch('list_has', 'parity')(list_expr, value)) }}{% endmacro %}
+{% macro default__list_has(list_expr, value) %}coalesce(list_contains({{ list_expr }}, {{ value }}), false){% endmacro %}
+{% macro spark__list_has(list_expr, value) %}coalesce(array_contains({{ list_expr }}, {{ value }}), false){% endmacro %}
+
+{# Whether a text holds a control character (tab, LF, CR allowed), or (in JSON, where raw ones
+   are invalid except DEL) DEL or one escaped in a string (\u0000 .. \u001f, \u007f). DuckDB: a full match of the allowed characters is ~2x faster
+   than searching for a forbidden one; the escaped form is only searched where a "\u00" occurs
+   (a CASE, not AND: DuckDB evaluates both sides of an AND in a select list). #}
+{% macro has_control_character(expr) %}{{ return(adapter.dispatch('has_control_character', 'parity')(expr)) }}{% endmacro %}
+{% macro default__has_control_character(expr) %}(not regexp_full_match({{ expr }}, '[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F]*')){% endmacro %}
+{% macro spark__has_control_character(expr) %}({{ expr }} rlike '[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]'){% endmacro %}
+
+{% macro has_escaped_control_character(expr) %}{{ return(adapter.dispatch('has_escaped_control_character', 'parity')(expr)) }}{% endmacro %}
+{% macro default__has_escaped_control_character(expr) %}(contains({{ expr }}, chr(127)) or case when contains({{ expr }}, '\u00') then regexp_matches({{ expr }}, '\\u00[01][0-9a-fA-F]|\\u007[fF]') else false end){% endmacro %}
+{% macro spark__has_escaped_control_character(expr) %}(instr({{ expr }}, chr(127)) > 0 or {{ expr }} rlike '\\\\u00[01][0-9a-fA-F]|\\\\u007[fF]'){% endmacro %}
+
+{# How many elements of a list are not NULL. #}
+{% macro list_count_present(list_expr) %}{{ return(adapter.dispatch('list_count_present', 'parity')(list_expr)) }}{% endmacro %}
+{% macro default__list_count_present(list_expr) %}list_count({{ list_expr }}){% endmacro %}
+{% macro spark__list_count_present(list_expr) %}size(filter({{ list_expr }}, x -> x is not null)){% endmacro %}

@@ -7,8 +7,8 @@
 
     line_number       first physical line of the record (1 = the file's first line)
     physical_lines    how many physical lines the record spans (a quoted newline: > 1)
-    raw_line          the record's text as it was read
-    raw_line_sha256   SHA-256 of that text: finds the line again without storing it
+    raw_line          the record's text as it was read (staging hashes it for rejected records:
+                      raw_line_sha256 finds the line again without storing it)
     record_problem    NULL for a well-formed record, else why the whole record is unusable
 
   Blank lines are not records (the pre-flight's physical count skips them too). How each client
@@ -41,12 +41,22 @@
   Records of a delimited text file read line by line, with one column per declared column,
   taken by name from the header (so a reordered header still maps). A quote at a field boundary
   opens or closes a quoted field: a line leaving one open continues on the next line that closes
-  it (a quoted newline), exactly as Python's csv module counts records; a quote never closed runs
-  to the end of the file, as one record (`unclosed_quote`).
+  it (a quoted newline), as Python's csv module counts records; a quote never closed runs to the
+  end of the file, as one record (`unclosed_quote`).
 #}
-{% macro csv_records(relation, delimiter, columns, encoding='utf-8') %}
+{% macro _csv_split(expr, delimiter) -%}
 {%- set d = regex_escape(delimiter) -%}
 {%- set field = '"(?:[^"]|"")*"|[^"' ~ d ~ ']*' -%}
+case
+    when length({{ expr }}) > {{ var('max_record_chars') }} then null
+    when {{ expr }} not like '%"%' then {{ split_text(expr, delimiter) }}
+    when {{ matches(expr, '(?:' ~ field ~ ')(?:' ~ d ~ '(?:' ~ field ~ '))*') }}
+        then {{ unquote_csv_fields(all_matches(expr ~ " || '" ~ delimiter ~ "'", '(' ~ field ~ ')' ~ d)) }}
+end
+{%- endmacro %}
+
+{% macro csv_records(relation, delimiter, columns, encoding='utf-8') %}
+{%- set d = regex_escape(delimiter) -%}
 {%- set others = [',', ';', '|', '\t'] | reject('equalto', delimiter) | list -%}
 (
     with lines as (
@@ -58,7 +68,8 @@
         select raw_line, line_number from lines where raw_line is not null and raw_line <> ''
     ),
 
-    -- lines with an odd number of quotes at field boundaries leave a quoted field open
+    -- lines with an odd number of quotes at field boundaries leave a quoted field open; they
+    -- pair up (opening, closing) in file order
     open_lines as (
         select line_number, row_number() over (order by line_number) as open_rank
         from nonblank
@@ -67,48 +78,47 @@
     ),
 
     spans as (
-        select
-            opening.line_number as first_line,
-            coalesce(closing.line_number, cast(9223372036854775807 as bigint)) as last_line,
-            closing.line_number is null as is_unclosed
+        select opening.line_number as first_line, closing.line_number as last_line
         from open_lines as opening
         left join open_lines as closing on closing.open_rank = opening.open_rank + 1
         where opening.open_rank % 2 = 1
     ),
 
-    spanned as (
+    -- the lines of each closed span (few), and where an unclosed quote starts (at most one)
+    covered as (
+        select first_line, {{ explode_range('first_line', 'last_line + 1') }} as line_number
+        from spans where last_line is not null
+    ),
+
+    unclosed as (
+        select min(first_line) as first_line from spans where last_line is null
+    ),
+
+    assigned as (
         select
-            spans.first_line as line_number,
-            {{ ordered_text_agg('nonblank.raw_line', 'chr(10)', 'nonblank.line_number') }} as raw_line,
-            count(*) as physical_lines,
-            bool_or(spans.is_unclosed) as is_unclosed
-        from spans
-        inner join nonblank
-            on nonblank.line_number >= spans.first_line and nonblank.line_number <= spans.last_line
-        group by spans.first_line
+            nonblank.raw_line,
+            nonblank.line_number,
+            coalesce(covered.first_line, case when nonblank.line_number >= unclosed.first_line
+                then unclosed.first_line end) as span_start,
+            nonblank.line_number >= coalesce(unclosed.first_line, cast(9223372036854775807 as bigint)) as is_unclosed
+        from nonblank
+        left join covered on covered.line_number = nonblank.line_number
+        cross join unclosed
     ),
 
     records as (
-        select nonblank.line_number, nonblank.raw_line, cast(1 as bigint) as physical_lines,
-               false as is_unclosed
-        from nonblank
-        left join spans
-            on nonblank.line_number >= spans.first_line and nonblank.line_number <= spans.last_line
-        where spans.first_line is null
+        select line_number, raw_line, cast(1 as bigint) as physical_lines, false as is_unclosed
+        from assigned
+        where span_start is null
         union all
-        select line_number, raw_line, cast(physical_lines as bigint), is_unclosed from spanned
-    ),
-
-    split as (
         select
-            *,
-            case
-                when length(raw_line) > {{ var('max_record_chars') }} then null
-                when raw_line not like '%"%' then {{ split_text('raw_line', delimiter) }}
-                when {{ matches('raw_line', '(?:' ~ field ~ ')(?:' ~ d ~ '(?:' ~ field ~ '))*') }}
-                    then {{ unquote_csv_fields(all_matches("raw_line || '" ~ delimiter ~ "'", '(' ~ field ~ ')' ~ d)) }}
-            end as fields
-        from records
+            span_start as line_number,
+            {{ ordered_text_agg('raw_line', 'chr(10)', 'line_number') }} as raw_line,
+            cast(count(*) as bigint) as physical_lines,
+            bool_or(is_unclosed) as is_unclosed
+        from assigned
+        where span_start is not null
+        group by span_start
     ),
 
     header as (
@@ -118,8 +128,18 @@
             {%- for column in columns %}
             {{ list_index_of(trim_list('fields'), "'" ~ column ~ "'") }} as position_{{ loop.index }}{{ ',' if not loop.last }}
             {%- endfor %}
-        from split
-        where line_number = (select min(line_number) from split)
+        from (
+            select line_number, {{ _csv_split('raw_line', delimiter) }} as fields
+            from nonblank
+            where line_number = (select min(line_number) from nonblank)
+        ) as first_line
+    ),
+
+    split as (
+        select records.*, {{ _csv_split('records.raw_line', delimiter) }} as fields
+        from records
+        -- the header is the first non-blank line (a scalar: no join on an inequality)
+        where records.line_number > (select min(line_number) from nonblank)
     ),
 
     final as (
@@ -127,11 +147,10 @@
             split.line_number,
             split.physical_lines,
             split.raw_line,
-            {{ sha256_hex('split.raw_line') }} as raw_line_sha256,
             case
                 when length(split.raw_line) > {{ var('max_record_chars') }} then 'record_too_long'
                 when split.is_unclosed then 'unclosed_quote'
-                when {{ contains_match('split.raw_line', control_character_pattern()) }} then 'control_character'
+                when {{ has_control_character('split.raw_line') }} then 'control_character'
                 {%- if encoding | lower in ('latin-1', 'latin1', 'iso-8859-1') %}
                 -- UTF-8 bytes read as Latin-1 show up as Ã or Â followed by a C1/Latin-1 character
                 when {{ contains_match('split.raw_line', '[\\x{c3}\\x{c2}][\\x{80}-\\x{bf}]') }} then 'encoding_mismatch'
@@ -156,7 +175,6 @@
             {%- endfor %}
         from split
         cross join header
-        where split.line_number > header.header_line
     )
 
     select * from final
@@ -164,14 +182,28 @@
 {% endmacro %}
 
 {#
-  Records of a JSON-lines file read line by line. `scalar_fields` must hold a single value (not
-  an array or object) when present.
+  Records of a JSON-lines file read line by line, each JSON text parsed a few times rather than
+  once per field: `fields` are extracted together into `field_values` (text, in order; read one
+  with list_element) and typed together for the checks. Every field must hold a single value (not
+  an array or object) when present; a control character escaped in a JSON string (\u0000 ..
+  \u001f, \u007f) is refused like a raw one.
 #}
-{% macro jsonl_records(relation, scalar_fields) %}
+{% macro jsonl_records(relation, fields) %}
 (
     with lines as (
         select raw_line, {{ file_line_number() }} as line_number
         from {{ relation }}
+    ),
+
+    typed as (
+        select
+            line_number,
+            raw_line,
+            {{ is_valid_json('raw_line') }} as is_json,
+            {{ json_value_type('raw_line') }} as root_type,
+            {{ json_value_types('raw_line', fields) }} as field_types
+        from lines
+        where raw_line is not null and raw_line <> ''
     ),
 
     final as (
@@ -179,19 +211,27 @@
             line_number,
             cast(1 as bigint) as physical_lines,
             raw_line,
-            {{ sha256_hex('raw_line') }} as raw_line_sha256,
             case
                 when length(raw_line) > {{ var('max_record_chars') }} then 'record_too_long'
-                when {{ contains_match('raw_line', control_character_pattern()) }} then 'control_character'
-                when not {{ is_valid_json('raw_line') }} then
-                    case when left(ltrim(raw_line), 1) = '{' then 'malformed_record' else 'format_mismatch' end
-                when {{ json_value_type('raw_line') }} <> 'OBJECT' then 'format_mismatch'
-                when {{ list_has_duplicates(json_object_key_list('raw_line')) }} then 'duplicate_json_key'
-                when {% for f in scalar_fields %}{{ json_value_type('raw_line', f) }} in ('ARRAY', 'OBJECT'){{ ' or ' if not loop.last }}{% endfor %}
-                    then 'non_scalar_field'
-            end as record_problem
-        from lines
-        where raw_line is not null and raw_line <> ''
+                -- a raw control character makes the line invalid JSON: said as what it is
+                when not is_json then
+                    case
+                        when {{ has_control_character('raw_line') }} then 'control_character'
+                        when left(ltrim(raw_line), 1) = '{' then 'malformed_record'
+                        else 'format_mismatch'
+                    end
+                when root_type <> 'OBJECT' then 'format_mismatch'
+                when {{ has_escaped_control_character('raw_line') }} then 'control_character'
+                -- a repeated key makes more keys than declared fields present (cheap to count; a
+                -- CASE, not AND, so the distinct keys are only computed then)
+                when case when {{ list_size(json_object_key_list('raw_line')) }} > {{ list_count_present('field_types') }}
+                    then {{ list_has_duplicates(json_object_key_list('raw_line')) }} else false end
+                    then 'duplicate_json_key'
+                when {{ list_has('field_types', "'ARRAY'") }} or {{ list_has('field_types', "'OBJECT'") }} then 'non_scalar_field'
+            end as record_problem,
+            field_types,
+            case when is_json then {{ json_texts('raw_line', fields) }} end as field_values
+        from typed
     )
 
     select * from final
@@ -240,8 +280,11 @@ case when {{ matches(expr, _format_shape(spec.get('format', ''))) }}
 
 {% macro timestamp_problem(expr, spec, reason) -%}
 {%- set fmt = spec.get('format', '') -%}
+{#- the value is what nearly every row has: only its absence is explained (the same expression as
+    strict_timestamp, computed once by the engine) -#}
 {%- if fmt == 'iso8601' -%}
 case
+    when {{ strict_timestamp(expr, spec) }} is not null then null
     when {{ expr }} is null then '{{ reason }}'
     when {{ matches(expr, _iso_shape()) }} then
         case
@@ -255,6 +298,7 @@ end
 {%- set order = spec.get('order', 'YMD') -%}
 {%- set swapped = fmt.replace('%d', '%_').replace('%m', '%d').replace('%_', '%m') -%}
 case
+    when {{ strict_timestamp(expr, spec) }} is not null then null
     when {{ expr }} is null then '{{ reason }}'
     when {{ matches(expr, _format_shape(fmt)) }} then
         case
@@ -284,6 +328,7 @@ end
 
 {% macro decimal_problem(expr, options) -%}
 case
+    when {{ strict_decimal(expr, options) }} is not null then null
     when {{ matches('lower(trim(' ~ expr ~ '))', '[+-]?(nan|inf|infinity)') }} then 'non_finite_amount'
     when {{ matches('trim(' ~ expr ~ ')', '[+-]?[0-9][0-9.,]*[eE][+-]?[0-9]+') }} then 'ambiguous_amount'
     else {{ amount_format_problem(expr, options.get('decimal_separator', '.'), options.get('thousands_separator')) }}

@@ -11,7 +11,7 @@ parsed as (
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
-        raw_line_sha256,
+        raw_line,
         record_problem,
         upper(nullif(trim(kundennummer), '')) as source_customer_id,
         coalesce({{ matches("upper(trim(kundennummer))", 'AC-[0-9]{6}') }}, false) as is_customer_id_well_formed,

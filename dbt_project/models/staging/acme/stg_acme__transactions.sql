@@ -11,7 +11,7 @@ parsed as (
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
-        raw_line_sha256,
+        raw_line,
         record_problem,
         nullif(trim(buchungsnr), '') as transaction_id,
         upper(nullif(trim(kundennummer), '')) as source_customer_id,

@@ -1,19 +1,21 @@
 {%- set options = parse_options('bolt', 'customers') -%}
+{%- set keys = ['id', 'email', 'name', 'country', 'birth_year', 'channel', 'signed_up_at', 'received_at'] -%}
 with source as (
-    select * from {{ jsonl_records(source('bolt', 'customers'),
-        ['id', 'email', 'name', 'country', 'birth_year', 'channel', 'signed_up_at', 'received_at']) }} as records
+    select * from {{ jsonl_records(source('bolt', 'customers'), keys) }} as records
 ),
 
+-- each line is parsed once for all its fields (jsonl_records), not once per field
 fields as (
     select
         *,
-        {{ json_text('raw_line', 'id') }} as id,
-        {{ json_text('raw_line', 'email') }} as email,
-        {{ json_text('raw_line', 'country') }} as country,
-        {{ json_text('raw_line', 'birth_year') }} as birth_year,
-        {{ json_text('raw_line', 'channel') }} as channel,
-        {{ json_text('raw_line', 'signed_up_at') }} as signed_up_at,
-        {{ json_text('raw_line', 'received_at') }} as received_at
+        {{ list_element('field_values', 1) }} as id,
+        {{ list_element('field_values', 2) }} as email,
+        {{ list_element('field_values', 3) }} as name,
+        {{ list_element('field_values', 4) }} as country,
+        {{ list_element('field_values', 5) }} as birth_year,
+        {{ list_element('field_values', 6) }} as channel,
+        {{ list_element('field_values', 7) }} as signed_up_at,
+        {{ list_element('field_values', 8) }} as received_at
     from source
 ),
 
@@ -23,7 +25,7 @@ parsed as (
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
-        raw_line_sha256,
+        raw_line,
         record_problem,
         lower(nullif(trim(id), '')) as source_customer_id,
         coalesce({{ matches("lower(trim(id))", 'b-[0-9]+') }}, false) as is_customer_id_well_formed,

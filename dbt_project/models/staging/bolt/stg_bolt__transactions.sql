@@ -1,21 +1,22 @@
 {%- set options = parse_options('bolt', 'transactions') -%}
+{%- set keys = ['txn_id', 'customer', 'ts', 'amount_cents', 'currency', 'category', 'kind', 'received_at'] -%}
 with source as (
-    select * from {{ jsonl_records(source('bolt', 'transactions'),
-        ['txn_id', 'customer', 'ts', 'amount_cents', 'currency', 'category', 'kind', 'received_at']) }} as records
+    select * from {{ jsonl_records(source('bolt', 'transactions'), keys) }} as records
 ),
 
+-- each line is parsed once for all its fields (jsonl_records), not once per field
 fields as (
     select
         *,
-        {{ json_text('raw_line', 'txn_id') }} as txn_id,
-        {{ json_text('raw_line', 'customer') }} as customer,
-        {{ json_text('raw_line', 'ts') }} as ts,
-        {{ json_text('raw_line', 'amount_cents') }} as amount_cents,
-        {{ json_value_type('raw_line', 'amount_cents') }} as amount_cents_type,
-        {{ json_text('raw_line', 'currency') }} as currency,
-        {{ json_text('raw_line', 'category') }} as category,
-        {{ json_text('raw_line', 'kind') }} as kind,
-        {{ json_text('raw_line', 'received_at') }} as received_at
+        {{ list_element('field_values', 1) }} as txn_id,
+        {{ list_element('field_values', 2) }} as customer,
+        {{ list_element('field_values', 3) }} as ts,
+        {{ list_element('field_values', 4) }} as amount_cents,
+        {{ list_element('field_values', 5) }} as currency,
+        {{ list_element('field_values', 6) }} as category,
+        {{ list_element('field_values', 7) }} as kind,
+        {{ list_element('field_values', 8) }} as received_at,
+        {{ list_element('field_types', 4) }} as amount_cents_type
     from source
 ),
 
@@ -25,7 +26,7 @@ parsed as (
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
-        raw_line_sha256,
+        raw_line,
         record_problem,
         nullif(trim(txn_id), '') as transaction_id,
         lower(nullif(trim(customer), '')) as source_customer_id,

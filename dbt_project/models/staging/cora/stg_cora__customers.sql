@@ -10,7 +10,7 @@ parsed as (
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
-        raw_line_sha256,
+        raw_line,
         record_problem,
         upper(nullif(trim("Client ID"), '')) as source_customer_id,
         coalesce({{ matches('upper(trim("Client ID"))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
