@@ -15,9 +15,8 @@ Three sorts of entries:
   and `expected` (a substring of the problem).
 
 Build-level cases (a failed build leaves the published state byte-identical, volume guards,
-header-only files and test-only drops that would wipe out a client, two builds at once,
-unexpected files in a client folder) are the safe-build tests' (tests/parity/ingest/ and
-tests/data/ by `safebuild`); they are listed in BUILD_LEVEL with where they are checked.
+header-only files and test-only drops that would wipe out a client, two builds at once) are the
+safe-build tests'; BUILD_LEVEL lists them with the test that checks each.
 """
 
 from __future__ import annotations
@@ -359,13 +358,15 @@ PREFLIGHT_CASES: list[PreflightCase] = [
                   "only a header, cut before its line end", lambda d: d.split(b"\n")[0]),
 ]
 
-# Build-level cases, checked by the safe-build tests rather than here.
+# Build-level cases, checked by the safe-build tests (tests/parity/ingest/) rather than here.
 BUILD_LEVEL: dict[str, str] = {
-    "failed build leaves published state byte-identical": "safebuild: publish / rollback tests",
-    "header-only customers file (would orphan every transaction)": "safebuild: guards",
-    "drop of test accounts only (client wiped out)": "safebuild: guards",
-    "record dropped by the engine's reader": "safebuild: physical counts in reconciliation",
-    "raw file is a directory / unreadable": "safebuild: preflight OSError messages",
-    "two builds at once": "safebuild: build lock",
-    "unexpected file in a client folder": "safebuild: preflight unexpected files",
+    "a record the engine's reader drops (physical count), published state byte-identical":
+        "test_safe_build.py::test_a_record_the_reader_drops_fails_the_build_and_changes_nothing",
+    "header-only customers file / test accounts only: a client wiped out by a green build":
+        "test_safe_build.py::test_a_wiped_out_client_is_stopped_by_the_guards_unless_allowed_and_rollback_restores",
+    "row volume, quarantine ratio, customers lost, feature rows against the published build":
+        "test_guards.py",
+    "a raw file that is a directory": "test_safe_build.py::test_a_raw_file_that_is_a_directory_is_a_message",
+    "a warehouse locked by another process / two builds at once":
+        "test_safe_build.py::test_reconcile_names_a_locked_warehouse",
 }
