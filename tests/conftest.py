@@ -23,13 +23,15 @@ def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwa
     return load_settings(data_dir)
 
 
-def build(settings: Settings, select: str | None = None, allow: frozenset[str] = frozenset()):
+def build(settings: Settings, select: str | None = None, allow: frozenset[str] = frozenset(),
+          dbt_args: tuple[str, ...] = ()):
     """`python -m parity build` in-process (pre-flight, dbt build into a new build folder,
     guards, publish); raises BuildFailed with dbt's output on error."""
     from parity.ingest.build_config import load_build_config
     from parity.ingest.pipeline import run_build
 
-    return run_build(settings, load_build_config(), select=select, capture=True, allow=allow)
+    return run_build(settings, load_build_config(), select=select, capture=True, allow=allow,
+                     dbt_args=dbt_args)
 
 
 @pytest.fixture(scope="session")

@@ -67,9 +67,11 @@ def unchanged(settings: Settings) -> str:
 
 
 def run_build(settings: Settings, config: BuildConfig, select: str | None = None,
-              capture: bool = False, allow: frozenset[str] = frozenset()) -> BuildResult:
+              capture: bool = False, allow: frozenset[str] = frozenset(),
+              dbt_args: tuple[str, ...] = ()) -> BuildResult:
     """Build into a new folder and publish it if every model, test and guard passed (`allow`:
-    guard overrides, 'client:guard'); raise BuildFailed otherwise."""
+    guard overrides, 'client:guard'; `dbt_args`: extra arguments of dbt parse and build, e.g.
+    --vars); raise BuildFailed otherwise."""
     check_writable(settings)
     with builds.build_lock(settings, f"build {select or 'everything'}"):
         base = builds.published(settings)
@@ -78,7 +80,7 @@ def run_build(settings: Settings, config: BuildConfig, select: str | None = None
                               "published yet: run a full `make build` first", exit_code=2)
         folder = builds.new_build(settings, select=select, base=base.path if base else None)
         try:
-            _build_into(settings, folder, base if select else None, select, capture)
+            _build_into(settings, folder, base if select else None, select, capture, dbt_args)
             allowed = _check_guards(settings, config, base, folder, allow)
         except BuildFailed as err:
             _record_failure(settings, config, folder, str(err))
@@ -112,7 +114,7 @@ def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInf
 
 
 def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
-                capture: bool) -> None:
+                capture: bool, dbt_args: tuple[str, ...] = ()) -> None:
     """Every step of one build into `folder`; raises BuildFailed naming the step that failed."""
     try:
         if base is not None:
@@ -120,11 +122,11 @@ def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None,
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
         # (Feast's FileSource paths) name <data>/published, valid across publishes
-        run_dbt(settings, "parse", "--quiet", capture=True, target_dir=folder / "target")
+        run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
         if base is None:
             sources = run_preflight(folder / "target" / "manifest.json", folder / COUNTS_FILE)
             print(f"preflight: {len(sources)} raw files readable, records counted")
-        run_dbt(settings, "build", *(["--select", select] if select else []), capture=capture,
+        run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
                 target_dir=folder / "run", build_dir=folder)
     except RawFileError as err:
         raise BuildFailed(str(err), exit_code=2) from None

@@ -13,6 +13,9 @@ import pandas as pd
 
 from parity.config import Settings
 
+# dbt commands that neither read nor write the warehouse: allowed before anything is published
+ADHOC_WITHOUT_BUILD = ("parse", "compile", "ls", "list", "debug")
+
 
 class DbtError(RuntimeError):
     """A dbt command failed; the message carries dbt's own summary."""
@@ -52,7 +55,11 @@ def run_dbt(
     if build_dir is not None:
         env["PARITY_BUILD_DIR"] = str(build_dir)
     elif target_dir is None and not settings.published_dir.exists():
-        raise DbtError(f"nothing is published in {settings.data_dir} yet: run `make build` first")
+        # ad hoc, before the first build: nothing to work on (and dbt must not create
+        # <data>/published as a folder); parse/compile/ls only check the project
+        if args and args[0] not in ADHOC_WITHOUT_BUILD:
+            raise DbtError(f"nothing is published in {settings.data_dir} yet: run `make build` first")
+        env["DBT_TARGET_PATH"] = str(settings.data_dir / "dbt" / "target")
     (settings.data_dir / "dbt" / "logs").mkdir(parents=True, exist_ok=True)
     tail: deque[str] = deque(maxlen=60)
     with subprocess.Popen(cmd, env=env, cwd=settings.project_root, text=True, stdout=subprocess.PIPE,

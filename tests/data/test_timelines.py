@@ -66,17 +66,14 @@ def shift_jsonl(path: Path, delta: timedelta) -> int:
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The test drops with bolt ~2 years earlier and acme's fixed watermark, built by dbt."""
-    from parity.ingest.preflight import run_preflight
-    from parity.ingest.warehouse import run_dbt
+    from tests.conftest import build
 
     settings = generate_raw(tmp_path_factory.mktemp("timelines"))
     files = sorted((settings.raw_dir / SHIFTED).glob("*.jsonl"))
     assert files, f"no JSON-lines files for {SHIFTED} under {settings.raw_dir}: adapt shift_jsonl"
     for path in files:
         assert shift_jsonl(path, SHIFT) > 0, f"{path}: no ISO instant found to shift"
-    run_dbt(settings, "parse", "--quiet", capture=True)
-    run_preflight(settings.dbt_manifest_path)
-    run_dbt(settings, "build", "--vars", json.dumps({"client_watermarks": RULES}), capture=True)
+    build(settings, dbt_args=("--vars", json.dumps({"client_watermarks": RULES})))
     return settings
 
 
