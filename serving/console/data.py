@@ -69,6 +69,29 @@ def score_history(settings: Settings, customer_id: str, limit: int = 500) -> Loa
     return Loaded(frame, "; ".join(problems) or None)
 
 
+def served_requests(settings: Settings, days: int = 14) -> Loaded:
+    """One row per answered /v1/predict request of the last `days` days in the prediction log:
+    when, size (customers answered), latency, and how many were ok / stale / unknown."""
+    log_dir = settings.predictions_dir
+    if not any(log_dir.glob("**/*.parquet")):
+        return Loaded(problem=f"no prediction log under {log_dir} yet (the service writes it as it answers)")
+    try:
+        frame = _scan(
+            f"select request_id, min(logged_at) as logged_at, count(*) as customers, max(latency_ms) as latency_ms, "
+            "count(*) filter (where status = 'ok') as ok, "
+            "count(*) filter (where status = 'stale_features') as stale, "
+            "count(*) filter (where status = 'unknown_customer') as unknown "
+            f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, hive_partitioning=false) "
+            "where role <> 'shadow' and logged_at >= now() - to_days(?) group by request_id order by 2",
+            [days])
+    except duckdb.Error as err:
+        return Loaded(problem=f"prediction log {log_dir}: {err}")
+    frame = frame.rename(columns={"logged_at": "at"})
+    if len(frame):
+        frame["at"] = pd.to_datetime(frame["at"], utc=True)
+    return Loaded(frame)
+
+
 def latest_batch(settings: Settings) -> Path | None:
     """The newest batch results file (file names sort by as-of time)."""
     files = sorted(settings.scores_dir.glob(SCORES_GLOB))
@@ -81,6 +104,22 @@ def flagged(path: Path) -> pd.DataFrame:
     if len(frame):
         frame["as_of_at"] = pd.to_datetime(frame["as_of_at"], utc=True)
     return frame
+
+
+def find_customers(settings: Settings, client: str, text: str, limit: int = 20) -> Loaded:
+    """Customers of a client whose id contains `text` (any case), from the latest batch run (one
+    row per customer known to the warehouse at its as-of time)."""
+    path = latest_batch(settings)
+    if path is None:
+        return Loaded(problem=f"no batch run under {settings.scores_dir} to search (run `make score`)")
+    try:
+        frame = _scan(
+            f"select customer_id, status, score, decision from read_parquet('{_sql_path(path)}') "
+            "where client_id = ? and contains(lower(customer_id), lower(?)) order by customer_id limit ?",
+            [client, text.strip(), limit])
+    except duckdb.Error as err:
+        return Loaded(problem=f"{path}: {err}")
+    return Loaded(frame)
 
 
 @dataclass
@@ -106,6 +145,14 @@ def model_versions(settings: Settings, model: str) -> tuple[list[ModelVersion], 
         except Exception as err:
             out.append(ModelVersion(version, {}, f"metadata unreadable: {err}"))
     return out, pointer, None
+
+
+def model_card(settings: Settings, model: str, version: str) -> str | None:
+    """A version's MODEL_CARD.md (checksums verified), or None when it has none or is unreadable."""
+    try:
+        return registry.verified_files(settings.registry_dir / model / version)["MODEL_CARD.md"].decode()
+    except Exception:
+        return None
 
 
 def model_costs(registry_dir: Path, model: str, version: str) -> dict[str, float] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,18 @@ def _flagged(path: Path, mtime: float) -> pd.DataFrame:
     return data.flagged(path)
 
 
-@lru_cache(maxsize=32)
+_COSTS: dict[tuple[Path, str, str], dict[str, float]] = {}  # registry versions never change once written
+
+
 def _costs(registry_dir: Path, model: str, version: str) -> dict[str, float] | None:
-    return data.model_costs(registry_dir, model, version)
+    """A version's costs; None while unreadable (not cached, so a repaired registry is seen)."""
+    key = (registry_dir, model, version)
+    if key not in _COSTS:
+        costs = data.model_costs(registry_dir, model, version)
+        if costs is None:
+            return None
+        _COSTS[key] = costs
+    return _COSTS[key]
 
 
 def _batch(settings: Settings) -> tuple[pd.DataFrame, str | None, str | None]:
@@ -137,6 +147,7 @@ async def models(request: Request) -> Response:
     rows = views.model_rows(versions, pointer, config.canary_version, config.shadow_version)
     for row in rows:
         row["has_report"] = data.training_report(settings, row["version"]) is not None
+        row["card"] = await run_in_threadpool(data.model_card, settings, config.model, row["version"])
     segments, seg_pointer, seg_problem = await run_in_threadpool(data.model_versions, settings, config.segments_model)
     return _page(request, "models.html", session, model=config.model, rows=rows, pointer=pointer, problem=problem,
                  canary_share=config.canary_share, segments=segments, seg_pointer=seg_pointer, seg_problem=seg_problem)
@@ -148,7 +159,8 @@ def training_report(request: Request, version: str, name: str) -> Response:
     settings = _settings(request)
     path = data.training_report(settings, version, name) if VERSION_RE.match(version) else None
     if path is None:
-        return HTMLResponse(f"<p>No training report file {name!r} for version {version!r}.</p>", status_code=404)
+        return HTMLResponse(f"<p>No training report file {escape(repr(name))} for version {escape(repr(version))}.</p>",
+                            status_code=404)
     if name.endswith(".html"):
         store.record_action(settings.console_dir, session.who, "view_training_report", version=version)
     return FileResponse(path)
@@ -169,3 +181,23 @@ async def health(request: Request) -> Response:
     settings = _settings(request)
     await record(request, session.who, "view_data_health")
     return _page(request, "health.html", session, **(await run_in_threadpool(_health, settings)))
+
+
+def _operations(settings: Settings, days: int) -> dict[str, Any]:
+    from serving.console import operations
+
+    served = data.served_requests(settings, days)
+    summary, _ = data.monitoring_summary(settings)
+    return {"days": days, "problem": served.problem, "summary": operations.summary(served.frame),
+            "daily": operations.by_day(served.frame).to_dict("records"),
+            "heatmap": operations.heatmap_svg(operations.heatmap(served.frame)),
+            "monitoring": summary, "watermarks": data.watermarks(settings)}
+
+
+@router.get("/operations", response_class=HTMLResponse)
+async def operations_page(request: Request, days: int = 14) -> Response:
+    session = session_of(request)
+    settings = _settings(request)
+    await record(request, session.who, "view_operations", days=days)
+    return _page(request, "operations.html", session, **(await run_in_threadpool(_operations, settings,
+                                                                                 min(max(days, 1), 366))))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from functools import lru_cache
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
@@ -32,6 +32,14 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.filters["fmt"] = views.fmt_value
 router = APIRouter(prefix="/console", include_in_schema=False)
 PAGE_SIZE = 50
+# pages hold customer data: never cached; only this origin's files, no script, no framing
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; img-src 'self' data:; "
+                               "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 MAX_FORM_BYTES = 16_384  # a console form is a few fields; anything larger is refused unread
 
 
@@ -94,7 +102,9 @@ async def record(request: Request, who: str, action: str, /, **detail: Any) -> N
 def _page(request: Request, name: str, session: auth.Session | None, **context: Any) -> HTMLResponse:
     base = {"session": session, "csrf": auth.csrf_token(session) if session else None,
             "clients": _safe_clients(_settings(request)), "nav": name.removesuffix(".html")}
-    return templates.TemplateResponse(request, name, {**base, **context})
+    response = templates.TemplateResponse(request, name, {**base, **context})
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 def _safe_clients(settings: Settings) -> tuple[str, ...]:
@@ -151,14 +161,20 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@lru_cache(maxsize=32)
+_SPECS: dict[tuple[Path, str, str], PrepareSpec] = {}  # registry versions never change once written
+
+
 def _spec(registry_dir: Path, model: str, version: str) -> PrepareSpec | None:
+    """A version's preparation spec (to word its reasons); None while unreadable (not cached)."""
     from parity.models.registry import read_metadata
 
-    try:
-        return PrepareSpec.from_dict(read_metadata(registry_dir, model, version)["prepare_spec"])
-    except Exception:  # reasons then show the plain column and value
-        return None
+    key = (registry_dir, model, version)
+    if key not in _SPECS:
+        try:
+            _SPECS[key] = PrepareSpec.from_dict(read_metadata(registry_dir, model, version)["prepare_spec"])
+        except Exception:  # reasons then show the plain column and value
+            return None
+    return _SPECS[key]
 
 
 async def _predict(request: Request, session: auth.Session, key: str, at: datetime | None) -> tuple[int, dict]:
@@ -211,6 +227,10 @@ async def customer(request: Request, client: str = "", id: str = "", at: str = "
         context["error"] = f"the prediction service answered {status}: {answer.get('detail', answer)}"
         return _page(request, "customer.html", session, **context)
     prediction, model = answer["predictions"][0], answer["model"]
+    if prediction["status"] == "unknown_customer":  # a partial or mistyped id: offer matches
+        matches = await run_in_threadpool(data.find_customers, settings, client, id)
+        context["matches"] = matches.frame.to_dict("records")
+        context["matches_problem"] = matches.problem
     spec = _spec(settings.registry_dir, model["name"], prediction["model_version"])
     features, feature_problem = ([], None)
     if prediction["status"] != "unknown_customer":
@@ -239,7 +259,7 @@ def install(app: FastAPI) -> None:
         return RedirectResponse(f"/console/login?next={quote(exc.next_path, safe='')}", status_code=303)
 
     async def _bad_form(request: Request, exc: FormError) -> Response:
-        return HTMLResponse(f"<p>Bad form: {exc}</p>", status_code=400)
+        return HTMLResponse(f"<p>Bad form: {escape(str(exc))}</p>", status_code=400)
 
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(FormError, _bad_form)

@@ -152,6 +152,7 @@ def model_rows(versions: Sequence[Any], pointer: Mapping[str, Any] | None, canar
             "test_rows": window.get("rows"),
             "metrics": {name: (test.get(name) or {}).get(metric) for name in test},
             "git_commit": meta.get("git_commit"),
+            "fairness": [f for f in meta.get("fairness") or [] if isinstance(f, Mapping)],
         })
     return rows
 

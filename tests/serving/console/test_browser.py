@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import urlencode
 
 import duckdb
@@ -33,6 +35,17 @@ def _flagged(settings, n: int = 1) -> list[str]:
     return [r[0] for r in duckdb.connect().execute(
         f"select customer_id from read_parquet('{settings.scores_dir}/scores_*.parquet') "
         "where status = 'ok' and decision order by score desc, customer_id limit ?", [n]).fetchall()]
+
+
+def _shot(browser, name: str) -> None:
+    """With PARITY_CONSOLE_SCREENSHOTS=<folder>, save the page as <folder>/<name>.png (README)."""
+    folder = os.environ.get("PARITY_CONSOLE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.body.scrollHeight")
+        browser.set_window_size(1280, min(max(height, 600), 1200))
+        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
+        browser.set_window_size(1280, 1000)
 
 
 def _errors(browser) -> list[dict]:
@@ -96,12 +109,25 @@ def test_customer_page_shows_the_apis_score_reasons_features_and_history(console
     assert "batch" in history
     assert browser.find_elements(By.CSS_SELECTOR, "svg.chart rect")  # batch points are squares
     assert _errors(browser) == []
+    # time to fully rendered, as the browser measured it (reported, never asserted)
+    loaded = browser.execute_script(
+        "const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime")
+    print(f"customer page: request to fully rendered {loaded:.0f} ms")
+    _shot(browser, "customer")
 
 
-def test_unknown_customer_is_said_plainly(console, browser):
+def test_unknown_customer_is_said_plainly_and_partial_ids_are_searched(console, browser, scored_data):
     browser.get(f"{console.base}/console/customer?" + urlencode({"client": "acme", "id": "NOT-A-CUSTOMER", "at": console.at}))
     assert "customer unknown" in browser.find_element(By.ID, "status").text
     assert not browser.find_elements(By.ID, "score")
+    assert browser.find_element(By.ID, "no-matches")
+    # a partial id lists the client's customers containing it, each a link to its page
+    customer = _flagged(scored_data)[0]
+    client, source_id = customer.split(":", 1)
+    browser.get(f"{console.base}/console/customer?" + urlencode({"client": client, "id": source_id[:-1].lower()}))
+    links = browser.find_elements(By.CSS_SELECTOR, "#matches a")
+    assert customer in [a.text for a in links]
+    assert all(a.text.startswith(f"{client}:") and source_id[:-1].lower() in a.text.lower() for a in links)
 
 
 def _queue_row(browser, customer: str):
@@ -147,6 +173,7 @@ def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console
     assert {"login", "customer_lookup", "review_decision", "view_review_queue"} <= set(logged["action"])
     assert not logged["detail"].str.contains(KEY).any()
     assert _errors(browser) == []
+    _shot(browser, "review")
 
 
 def test_models_page_lists_versions_with_metrics_and_the_training_report(console, browser):
@@ -154,6 +181,7 @@ def test_models_page_lists_versions_with_metrics_and_the_training_report(console
     current = browser.find_element(By.CSS_SELECTOR, '#versions tr[data-version="v0001"]')
     assert "current" in current.find_element(By.CLASS_NAME, "roles").text
     assert "xgboost" in current.text and "as is" in current.text
+    _shot(browser, "models")
     current.find_element(By.CLASS_NAME, "report").click()
     assert browser.current_url.endswith("/console/models/v0001/report/report.html")
     images = browser.find_elements(By.TAG_NAME, "img")
@@ -178,3 +206,15 @@ def test_data_health_page_shows_each_clients_reconciliation_quarantine_and_water
         assert section.find_elements(By.CSS_SELECTOR, ".quarantine tbody tr")
     assert "make monitor" in browser.find_element(By.ID, "monitoring").text  # no monitoring run in this folder
     assert _errors(browser) == []
+    _shot(browser, "health")
+
+
+def test_operations_page_shows_volume_latency_and_the_heatmap(console, browser):
+    # this module's lookups went through /v1/predict and are in the prediction log
+    browser.get(f"{console.base}/console/operations")
+    summary = browser.find_element(By.ID, "ops-summary").text
+    assert "Requests" in summary and "p50 / p95 / p99" in summary
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.heatmap rect title")
+    assert browser.find_element(By.ID, "ops-watermarks").find_elements(By.CSS_SELECTOR, "tbody tr")
+    assert _errors(browser) == []
+    _shot(browser, "operations")

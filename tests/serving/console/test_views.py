@@ -149,3 +149,36 @@ def test_training_report_files_stay_inside_the_versions_report_folder(tmp_path):
     for name in ("notes.json", "../secret.html", "missing.png", "/etc/hostname"):
         assert data.training_report(settings, "v0001", name) is None
     assert data.training_report(settings, "v0002") is None
+
+
+def _requests() -> pd.DataFrame:
+    at = pd.to_datetime(["2026-06-01 09:10", "2026-06-01 09:20", "2026-06-01 09:30", "2026-06-02 14:00"], utc=True)
+    return pd.DataFrame({"request_id": list("abcd"), "at": at, "customers": [1, 1, 50, 200],
+                         "latency_ms": [2.0, 4.0, 8.0, 30.0], "ok": [1, 0, 48, 200], "stale": [0, 1, 0, 0],
+                         "unknown": [0, 0, 2, 0]})
+
+
+def test_operations_summary_rates_and_percentiles_per_request():
+    from serving.console import operations
+
+    s = operations.summary(_requests())
+    assert (s["requests"], s["predictions"]) == (4, 252)
+    assert s["unknown_rate"] == pytest.approx(2 / 252) and s["stale_rate"] == pytest.approx(1 / 252)
+    assert s["p50"] == pytest.approx(6.0)  # per request, not per customer: 200 customers count once
+    days = operations.by_day(_requests())
+    assert days["requests"].tolist() == [1, 3] and days["p50"].tolist() == [30.0, 4.0]
+    assert operations.summary(_requests().iloc[0:0]) == {"requests": 0}
+
+
+def test_latency_heatmap_cells_by_request_size_and_hour():
+    from serving.console import operations
+
+    cells = operations.heatmap(_requests())
+    assert cells[0][9] == (2, pytest.approx(3.9))  # two one-customer requests at 09h: p95 of 2 and 4 ms
+    assert cells[2][9] == (1, 8.0) and cells[3][14] == (1, 30.0)
+    assert sum(count for row in cells for count, _ in row) == 4
+    chart = operations.heatmap_svg(cells)
+    assert chart.count("<title>") == 3 and "p95 30.0 ms over 1 requests" in chart
+    assert operations.heatmap_svg(operations.heatmap(_requests().iloc[0:0])) == ""
+    assert [operations.size_label(n) for n in (1, 2, 10, 11, 100, 101, 1000)] == [
+        "1", "2-10", "2-10", "11-100", "11-100", "101+", "101+"]
