@@ -1,30 +1,35 @@
-"""Console sessions: an API key typed into the login form becomes a signed, HttpOnly cookie.
+"""Console sessions: an API key typed into the login form becomes an HttpOnly session cookie.
 
-The cookie holds the key's id (an HMAC of the key, not the key), the reviewer's name and an expiry,
-signed with HMAC-SHA256 under the key itself. So a session needs no server-side store, survives a
-restart, and dies with its key: removing a key from the service's configuration invalidates every
-session made with it. The key never appears in a URL, a page or a log. Forms carry a CSRF token
-derived from the session (plus SameSite=Strict on the cookie).
+The key is checked like the API checks it (`serving.keys.authenticate`: hashed keys from the keys
+file, or PARITY_API_KEYS), and the session carries that key's name, client scope and roles. The
+cookie holds only a random session token; the session itself (with the key, needed to call the
+service's own /v1/predict in-process) stays in this process's memory, so the key never appears in
+a cookie, URL, page or log, and a restart ends every session. A session whose key is no longer
+configured is refused. Forms carry a CSRF token derived from the session (plus SameSite=Strict).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
-import orjson
+from serving.keys import ApiKey, authenticate
 
 COOKIE = "parity_console"
 SESSION_TTL = timedelta(hours=12)
+MAX_SESSIONS = 10_000  # oldest sessions are dropped beyond this: memory stays bounded
 NAME_PATTERN = re.compile(r"^[\w .@'-]{1,60}$")
-# API keys carry no roles yet (one flat list, PARITY_API_KEYS): every valid key may read the
-# console and record review decisions. Roles, when keys get them, are decided in `roles_of`.
-ALL_ROLES = frozenset({"read", "review"})
+# what each console page needs, in the API's roles (serving/keys.py): looking customers up and
+# deciding on them is acting on scores (`score`); models and service-wide numbers are `read_model`
+PAGE_ROLES = {"customer": "score", "review": "score", "models": "read_model", "operations": "read_model",
+              "health": "score"}
 
 
 class LoginError(ValueError):
@@ -33,89 +38,85 @@ class LoginError(ValueError):
 
 @dataclass(frozen=True)
 class Session:
-    """A signed-in reviewer: which key (by id), the name they gave, until when."""
+    """A signed-in reviewer: the key's name, scope and roles, the name they gave, until when."""
 
-    key: str
-    key_id: str
+    token: str
+    key: str  # in memory only: the console calls /v1/predict with it
+    key_name: str
+    key_sha256: str
     name: str
     expires_at: datetime
     roles: frozenset[str]
+    clients: frozenset[str] | None  # None: every client
 
     @property
     def who(self) -> str:
-        """How decisions and actions are attributed: the name and the key's id."""
-        return f"{self.name} (key {self.key_id})"
+        """How decisions and actions are attributed: the person's name and the key's name."""
+        return f"{self.name} (key {self.key_name})"
+
+    def may(self, role: str) -> bool:
+        return role in self.roles
+
+    def sees(self, client: str) -> bool:
+        return self.clients is None or client in self.clients
+
+    def visible(self, clients: Sequence[str]) -> tuple[str, ...]:
+        """The clients of `clients` this key may see."""
+        return tuple(c for c in clients if self.sees(c))
 
 
-def key_id(key: str) -> str:
-    """A short, stable identifier of a key (an HMAC of it: the key cannot be read back)."""
-    return hmac.new(key.encode(), b"parity-console/key-id", hashlib.sha256).hexdigest()[:12]
-
-
-def roles_of(key: str) -> frozenset[str]:
-    """What a key may do in the console (today every key may do everything: keys have no roles)."""
-    return ALL_ROLES
-
-
-def match_key(keys: Iterable[str], offered: str) -> str | None:
-    """The configured key equal to `offered` (constant-time compare against each), or None."""
-    found = None
-    for key in keys:
-        if key and hmac.compare_digest(offered.encode(), key.encode()):
-            found = key
-    return found
-
-
-def _sign(key: str, payload: bytes) -> str:
-    return hmac.new(key.encode(), b"parity-console/session\x00" + payload, hashlib.sha256).hexdigest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def login(keys: Iterable[str], offered_key: str, name: str, now: datetime) -> tuple[Session, str]:
-    """Check the form's key and name; the session and its cookie value."""
+def clean_name(name: str | None) -> str:
+    """The reviewer's name with blanks collapsed, or LoginError."""
     name = " ".join((name or "").split())
     if not NAME_PATTERN.match(name):
         raise LoginError("enter your name (1-60 letters, digits, spaces, . @ ' -): decisions are recorded under it")
-    key = match_key(keys, (offered_key or "").strip())
-    if key is None:
-        raise LoginError("unknown API key")
-    expires = now + SESSION_TTL
-    session = Session(key, key_id(key), name, expires, roles_of(key))
-    payload = orjson.dumps({"k": session.key_id, "n": name, "e": int(expires.timestamp())})
-    return session, f"{_b64(payload)}.{_sign(key, payload)}"
+    return name
 
 
-def read_session(keys: Iterable[str], cookie: str | None, now: datetime) -> Session | None:
-    """The session a cookie proves, or None (absent, forged, expired, or its key was removed)."""
-    if not cookie or cookie.count(".") != 1:
-        return None
-    encoded, signature = cookie.split(".")
-    try:
-        payload = _unb64(encoded)
-        data = orjson.loads(payload)
-        kid, name, expires = str(data["k"]), str(data["n"]), int(data["e"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    key = next((k for k in keys if k and hmac.compare_digest(key_id(k), kid)), None)
-    if key is None or not hmac.compare_digest(_sign(key, payload), signature):
-        return None
-    expires_at = datetime.fromtimestamp(expires, timezone.utc)
-    if expires_at <= now:
-        return None
-    return Session(key, kid, name, expires_at, roles_of(key))
+class Sessions:
+    """The console's live sessions (thread-safe, bounded, expiring)."""
+
+    def __init__(self, ttl: timedelta = SESSION_TTL, max_sessions: int = MAX_SESSIONS):
+        self.ttl, self.max_sessions = ttl, max_sessions
+        self._live: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def login(self, keys: Sequence[ApiKey], offered_key: str, name: str, now: datetime) -> Session:
+        """Check the form's name and key; a new session."""
+        name = clean_name(name)
+        key = (offered_key or "").strip()
+        entry = authenticate(keys, key)
+        if entry is None:
+            raise LoginError("unknown API key")
+        session = Session(secrets.token_urlsafe(32), key, entry.name, entry.sha256, name, now + self.ttl,
+                          entry.roles, entry.clients)
+        with self._lock:
+            self._live[session.token] = session
+            while len(self._live) > self.max_sessions:
+                self._live.popitem(last=False)
+        return session
+
+    def get(self, keys: Sequence[ApiKey], token: str | None, now: datetime) -> Session | None:
+        """The session of a cookie, or None (unknown, expired, or its key is no longer configured)."""
+        if not token:
+            return None
+        with self._lock:
+            session = self._live.get(token)
+            if session is not None and session.expires_at <= now:
+                del self._live[token]
+                session = None
+        if session is None or not any(hmac.compare_digest(session.key_sha256, k.sha256) for k in keys):
+            return None
+        return session
+
+    def logout(self, token: str | None) -> None:
+        with self._lock:
+            self._live.pop(token or "", None)
 
 
 def csrf_token(session: Session) -> str:
-    """The token every console form carries (tied to this session and key)."""
-    message = f"{session.key_id}\x00{session.name}\x00{int(session.expires_at.timestamp())}".encode()
-    return hmac.new(session.key.encode(), b"parity-console/csrf\x00" + message, hashlib.sha256).hexdigest()[:32]
+    """The token every console form carries (tied to this session)."""
+    return hmac.new(session.token.encode(), b"parity-console/csrf", hashlib.sha256).hexdigest()[:32]
 
 
 def csrf_ok(session: Session, token: str | None) -> bool:

@@ -63,14 +63,19 @@ def _batch(settings: Settings) -> tuple[pd.DataFrame, str | None, str | None]:
     return frame, as_of, None
 
 
-def _queue(settings: Settings, client: str) -> dict[str, Any]:
-    """Everything the review page shows (runs in a worker thread: file and SQLite reads)."""
+def _queue(settings: Settings, client: str, session: auth.Session) -> dict[str, Any]:
+    """Everything the review page shows, for the clients the key may see (runs in a worker
+    thread: file and SQLite reads)."""
     frame, as_of, problem = _batch(settings)
     if problem:
         return {"problem": problem}
+    seen = list(session.visible(frame["client_id"].unique()))
+    frame = frame[frame["client_id"].isin(seen)]
     costs = {v: _costs(settings.registry_dir, m, v)
              for m, v in frame[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)}
     decided = store.decisions(settings.console_dir, as_of)
+    decided = decided[decided["client_id"].isin(seen)]
+    everything = store.decisions(settings.console_dir)
     pending, reviewed = views.review_queue(frame, costs, decided)
     if client:
         pending, reviewed = pending[pending["client_id"] == client], reviewed[reviewed["client_id"] == client]
@@ -80,16 +85,16 @@ def _queue(settings: Settings, client: str) -> dict[str, Any]:
             "rates": views.override_rates(decided),
             "segment_rates": views.override_rates(decided.merge(segments, on="customer_id", how="left"),
                                                   by="segment_name"),
-            "all_rates": views.override_rates(store.decisions(settings.console_dir)),
+            "all_rates": views.override_rates(everything[everything["client_id"].isin(seen)]),
             "costs": costs, "missing_costs": sorted(v for v, c in costs.items() if c is None)}
 
 
 @router.get("/review", response_class=HTMLResponse)
 async def review(request: Request, client: str = "", page: int = 1, done: str = "", error: str = "") -> Response:
-    session = session_of(request)
+    session = session_of(request, "review")
     settings = _settings(request)
     await record(request, session.who, "view_review_queue", client=client)
-    queue = await run_in_threadpool(_queue, settings, client)
+    queue = await run_in_threadpool(_queue, settings, client, session)
     page = max(1, page)
     if not queue["problem"]:
         pages = max(1, math.ceil(queue["pending_total"] / PAGE_SIZE))
@@ -109,14 +114,14 @@ def _decide(settings: Settings, session: auth.Session, form: dict[str, str]) -> 
     if form.get("batch_as_of") != as_of:
         raise store.DecisionError(f"a newer batch ({as_of}) replaced the one on your page: decide again on it")
     row = frame[frame["customer_id"] == form.get("customer_id", "")]
-    if not len(row):
+    if not len(row) or not session.sees(row.iloc[0]["client_id"]):
         raise store.DecisionError(f"{form.get('customer_id')!r} is not flagged in batch {as_of}")
     r = row.iloc[0]
     decision = store.Decision(
         customer_id=r["customer_id"], client_id=r["client_id"], batch_as_of=as_of,
         model_version=r["model_version"], score=float(r["score"]), action=form.get("action", ""),
         reason=form.get("reason") or None, note=form.get("note") or None)
-    store.record_decision(settings.console_dir, session.who, session.key_id, decision)
+    store.record_decision(settings.console_dir, session.who, session.key_name, decision)
     store.record_action(settings.console_dir, session.who, "review_decision", customer_id=decision.customer_id,
                         batch_as_of=as_of, action=decision.action, reason=decision.reason)
     return decision.customer_id
@@ -124,11 +129,9 @@ def _decide(settings: Settings, session: auth.Session, form: dict[str, str]) -> 
 
 @router.post("/review")
 async def decide(request: Request) -> Response:
-    session = session_of(request)
+    session = session_of(request, "review")
     form = await form_of(request)
     back = {"client": form.get("client", ""), "page": form.get("page", "")}
-    if "review" not in session.roles:
-        return redirect_with("/console/review", **back, error="your key may not record review decisions")
     if not auth.csrf_ok(session, form.get("csrf")):
         return redirect_with("/console/review", **back, error="the form expired: reload the page and decide again")
     try:
@@ -140,7 +143,7 @@ async def decide(request: Request) -> Response:
 
 @router.get("/models", response_class=HTMLResponse)
 async def models(request: Request) -> Response:
-    session = session_of(request)
+    session = session_of(request, "models")
     settings, config = _settings(request), _state(request).config
     await record(request, session.who, "view_models")
     versions, pointer, problem = await run_in_threadpool(data.model_versions, settings, config.model)
@@ -155,7 +158,7 @@ async def models(request: Request) -> Response:
 
 @router.get("/models/{version}/report/{name}")
 def training_report(request: Request, version: str, name: str) -> Response:
-    session = session_of(request)
+    session = session_of(request, "models")
     settings = _settings(request)
     path = data.training_report(settings, version, name) if VERSION_RE.match(version) else None
     if path is None:
@@ -166,21 +169,22 @@ def training_report(request: Request, version: str, name: str) -> Response:
     return FileResponse(path)
 
 
-def _health(settings: Settings) -> dict[str, Any]:
+def _health(settings: Settings, session: auth.Session) -> dict[str, Any]:
     recon, quarantine, marks = data.reconciliation(settings), data.quarantine(settings), data.watermarks(settings)
     summary, summary_problem = data.monitoring_summary(settings)
     by_client = dict(zip(marks.frame["client_id"], marks.frame["watermark_at"])) if len(marks.frame) else {}
-    return {"clients": views.health_by_client(_safe_clients(settings), recon.frame, quarantine.frame, by_client),
+    clients = session.visible(_safe_clients(settings))
+    return {"clients": views.health_by_client(clients, recon.frame, quarantine.frame, by_client),
             "problems": [p for p in (recon.problem, quarantine.problem, marks.problem) if p],
             "monitoring": summary, "monitoring_problem": summary_problem}
 
 
 @router.get("/health", response_class=HTMLResponse)
 async def health(request: Request) -> Response:
-    session = session_of(request)
+    session = session_of(request, "health")
     settings = _settings(request)
     await record(request, session.who, "view_data_health")
-    return _page(request, "health.html", session, **(await run_in_threadpool(_health, settings)))
+    return _page(request, "health.html", session, **(await run_in_threadpool(_health, settings, session)))
 
 
 def _operations(settings: Settings, days: int) -> dict[str, Any]:
@@ -196,7 +200,7 @@ def _operations(settings: Settings, days: int) -> dict[str, Any]:
 
 @router.get("/operations", response_class=HTMLResponse)
 async def operations_page(request: Request, days: int = 14) -> Response:
-    session = session_of(request)
+    session = session_of(request, "operations")
     settings = _settings(request)
     await record(request, session.who, "view_operations", days=days)
     return _page(request, "operations.html", session, **(await run_in_threadpool(_operations, settings,

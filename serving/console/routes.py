@@ -66,6 +66,10 @@ async def form_of(request: Request) -> dict[str, str]:
     return {name: values[0] for name, values in fields.items()}
 
 
+class NotAllowed(Exception):
+    """The session's key lacks the role a page needs (HTTP 403 page)."""
+
+
 class LoginRequired(Exception):
     """No valid session: the browser is sent to the login form."""
 
@@ -85,12 +89,19 @@ def _folder(request: Request) -> Path:
     return _settings(request).console_dir
 
 
-def session_of(request: Request) -> auth.Session:
-    """The signed-in reviewer, or LoginRequired (back to this page after logging in)."""
+def _sessions(request: Request) -> auth.Sessions:
+    return request.app.state.console_sessions
+
+
+def session_of(request: Request, page: str | None = None) -> auth.Session:
+    """The signed-in reviewer, or LoginRequired (back to this page after logging in); NotAllowed
+    when the key lacks the role `page` needs (auth.PAGE_ROLES)."""
     now = datetime.now(timezone.utc)
-    session = auth.read_session(_state(request).config.api_keys, request.cookies.get(auth.COOKIE), now)
+    session = _sessions(request).get(_state(request).keys, request.cookies.get(auth.COOKIE), now)
     if session is None:
         raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    if page is not None and not session.may(auth.PAGE_ROLES[page]):
+        raise NotAllowed(f"key '{session.key_name}' lacks the role '{auth.PAGE_ROLES[page]}' this page needs")
     return session
 
 
@@ -101,7 +112,8 @@ async def record(request: Request, who: str, action: str, /, **detail: Any) -> N
 
 def _page(request: Request, name: str, session: auth.Session | None, **context: Any) -> HTMLResponse:
     base = {"session": session, "csrf": auth.csrf_token(session) if session else None,
-            "clients": _safe_clients(_settings(request)), "nav": name.removesuffix(".html")}
+            "clients": session.visible(_safe_clients(_settings(request))) if session else (),
+            "nav": name.removesuffix(".html"), "page_roles": auth.PAGE_ROLES}
     response = templates.TemplateResponse(request, name, {**base, **context})
     response.headers.update(PAGE_HEADERS)
     return response
@@ -137,8 +149,7 @@ async def login(request: Request) -> Response:
     form = await form_of(request)
     next = form.get("next", "")
     try:
-        session, cookie = auth.login(_state(request).config.api_keys, form.get("api_key", ""),
-                                     form.get("name", ""), now)
+        session = _sessions(request).login(_state(request).keys, form.get("api_key", ""), form.get("name", ""), now)
     except auth.LoginError as err:
         await record(request, "anonymous", "login_refused", reason=str(err))
         response = _page(request, "login.html", None, next=_safe_next(next), error=str(err))
@@ -146,7 +157,7 @@ async def login(request: Request) -> Response:
         return response
     await record(request, session.who, "login")
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(auth.COOKIE, cookie, max_age=int(auth.SESSION_TTL.total_seconds()), httponly=True,
+    response.set_cookie(auth.COOKIE, session.token, max_age=int(auth.SESSION_TTL.total_seconds()), httponly=True,
                         samesite="strict", secure=request.url.scheme == "https", path="/console")
     return response
 
@@ -155,6 +166,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     session = session_of(request)
     if auth.csrf_ok(session, (await form_of(request)).get("csrf")):
+        _sessions(request).logout(session.token)
         await record(request, session.who, "logout")
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(auth.COOKIE, path="/console")
@@ -207,12 +219,12 @@ def _parse_at(text: str | None) -> datetime | None:
 
 @router.get("/customer", response_class=HTMLResponse)
 async def customer(request: Request, client: str = "", id: str = "", at: str = "") -> Response:
-    session = session_of(request)
+    session = session_of(request, "customer")
     settings = _settings(request)
     context: dict[str, Any] = {"client": client, "id": id.strip(), "at": at, "error": None, "result": None}
     if not (client or id):
         return _page(request, "customer.html", session, **context)
-    if client not in _safe_clients(settings) or not id.strip():
+    if client not in session.visible(_safe_clients(settings)) or not id.strip():
         context["error"] = "choose a client and enter the customer's id"
         return _page(request, "customer.html", session, **context)
     try:
@@ -261,7 +273,14 @@ def install(app: FastAPI) -> None:
     async def _bad_form(request: Request, exc: FormError) -> Response:
         return HTMLResponse(f"<p>Bad form: {escape(str(exc))}</p>", status_code=400)
 
+    async def _not_allowed(request: Request, exc: NotAllowed) -> Response:
+        response = _page(request, "denied.html", session_of(request), reason=str(exc))
+        response.status_code = 403
+        return response
+
+    app.state.console_sessions = auth.Sessions()
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(NotAllowed, _not_allowed)
     app.add_exception_handler(FormError, _bad_form)
 
 

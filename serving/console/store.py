@@ -35,7 +35,7 @@ create table if not exists review_decisions (
     id integer primary key autoincrement,
     decided_at text not null,
     who text not null,
-    key_id text not null,
+    key_name text not null,
     customer_id text not null,
     client_id text not null,
     batch_as_of text not null,
@@ -111,21 +111,21 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def record_decision(folder: Path, who: str, key_id: str, decision: Decision) -> None:
+def record_decision(folder: Path, who: str, key_name: str, decision: Decision) -> None:
     """Append a (validated) decision."""
     d = validate(decision)
     with connect(folder) as con:
         con.execute(
-            "insert into review_decisions (decided_at, who, key_id, customer_id, client_id, batch_as_of, "
+            "insert into review_decisions (decided_at, who, key_name, customer_id, client_id, batch_as_of, "
             "model_version, score, action, reason, note) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), who, key_id, d.customer_id, d.client_id, d.batch_as_of, d.model_version, d.score,
+            (_now(), who, key_name, d.customer_id, d.client_id, d.batch_as_of, d.model_version, d.score,
              d.action, d.reason, d.note))
 
 
 def decisions(folder: Path, batch_as_of: str | None = None) -> pd.DataFrame:
     """Every decision (optionally of one batch), oldest first; `is_latest` marks the one that counts."""
     if not (folder / FILE).exists():
-        return pd.DataFrame(columns=["id", "decided_at", "who", "key_id", "customer_id", "client_id",
+        return pd.DataFrame(columns=["id", "decided_at", "who", "key_name", "customer_id", "client_id",
                                      "batch_as_of", "model_version", "score", "action", "reason", "note",
                                      "is_latest"])
     where, params = ("where batch_as_of = ?", [batch_as_of]) if batch_as_of else ("", [])

@@ -1,4 +1,4 @@
-"""Console sessions: signed cookies that never hold the key and die with it."""
+"""Console sessions: the API's keys (hashed, scoped, with roles), a random token in the cookie."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from serving.console import auth
+from serving.keys import ApiKey, hash_key, plain_keys
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
-KEYS = ("first-key", "second-key")
+SCOPED = ApiKey("acme-team", hash_key("acme-secret"), frozenset({"acme"}), frozenset({"score"}))
+KEYS = plain_keys(["first-key"]) + [SCOPED]
 
 
-def test_a_session_names_its_reviewer_and_key_without_holding_the_key():
-    session, cookie = auth.login(KEYS, " second-key ", "  Ann   Reviewer ", NOW)
-    assert session.name == "Ann Reviewer" and session.key == "second-key"
-    assert session.who == f"Ann Reviewer (key {auth.key_id('second-key')})"
-    assert "second-key" not in cookie
-    again = auth.read_session(KEYS, cookie, NOW + timedelta(hours=1))
-    assert again == session
+def test_a_session_carries_the_keys_name_scope_and_roles_not_the_key_in_its_token():
+    sessions = auth.Sessions()
+    session = sessions.login(KEYS, " acme-secret ", "  Ann   Reviewer ", NOW)
+    assert session.name == "Ann Reviewer" and session.who == "Ann Reviewer (key acme-team)"
+    assert session.may("score") and not session.may("read_model")
+    assert session.visible(["acme", "bolt", "cora"]) == ("acme",)
+    assert "acme-secret" not in session.token and len(session.token) >= 40
+    assert sessions.get(KEYS, session.token, NOW + timedelta(hours=1)) == session
+    full = sessions.login(KEYS, "first-key", "Bob", NOW)
+    assert full.visible(["acme", "bolt"]) == ("acme", "bolt") and full.may("read_model")
+    assert full.token != session.token
 
 
 @pytest.mark.parametrize("key, name, message", [
@@ -29,24 +35,31 @@ def test_a_session_names_its_reviewer_and_key_without_holding_the_key():
 ])
 def test_login_refuses_unknown_keys_and_odd_names(key, name, message):
     with pytest.raises(auth.LoginError, match=message):
-        auth.login(KEYS, key, name, NOW)
+        auth.Sessions().login(KEYS, key, name, NOW)
 
 
-def test_forged_expired_or_revoked_sessions_are_refused():
-    _, cookie = auth.login(KEYS, "first-key", "Ann", NOW)
-    payload, signature = cookie.split(".")
-    _, other = auth.login(KEYS, "first-key", "Bob", NOW)
-    assert auth.read_session(KEYS, f"{other.split('.')[0]}.{signature}", NOW) is None  # Bob's name, Ann's signature
-    assert auth.read_session(KEYS, f"{payload}.{'0' * 64}", NOW) is None
-    assert auth.read_session(KEYS, cookie, NOW + auth.SESSION_TTL) is None  # expired
-    assert auth.read_session(("second-key",), cookie, NOW) is None  # its key was removed
-    for junk in (None, "", "abc", "a.b.c", "!!!.x"):
-        assert auth.read_session(KEYS, junk, NOW) is None
+def test_unknown_expired_logged_out_or_revoked_sessions_are_refused():
+    sessions = auth.Sessions()
+    session = sessions.login(KEYS, "acme-secret", "Ann", NOW)
+    for junk in (None, "", "abc", session.token + "x"):
+        assert sessions.get(KEYS, junk, NOW) is None
+    assert sessions.get(plain_keys(["first-key"]), session.token, NOW) is None  # its key was removed
+    assert sessions.get(KEYS, session.token, NOW + auth.SESSION_TTL) is None  # expired (and dropped)
+    assert sessions.get(KEYS, session.token, NOW) is None
+    other = sessions.login(KEYS, "acme-secret", "Ann", NOW)
+    sessions.logout(other.token)
+    assert sessions.get(KEYS, other.token, NOW) is None
+
+
+def test_sessions_are_bounded():
+    sessions = auth.Sessions(max_sessions=2)
+    first, *_ = [sessions.login(KEYS, "first-key", "Ann", NOW) for _ in range(3)]
+    assert sessions.get(KEYS, first.token, NOW) is None  # the oldest went first
 
 
 def test_csrf_token_belongs_to_one_session():
-    ann, _ = auth.login(KEYS, "first-key", "Ann", NOW)
-    bob, _ = auth.login(KEYS, "second-key", "Bob", NOW)
+    sessions = auth.Sessions()
+    ann, bob = sessions.login(KEYS, "first-key", "Ann", NOW), sessions.login(KEYS, "first-key", "Bob", NOW)
     assert auth.csrf_ok(ann, auth.csrf_token(ann))
     assert not auth.csrf_ok(ann, auth.csrf_token(bob))
     assert not auth.csrf_ok(ann, None) and not auth.csrf_ok(ann, "")

@@ -218,3 +218,41 @@ def test_operations_page_shows_volume_latency_and_the_heatmap(console, browser):
     assert browser.find_element(By.ID, "ops-watermarks").find_elements(By.CSS_SELECTOR, "tbody tr")
     assert _errors(browser) == []
     _shot(browser, "operations")
+
+
+def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_models(scored_data, browser, tmp_path):
+    import yaml
+
+    from serving.config import DEFAULT_CONFIG
+    from serving.keys import hash_key
+
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": [
+        {"name": "acme-desk", "sha256": hash_key("acme-only"), "clients": ["acme"], "roles": ["score"]}]}))
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["api_keys_file"] = str(keys_file)
+    (tmp_path / "serving.yaml").write_text(yaml.safe_dump(config))
+    svc = Service(scored_data, config_path=tmp_path / "serving.yaml", keys=KEY)
+    try:
+        wait_ready(svc.base)
+        browser.delete_all_cookies()
+        _login(browser, svc.base, "acme-only", name="Cleo Desk")
+        assert browser.find_element(By.ID, "who").text == "Cleo Desk (key acme-desk)"
+        nav = browser.find_element(By.TAG_NAME, "nav").text
+        assert "Customer" in nav and "Review queue" in nav and "Models" not in nav and "Operations" not in nav
+        assert [o.get_attribute("value") for o in browser.find_elements(By.CSS_SELECTOR, "#client option")] == ["acme"]
+        browser.get(f"{svc.base}/console/models")
+        assert "lacks the role 'read_model'" in browser.find_element(By.ID, "denied").text
+        bolt = next(c for c in _flagged(scored_data, 500) if c.startswith("bolt:"))
+        browser.get(f"{svc.base}/console/customer?" + urlencode({"client": "bolt", "id": bolt.split(":", 1)[1]}))
+        assert "choose a client" in browser.page_source and not browser.find_elements(By.ID, "result")
+        browser.get(f"{svc.base}/console/review")
+        queued = {r.get_attribute("data-customer").split(":")[0]
+                  for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")}
+        assert queued == {"acme"}
+        browser.get(f"{svc.base}/console/health")
+        assert browser.find_elements(By.ID, "client-acme") and not browser.find_elements(By.ID, "client-bolt")
+        _errors(browser)  # the refused models page is a 403 on purpose
+    finally:
+        svc.stop()
+        browser.delete_all_cookies()
