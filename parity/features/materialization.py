@@ -74,7 +74,7 @@ def source_sql(view: Any) -> str:
 def client_expr(view: Any, con: duckdb.DuckDBPyConnection | None = None) -> str:
     """SQL for a row's part name: its client column as text, or the whole-view part."""
     con = con or connect()
-    columns = {row[0] for row in con.execute(f"describe select * from {source_sql(view)}").fetchall()}
+    columns = {row[0] for row in con.execute(f"select * from {source_sql(view)} limit 0").description}
     if CLIENT_COLUMN in columns:
         return f"coalesce(cast({quote(CLIENT_COLUMN)} as varchar), '?')"
     return f"'{WHOLE_VIEW}'"
@@ -269,7 +269,8 @@ def materialize_view(store: Any, view: Any, recorded: dict[str, Any], end: datet
     parts = source_parts(view, end)
     definition = definition_sha(view)
     known = recorded.get("parts", {}) if recorded.get("definition") == definition else {}
-    if known and recorded.get("online_entities") != online_count(store, view):
+    held = online_count(store, view)
+    if known and recorded.get("online_entities") != held:
         known = {}  # the online store is not what the marker says (deleted, restored): reload all
     changed = sorted(name for name, part in parts.items() if known.get(name) != asdict(part))
     removed = sorted(set(known) - set(parts))
@@ -281,7 +282,7 @@ def materialize_view(store: Any, view: Any, recorded: dict[str, Any], end: datet
         start, stop = window(view, parts[name])
         done["loaded"][name] = {"entities": write_rows(store, view, latest_rows(view, name, start, stop)),
                                 "start": start.isoformat(), "end": stop.isoformat()}
-    if changed or removed or not recorded:
+    if (changed or removed) and held != 0:  # an empty store before loading has nothing stale
         online = online_keys(store, view)
         if online is None:  # not listable: parity reports what stays served
             done["not_deletable"] = len(removed)
