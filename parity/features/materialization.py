@@ -35,6 +35,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 
 MARKER_NAME = "materialized.json"
 FORMAT = 1
@@ -116,25 +117,39 @@ def window(view: Any, part: Part) -> tuple[datetime, datetime]:
     return newest - view.ttl, newest
 
 
-def latest_rows(view: Any, part_name: str, start: datetime, end: datetime) -> pa.Table:
-    """The newest row per entity of one part within [start, end]: what the online store holds."""
+PART = "__part"  # the part (client) of a loaded row; not a feature, ignored by Feast's conversion
+
+
+def _windows_table(view: Any, windows: dict[str, tuple[datetime, datetime]]) -> pa.Table:
+    return pa.table({
+        "part": list(windows),
+        "start_at": pa.array([w[0] for w in windows.values()], pa.timestamp("us", tz="UTC")),
+        "end_at": pa.array([w[1] for w in windows.values()], pa.timestamp("us", tz="UTC")),
+    })
+
+
+def latest_rows(view: Any, windows: dict[str, tuple[datetime, datetime]]) -> pa.Table:
+    """The newest row per entity of each part within its window [start, end] (one scan for all
+    parts), with the part in column `__part`: what the online store holds."""
     con = connect()
     source = view.batch_source
     ts = quote(source.timestamp_field)
-    keys = ", ".join(quote(k) for k in view.join_keys)
-    order = f"{ts} desc" + (f", {quote(source.created_timestamp_column)} desc" if source.created_timestamp_column else "")
+    order = [f"src.{ts} desc"]
+    if source.created_timestamp_column:
+        order.append(f"src.{quote(source.created_timestamp_column)} desc")
     columns = [*view.join_keys, *(f.name for f in view.features), source.timestamp_field]
     if source.created_timestamp_column:
         columns.append(source.created_timestamp_column)
     mapping = {v: k for k, v in (source.field_mapping or {}).items()}  # feature name -> source column
     select = ", ".join(
-        quote(mapping.get(c, c)) + ("" if c not in mapping else f" as {quote(c)}") for c in dict.fromkeys(columns)
+        "src." + quote(mapping.get(c, c)) + f" as {quote(c)}" for c in dict.fromkeys(columns)
     )
+    con.register("windows", _windows_table(view, windows))
     result = con.execute(
-        f"select {select} from {source_sql(view)} src "
-        f"where {client_expr(view, con)} = ? and {ts}::timestamptz between ? and ? "
-        f"qualify row_number() over (partition by {keys} order by {order}) = 1",
-        [part_name, start, end],
+        f"select {select}, w.part as {PART} from {source_sql(view)} src join windows w "
+        f"on w.part = {client_expr(view, con)} and src.{ts}::timestamptz between w.start_at and w.end_at "
+        f"qualify row_number() over (partition by {', '.join('src.' + quote(k) for k in view.join_keys)} "
+        f"order by {', '.join(order)}) = 1"
     )
     return result.to_arrow_table() if hasattr(result, "to_arrow_table") else result.fetch_arrow_table()
 
@@ -158,12 +173,7 @@ def expected_keys(view: Any, parts: dict[str, Part]) -> set[tuple[Any, ...]]:
     con = connect()
     ts = quote(view.batch_source.timestamp_field)
     keys = ", ".join(quote(k) for k in view.join_keys)
-    windows = [(name, *window(view, part)) for name, part in parts.items()]
-    con.register("windows", pa.table({
-        "part": [w[0] for w in windows],
-        "start_at": pa.array([w[1] for w in windows], pa.timestamp("us", tz="UTC")),
-        "end_at": pa.array([w[2] for w in windows], pa.timestamp("us", tz="UTC")),
-    }))
+    con.register("windows", _windows_table(view, {name: window(view, part) for name, part in parts.items()}))
     rows = con.execute(
         f"select distinct {keys} from {source_sql(view)} src join windows w "
         f"on w.part = {client_expr(view, con)} and {ts}::timestamptz between w.start_at and w.end_at"
@@ -278,10 +288,13 @@ def materialize_view(store: Any, view: Any, recorded: dict[str, Any], end: datet
     if changed:  # the view's online table exists (Feast creates it at apply; a lost store lacks it)
         store._get_provider().online_store.update(config=store.config, tables_to_delete=[], tables_to_keep=[view],
                                                   entities_to_delete=[], entities_to_keep=[], partial=True)
-    for name in changed:
-        start, stop = window(view, parts[name])
-        done["loaded"][name] = {"entities": write_rows(store, view, latest_rows(view, name, start, stop)),
-                                "start": start.isoformat(), "end": stop.isoformat()}
+    windows = {name: window(view, parts[name]) for name in changed}
+    if windows:
+        rows = latest_rows(view, windows)
+        write_rows(store, view, rows)
+        counts = dict(zip(*(c.to_pylist() for c in pa.compute.value_counts(rows.column(PART)).flatten())))
+        done["loaded"] = {name: {"entities": counts.get(name, 0), "start": start.isoformat(), "end": stop.isoformat()}
+                          for name, (start, stop) in windows.items()}
     if (changed or removed) and held != 0:  # an empty store before loading has nothing stale
         online = online_keys(store, view)
         if online is None:  # not listable: parity reports what stays served
