@@ -1,9 +1,10 @@
 """The console: server-rendered pages for the people who act on the scores, under /console.
 
 Customer lookup (through the service's own /v1/predict), review queue (human decisions on the
-latest batch's flagged customers, stored append-only under the data folder), models (registry
-versions and their metrics) and data health (reconciliation, quarantine, watermarks, monitoring
-alerts). Behind the API's keys: a login form turns a key into a signed HttpOnly session cookie.
+latest batch's flagged customers, stored append-only by `parity.reviews`), models (registry
+versions, metrics, fairness, model cards), data health (reconciliation, quarantine, watermarks,
+monitoring alerts) and operations (volume, latency, heat-map). Behind the API's keys and roles
+(`serving.keys`): a login form turns a key into an HttpOnly session cookie (a random token).
 Every asset is served from ./static; charts are inline SVG drawn on the server.
 
 It imports `parity` and `serving` only (never training or batch: the import direction holds).

@@ -13,9 +13,10 @@ from fastapi import Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from parity import reviews
 from parity.config import Settings
 from parity.models.registry import VERSION_RE
-from serving.console import auth, data, store, views
+from serving.console import auth, data, views
 from serving.console.routes import (
     PAGE_SIZE,
     _page,
@@ -73,9 +74,9 @@ def _queue(settings: Settings, client: str, session: auth.Session) -> dict[str, 
     frame = frame[frame["client_id"].isin(seen)]
     costs = {v: _costs(settings.registry_dir, m, v)
              for m, v in frame[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)}
-    decided = store.decisions(settings.console_dir, as_of)
+    decided = reviews.decisions(settings.console_dir, as_of)
     decided = decided[decided["client_id"].isin(seen)]
-    everything = store.decisions(settings.console_dir)
+    everything = reviews.decisions(settings.console_dir)
     pending, reviewed = views.review_queue(frame, costs, decided)
     if client:
         pending, reviewed = pending[pending["client_id"] == client], reviewed[reviewed["client_id"] == client]
@@ -103,26 +104,26 @@ async def review(request: Request, client: str = "", page: int = 1, done: str = 
         queue["pages"] = pages
         queue["reviewed_rows"] = queue["reviewed"].to_dict("records")
     return _page(request, "review.html", session, q=queue, client=client, page=page, done=done, error=error,
-                 reasons=store.OVERRIDE_REASONS)
+                 reasons=reviews.OVERRIDE_REASONS)
 
 
 def _decide(settings: Settings, session: auth.Session, form: dict[str, str]) -> str:
     """Record the form's decision against the latest batch's own row; the customer decided."""
     frame, as_of, problem = _batch(settings)
     if problem:
-        raise store.DecisionError(problem)
+        raise reviews.DecisionError(problem)
     if form.get("batch_as_of") != as_of:
-        raise store.DecisionError(f"a newer batch ({as_of}) replaced the one on your page: decide again on it")
+        raise reviews.DecisionError(f"a newer batch ({as_of}) replaced the one on your page: decide again on it")
     row = frame[frame["customer_id"] == form.get("customer_id", "")]
     if not len(row) or not session.sees(row.iloc[0]["client_id"]):
-        raise store.DecisionError(f"{form.get('customer_id')!r} is not flagged in batch {as_of}")
+        raise reviews.DecisionError(f"{form.get('customer_id')!r} is not flagged in batch {as_of}")
     r = row.iloc[0]
-    decision = store.Decision(
+    decision = reviews.Decision(
         customer_id=r["customer_id"], client_id=r["client_id"], batch_as_of=as_of,
         model_version=r["model_version"], score=float(r["score"]), action=form.get("action", ""),
         reason=form.get("reason") or None, note=form.get("note") or None)
-    store.record_decision(settings.console_dir, session.who, session.key_name, decision)
-    store.record_action(settings.console_dir, session.who, "review_decision", customer_id=decision.customer_id,
+    reviews.record_decision(settings.console_dir, session.who, session.key_name, decision)
+    reviews.record_action(settings.console_dir, session.who, "review_decision", customer_id=decision.customer_id,
                         batch_as_of=as_of, action=decision.action, reason=decision.reason)
     return decision.customer_id
 
@@ -136,7 +137,7 @@ async def decide(request: Request) -> Response:
         return redirect_with("/console/review", **back, error="the form expired: reload the page and decide again")
     try:
         customer = await run_in_threadpool(_decide, _settings(request), session, form)
-    except store.DecisionError as err:
+    except reviews.DecisionError as err:
         return redirect_with("/console/review", **back, error=str(err))
     return redirect_with("/console/review", **back, done=customer)
 
@@ -165,7 +166,7 @@ def training_report(request: Request, version: str, name: str) -> Response:
         return HTMLResponse(f"<p>No training report file {escape(repr(name))} for version {escape(repr(version))}.</p>",
                             status_code=404)
     if name.endswith(".html"):
-        store.record_action(settings.console_dir, session.who, "view_training_report", version=version)
+        reviews.record_action(settings.console_dir, session.who, "view_training_report", version=version)
     return FileResponse(path)
 
 

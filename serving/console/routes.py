@@ -22,9 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from parity import reviews
 from parity.config import Settings
 from parity.models.prepare import PrepareSpec
-from serving.console import auth, data, store, svg, views
+from serving.console import auth, data, svg, views
 
 log = logging.getLogger("serving.console")
 HERE = Path(__file__).parent
@@ -107,7 +108,7 @@ def session_of(request: Request, page: str | None = None) -> auth.Session:
 
 async def record(request: Request, who: str, action: str, /, **detail: Any) -> None:
     """Log a console action (in a worker thread: the SQLite write syncs to disk)."""
-    await run_in_threadpool(store.record_action, _folder(request), who, action, **detail)
+    await run_in_threadpool(reviews.record_action, _folder(request), who, action, **detail)
 
 
 def _page(request: Request, name: str, session: auth.Session | None, **context: Any) -> HTMLResponse:

@@ -96,7 +96,7 @@ def review_queue(flagged: pd.DataFrame, costs: Mapping[str, Mapping[str, float] 
     """(pending, reviewed) flagged customers of a batch, pending ordered by expected value.
 
     `costs` maps model version -> its costs (None: unknown, expected value left empty and those
-    rows go last); `decided` holds the batch's decisions (`store.decisions`)."""
+    rows go last); `decided` holds the batch's decisions (`parity.reviews.decisions`)."""
     frame = flagged.copy()
     frame["expected_value"] = [
         expected_value(p, costs[v]) if costs.get(v) else math.nan

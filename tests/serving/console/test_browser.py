@@ -135,7 +135,7 @@ def _queue_row(browser, customer: str):
 
 
 def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console, browser, scored_data):
-    from serving.console import store
+    from parity import reviews
 
     browser.get(f"{console.base}/console/review")
     rows = browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
@@ -166,10 +166,10 @@ def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console
     assert "50%" in browser.find_element(By.ID, "all-rates").text  # 1 override of 2 decisions
 
     # durable: in the console's database with who, when and the batch's model version
-    stored = store.decisions(scored_data.console_dir).set_index("customer_id")
+    stored = reviews.decisions(scored_data.console_dir).set_index("customer_id")
     assert stored.loc[second, "action"] == "override" and stored.loc[second, "reason"] == "already_contacted"
     assert stored.loc[first, "who"].startswith("Ann Reviewer (key ") and stored.loc[first, "model_version"] == "v0001"
-    logged = store.actions(scored_data.console_dir)
+    logged = reviews.actions(scored_data.console_dir)
     assert {"login", "customer_lookup", "review_decision", "view_review_queue"} <= set(logged["action"])
     assert not logged["detail"].str.contains(KEY).any()
     assert _errors(browser) == []

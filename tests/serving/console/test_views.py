@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from parity import reviews
 from parity.models.prepare import fit_spec, prepare
 from parity.models.reasons import reasons as export_reasons
-from serving.console import store, svg, views
+from serving.console import svg, views
 
 FEATURES = (("client_id", "String"), ("days_since_last_purchase", "Float64"), ("spend_30d", "Float64"))
 COSTS = {"false_positive": 10.0, "false_negative": 40.0}
@@ -65,9 +66,9 @@ def test_queue_orders_pending_by_expected_value_and_sets_decided_aside(tmp_path)
                                            ("bolt:1", "override", "already_contacted", None),
                                            ("bolt:1", "approve", None, "changed my mind")]:
         client = customer.split(":")[0]
-        store.record_decision(folder, "Ann (key k)", "k", store.Decision(customer, client, "B1", "v0001", 0.5,
+        reviews.record_decision(folder, "Ann (key k)", "k", reviews.Decision(customer, client, "B1", "v0001", 0.5,
                                                                          action, reason, note))
-    decided = store.decisions(folder, "B1")
+    decided = reviews.decisions(folder, "B1")
     assert len(decided) == 3 and decided["is_latest"].tolist() == [True, False, True]
     # v0009's costs are unknown: its row goes last, without an expected value
     pending, reviewed = views.review_queue(_flagged(), {"v0001": COSTS, "v0009": None}, decided)
@@ -96,19 +97,19 @@ def test_override_rate_counts_overrides_and_model_wrong_per_group():
     ("model_wrong", None, None, "needs a note"),
 ])
 def test_bad_decisions_are_refused_naming_the_field(tmp_path, action, reason, note, message):
-    with pytest.raises(store.DecisionError, match=message):
-        store.record_decision(tmp_path, "Ann", "k", store.Decision("acme:1", "acme", "B1", "v1", 0.5, action, reason, note))
-    assert store.decisions(tmp_path).empty
+    with pytest.raises(reviews.DecisionError, match=message):
+        reviews.record_decision(tmp_path, "Ann", "k", reviews.Decision("acme:1", "acme", "B1", "v1", 0.5, action, reason, note))
+    assert reviews.decisions(tmp_path).empty
 
 
 def test_the_store_only_appends(tmp_path):
-    decision = store.Decision("acme:1", "acme", "B1", "v1", 0.5, "approve", None, None)
-    store.record_decision(tmp_path, "Ann", "k", decision)
-    store.record_decision(tmp_path, "Bob", "k2", decision)
-    store.record_action(tmp_path, "Ann", "customer_lookup", customer_id="acme:1")
-    con = sqlite3.connect(tmp_path / store.FILE)
+    decision = reviews.Decision("acme:1", "acme", "B1", "v1", 0.5, "approve", None, None)
+    reviews.record_decision(tmp_path, "Ann", "k", decision)
+    reviews.record_decision(tmp_path, "Bob", "k2", decision)
+    reviews.record_action(tmp_path, "Ann", "customer_lookup", customer_id="acme:1")
+    con = sqlite3.connect(tmp_path / reviews.FILE)
     assert con.execute("select who from review_decisions order by id").fetchall() == [("Ann",), ("Bob",)]
-    assert store.actions(tmp_path)["action"].tolist() == ["customer_lookup"]
+    assert reviews.actions(tmp_path)["action"].tolist() == ["customer_lookup"]
 
 
 def test_history_chart_draws_each_source_and_the_threshold():

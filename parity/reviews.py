@@ -1,6 +1,8 @@
-"""The console's durable records: review decisions and the action log, in one SQLite file.
+"""Human review records: decisions on the customers a model flags, and the console's action log.
 
-`<data>/console/console.sqlite`, append-only by construction: this module only ever INSERTs, so a
+The console (serving/console) writes them; batch exports and monitoring may read them (this is a
+`parity` utility so they can, without importing serving). One SQLite file,
+`<Settings.console_dir>/console.sqlite`, append-only by construction: this module only ever INSERTs, so a
 changed mind is a new decision (the newest per customer and batch counts) and the history of who
 decided what, when, on which model version, is kept whole. WAL journal, synchronous=FULL: a
 decision the reviewer saw confirmed survives a crash.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-log = logging.getLogger("serving.console")
+log = logging.getLogger("parity.reviews")
 FILE = "console.sqlite"
 ACTIONS = ("approve", "override", "model_wrong")
 # why a reviewer does not act on a flag; "other" needs the free text
