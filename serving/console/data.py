@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from parity.config import Settings
@@ -30,9 +29,19 @@ class Loaded:
     problem: str | None = None
 
 
+class ScanError(RuntimeError):
+    """DuckDB could not read a file (its message says which and why)."""
+
+
 def _scan(sql: str, params: list[Any]) -> pd.DataFrame:
-    with duckdb.connect() as con:
-        return con.execute(sql, params).df()
+    """A DuckDB query over files (imported here: the service's cold start does not pay for it)."""
+    import duckdb
+
+    try:
+        with duckdb.connect() as con:
+            return con.execute(sql, params).df()
+    except ScanError as err:
+        raise ScanError(str(err)) from err
 
 
 def _sql_path(path: Path) -> str:
@@ -50,7 +59,7 @@ def score_history(settings: Settings, customer_id: str, limit: int = 500) -> Loa
                 f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, "
                 "hive_partitioning=false) where customer_id = ? and role = 'primary' "
                 "order by logged_at desc limit ?", [customer_id, limit]))
-        except duckdb.Error as err:
+        except ScanError as err:
             problems.append(f"prediction log {log_dir}: {err}")
     if any(settings.scores_dir.glob(SCORES_GLOB)):
         try:
@@ -58,7 +67,7 @@ def score_history(settings: Settings, customer_id: str, limit: int = 500) -> Loa
                 f"select as_of_at as at, score, model_version, status, 'batch' as source "
                 f"from read_parquet('{_sql_path(settings.scores_dir)}/{SCORES_GLOB}', union_by_name=true) "
                 "where customer_id = ? order by as_of_at desc limit ?", [customer_id, limit]))
-        except duckdb.Error as err:
+        except ScanError as err:
             problems.append(f"batch scores {settings.scores_dir}: {err}")
     parts = [p for p in parts if len(p)]
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
@@ -84,7 +93,7 @@ def served_requests(settings: Settings, days: int = 14) -> Loaded:
             f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, hive_partitioning=false) "
             "where role <> 'shadow' and logged_at >= now() - to_days(?) group by request_id order by 2",
             [days])
-    except duckdb.Error as err:
+    except ScanError as err:
         return Loaded(problem=f"prediction log {log_dir}: {err}")
     frame = frame.rename(columns={"logged_at": "at"})
     if len(frame):
@@ -117,7 +126,7 @@ def find_customers(settings: Settings, client: str, text: str, limit: int = 20) 
             f"select customer_id, status, score, decision from read_parquet('{_sql_path(path)}') "
             "where client_id = ? and contains(lower(customer_id), lower(?)) order by customer_id limit ?",
             [client, text.strip(), limit])
-    except duckdb.Error as err:
+    except ScanError as err:
         return Loaded(problem=f"{path}: {err}")
     return Loaded(frame)
 
