@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -52,6 +52,26 @@ SCHEMA = pa.schema(
     ]
 )
 FIELDS = tuple(SCHEMA.names)
+
+
+class LogRow(NamedTuple):
+    """One log record, built by field name; a tuple in SCHEMA order (what `extend_rows` takes)."""
+
+    request_id: str
+    logged_at: datetime
+    request_at: datetime
+    customer_id: str
+    model_version: str
+    role: str
+    status: str
+    score: float | None
+    decision: bool | None
+    latency_ms: float
+    features: str | None
+
+
+if LogRow._fields != FIELDS:  # the two declarations of the log's columns must not drift
+    raise ImportError(f"serving.log.LogRow fields {LogRow._fields} differ from SCHEMA {FIELDS}")
 # datetimes as str(value), as json.dumps(..., default=str) wrote them before orjson
 _FEATURES_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SERIALIZE_NUMPY
 

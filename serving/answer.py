@@ -1,0 +1,113 @@
+"""The answer to a prediction request, as a plain function of what was read: per customer the
+response item (ok, stale_features or unknown_customer) and the log rows (primary, canary and
+shadow scores), built by name. No I/O: the route reads features before and logs after."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from serving.log import LogRow, features_json
+from serving.metrics import Metrics
+from serving.models import ActiveModels, canary_bucket
+from serving.predict import score_columns
+
+log = logging.getLogger("serving")
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The response body's predictions (request order) and the rows to log."""
+
+    predictions: list[dict[str, Any]]
+    rows: list[LogRow]
+
+
+def subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
+    """The given rows of a column dict (the online read), in order (the columns themselves when
+    that is every row: the usual request, every customer known and no canary)."""
+    if rows and len(rows) == rows[-1] + 1 == len(next(iter(columns.values()), ())):
+        return columns  # rows are ascending and distinct, so this is 0..n-1
+    return {name: [values[i] for i in rows] for name, values in columns.items()}
+
+
+def add_segments(model: Any, frame: Any, rows: list[int], results: list[dict[str, Any] | None]) -> None:
+    """segment_id / segment_name of the scored rows; a segments problem never fails a prediction."""
+    try:
+        ids = model.assign(subset(frame, rows))
+    except ValueError as err:  # e.g. the segments model needs a feature this service lacks
+        log.warning("segments not assigned (%s/%s): %s", model.feature_service, model.version, err)
+        return
+    for j, i in enumerate(rows):
+        results[i]["segment_id"] = int(ids[j])
+        results[i]["segment_name"] = model.names[int(ids[j])]
+
+
+def _item(customer_id: str, status: str, version: str, fresh: dict[str, Any] | None) -> dict[str, Any]:
+    """A response item without a score, in schemas.Prediction's field order."""
+    fresh = fresh or {}
+    return {"customer_id": customer_id, "status": status, "score": None, "decision": None,
+            "model_version": version, "contributions": [], "segment_id": None, "segment_name": None,
+            "features_at": fresh.get("features_at"), "feature_age_days": fresh.get("feature_age_days"),
+            "watermark_at": fresh.get("watermark_at"), "detail": fresh.get("detail")}
+
+
+def answer(active: ActiveModels, segments: Any | None, frame: dict[str, list[Any]], feature_names: Sequence[str],
+           ids: Sequence[str], times: Sequence[datetime], found: Sequence[bool], fresh: Sequence[dict | None],
+           stale: Sequence[int], request_id: str, started: float, top_k: int, canary_share: float,
+           metrics: Metrics) -> Answer:
+    """Score the known, fresh customers (primary or canary arm by customer hash; shadow on all of
+    them), answer the others with their status, and build the log rows (latency up to now)."""
+    results: list[dict[str, Any] | None] = [None] * len(ids)
+    present = [i for i, ok in enumerate(found) if ok]
+    skipped = set(stale)
+    known = [i for i in present if i not in skipped] if skipped else present
+    arms: dict[str, tuple[Any, list[int]]] = {"primary": (active.primary, [])}
+    if active.canary is not None and canary_share > 0:
+        arms["canary"] = (active.canary, [])
+    for i in known:
+        arms["canary" if "canary" in arms and canary_bucket(ids[i]) < canary_share else "primary"][1].append(i)
+    records: list[tuple[int, str, str, str, float | None, bool | None]] = []
+    for role, (model, rows) in arms.items():
+        if not rows:
+            continue
+        scored = score_columns(model, subset(frame, rows), top_k)
+        scores, decisions = scored.scores.tolist(), scored.decisions.tolist()
+        for j, i in enumerate(rows):
+            # the field order of schemas.Prediction (the response is built as plain JSON)
+            results[i] = {"customer_id": ids[i], "status": "ok", "score": scores[j], "decision": decisions[j],
+                          "model_version": model.version, "contributions": scored.top[j],
+                          "segment_id": None, "segment_name": None, **fresh[i], "detail": None}
+            records.append((i, role, model.version, "ok", scores[j], decisions[j]))
+        metrics.scores.observe_many(model.version, scored.scores)
+        metrics.predictions.labels(model.version, role).inc(len(rows))
+    if segments is not None and known:
+        add_segments(segments, frame, known, results)
+    if active.shadow is not None and known:
+        shadow = score_columns(active.shadow, subset(frame, known), 0)
+        for j, i in enumerate(known):
+            records.append((i, "shadow", active.shadow.version, "ok", float(shadow.scores[j]), bool(shadow.decisions[j])))
+        metrics.predictions.labels(active.shadow.version, "shadow").inc(len(known))
+    primary = active.primary.version
+    for i in stale:  # too old to score: the answer says so, with the ages (never a score)
+        results[i] = _item(ids[i], fresh[i]["status"], primary, fresh[i])
+        records.append((i, "primary", primary, fresh[i]["status"], None, None))
+    if stale:
+        metrics.stale.inc(len(stale))
+    for i, ok in enumerate(found):
+        if not ok:
+            results[i] = _item(ids[i], "unknown_customer", primary, None)
+            metrics.unknown.inc()
+            records.append((i, "primary", primary, "unknown_customer", None, None))
+    latency = (time.perf_counter() - started) * 1000
+    logged_at = datetime.now(timezone.utc)
+    features = features_json(frame, present, feature_names)
+    rows = [LogRow(request_id=request_id, logged_at=logged_at, request_at=times[i], customer_id=ids[i],
+                   model_version=version, role=role, status=status, score=score, decision=decision,
+                   latency_ms=latency, features=features.get(i))
+            for i, role, version, status, score, decision in records]
+    return Answer(results, rows)

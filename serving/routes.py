@@ -1,0 +1,189 @@
+"""The service's routes, at module level: each takes the running `State` as a dependency
+(`get_state`); `/v1/predict` checks, reads features, calls `serving.answer.answer` (a plain
+function) and logs before it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from parity.features.online import EVENT_AT, FOUND
+from serving.answer import answer
+from serving.freshness import judge
+from serving.log import LogUnavailable
+from serving.schemas import PredictRequest, PredictResponse
+from serving.state import (
+    ServiceUnavailable,
+    State,
+    check_key,
+    check_request_times,
+    check_scope,
+    open_reader,
+    store_problem,
+)
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False)
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+async def get_state(request: Request) -> State:
+    """The running service's state (create_app puts it on the app); async: no thread-pool hop."""
+    return request.app.state.parity
+
+
+# async dependencies and endpoints run on the event loop: no thread-pool hop per request
+async def authorised(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer),
+                     api_key: str | None = Depends(_api_key_header)) -> None:
+    """The routes' own key check (the guard middleware refused bad keys before the body)."""
+    check_key(request.app.state.parity, creds, api_key)
+
+
+class OrjsonResponse(Response):
+    """JSON body encoded by orjson (~8x faster than json.dumps on a 100-customer answer; NaN ->
+    null instead of an error)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+_ids = random.Random()  # seeded from os.urandom once; request ids need uniqueness, not secrecy
+
+
+def request_id() -> str:
+    """A random UUID4 as 32 hex digits, without an os.urandom call per request (~0.2 ms here)."""
+    return uuid.UUID(int=_ids.getrandbits(128), version=4).hex
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", tags=["health"])
+def readyz(state: State = Depends(get_state)) -> JSONResponse:
+    """Ready when a model is loaded, the feature registry is applied and the online store answers."""
+    problems, notes = [], []
+    if state.draining:
+        problems.append("shutting down (SIGTERM): finishing in-flight requests")
+    if state.plog is not None:
+        if state.plog.problem():
+            problems.append(f"predictions cannot be logged: {state.plog.problem()}")
+        elif state.plog.last_error:  # the records are safe in the write-ahead log meanwhile
+            notes.append(f"prediction log compaction failing ({state.plog.backlog} records waiting, "
+                         f"retrying): {state.plog.last_error}")
+    active = state.slot.active if state.slot else None
+    if active is None or active.primary is None:
+        problems.append(active.error if active else "starting")
+    elif state.slot.problem:  # still serving the loaded model: ready, but say what is wrong
+        notes.append(f"serving {active.primary.version}, but {state.slot.problem}")
+    if state.reader is None:
+        open_reader(state)
+    store = store_problem(state, force=True) if state.reader is not None else None
+    if state.reader is None:  # (also when a re-created store file could not be reopened)
+        problems.append(state.reader_error or "feature store not ready")
+    else:
+        if store:
+            problems.append(store)
+        if state.reader.fallback_reason:  # ready, but reading through Feast (no/stale manifest)
+            notes.append(f"online features read through Feast: {state.reader.fallback_reason}")
+        try:
+            state.reader.read_columns(["__readyz__"], datetime.now(timezone.utc))
+        except Exception as err:
+            problems.append(f"online store unreachable: {err}")
+    marks = state.watermarks.get() if state.watermarks else None
+    if marks is not None and marks.problem:  # ready: staleness is judged by feature age alone
+        notes.append(f"client watermarks unknown: {marks.problem}")
+    body = {"status": "ready" if not problems else "not ready", "problems": problems,
+            "registry_problem": state.slot.problem if state.slot else None,
+            "model_version": getattr(active.primary, "version", None) if active else None,
+            "feature_reader": getattr(state.reader, "kind", None), "notes": notes}
+    return JSONResponse(body, status_code=200 if not problems else 503)
+
+
+@router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+def metrics(state: State = Depends(get_state)) -> PlainTextResponse:
+    """Prometheus metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return PlainTextResponse(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)], response_model=dict)
+def model_info(state: State = Depends(get_state)) -> dict[str, Any]:
+    """Metadata of the current model (and of the canary/shadow candidates)."""
+    active = state.slot.active
+    if active.primary is None:
+        raise ServiceUnavailable(active.error)
+    meta = active.primary.metadata
+    return {
+        "name": active.primary.model,
+        "version": active.primary.version,
+        "threshold": active.primary.threshold,
+        "feature_service": active.primary.feature_service,
+        "metadata": {k: v for k, v in meta.items() if k not in ("prepare_spec",)},
+        "canary": {"version": getattr(active.canary, "version", None), "share": state.config.canary_share},
+        "shadow": {"version": getattr(active.shadow, "version", None)},
+        "segments": {"version": getattr(state.segments.active.primary, "version", None)},
+    }
+
+
+@router.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
+             responses={401: {"description": "Missing/invalid API key"}, 403: {"description": "Key lacks role or scope"},
+                        413: {"description": "Body too large"}, 422: {"description": "Invalid request"},
+                        503: {"description": "Model, feature registry, online store or log not ready"}})
+async def predict(body: PredictRequest, request: Request, state: State = Depends(get_state)) -> Response:
+    """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
+    started = time.perf_counter()
+    rid = request_id()
+    active = state.slot.active
+    if active.primary is None:
+        raise ServiceUnavailable(active.error)
+    if state.reader is None:
+        open_reader(state)
+        if state.reader is None:
+            raise ServiceUnavailable(state.reader_error)
+    if store_problem(state):  # e.g. an empty store: every customer would look unknown
+        raise ServiceUnavailable(state.store_problem)
+    now = datetime.now(timezone.utc)
+    ids = [c.customer_id for c in body.customers]
+    check_scope(state, request.scope.get("state", {}).get("api_key"), ids)
+    times = [c.request_at or now for c in body.customers]
+    check_request_times(times, now, state.config)
+    try:
+        frame = state.reader.read_columns(ids, times)
+        found, event_at = frame.pop(FOUND), frame.pop(EVENT_AT)
+    except Exception as err:
+        raise ServiceUnavailable(f"online store unreachable: {err}") from err
+    fresh, stale = judge(ids, times, event_at, found, state.max_age, state.watermarks.get())
+    result = answer(active, state.segments.active.primary if state.segments else None, frame,
+                    [n for n, _ in state.reader.schema.features], ids, times, found, fresh, stale, rid,
+                    started, state.config.top_k, state.config.canary_share, state.metrics)
+    try:  # durable before the answer is sent: nothing answered goes unlogged
+        sequence = state.plog.extend_rows(result.rows)
+        if state.plog.sync == "fsync":
+            await asyncio.to_thread(state.plog.sync_to, sequence)
+    except LogUnavailable as err:
+        raise ServiceUnavailable(f"predictions cannot be logged: {err}") from err
+    # PredictResponse's shape as plain dicts: building and dumping the pydantic models cost
+    # ~1 ms per 100 customers (tests validate responses against PredictResponse), and
+    # json.dumps another 0.8 ms
+    response = {
+        "request_id": rid,
+        "model": {"name": active.primary.model, "version": active.primary.version,
+                  "threshold": active.primary.threshold, "feature_service": active.primary.feature_service},
+        "predictions": result.predictions,
+    }
+    return OrjsonResponse(response, headers={"X-Request-ID": rid})
