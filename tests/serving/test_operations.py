@@ -46,7 +46,7 @@ def test_a_bad_pointer_keeps_the_loaded_model_and_is_reported(trained_data, feat
                                  (json.dumps({**json.loads(good), "version": "v0099",
                                               "history": ["v0099"]}), "v0099")):
             pointer.write_text(broken)
-            body = _ready_until(svc.base, lambda b: expected in (b["registry_problem"] or ""))
+            body = _ready_until(svc.base, lambda b, want=expected: want in (b["registry_problem"] or ""))
             assert body["status"] == "ready" and expected in body["registry_problem"], body
             assert any(expected in note for note in body["notes"])
             answer = predict(svc, ids)
