@@ -80,9 +80,30 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         return 2
     _print_frame("Reconciliation (physical records = canonical + quarantined + duplicates):", table)
     _print_frame("Quarantine by reason:", reasons)
+    _print_timelines(settings, table)
     lost = int(table["unaccounted_rows"].abs().sum())
     print(f"\nunaccounted rows: {lost}")
     return 0 if lost == 0 else 1
+
+
+def _print_timelines(settings, table) -> None:
+    """Each client's watermark, and the clients that sent no transactions (not scorable)."""
+    import duckdb
+
+    from parity.ingest.warehouse import query
+
+    try:
+        marks = query(settings, "select client_id, watermark_rule, watermark_at, n_snapshots "
+                                "from marts.client_watermarks order by client_id")
+    except duckdb.Error:  # a project without the mart (or a partial --select build)
+        marks = None
+    if marks is not None:
+        _print_frame("Client watermarks (data known complete up to):", marks)
+    tx = table[table["source_table"] == "transactions"]
+    idle = tx.loc[tx["raw_rows"] == 0, "client_id"].tolist()
+    if idle:
+        print(f"\nnot scorable without transactions: {', '.join(idle)} (customers only; "
+              "quarantine reason not_scorable_without_transactions)")
 
 
 def cmd_apply(args: argparse.Namespace) -> int:

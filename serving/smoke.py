@@ -49,14 +49,17 @@ def wait_ready(base_url: str, timeout: float = 60.0) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving.smoke", description=__doc__)
     parser.add_argument("--data-dir")
-    parser.add_argument("--customers", type=int, default=3)
+    parser.add_argument("--customers", type=int, default=1, help="customers scored per client")
     args = parser.parse_args(argv)
     settings = load_settings(args.data_dir)
     import duckdb
 
+    # the first customers of every client, so each client's answer (score or stale) is shown
     ids = [r[0] for r in duckdb.connect().execute(
-        f"select distinct customer_id from read_parquet('{settings.marts_dir}/customer_features_weekly.parquet') "
-        f"order by customer_id limit {args.customers}").fetchall()] + ["acme:AC-999999"]
+        "select customer_id from (select distinct client_id, customer_id from "
+        f"read_parquet('{settings.marts_dir}/customer_features_weekly.parquet')) "
+        f"qualify row_number() over (partition by client_id order by customer_id) <= {args.customers} "
+        "order by customer_id").fetchall()] + ["acme:AC-999999"]
     port, key = free_port(), secrets.token_hex(16)
     base = f"http://127.0.0.1:{port}"
     proc = start_service(str(settings.data_dir), port, key)

@@ -92,6 +92,9 @@ left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), '')
 {# The meta of a source table (its own merged over the source's); {} while dbt parses. #}
 {% macro source_meta(source_name, table_name) %}
     {% if not execute %}{{ return({}) }}{% endif %}
+    {% if 'sources' not in graph %}
+        {{ exceptions.raise_compiler_error("source_meta('" ~ source_name ~ "', '" ~ table_name ~ "'): no source nodes here (a unit test?); override it: overrides: {macros: {source_meta: {...the table's meta...}}}") }}
+    {% endif %}
     {% for node in graph.sources.values() %}
         {% if node.source_name == source_name and node.name == table_name %}
             {% set merged = {} %}

@@ -1,7 +1,7 @@
-"""Synthetic raw data for three fictional clients (acme, bolt, cora).
+"""Synthetic raw data for four fictional clients (acme, bolt, cora, and dune in datagen_dune).
 
 Each client exports customers and transactions in its own file format (the formats are a
-contract with the dbt staging models). Behaviour carries a learnable churn signal: customers
+contract with the dbt staging models); dune sends only a fixed-width purchase log, monthly. Behaviour carries a learnable churn signal: customers
 disengage (fewer, smaller purchases, more refunds) in the weeks before they churn. Realistic
 defects (duplicates, bad ids, bad dates, late rows, corrections, orphans, ...) are injected and
 counted in ``<client>/_manifest.json``. Generation is vectorised and chunked by customer, and is
@@ -368,24 +368,56 @@ def _write(client: str, df: pd.DataFrame, fh: Any, header: bool) -> None:
                   quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
 
 
+ALL_CLIENTS = (*CLIENTS, "dune")
+
+
+def _generate_dune(out_dir: Path, seed: int, n_total: int, weeks: int, end_date: date,
+                   end_s: int, drift: bool, defects: bool, bar: tqdm) -> dict[str, int]:
+    """Write dune's fixed-width purchase log (a quarter of another client's customers)."""
+    from parity.ingest import datagen_dune
+
+    rng, cdir = client_rng(seed, "dune"), Path(out_dir) / "dune"
+    cdir.mkdir(parents=True, exist_ok=True)
+    path, rows, counts = cdir / "purchases.txt", 0, {}
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        for i, s0 in enumerate(range(0, n_total, CHUNK)):
+            bar.set_postfix_str("dune")
+            nums = np.arange(s0, min(s0 + CHUNK, n_total)) + 1
+            lines, cnt = datagen_dune.chunk(rng, nums, i == 0, weeks, end_s, drift, defects)
+            fh.write("".join(line + "\n" for line in lines))
+            rows += len(lines)
+            for k, v in cnt.items():
+                counts[k] = counts.get(k, 0) + int(v)
+            bar.update(1)
+    manifest = {"client": "dune", "seed": seed, "customers_simulated": n_total,
+                "end_date": end_date.isoformat(),
+                "weeks": weeks, "drift": drift, "files": {path.name: rows},
+                **datagen_dune.manifest_extra(end_s), "defects": counts}
+    (cdir / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return {path.name: rows}
+
+
 def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date | None = None,
              weeks: int = 104, drift_client: str | None = None, defects: bool = True
              ) -> dict[str, dict[str, int]]:
     """Write raw files for all clients under ``out_dir/<client>/``.
 
-    ``scale`` 1 gives ~800 customers per client; the period is ``weeks`` weeks ending at
-    ``end_date`` 00:00 UTC (default: today UTC). ``drift_client`` shifts that client's behaviour
-    in the last 8 weeks. Returns ``{client: {filename: data_row_count}}``.
+    ``scale`` 1 gives ~800 customers per client (dune a quarter of that); the period is
+    ``weeks`` weeks ending at ``end_date`` 00:00 UTC (default: today UTC), dune's ending ~5 weeks
+    earlier. ``drift_client`` shifts that client's behaviour in the last 8 weeks. Returns
+    ``{client: {filename: data_row_count}}``.
     """
-    if drift_client is not None and drift_client not in CLIENTS:
-        raise ValueError(f"unknown drift client {drift_client!r}; expected one of {list(CLIENTS)}")
+    if drift_client is not None and drift_client not in ALL_CLIENTS:
+        raise ValueError(f"unknown drift client {drift_client!r}; expected one of {list(ALL_CLIENTS)}")
     end_date = end_date or datetime.now(timezone.utc).date()
     end_s = int(datetime(end_date.year, end_date.month, end_date.day,
                          tzinfo=timezone.utc).timestamp())
     n_total = max(20, round(CUSTOMERS_PER_SCALE * scale))
     starts = list(range(0, n_total, CHUNK))
+    n_dune = max(20, round(n_total / 4))
     result: dict[str, dict[str, int]] = {}
-    with tqdm(total=len(CLIENTS) * len(starts), desc="datagen", unit="chunk") as bar:
+    with tqdm(total=len(CLIENTS) * len(starts) + len(range(0, n_dune, CHUNK)), desc="datagen",
+              unit="chunk") as bar:
         for client, cfg in CLIENTS.items():
             rng, cdir = client_rng(seed, client), Path(out_dir) / client
             cdir.mkdir(parents=True, exist_ok=True)
@@ -411,8 +443,12 @@ def generate(out_dir: Path, seed: int = 42, scale: float = 1.0, end_date: date |
             result[client] = files
             manifest = {"client": client, "seed": seed, "scale": scale,
                         "end_date": end_date.isoformat(), "weeks": weeks,
-                        "drift": drift_client == client, "files": files, "defects": counts}
+                        "drift": drift_client == client, "files": files,
+                        "tables": dict(zip(("customers", "transactions"), cfg["files"])),
+                        "defects": counts}
             (cdir / "_manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        result["dune"] = _generate_dune(out_dir, seed, n_dune, weeks, end_date, end_s,
+                                        drift_client == "dune", defects, bar)
     return result
 
 
@@ -426,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--end-date", type=date.fromisoformat, default=None,
                     help="YYYY-MM-DD (default: today UTC)")
     ap.add_argument("--weeks", type=int, default=104)
-    ap.add_argument("--drift-client", choices=list(CLIENTS), default=None)
+    ap.add_argument("--drift-client", choices=list(ALL_CLIENTS), default=None)
     ap.add_argument("--no-defects", action="store_true")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()

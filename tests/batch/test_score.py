@@ -13,6 +13,7 @@ import pytest
 from batch.config import load_config
 from batch.pipeline import read_customers, run_score
 from parity.features.feature_store import materialized_until, open_store
+from parity.features.freshness import max_feature_age
 from parity.features.online import OnlineReader
 from parity.models.loaded import load_current
 from parity.models.segments import load_current as load_segments
@@ -35,16 +36,24 @@ def test_default_as_of_is_the_materialization_time_and_every_customer_is_scored(
     results = run.results
     assert len(results) == len(customers) and results["customer_id"].is_unique
     assert set(results["customer_id"]) == set(customers["customer_id"])
-    assert (results["status"] == "ok").all()
-    assert results["score"].between(0, 1).all()
-    assert (results["decision"] == (results["score"] >= results["threshold"])).all()
+    # every customer is scored, except those whose newest features are older than the limit
+    # (a client whose data ends weeks before the others', e.g. a monthly deliverer): stale
+    limit = max_feature_age(settings.project_root)
+    stale = results["as_of_at"] - results["features_at"] > limit
+    assert (results.loc[~stale, "status"] == "ok").all()
+    assert (results.loc[stale, "status"] == "stale_features").all()
+    assert results.loc[stale, "score"].isna().all()
+    assert (~stale).sum() > 0.7 * len(results)
+    ok = results[~stale]
+    assert ok["score"].between(0, 1).all()
+    assert (ok["decision"] == (ok["score"] >= ok["threshold"])).all()
     on_disk = pd.read_parquet(run.results_path)
     assert len(on_disk) == len(results) and on_disk["as_of_at"].dt.tz is not None
 
 
 def test_batch_scores_equal_online_scores_for_the_same_customers_at_the_same_time(scored):
     settings, run = scored
-    sample = run.results.sample(n=150, random_state=1)
+    sample = run.results[run.results["status"] == "ok"].sample(n=150, random_state=1)
     model = load_current(settings)
     assert model.version == run.model_version
     reader = OnlineReader(open_store(settings), model.feature_service)
@@ -175,4 +184,5 @@ def test_dbt_models_over_the_scores_build_with_and_without_files(drift_data, sco
             "select count(*) filter (where is_latest), count(*) filter (where churn_score is null), "
             "count(distinct segment_id) from scores.customer_scores"
         ).fetchone()
-    assert row[0] == len(run.results) and row[1] == 0 and row[2] >= 2
+    unscored = int(run.results["score"].isna().sum())  # stale or without features: no score
+    assert row[0] == len(run.results) and row[1] == unscored and row[2] >= 2

@@ -19,7 +19,9 @@ from parity.ingest.warehouse import query
 pytestmark = pytest.mark.data
 
 TABLES = ("customers", "transactions")
-# Manifest defect key -> (source table, quarantine reason) it must be quarantined with.
+# Manifest defect key -> (source table, quarantine reason) it must be quarantined with. Each
+# client's manifest lists the classes its drop shape can carry (dune has no ids, no customer
+# file and no currency column, so no duplicates, orphans or unknown currencies).
 QUARANTINE_REASON = {
     "null_customer_id": ("transactions", "missing_customer_id"),
     "malformed_customer_id": ("transactions", "malformed_customer_id"),
@@ -31,10 +33,17 @@ QUARANTINE_REASON = {
     "test_transactions": ("transactions", "test_account"),
     "orphan_transactions": ("transactions", "orphan_customer"),
     "test_accounts": ("customers", "test_account"),
+    "ambiguous_amount": ("transactions", "ambiguous_amount"),
+    "unparseable_amount": ("transactions", "unparseable_amount"),
+    "malformed_record": ("transactions", "malformed_record"),
 }
 # Defect keys that are not quarantined, and where they are accounted for instead.
 ACCOUNTED_ELSEWHERE = {"exact_duplicate", "near_duplicate", "late_correction",
                        "customer_exact_duplicate", "customer_bad_id",
+                       # kept under a client's zero_amount_rule `flag`: reconciliation.flagged_rows
+                       "zero_amount",
+                       # identical lines of a log without ids: two purchases, both canonical
+                       "repeated_lines",
                        # facts about the data rather than defects to remove
                        "missing_birth_year", "refunds", "late_arriving", "test_accounts",
                        "orphan_customers"}
@@ -65,11 +74,21 @@ def test_one_row_per_client_and_table_and_nothing_unaccounted(built_data: Settin
     assert sorted(zip(rec["client_id"], rec["source_table"])) == [
         (c, t) for c in sorted(built_data.clients) for t in TABLES]
     assert (rec["unaccounted_rows"] == 0).all(), rec.to_string()
+    derived = _per_client(built_data, "intermediate.int_customers_deduplicated")
     for row in rec.itertuples():
-        files = list(manifests[row.client_id]["files"].values())  # customers file, then tx file
-        assert row.raw_rows == files[TABLES.index(row.source_table)], row
+        manifest = manifests[row.client_id]
+        file = manifest["tables"][row.source_table]
+        if file is None:  # no customer file: one derived customer per accepted customer id
+            assert row.source_table == "customers", row
+            assert row.raw_rows == row.canonical_rows == derived[row.client_id] > 0, row
+            assert row.quarantined_rows == row.duplicate_rows == 0, row
+            assert pd.isna(row.physical_rows), row  # no raw file feeds it
+            continue
+        assert row.raw_rows == manifest["files"][file], row
         assert row.physical_rows == row.raw_rows, row  # the pre-flight counts what the generator wrote
-        assert row.canonical_rows > 0 and row.quarantined_rows > 0 and row.duplicate_rows > 0
+        assert row.canonical_rows > 0 and row.quarantined_rows > 0, row
+        has_duplicates = {"exact_duplicate", "customer_exact_duplicate"} & set(manifest["defects"])
+        assert (row.duplicate_rows > 0) == bool(has_duplicates), row
 
 
 def test_every_manifest_key_is_checked(manifests: dict) -> None:
@@ -83,16 +102,28 @@ def test_quarantine_counts_match_the_injected_defects(quarantine: pd.DataFrame,
     counts = quarantine.groupby(["client_id", "source_table", "quarantine_reason"]).size()
     for client, manifest in manifests.items():
         defects = manifest["defects"]
-        for key, (table, reason) in QUARANTINE_REASON.items():
+        injected = {key: QUARANTINE_REASON[key] for key in defects if key in QUARANTINE_REASON}
+        assert len(injected) >= 6, (client, sorted(defects))
+        for key, (table, reason) in injected.items():
             assert defects[key] > 0, f"{client}: the generator injected no {key}"
             assert counts.get((client, table, reason), 0) == defects[key], (client, key, reason)
-        bad_ids = sum(counts.get((client, "customers", r), 0)
-                      for r in ("missing_customer_id", "malformed_customer_id"))
-        assert bad_ids == defects["customer_bad_id"], client
+        expected = {r for _, r in injected.values()}
+        if "customer_bad_id" in defects:
+            bad_ids = sum(counts.get((client, "customers", r), 0)
+                          for r in ("missing_customer_id", "malformed_customer_id"))
+            assert bad_ids == defects["customer_bad_id"], client
+            expected |= {"missing_customer_id", "malformed_customer_id"}
         # nothing is quarantined for a reason the generator did not inject
-        expected = {r for _, r in QUARANTINE_REASON.values()} | {
-            "missing_customer_id", "malformed_customer_id"}
         assert set(counts.loc[client].index.get_level_values(1)) <= expected
+
+
+def test_flagged_rows_match_the_injected_zero_amounts(built_data: Settings,
+                                                      manifests: dict) -> None:
+    rec = query(built_data, "select * from marts.reconciliation where source_table = 'transactions'")
+    flagged = dict(zip(rec["client_id"], rec["flagged_rows"]))
+    assert any(m["defects"].get("zero_amount") for m in manifests.values())
+    for client, manifest in manifests.items():
+        assert flagged[client] == manifest["defects"].get("zero_amount", 0), client
 
 
 def test_duplicates_and_corrections_match_the_injected_defects(built_data: Settings,
@@ -105,10 +136,19 @@ def test_duplicates_and_corrections_match_the_injected_defects(built_data: Setti
                        "version_number = 1 and loaded_at > transacted_at + interval 7 day")
     for client, manifest in manifests.items():
         d = manifest["defects"]
-        assert tx_dups.get(client, 0) == d["exact_duplicate"] + d["near_duplicate"], client
-        assert cust_dups.get(client, 0) == d["customer_exact_duplicate"], client
-        assert corrections.get(client, 0) == d["late_correction"], client
+        assert tx_dups.get(client, 0) == d.get("exact_duplicate", 0) + d.get("near_duplicate", 0), client
+        assert cust_dups.get(client, 0) == d.get("customer_exact_duplicate", 0), client
+        assert corrections.get(client, 0) == d.get("late_correction", 0), client
         assert late.get(client, 0) > 0, client  # late rows are accepted, not dropped
+
+
+def test_repeated_lines_are_kept_as_purchases(built_data: Settings, manifests: dict) -> None:
+    """Identical lines of a log without ids are separate purchases (occurrence 2, 3, ...)."""
+    repeats = _per_client(built_data, "intermediate.int_transactions_versioned",
+                          "transaction_id like '%-2'")
+    for client, manifest in manifests.items():
+        if "repeated_lines" in manifest["defects"]:
+            assert repeats.get(client, 0) == manifest["defects"]["repeated_lines"] > 0, client
 
 
 def test_no_email_in_quarantined_raw_records(quarantine: pd.DataFrame) -> None:
@@ -154,3 +194,22 @@ def test_pii_check_would_catch_a_clear_text_email() -> None:
         assert PII_COLUMN.search(name.lower()), name
     for name in ("email_hash", "customer_id", "source_table", "country"):
         assert name == "email_hash" or not PII_COLUMN.search(name), name
+
+
+def test_monthly_deliverer_has_its_own_earlier_timeline(built_data: Settings,
+                                                        manifests: dict) -> None:
+    """A client without arrival times arrives with its declared monthly drops; its watermark is
+    the midnight after its last drop, weeks before the others'."""
+    marks = query(built_data, "select client_id, watermark_at from marts.client_watermarks")
+    marks = dict(zip(marks["client_id"], marks["watermark_at"]))
+    monthly = {c: m for c, m in manifests.items() if m.get("arrival", {}).get("rule") == "monthly"}
+    assert monthly, "no monthly deliverer generated"
+    for client, manifest in monthly.items():
+        rule, last_drop = manifest["arrival"], pd.Timestamp(manifest["last_drop_at"])
+        arrivals = query(built_data, "select distinct loaded_at from intermediate.int_transactions_versioned "
+                                     f"where client_id = '{client}'")["loaded_at"]
+        assert arrivals.max() == last_drop
+        assert ((arrivals.dt.day == rule["day_of_month"]) & (arrivals.dt.hour == rule["hour"])).all()
+        assert marks[client] == last_drop.floor("D") + pd.Timedelta(days=1)
+        others = [w for c, w in marks.items() if c not in monthly]
+        assert marks[client] <= min(others) - pd.Timedelta(weeks=3), (client, marks)

@@ -231,3 +231,13 @@ def test_reconciliation_accounts_for_every_line(shapes: Settings) -> None:
     assert counts.loc[("customers_only", "customers"), "raw_rows"] == 4
     assert counts.loc[("customers_only", "customers"), "quarantined_rows"] == 4
     assert counts.loc[("customers_only", "transactions"), "raw_rows"] == 0
+
+
+def test_build_summary_names_the_client_that_is_not_scorable(shapes: Settings, capsys) -> None:
+    from parity.__main__ import _print_timelines
+    from parity.ingest.warehouse import reconciliation
+
+    _print_timelines(shapes, reconciliation(shapes))
+    out = capsys.readouterr().out
+    assert "not scorable without transactions: customers_only (" in out
+    assert "Client watermarks" in out and "fixed_width" in out

@@ -18,6 +18,7 @@ from batch.config import load_config as load_batch_config
 from batch.pipeline import run_score
 from batch.score import to_arrow
 from monitoring.__main__ import main
+from parity.config import load_settings
 from parity.features.feature_store import materialized_until, open_store
 from parity.features.online import OnlineReader
 from parity.models.loaded import load_current
@@ -149,8 +150,15 @@ def test_bad_inputs_give_messages_not_crashes(drift_data, tmp_path):
     from the serving log."""
     settings = private_copy(drift_data, tmp_path / "d", copies=("raw",))
     report = settings.data_dir / "reports" / "monitoring"
-    assert main(["--data-dir", str(settings.data_dir), "--now", NOW]) == 0  # nothing to compare, all fresh
-    messages = json.loads((report / "summary.json").read_text())["messages"]
+    code = main(["--data-dir", str(settings.data_dir), "--now", NOW])
+    first = json.loads((report / "summary.json").read_text())
+    # nothing to compare; every client is fresh except a monthly deliverer whose last drop is
+    # weeks old at NOW (its manifest's last_drop_at; its next drop is overdue): only that is said
+    overdue = {f"client {c}" for c in settings.clients if json.loads(
+        (settings.raw_dir / c / "_manifest.json").read_text()).get("last_drop_at")}
+    assert {(a["check"], a["subject"]) for a in first["alerts"]} == {("freshness", s) for s in overdue}
+    assert code == (3 if overdue else 0)
+    messages = first["messages"]
     assert any("no serving logs" in m for m in messages)
     assert any("no batch scores yet" in m for m in messages)
 
@@ -189,7 +197,7 @@ def test_an_empty_data_folder_still_gets_a_report(tmp_path):
     text = " ".join(summary["messages"])
     for expected in ("no training set", "no serving logs", "no batch scores", "labels mart"):
         assert expected in text
-    assert {a["subject"] for a in summary["alerts"]} == {"client acme", "client bolt", "client cora"}
+    assert {a["subject"] for a in summary["alerts"]} == {f"client {c}" for c in load_settings(tmp_path).clients}
 
 
 def _config(tmp_path: Path, min_improvement: float) -> Path:

@@ -1,0 +1,1 @@
+{{ quarantine_for_client('dune') }}
