@@ -115,7 +115,9 @@ def materialize(settings: Settings, end: datetime | None = None) -> dict[str, An
         # recorded after each view: a failure later still keeps what was done (never more)
         write_marker(settings.feast_dir, {"views": {**recorded, **views}})
     write_marker(settings.feast_dir, {"views": views})  # views no longer defined are forgotten
-    return {"end": materialized_until(settings) if views else end, "views": ran, "details": details}
+    if not any(entry["parts"] for entry in views.values()):
+        raise FeatureStoreError("no feature rows found: run `make build` first")
+    return {"end": materialized_until(settings), "views": ran, "details": details}
 
 
 def materialized_until(settings: Settings) -> datetime:
