@@ -16,9 +16,6 @@
   thousands separators) is declared once, in vars.parsing.<client> (dbt_project.yml).
 -#}
 
-{# Control characters no text field may hold (tab, LF and CR are allowed: CSV quotes them). #}
-{% macro control_character_pattern() %}[\x00-\x08\x0B\x0C\x0E-\x1F\x7F]{% endmacro %}
-
 {# An e-mail address anywhere in a text. #}
 {% macro email_pattern() %}[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}{% endmacro %}
 
