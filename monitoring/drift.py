@@ -179,7 +179,15 @@ def drift_table(
 
     Features absent from `current` get status 'skipped' with a note (never an exception).
     """
-    groups: list[tuple[str, pd.DataFrame, pd.DataFrame]] = [(ALL, reference, current)]
+    overall = reference
+    if group_by and group_by in reference.columns and group_by in current.columns:
+        # a group with no current rows (a client not delivering, or all its customers stale) is
+        # reported on its own (freshness, "no rows for ..."); left in the overall reference it
+        # would show as drift of every feature that differs between clients
+        present = set(current[group_by].dropna().astype(str))
+        keep = reference[group_by].isna() | reference[group_by].astype(str).isin(present)
+        overall = reference[keep.to_numpy()]
+    groups: list[tuple[str, pd.DataFrame, pd.DataFrame]] = [(ALL, overall, current)]
     if group_by and group_by in reference.columns and group_by in current.columns:
         values = sorted(set(reference[group_by].dropna().astype(str)) | set(current[group_by].dropna().astype(str)))
         for value in values:

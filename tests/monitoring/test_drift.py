@@ -95,6 +95,24 @@ def test_drift_table_flags_only_the_shifted_group_and_survives_a_missing_feature
     assert ("acme", "client_id") not in status.index  # constant inside its own group
 
 
+def test_a_group_missing_from_the_current_sample_is_not_overall_drift():
+    rng = np.random.default_rng(6)
+    n = 3000
+    reference = pd.DataFrame({
+        "client_id": np.repeat(["acme", "dune"], n),
+        "spend_90d": np.concatenate([rng.normal(100, 15, n), rng.normal(300, 15, n)]),
+    })
+    current = pd.DataFrame({"client_id": ["acme"] * n, "spend_90d": rng.normal(100, 15, n)})
+    table = drift.drift_table(reference, current, [("client_id", "String"), ("spend_90d", "Float64")],
+                              CONFIG, 50, group_by="client_id")
+    status = table.set_index(["group", "feature"])["status"]
+    assert status[("all", "spend_90d")] == "ok"
+    assert status[("all", "client_id")] == "ok"
+    # without group_by the missing client is still what it is: a shifted overall distribution
+    plain = drift.drift_table(reference, current, [("spend_90d", "Float64")], CONFIG, 50)
+    assert plain.set_index(["group", "feature"])["status"][("all", "spend_90d")] == "drift"
+
+
 def test_compare_scores():
     shifted = drift.compare_scores(np.random.default_rng(1).beta(2, 8, 3000),
                                    np.random.default_rng(2).beta(4, 6, 3000), 0.25, 0.01, 0.2)
