@@ -20,7 +20,8 @@ from batch.score import to_arrow
 from monitoring.__main__ import main
 from parity.config import load_settings
 from parity.features.feature_store import materialized_until, open_store
-from parity.features.online import OnlineReader
+from parity.features.freshness import age_days, max_feature_age, verdict
+from parity.features.online import EVENT_AT, OnlineReader
 from parity.models.loaded import load_current
 from parity.models.registry import current_version
 from tests.batch.fixtures import DRIFT_CLIENT, private_copy
@@ -32,7 +33,8 @@ NOW_DT = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 
 
 def write_serving_log(settings, drop_feature: str | None = None, n: int | None = None) -> int:
-    """A prediction log as the service writes it (serving.log.SCHEMA), from the online store."""
+    """A prediction log as the service writes it (serving.log.SCHEMA), from the online store; returns
+    how many of its rows were scored (stale ones are logged without a score)."""
     from serving.log import SCHEMA, features_json
 
     model = load_current(settings)
@@ -45,18 +47,24 @@ def write_serving_log(settings, drop_feature: str | None = None, n: int | None =
     names = [name for name, _ in reader.schema.features]
     # the features column exactly as the service writes it: its encoder on its own online read
     logged = features_json(reader.read_columns(ids, at), range(len(ids)), names)
+    # as the service answers: a customer whose newest features are older than the limit (a client
+    # behind the others, e.g. the monthly demo client) gets stale_features and no score
+    limit = max_feature_age(settings.project_root)
+    statuses = [verdict(age_days(at, t), limit) for t in reader.read_columns(ids, at)[EVENT_AT]]
     rows = []
     for i, cid in enumerate(ids):
         snapshot = json.loads(logged[i])
         snapshot.pop(drop_feature, None)
+        ok = statuses[i] == "ok"
         rows.append({"request_id": f"r{i // 100}", "logged_at": NOW_DT - timedelta(hours=1), "customer_id": cid,
-                     "model_version": model.version, "role": "primary", "status": "ok", "score": float(scores[i]),
-                     "decision": bool(scores[i] >= model.threshold), "latency_ms": 2.0,
+                     "model_version": model.version, "role": "primary", "status": statuses[i],
+                     "score": float(scores[i]) if ok else None,
+                     "decision": bool(scores[i] >= model.threshold) if ok else None, "latency_ms": 2.0,
                      "features": json.dumps(snapshot)})
     folder = settings.data_dir / "serving" / "predictions" / "date=2026-06-01"
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), folder / "part-0.parquet")
-    return len(rows)
+    return sum(status == "ok" for status in statuses)  # the scored rows monitoring compares
 
 
 class Tags(HTMLParser):
