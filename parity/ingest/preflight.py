@@ -109,6 +109,23 @@ def _staged_as(children: list[str], client: str) -> str | None:
     return None
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+         (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
+def _wide_encoding(head: bytes, declared: str) -> str | None:
+    """A UTF-16/32 file where a byte encoding is declared: by its byte-order mark, or by the NUL
+    bytes every other byte that UTF-16 text without a mark has (text files have no NULs)."""
+    if declared.lower().replace("_", "-").startswith(("utf-16", "utf16", "utf-32", "utf32")):
+        return None
+    found = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if found is None and len(head) >= 16 and head.count(0) >= len(head) // 3:
+        found = "UTF-16 or UTF-32 (no byte-order mark; NUL bytes between the characters)"
+    if found is None:
+        return None
+    return f"wrong encoding: the file is {found} but the source declares {declared}; re-encode it as {declared}"
+
+
 def _check_bytes(src: RawSource) -> str | None:
     """Existence, emptiness, truncation and encoding, streaming the file once."""
     if not src.file.exists():
@@ -119,6 +136,9 @@ def _check_bytes(src: RawSource) -> str | None:
     if size == 0:
         return "file is empty"
     with src.file.open("rb") as fh:
+        wide = _wide_encoding(fh.read(4096), src.encoding)
+        if wide:  # before the line-end check: a UTF-16 file ends in "\n\x00", not a cut line
+            return wide
         fh.seek(-1, io.SEEK_END)
         if fh.read(1) not in (b"\n", b"\r"):
             return "file is truncated: the last line has no line terminator (cut off mid-write?)"
