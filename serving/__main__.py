@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 
 from parity.config import load_settings
-from serving.config import load_config
+from serving.config import ServingConfigError, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.setswitchinterval(0.0005)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ServingConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     config = replace(config, host=args.host or config.host, port=args.port or config.port)
     app = create_app(load_settings(args.data_dir), config)
     # one worker process; SIGTERM drains first (DrainingServer), then uvicorn's graceful
