@@ -122,7 +122,7 @@ def run_score(
         top_k=config.top_reasons,
         segments=seg_model,
         segment_frame=seg_frame,
-        active_feature=settings.churn_population.feature,
+        population=settings.churn_population,
         features_at=features_at,
         max_age=limit,
         watermarks=watermarks,

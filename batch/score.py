@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from batch.reasons import reasons
+from parity.config import ChurnPopulation
 from parity.features.freshness import NO_FEATURES, OK, STALE, Watermarks, client_of, stale_detail
 from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
 
@@ -81,14 +82,15 @@ def has_features(frame: pd.DataFrame, feature_names: list[str]) -> np.ndarray:
     return frame[feature_names].notna().any(axis=1).to_numpy()
 
 
-def is_active(frame: pd.DataFrame, found: np.ndarray, feature: str | None) -> pd.arrays.BooleanArray:
-    """Active per the churn definition (>= 1 purchase in the 90 days up to the as-of time): the
+def is_active(frame: pd.DataFrame, found: np.ndarray, population: ChurnPopulation | None) -> pd.arrays.BooleanArray:
+    """Active per the churn definition (parity.config.ChurnPopulation, from the dbt var): the
     population the model was trained on. Inactive customers are scored too, but that is
     extrapolation; null without features or when the service lacks the feature."""
     out = pd.array([pd.NA] * len(frame), dtype="boolean")
+    feature = population.feature if population is not None else None
     if feature and feature in frame.columns and len(frame):
         values = pd.to_numeric(frame[feature]).astype("Float64")
-        active = (values >= 1).fillna(False).to_numpy(dtype=bool)
+        active = (values >= population.min_purchases).fillna(False).to_numpy(dtype=bool)
         out[found] = active[found]
     return out
 
@@ -138,7 +140,7 @@ def score_customers(
     top_k: int = 3,
     segments: Any | None = None,
     segment_frame: pd.DataFrame | None = None,
-    active_feature: str | None = "purchase_count_90d",
+    population: ChurnPopulation | None = None,
     features_at: Sequence[datetime | None] | None = None,
     max_age: timedelta | None = None,
     watermarks: Watermarks | None = None,
@@ -201,7 +203,7 @@ def score_customers(
             "features_at": pd.to_datetime(list(features_at), utc=True),
             "feature_age_days": ages,
             "watermark_at": pd.to_datetime(watermark, utc=True),
-            "is_active": is_active(frame, found, active_feature),
+            "is_active": is_active(frame, found, population),
             "score": score,
             "decision": decision,
             "threshold": float(model.threshold),
