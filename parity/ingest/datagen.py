@@ -12,7 +12,6 @@ deterministic for a given seed, scale, weeks and end date.
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import time
@@ -23,9 +22,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from tqdm import tqdm
+
+from parity.ingest.datagen_formats import (
+    _ASCII,
+    CATEGORIES,
+    CORA_CCY,
+    FX,
+    _fmt_customers,
+    _fmt_transactions,
+    _ids,
+    _s,
+    _write,
+)
 
 DAY = 86_400
 CHUNK = 10_000  # customers per chunk (bounds memory)
@@ -34,8 +43,6 @@ CHANNELS = np.array(["organic", "paid_search", "social", "referral", "affiliate"
 CHANNEL_P = [0.35, 0.25, 0.17, 0.13, 0.10]
 CHANNEL_HAZARD = np.array([0.8, 1.1, 1.6, 0.5, 2.0])  # churn hazard multipliers
 BASE_HAZARD = 0.014  # churn hazard per week
-CATEGORIES = np.array(["groceries", "electronics", "fashion", "home", "beauty", "sports",
-                       "books", "toys"])
 _HW = np.array([.3, .2, .1, .1, .1, .2, .5, 1, 1.5, 2, 2.5, 3, 3.5, 3, 2.5, 2.5, 2.7, 3, 3.5,
                 4, 4, 3.5, 2, 1])
 HOUR_P = _HW / _HW.sum()  # local hour-of-day profile
@@ -44,8 +51,6 @@ TX_RATES = {"null_customer_id": .004, "malformed_customer_id": .004, "unparseabl
             "future_date": .004, "negative_amount": .004, "absurd_amount": .003,
             "unknown_currency": .004, "late_correction": .005, "exact_duplicate": .006,
             "near_duplicate": .005}
-_ASCII = str.maketrans({"ü": "ue", "ö": "oe", "ä": "ae", "ß": "ss", "é": "e", "à": "a",
-                        "á": "a", "í": "i", "'": "", " ": ""})
 
 CLIENTS: dict[str, dict[str, Any]] = {
     "acme": {"files": ("customers.csv", "transactions.csv"), "cid": ("AC-", 6),
@@ -78,52 +83,12 @@ CLIENTS: dict[str, dict[str, Any]] = {
                          "yahoo.co.uk"],
              "bad_dates": ["n/a", "32/01/2024"]},
 }
-CORA_CCY = {"IE": "EUR", "FR": "EUR", "DE": "EUR", "US": "USD"}
-FX = {"GBP": 1.0, "EUR": 1.17, "USD": 1.27}
-BOLT_SUFFIX = np.array(["Z", "+00:00", "-05:00", "-08:00"])
-BOLT_OFFSET_H = np.array([0, 0, -5, -8])
 
 
 def client_rng(seed: int, client: str) -> np.random.Generator:
     """Return the client's PCG64 generator, seeded from a stable (sha256) hash of seed+name."""
     digest = hashlib.sha256(f"parity-datagen/{seed}/{client}".encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:8], "little")))
-
-
-def _s(x: Any) -> pd.Series:
-    """Wrap an array as an object/str Series for vectorised string concatenation."""
-    return pd.Series(np.asarray(x)).astype(str)
-
-
-def _ts(sec: np.ndarray, fmt: str, berlin: bool = False) -> pd.Series:
-    """Format epoch seconds (UTC) with strftime ``fmt``; optionally as Europe/Berlin local."""
-    sec = np.asarray(sec, dtype=np.int64)
-    if berlin:
-        arr = (pd.to_datetime(sec, unit="s", utc=True).tz_convert("Europe/Berlin")
-               .tz_localize(None).values.astype("datetime64[s]"))
-    else:
-        arr = sec.astype("datetime64[s]")
-    return pd.Series(pc.strftime(pa.array(arr), format=fmt).to_numpy(zero_copy_only=False))
-
-
-def _money(x: np.ndarray, sep: str) -> pd.Series:
-    """Format amounts as ``-1234<sep>56`` without thousands separators."""
-    cents = np.round(np.abs(x) * 100).astype(np.int64)
-    return (_s(np.where(x < 0, "-", "")) + _s(cents // 100) + sep
-            + _s(cents % 100).str.zfill(2))
-
-
-def _ids(prefix: str, nums: np.ndarray, width: int) -> np.ndarray:
-    """Build ids like ``AC-000123`` (object array)."""
-    return (prefix + _s(nums).str.zfill(width)).to_numpy(dtype=object)
-
-
-def _messy(rng: np.random.Generator, s: pd.Series) -> pd.Series:
-    """Randomly re-case and pad strings with spaces (cora's hand-typed ids and emails)."""
-    mode = rng.integers(0, 3, len(s))
-    out = s.where(mode != 0, s.str.lower()).where(mode != 1, s.str.upper())
-    pad = np.array(["", "", " ", "  "])
-    return _s(pad[rng.integers(0, 4, len(s))]) + out + _s(pad[rng.integers(0, 4, len(s))])
 
 
 def _simulate(rng: np.random.Generator, cfg: dict, n: int, weeks: int, end_year: int,
@@ -183,76 +148,14 @@ def _arrival(rng: np.random.Generator, sec: np.ndarray) -> tuple[np.ndarray, np.
     return sec + delay.astype(np.int64), late
 
 
-def _fmt_customers(client: str, rng: np.random.Generator, c: pd.DataFrame) -> pd.DataFrame:
-    """Render canonical customer rows in the client's export format."""
-    by = c["birth"].astype("Int64")
-    if client == "acme":
-        return pd.DataFrame({
-            "kundennummer": c["cid"], "name": c["name"], "email": c["email"], "land": c["country"],
-            "geburtsjahr": by, "kanal": c["channel"],
-            "anmeldedatum": _ts(c["signup_s"], "%d/%m/%Y", berlin=True),
-            "exportiert_am": _ts(c["arr_s"], "%d/%m/%Y %H:%M:%S", berlin=True)})
-    if client == "bolt":
-        code = rng.choice(4, len(c), p=[.3, .2, .3, .2])
-        return pd.DataFrame({
-            "id": c["cid"], "email": c["email"], "name": c["name"], "country": c["country"],
-            "birth_year": by, "channel": c["channel"],
-            "signed_up_at": _ts(c["signup_s"] + BOLT_OFFSET_H[code] * 3600, "%Y-%m-%dT%H:%M:%S")
-            + BOLT_SUFFIX[code],
-            "received_at": _ts(c["arr_s"], "%Y-%m-%dT%H:%M:%S+00:00")})
-    return pd.DataFrame({
-        "Client ID": _messy(rng, c["cid"]), "E-Mail": _messy(rng, c["email"]),
-        "Full Name": c["name"], "Country Code": c["country"], "Year of Birth": by,
-        "Source": c["channel"], "Registered": _ts(c["signup_s"], "%Y-%m-%d"),
-        "Ingested At": _ts(c["arr_s"], "%Y-%m-%d %H:%M:%S")})
-
-
-def _fmt_transactions(client: str, rng: np.random.Generator, tx: pd.DataFrame) -> pd.DataFrame:
-    """Render canonical transaction rows; a row with ``src >= 0`` re-renders row ``src``."""
-    src, ref, amt = tx["src"].to_numpy(), tx["ref"].to_numpy(), tx["amt"].to_numpy()
-    v, cid = src >= 0, tx["cid"].reset_index(drop=True)
-    if client == "acme":
-        alt = pd.Series(np.where(rng.random(len(tx)) < .5, " ", "  ")) + cid.str.lower() + " "
-        out = pd.DataFrame({
-            "buchungsnr": tx["tid"].to_numpy(), "kundennummer": cid.where(~v, alt),
-            "datum": _ts(tx["ev_s"], "%d/%m/%Y %H:%M", berlin=True),
-            "betrag": _money(np.where(ref, -amt, amt), ","), "waehrung": tx["cur"].to_numpy(),
-            "kategorie": CATEGORIES[tx["cat"]], "art": np.where(ref, "R", "K"),
-            "exportiert_am": _ts(tx["arr_s"], "%d/%m/%Y %H:%M:%S", berlin=True)})
-        dcol = "datum"
-    elif client == "bolt":
-        code = rng.choice(4, len(tx), p=[.3, .2, .3, .2])
-        code[v] = (code[src[v]] + rng.integers(1, 4, int(v.sum()))) % 4
-        out = pd.DataFrame({
-            "txn_id": tx["tid"].to_numpy(), "customer": cid,
-            "ts": _ts(tx["ev_s"].to_numpy() + BOLT_OFFSET_H[code] * 3600, "%Y-%m-%dT%H:%M:%S")
-            + BOLT_SUFFIX[code],
-            "amount_cents": np.round(amt * 100).astype(np.int64), "currency": tx["cur"].to_numpy(),
-            "category": CATEGORIES[tx["cat"]], "kind": np.where(ref, "refund", "purchase"),
-            "received_at": _ts(tx["arr_s"], "%Y-%m-%dT%H:%M:%S+00:00")})
-        dcol = "ts"
-    else:
-        messy = _messy(rng, cid)
-        orig = messy.iloc[np.where(v, src, 0)].reset_index(drop=True)
-        alt = " " + orig.str.strip().str.swapcase() + "  "
-        out = pd.DataFrame({
-            "Order Ref": tx["tid"].to_numpy(), "Client ID": messy.where(~v, alt),
-            "Order Date": _ts(tx["ev_s"], "%Y-%m-%d %H:%M:%S"), "Total": _money(amt, "."),
-            "Currency": tx["cur"].to_numpy(), "Product Line": CATEGORIES[tx["cat"]],
-            "Status": np.where(ref, "refunded", "completed"),
-            "Ingested At": _ts(tx["arr_s"], "%Y-%m-%d %H:%M:%S")})
-        dcol = "Order Date"
-    bad = tx["bad_date"].to_numpy()
-    out[dcol] = np.where(pd.notna(bad), bad, out[dcol].to_numpy())
-    return out
-
-
 def _chunk(client: str, cfg: dict, rng: np.random.Generator, nums: np.ndarray, first: bool,
            tid0: int, weeks: int, end_s: int, drift: bool, defects: bool
            ) -> tuple[pd.DataFrame, pd.DataFrame, int, dict[str, int]]:
     """Generate, corrupt and format one chunk of customers.
 
-    Returns (customers, transactions, number of transaction ids used, defect counts)."""
+    Returns (customers, transactions, number of transaction ids used, defect counts). Over 80
+    lines on purpose: every defect draws from the one client stream in a fixed order, so the drops
+    stay byte-identical per seed; the formatting itself lives in datagen_formats."""
     n, start_s = len(nums), end_s - weeks * 7 * DAY
     end_year = datetime.fromtimestamp(end_s, timezone.utc).year
     cust, ev = _simulate(rng, cfg, n, weeks, end_year, drift)
@@ -356,16 +259,6 @@ def _chunk(client: str, cfg: dict, rng: np.random.Generator, nums: np.ndarray, f
     key = np.r_[c["arr_s"].to_numpy(), c["arr_s"].to_numpy()[dup]]
     fc = fc.iloc[np.argsort(key + rng.integers(0, 6 * 3600, len(key)), kind="stable")]
     return fc, ftx, len(tx) - len(fix) - len(near), cnt
-
-
-def _write(client: str, df: pd.DataFrame, fh: Any, header: bool) -> None:
-    """Append a formatted chunk to an open file in the client's format."""
-    if client == "bolt":
-        s = df.to_json(orient="records", lines=True, force_ascii=False)
-        fh.write(s if s.endswith("\n") else s + "\n")
-    else:
-        df.to_csv(fh, sep=";" if client == "acme" else ",", header=header, index=False,
-                  quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
 
 
 ALL_CLIENTS = (*CLIENTS, "dune")

@@ -53,7 +53,7 @@ def _amount(x: np.ndarray) -> pd.Series:
 
 def _lines(cid: pd.Series, ev_s: np.ndarray, amount: pd.Series, cat: np.ndarray) -> pd.Series:
     """Render fixed-width lines: customer, dd.mm.yyyy HH:MM (UTC), amount (right), category."""
-    from parity.ingest.datagen import _ts
+    from parity.ingest.datagen_formats import _ts
 
     w_c, w_t, w_a = WIDTHS
     ts = _ts(ev_s, "%d.%m.%Y %H:%M")
@@ -64,7 +64,8 @@ def _lines(cid: pd.Series, ev_s: np.ndarray, amount: pd.Series, cat: np.ndarray)
 def chunk(rng: np.random.Generator, nums: np.ndarray, first: bool, weeks: int, end_s: int,
           drift: bool, defects: bool) -> tuple[list[str], dict[str, int]]:
     """Simulate, corrupt and render one chunk of dune customers; returns (lines, defect counts)."""
-    from parity.ingest.datagen import CATEGORIES, _ids, _simulate
+    from parity.ingest.datagen import _simulate
+    from parity.ingest.datagen_formats import CATEGORIES, _ids
 
     n, start_s = len(nums), end_s - weeks * 7 * DAY
     end_year = datetime.fromtimestamp(end_s, timezone.utc).year
