@@ -10,7 +10,6 @@ client's watermark are in the row) — "no data yet" is never scored as "no purc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from batch.reasons import reasons
 from parity.config import ChurnPopulation
 from parity.features.freshness import NO_FEATURES, OK, STALE, Watermarks, client_of, stale_detail
 from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
+from parity.jsonable import features_json
 
 STALE_FEATURES = STALE
 NO_DATA_DETAIL = "not scored: no feature row at or before the as-of time (no data for this customer yet)"
@@ -110,27 +110,6 @@ def freshness_status(found: np.ndarray, features_at: Sequence[datetime | None], 
     return status.astype(object), ages
 
 
-def feature_json(frame: pd.DataFrame, feature_names: list[str]) -> list[str]:
-    """Per row, the feature values as JSON (None for missing), the serving log's format."""
-    out = []
-    columns = [frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in feature_names]
-    for values in zip(*columns) if columns else [() for _ in range(len(frame))]:
-        out.append(json.dumps({n: _plain(v) for n, v in zip(feature_names, values)}, sort_keys=False))
-    return out
-
-
-def _plain(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
 def score_customers(
     customers: pd.DataFrame,
     frame: pd.DataFrame,
@@ -189,7 +168,9 @@ def score_customers(
         segment_name[ok] = segments.name_of(ids)
     features = np.full(n, None, dtype=object)
     logged = np.flatnonzero(present)  # stale rows keep the values they were not scored on
-    features[logged] = feature_json(frame.iloc[logged], feature_names)
+    rows = frame.iloc[logged]
+    columns = {name: rows[name].astype(object).where(rows[name].notna(), None).tolist() for name in feature_names}
+    features[logged] = list(features_json(columns, range(len(logged)), feature_names).values())
     out = pd.DataFrame(
         {
             "customer_id": customers[ENTITY_KEY].astype(str).to_numpy(),

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from serving.log import LogRow, features_json
+from parity.jsonable import features_json
+from serving.log import LogRow
 from serving.metrics import Metrics
 from serving.models import ActiveModels, canary_bucket
 from serving.predict import score_columns

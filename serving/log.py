@@ -25,12 +25,10 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -72,20 +70,6 @@ class LogRow(NamedTuple):
 
 if LogRow._fields != FIELDS:  # the two declarations of the log's columns must not drift
     raise ImportError(f"serving.log.LogRow fields {LogRow._fields} differ from SCHEMA {FIELDS}")
-# datetimes as str(value), as json.dumps(..., default=str) wrote them before orjson
-_FEATURES_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_SERIALIZE_NUMPY
-
-
-def features_json(columns: Mapping[str, Sequence[Any]], rows: Sequence[int], names: Sequence[str]) -> dict[int, str]:
-    """The log's `features` value of each given row: its feature values as a JSON object (online
-    values are plain str/int/float/None/datetime; NaN -> null), by row.
-
-    Built in the request (orjson: ~1 µs per row): building it in the log writer held the GIL
-    for ~70 ms per 5000-row flush and showed up as the p99 of concurrent requests.
-    """
-    table = list(zip(*(columns[name] for name in names)))  # one tuple per row
-    dumps, options = orjson.dumps, _FEATURES_OPTIONS
-    return {i: dumps(dict(zip(names, table[i])), default=str, option=options).decode() for i in rows}
 
 
 WAL_DIR = "_wal"  # ignored by Parquet dataset readers (leading underscore)

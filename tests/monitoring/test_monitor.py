@@ -35,7 +35,8 @@ NOW_DT = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 def write_serving_log(settings, drop_feature: str | None = None, n: int | None = None) -> int:
     """A prediction log as the service writes it (serving.log.SCHEMA), from the online store; returns
     how many of its rows were scored (stale ones are logged without a score)."""
-    from serving.log import SCHEMA, features_json
+    from parity.jsonable import features_json
+    from serving.log import SCHEMA
 
     model = load_current(settings)
     reader = OnlineReader(open_store(settings), model.feature_service)

@@ -30,3 +30,21 @@ def test_values_become_plain_json():
     }
     assert json.loads(json.dumps(got, allow_nan=False)) == got
     assert type(got["1"][0]) is int and type(got["1"][2]) is bool
+
+
+def test_features_json_is_the_one_log_encoder():
+    """serving (online values) and batch (frame columns as objects) write the log's features column
+    with this one function: NaN and inf are null, numpy scalars plain, datetimes str()."""
+    import json
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from parity.jsonable import features_json
+
+    at = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    columns = {"a": [1.5, float("nan"), np.float64("inf")], "b": [np.int64(3), None, 7], "c": [at, "x", None]}
+    out = features_json(columns, range(3), ["a", "b", "c"])
+    assert [json.loads(out[i]) for i in range(3)] == [
+        {"a": 1.5, "b": 3, "c": str(at)}, {"a": None, "b": None, "c": "x"}, {"a": None, "b": 7, "c": None}]
+    assert list(features_json(columns, [2], ["b"]).items()) == [(2, '{"b":7}')]
