@@ -20,7 +20,16 @@ import pyarrow as pa
 
 from batch.reasons import reasons
 from parity.config import ChurnPopulation
-from parity.features.freshness import NO_FEATURES, OK, STALE, Watermarks, client_of, stale_detail
+from parity.features.freshness import (
+    NO_FEATURES,
+    OK,
+    STALE,
+    Watermarks,
+    age_days,
+    client_of,
+    stale_detail,
+    verdict,
+)
 from parity.features.retrieval import ENTITY_KEY, TIME_COLUMN
 from parity.jsonable import features_json
 
@@ -102,10 +111,12 @@ def freshness_status(found: np.ndarray, features_at: Sequence[datetime | None], 
     Stale: the newest row at or before `as_of` is older than `limit`, or exists while the
     point-in-time read returned nothing (older than the view's TTL). An unknown row time (a
     source the check cannot read) leaves the status to the features' presence."""
-    ages = np.array([np.nan if t is None or pd.isna(t) else (pd.Timestamp(as_of) - pd.Timestamp(t)).total_seconds() / 86400.0
-                     for t in features_at], dtype="float64")
+    # the age and the rule are serving's (parity.features.freshness), so both judge a row alike
+    ages_or_none = [None if t is None or pd.isna(t) else age_days(as_of, pd.Timestamp(t).to_pydatetime())
+                    for t in features_at]
+    ages = np.array([np.nan if a is None else a for a in ages_or_none], dtype="float64")
     known = ~np.isnan(ages)
-    too_old = known & ((ages > limit.total_seconds() / 86400.0) | ~found)
+    too_old = known & (np.array([verdict(a, limit) == STALE for a in ages_or_none], dtype=bool) | ~found)
     status = np.where(too_old, STALE, np.where(found, OK, NO_FEATURES))
     return status.astype(object), ages
 
