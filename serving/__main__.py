@@ -8,7 +8,6 @@ import logging
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServingConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    config = replace(config, host=args.host or config.host, port=args.port or config.port)
+    config = config.model_copy(update={"host": args.host or config.host, "port": args.port or config.port})
     app = create_app(load_settings(args.data_dir), config)
     # one worker process; SIGTERM drains first (DrainingServer), then uvicorn's graceful
     # shutdown answers what is in flight and runs the lifespan shutdown (log compaction)

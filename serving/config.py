@@ -5,7 +5,6 @@ naming the file and key), then the environment, into one frozen object."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 from parity import yaml_config
@@ -28,32 +27,9 @@ class ShadowFile(ConfigModel):
     version: str | None
 
 
-class ServingFile(ConfigModel):
-    """The keys of serving/config.yaml (names and types only; the values live in the YAML)."""
-
-    host: str
-    port: int
-    api_keys: list[str]
-    api_keys_file: str | None
-    model: str
-    segments_model: str
-    top_k: int
-    reload_check_seconds: float
-    log_flush_seconds: float
-    log_flush_rows: int
-    log_sync: str
-    log_max_backlog_rows: int
-    max_body_bytes: int
-    request_at_past_days: float
-    request_at_future_days: float
-    shutdown_grace_seconds: float
-    canary: CanaryFile
-    shadow: ShadowFile
-
-
-@dataclass(frozen=True)
-class ServingConfig:
-    """Everything the service needs besides the platform Settings (flattened from ServingFile)."""
+class ServingConfig(ConfigModel):
+    """Everything the service needs besides the platform Settings: the keys of serving/config.yaml
+    (names and types only; the values live in the YAML), API keys merged with the environment's."""
 
     host: str
     port: int
@@ -71,26 +47,35 @@ class ServingConfig:
     request_at_past_days: float
     request_at_future_days: float
     shutdown_grace_seconds: float
-    canary_version: str | None
-    canary_share: float
-    shadow_version: str | None
+    canary: CanaryFile
+    shadow: ShadowFile
+
+    @property
+    def canary_version(self) -> str | None:
+        return self.canary.version
+
+    @property
+    def canary_share(self) -> float:
+        return float(self.canary.share)
+
+    @property
+    def shadow_version(self) -> str | None:
+        return self.shadow.version
 
 
 def load_config(path: Path | str | None = None, env: dict[str, str] | None = None) -> ServingConfig:
     """serving/config.yaml, then the file at `path` (only what differs), then PARITY_API_KEYS /
     PARITY_SERVE_HOST / PARITY_SERVE_PORT from the environment."""
     env = dict(os.environ if env is None else env)
-    loaded = yaml_config.load(ServingFile, DEFAULT_CONFIG, ServingConfigError, "serving config", path)
-    values = loaded.model_dump()
-    canary, shadow = values.pop("canary"), values.pop("shadow")
-    keys = [k for k in values.pop("api_keys") if k]
+    config = yaml_config.load(ServingConfig, DEFAULT_CONFIG, ServingConfigError, "serving config", path)
+    keys = [k for k in config.api_keys if k]
     keys += [k.strip() for k in env.get("PARITY_API_KEYS", "").split(",") if k.strip()]
-    config = ServingConfig(**values, api_keys=tuple(dict.fromkeys(keys)), canary_version=canary["version"],
-                           canary_share=float(canary["share"]), shadow_version=shadow["version"])
+    update: dict[str, object] = {"api_keys": tuple(dict.fromkeys(keys))}
     if env.get("PARITY_SERVE_HOST"):
-        config = replace(config, host=env["PARITY_SERVE_HOST"])
+        update["host"] = env["PARITY_SERVE_HOST"]
     if env.get("PARITY_SERVE_PORT"):
-        config = replace(config, port=int(env["PARITY_SERVE_PORT"]))
+        update["port"] = int(env["PARITY_SERVE_PORT"])
+    config = config.model_copy(update=update)
     if config.log_sync not in LOG_SYNC_MODES:
         raise ServingConfigError(f"{path or DEFAULT_CONFIG}: log_sync must be one of {LOG_SYNC_MODES}, got {config.log_sync!r}")
     if not 0.0 <= config.canary_share <= 1.0:
