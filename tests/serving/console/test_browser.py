@@ -10,7 +10,7 @@ import duckdb
 import httpx
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from serving.smoke import wait_ready
 from tests.serving.console.conftest import KEY
@@ -65,6 +65,10 @@ def _login(browser, base: str, key: str, name: str = "Ann Reviewer") -> None:
     browser.find_element(By.ID, "name").send_keys(name)
     browser.find_element(By.ID, "api_key").send_keys(key)
     browser.find_element(By.ID, "login").click()
+    # the form posts and redirects: wait for the next page (signed in, or the form's error)
+    # instead of racing the navigation
+    WebDriverWait(browser, 15).until(
+        lambda b: b.find_elements(By.ID, "who") or b.find_elements(By.ID, "login-error"))
 
 
 def test_login_refuses_a_wrong_key_then_lets_the_right_one_in(console, browser):
