@@ -21,6 +21,12 @@ PYTEST_ARGS ?=
 # Guards to let through on a deliberate change: ALLOW=acme:customers_lost,bolt:raw_rows
 ALLOW ?=
 comma := ,
+# PROFILE=scale runs the same targets on dbt-spark, Feast's Spark offline store, Redis and a
+# PostgreSQL registry (start the local services first: make services-up). parity.config decides.
+PROFILE ?=
+ifneq ($(PROFILE),)
+export PARITY_PROFILE := $(PROFILE)
+endif
 
 ##@ Setup
 # A .venv that is a symlink is another checkout's (a git worktree sharing it): installing from
@@ -36,6 +42,13 @@ help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target> [SCALE=2 SEED=42 ...]\n"} \
 	  /^##@/ {printf "\n%s\n", substr($$0, 5)} \
 	  /^[a-zA-Z_-]+:.*?##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+##@ Services (scale profile)
+services-up: $(STAMP) ## Start Redis and PostgreSQL on 127.0.0.1 (data in data/services; idempotent)
+	$(PYTHON) -m parity.services up
+
+services-down: $(STAMP) ## Stop the Redis and PostgreSQL started by services-up (by PID; data kept)
+	$(PYTHON) -m parity.services down
 
 ##@ Data
 data: $(STAMP) ## Generate the raw client drops under data/raw (SCALE, SEED, END_DATE, DRIFT_CLIENT)

@@ -73,15 +73,71 @@ def churn_population(project_root: Path = PROJECT_ROOT) -> ChurnPopulation:
     return ChurnPopulation(days)
 
 
+# The profiles: which engines run the same project. `embedded` (the default): dbt on DuckDB, Feast's
+# DuckDB offline store, SQLite online store and file registry. `scale`: dbt-spark, Feast's Spark
+# offline store, Redis online store and a PostgreSQL SQL registry (README "Scale-out profile").
+# Per profile: (dbt target in profiles.yml, Feast config in feature_repo/).
+PROFILES: dict[str, tuple[str, str]] = {
+    "embedded": ("duckdb", "feature_store.yaml"),
+    "scale": ("spark", "feature_store.scale.yaml"),
+}
+
+
+def _profile_from_env() -> str:
+    return os.environ.get("PARITY_PROFILE") or "embedded"
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Paths of every artefact the platform reads or writes, all under ``data_dir``."""
+    """Paths of every artefact the platform reads or writes, all under ``data_dir``, and the
+    profile (engines) they are read and written with."""
 
     data_dir: Path
     project_root: Path = PROJECT_ROOT
-    # the dbt target (profiles.yml); PARITY_DBT_TARGET chooses another engine, default DuckDB
-    dbt_target: str = field(default_factory=lambda: os.environ.get("PARITY_DBT_TARGET", "duckdb"))
+    # PARITY_PROFILE: `embedded` (default) or `scale`; it chooses the dbt target and Feast config
+    profile: str = field(default_factory=_profile_from_env)
+    # the dbt target (profiles.yml): the profile's, unless PARITY_DBT_TARGET names another
+    dbt_target: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ProjectConfigError(f"PARITY_PROFILE={self.profile!r} is not a profile (known: {', '.join(PROFILES)})")
+        if not self.dbt_target:
+            chosen = os.environ.get("PARITY_DBT_TARGET") or PROFILES[self.profile][0]
+            object.__setattr__(self, "dbt_target", chosen)
+
+    @property
+    def is_scale(self) -> bool:
+        """Whether the scale-out profile (Spark, Redis, PostgreSQL) is selected."""
+        return self.profile == "scale"
+
+    @property
+    def feature_store_yaml(self) -> Path:
+        """The Feast configuration of the profile (stores and registry are chosen there only)."""
+        return self.feature_repo_dir / PROFILES[self.profile][1]
+
+    @property
+    def services_dir(self) -> Path:
+        """The local Redis and PostgreSQL of the scale profile (`make services-up`, parity.services)."""
+        return self.data_dir / "services"
+
+    def feast_env(self) -> dict[str, str]:
+        """The variables the profile's feature_store*.yaml names: the data folder, and for the
+        scale profile the Redis connection, registry URL and Spark master. Each may be set in the
+        environment (a real cluster); otherwise they point at `make services-up`'s services."""
+        env = {"PARITY_DATA_DIR": str(self.data_dir)}
+        if not self.is_scale:
+            return env
+        from parity.services import DATABASE, DEFAULT_PORTS, HOST, read_state
+
+        state = read_state(self.services_dir)
+        ports = {name: str((state.get(name) or {}).get("port") or port) for name, port in DEFAULT_PORTS.items()}
+        env["PARITY_REDIS_CONNECTION"] = os.environ.get("PARITY_REDIS_CONNECTION") or f"{HOST}:{ports['redis']}"
+        env["PARITY_REGISTRY_URL"] = os.environ.get("PARITY_REGISTRY_URL") or (
+            f"postgresql+psycopg://{DATABASE}@{HOST}:{ports['postgres']}/{DATABASE}")
+        env["PARITY_SPARK_MASTER"] = os.environ.get("PARITY_SPARK_MASTER") or "local[2]"
+        return env
 
     @property
     def clients(self) -> tuple[str, ...]:
@@ -163,7 +219,8 @@ class Settings:
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (dbt, feast) so they resolve the same paths."""
         env = dict(os.environ)
-        env["PARITY_DATA_DIR"] = str(self.data_dir)
+        env.update(self.feast_env())
+        env["PARITY_PROFILE"] = self.profile
         env["PARITY_DBT_TARGET"] = self.dbt_target
         env["DBT_LOG_PATH"] = str(self.data_dir / "dbt" / "logs")
         env["DBT_TARGET_PATH"] = str(self.dbt_target_dir)
