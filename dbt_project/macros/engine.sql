@@ -226,3 +226,22 @@ end
 {% macro list_count_present(list_expr) %}{{ return(adapter.dispatch('list_count_present', 'parity')(list_expr)) }}{% endmacro %}
 {% macro default__list_count_present(list_expr) %}list_count({{ list_expr }}){% endmacro %}
 {% macro spark__list_count_present(list_expr) %}size(filter({{ list_expr }}, x -> x is not null)){% endmacro %}
+
+{#- ---- Column types (issue 16) ------------------------------------------------------------- -#}
+
+{# The engine's name for a column type of the project's one vocabulary: the contract `data_type`s
+   (varchar, bigint, double, boolean, timestamptz = a UTC instant), which Feast's type map reads
+   from the manifest, so they stay the same on every engine. Spark has no varchar without a length
+   and no timestamptz: its `timestamp` is the instant type (TIMESTAMP_LTZ). Write casts as
+   cast(x as {{ engine_type('varchar') }}). #}
+{% macro engine_type(name) %}{{ return(adapter.dispatch('engine_type', 'parity')(name)) }}{% endmacro %}
+{% macro default__engine_type(name) %}{{ return(name) }}{% endmacro %}
+{% macro spark__engine_type(name) %}
+    {%- set spark_names = {'varchar': 'string', 'text': 'string', 'timestamptz': 'timestamp',
+                           'timestamp with time zone': 'timestamp', 'timestamp': 'timestamp_ntz'} -%}
+    {{ return(spark_names.get(name | trim | lower, name)) }}
+{% endmacro %}
+
+{# dbt's own cast (contracts build `cast(null as <data_type>)` from the YAML types to compare them
+   with the model's columns) speaks the same vocabulary on Spark. #}
+{% macro spark__cast(field, type) %}cast({{ field }} as {{ engine_type(type) }}){% endmacro %}

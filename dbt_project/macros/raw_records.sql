@@ -29,6 +29,15 @@
     {{ return(options) }}
 {% endmacro %}
 
+{# Each column name -> the engine's quoted identifier for it (adapter.quote: "x" on DuckDB, `x` on
+   Spark). A name with blanks or capitals is only ever written this way: on Spark, which runs with
+   ANSI off, a double-quoted name is a string literal, silently (tests/test_sql_portability.py). #}
+{% macro quoted_columns(columns) %}
+    {%- set quoted = {} -%}
+    {%- for column in columns -%}{%- do quoted.update({column: adapter.quote(column)}) -%}{%- endfor -%}
+    {{ return(quoted) }}
+{% endmacro %}
+
 {# A literal delimiter as a regex character. #}
 {% macro regex_escape(text) -%}
 {%- for ch in text -%}{{ '\\' ~ ch if ch in '|.^$*+?()[]{}\\/-' else ch }}{%- endfor -%}

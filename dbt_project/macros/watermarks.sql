@@ -27,9 +27,9 @@
         {{ rows | join('\n    union all\n    ') }}
     {%- else -%}
         select
-            cast(null as varchar) as client_id,
-            cast(null as varchar) as watermark_rule,
-            cast(null as timestamptz) as declared_watermark_at,
+            cast(null as {{ engine_type('varchar') }}) as client_id,
+            cast(null as {{ engine_type('varchar') }}) as watermark_rule,
+            cast(null as {{ engine_type('timestamptz') }}) as declared_watermark_at,
             cast(null as bigint) as delay_hours
         where 1 = 0
     {%- endif -%}
@@ -74,9 +74,9 @@
         {%- set delay = hours | int -%}
     {%- endif -%}
     select
-        cast('{{ client }}' as varchar) as client_id,
-        cast('{{ rule }}' as varchar) as watermark_rule,
-        cast({{ declared_at }} as timestamptz) as declared_watermark_at,
+        cast('{{ client }}' as {{ engine_type('varchar') }}) as client_id,
+        cast('{{ rule }}' as {{ engine_type('varchar') }}) as watermark_rule,
+        cast({{ declared_at }} as {{ engine_type('timestamptz') }}) as declared_watermark_at,
         cast({{ delay }} as bigint) as delay_hours
 {%- endmacro %}
 

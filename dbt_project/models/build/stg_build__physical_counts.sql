@@ -11,10 +11,10 @@ with source as (
 summed as (
     select
         -- ids
-        cast(client_id as varchar) as client_id,
-        cast(source_table as varchar) as source_table,
+        cast(client_id as {{ engine_type('varchar') }}) as client_id,
+        cast(source_table as {{ engine_type('varchar') }}) as source_table,
         -- strings
-        string_agg(cast(file as varchar), ', ' order by file) as raw_files,
+        string_agg(cast(file as {{ engine_type('varchar') }}), ', ' order by file) as raw_files,
         -- numerics
         cast(sum(cast(physical_rows as bigint)) as bigint) as physical_rows
     from source

@@ -28,7 +28,7 @@ with source as (
     -- no batch run yet: the same columns, no rows
     select
         {%- for name, type in columns %}
-        cast(null as {{ type }}) as {{ name }}{{ ',' if not loop.last }}
+        cast(null as {{ engine_type(type) }}) as {{ name }}{{ ',' if not loop.last }}
         {%- endfor %}
     where false
     {%- endif %}
@@ -37,20 +37,20 @@ with source as (
 renamed as (
     select
         -- ids
-        cast(customer_id as varchar) as customer_id,
-        cast(client_id as varchar) as client_id,
-        cast(source_customer_id as varchar) as source_customer_id,
+        cast(customer_id as {{ engine_type('varchar') }}) as customer_id,
+        cast(client_id as {{ engine_type('varchar') }}) as client_id,
+        cast(source_customer_id as {{ engine_type('varchar') }}) as source_customer_id,
         cast(segment_id as bigint) as segment_id,
         -- strings
-        cast(status as varchar) as score_status,
-        cast(segment_name as varchar) as segment_name,
-        cast(reason_1 as varchar) as reason_1,
-        cast(reason_2 as varchar) as reason_2,
-        cast(reason_3 as varchar) as reason_3,
-        cast(model_name as varchar) as model_name,
-        cast(model_version as varchar) as model_version,
-        cast(segments_version as varchar) as segments_version,
-        cast(feature_service as varchar) as feature_service,
+        cast(status as {{ engine_type('varchar') }}) as score_status,
+        cast(segment_name as {{ engine_type('varchar') }}) as segment_name,
+        cast(reason_1 as {{ engine_type('varchar') }}) as reason_1,
+        cast(reason_2 as {{ engine_type('varchar') }}) as reason_2,
+        cast(reason_3 as {{ engine_type('varchar') }}) as reason_3,
+        cast(model_name as {{ engine_type('varchar') }}) as model_name,
+        cast(model_version as {{ engine_type('varchar') }}) as model_version,
+        cast(segments_version as {{ engine_type('varchar') }}) as segments_version,
+        cast(feature_service as {{ engine_type('varchar') }}) as feature_service,
         -- numerics
         cast(score as double) as churn_score,
         cast(threshold as double) as decision_threshold,
@@ -58,8 +58,8 @@ renamed as (
         cast(decision as boolean) as is_at_risk,
         cast(is_active as boolean) as is_active,
         -- timestamps
-        cast(as_of_at as timestamptz) as as_of_at,
-        cast(scored_at as timestamptz) as scored_at
+        cast(as_of_at as {{ engine_type('timestamptz') }}) as as_of_at,
+        cast(scored_at as {{ engine_type('timestamptz') }}) as scored_at
     from source
 )
 

@@ -1,7 +1,7 @@
 {%- set options = parse_options('cora', 'clients') -%}
+{%- set c = quoted_columns(['Client ID', 'E-Mail', 'Full Name', 'Country Code', 'Year of Birth', 'Source', 'Registered', 'Ingested At']) -%}
 with source as (
-    select * from {{ csv_records(source('cora', 'clients'), ',',
-        ['Client ID', 'E-Mail', 'Full Name', 'Country Code', 'Year of Birth', 'Source', 'Registered', 'Ingested At']) }} as records
+    select * from {{ csv_records(source('cora', 'clients'), ',', c.keys() | list) }} as records
 ),
 
 parsed as (
@@ -12,19 +12,19 @@ parsed as (
         physical_lines,
         raw_line,
         record_problem,
-        upper(nullif(trim("Client ID"), '')) as source_customer_id,
-        coalesce({{ matches('upper(trim("Client ID"))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
-        coalesce(upper(trim("Client ID")) like 'TEST%' or lower(trim("E-Mail")) like '%@example.com', false) as is_test_account,
-        "E-Mail" as email,
-        "Country Code" as country,
-        {{ try_bigint('trim("Year of Birth")') }} as birth_year,
-        "Source" as acquisition_channel,
-        {{ strict_timestamp('trim("Registered")', timestamp_spec(options, 'Registered')) }} as signed_up_at,
-        {{ timestamp_problem('trim("Registered")', timestamp_spec(options, 'Registered'), 'unparseable_date') }} as signed_up_at_problem,
-        {{ strict_timestamp('trim("Ingested At")', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
-        {{ timestamp_problem('trim("Ingested At")', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        upper(nullif(trim({{ c['Client ID'] }}), '')) as source_customer_id,
+        coalesce({{ matches('upper(trim(' ~ c['Client ID'] ~ '))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
+        coalesce(upper(trim({{ c['Client ID'] }})) like 'TEST%' or lower(trim({{ c['E-Mail'] }})) like '%@example.com', false) as is_test_account,
+        {{ c['E-Mail'] }} as email,
+        {{ c['Country Code'] }} as country,
+        {{ try_bigint('trim(' ~ c['Year of Birth'] ~ ')') }} as birth_year,
+        {{ c['Source'] }} as acquisition_channel,
+        {{ strict_timestamp('trim(' ~ c['Registered'] ~ ')', timestamp_spec(options, 'Registered')) }} as signed_up_at,
+        {{ timestamp_problem('trim(' ~ c['Registered'] ~ ')', timestamp_spec(options, 'Registered'), 'unparseable_date') }} as signed_up_at_problem,
+        {{ strict_timestamp('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
+        {{ timestamp_problem('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
         case when record_problem is null
-            then concat_ws(',', "Client ID", "Country Code", "Year of Birth", "Source", "Registered", "Ingested At")
+            then concat_ws(',', {{ c['Client ID'] }}, {{ c['Country Code'] }}, {{ c['Year of Birth'] }}, {{ c['Source'] }}, {{ c['Registered'] }}, {{ c['Ingested At'] }})
             else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from source
 )

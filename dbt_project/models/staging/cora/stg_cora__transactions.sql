@@ -1,7 +1,7 @@
 {%- set options = parse_options('cora', 'orders') -%}
+{%- set c = quoted_columns(['Order Ref', 'Client ID', 'Order Date', 'Total', 'Currency', 'Product Line', 'Status', 'Ingested At']) -%}
 with source as (
-    select * from {{ csv_records(source('cora', 'orders'), ',',
-        ['Order Ref', 'Client ID', 'Order Date', 'Total', 'Currency', 'Product Line', 'Status', 'Ingested At']) }} as records
+    select * from {{ csv_records(source('cora', 'orders'), ',', c.keys() | list) }} as records
 ),
 
 parsed as (
@@ -12,21 +12,21 @@ parsed as (
         physical_lines,
         raw_line,
         record_problem,
-        nullif(trim("Order Ref"), '') as transaction_id,
-        upper(nullif(trim("Client ID"), '')) as source_customer_id,
-        coalesce({{ matches('upper(trim("Client ID"))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
-        coalesce(upper(trim("Client ID")) like 'TEST%', false) as is_test_account,
-        case lower(trim("Status")) when 'completed' then 'purchase' when 'refunded' then 'refund' end as transaction_type,
-        "Product Line" as category,
-        upper(nullif(trim("Currency"), '')) as currency,
-        {{ strict_decimal('trim("Total")', options) }} as amount_local,
-        {{ decimal_problem('trim("Total")', options) }} as amount_problem,
-        {{ strict_timestamp('trim("Order Date")', timestamp_spec(options, 'Order Date')) }} as transacted_at,
-        {{ timestamp_problem('trim("Order Date")', timestamp_spec(options, 'Order Date'), 'unparseable_date') }} as transacted_at_problem,
-        {{ strict_timestamp('trim("Ingested At")', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
-        {{ timestamp_problem('trim("Ingested At")', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        nullif(trim({{ c['Order Ref'] }}), '') as transaction_id,
+        upper(nullif(trim({{ c['Client ID'] }}), '')) as source_customer_id,
+        coalesce({{ matches('upper(trim(' ~ c['Client ID'] ~ '))', 'CR-[0-9]{5}') }}, false) as is_customer_id_well_formed,
+        coalesce(upper(trim({{ c['Client ID'] }})) like 'TEST%', false) as is_test_account,
+        case lower(trim({{ c['Status'] }})) when 'completed' then 'purchase' when 'refunded' then 'refund' end as transaction_type,
+        {{ c['Product Line'] }} as category,
+        upper(nullif(trim({{ c['Currency'] }}), '')) as currency,
+        {{ strict_decimal('trim(' ~ c['Total'] ~ ')', options) }} as amount_local,
+        {{ decimal_problem('trim(' ~ c['Total'] ~ ')', options) }} as amount_problem,
+        {{ strict_timestamp('trim(' ~ c['Order Date'] ~ ')', timestamp_spec(options, 'Order Date')) }} as transacted_at,
+        {{ timestamp_problem('trim(' ~ c['Order Date'] ~ ')', timestamp_spec(options, 'Order Date'), 'unparseable_date') }} as transacted_at_problem,
+        {{ strict_timestamp('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
+        {{ timestamp_problem('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
         case when record_problem is null
-            then concat_ws(',', "Order Ref", "Client ID", "Order Date", "Total", "Currency", "Product Line", "Status", "Ingested At")
+            then concat_ws(',', {{ c['Order Ref'] }}, {{ c['Client ID'] }}, {{ c['Order Date'] }}, {{ c['Total'] }}, {{ c['Currency'] }}, {{ c['Product Line'] }}, {{ c['Status'] }}, {{ c['Ingested At'] }})
             else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
     from source
 )
