@@ -44,8 +44,16 @@ EXPORT_COLUMNS = (
     "feature_age_days",
     "watermark_at",
     "model_version",
+    "review_action",
+    "review_reason",
+    "reviewed_at",
+    "review_batch_as_of",
 )
-TIME_COLUMNS = ("as_of_at", "features_at", "watermark_at")
+TIME_COLUMNS = ("as_of_at", "features_at", "watermark_at", "reviewed_at")
+# a reviewer's decision in the console (parity.reviews) that counts for each customer at this
+# as-of time: approve / override / model_wrong, the reason from the list (never the free-text
+# note: it may name people), when, and the batch it was taken on
+REVIEW_COLUMNS = ("review_action", "review_reason", "reviewed_at", "review_batch_as_of")
 
 
 def stamp(as_of: datetime) -> str:
@@ -61,6 +69,20 @@ def write_results(results: pd.DataFrame, scores_dir: Path, as_of: datetime) -> P
     pq.write_table(to_arrow(results), tmp, coerce_timestamps="us")
     os.replace(tmp, target)
     return target
+
+
+def with_reviews(results: pd.DataFrame, latest: pd.DataFrame) -> pd.DataFrame:
+    """The results with REVIEW_COLUMNS from `latest` (`parity.reviews.latest_per_customer`);
+    empty for customers nobody reviewed."""
+    named = latest.rename(columns={"action": "review_action", "reason": "review_reason",
+                                   "decided_at": "reviewed_at", "batch_as_of": "review_batch_as_of"})
+    # typed even when empty, so every export file has the same schema
+    named = named[["customer_id", *REVIEW_COLUMNS]].astype(
+        {"customer_id": "object", "review_action": "string", "review_reason": "string",
+         "review_batch_as_of": "string", "reviewed_at": "object"})
+    named["reviewed_at"] = pd.to_datetime(named["reviewed_at"], utc=True).astype("datetime64[us, UTC]")
+    out = results.drop(columns=[c for c in REVIEW_COLUMNS if c in results.columns])
+    return out.merge(named, on="customer_id", how="left", validate="many_to_one")
 
 
 def export_frame(results: pd.DataFrame) -> pd.DataFrame:

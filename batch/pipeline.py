@@ -12,6 +12,7 @@ import pandas as pd
 
 from batch import outputs, score
 from batch.config import BatchConfig, BatchError
+from parity import reviews
 from parity.config import ProjectConfigError, Settings
 from parity.features.feature_store import (
     FeatureStoreError,
@@ -147,7 +148,7 @@ def run_score(
         messages.append(f"customers of {', '.join(unlisted)} (not in vars.clients) are not exported: "
                         "rebuild (`make build`) after changing the client list")
     exports = outputs.write_exports(
-        results, settings.data_dir / "exports", as_of, list(settings.clients), config.export_formats,
+        outputs.with_reviews(results, review_decisions(settings, as_of)), settings.data_dir / "exports", as_of, list(settings.clients), config.export_formats,
     )
     return ScoreRun(
         as_of=as_of,
@@ -159,6 +160,16 @@ def run_score(
         segments_version=getattr(seg_model, "version", None),
         messages=messages,
     )
+
+
+def review_decisions(settings: Settings, as_of: datetime) -> pd.DataFrame:
+    """Each customer's review decision that counts at `as_of` (refused, not skipped, when the
+    console's records are unreadable: an export silently missing overrides would look right)."""
+    try:
+        decided = reviews.decisions(settings.console_dir)
+    except Exception as err:
+        raise BatchError(f"cannot read review decisions in {settings.console_dir / reviews.FILE}: {err}") from None
+    return reviews.latest_per_customer(decided, outputs.stamp(as_of))
 
 
 def training_set_path(settings: Settings, model_name: str = "churn") -> Path:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring import drift, freshness, inputs, performance
+from monitoring import drift, freshness, inputs, performance, reviews
 from monitoring.config import MonitoringConfig
 from parity.config import ChurnPopulation, Settings
 from parity.jsonable import jsonable
@@ -43,6 +43,7 @@ class Findings:
     alerts: list[dict[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     retrain: dict[str, Any] | None = None
+    reviews: dict[str, pd.DataFrame] = field(default_factory=dict)  # monitoring.reviews.review_findings
 
     @property
     def status(self) -> str:
@@ -287,6 +288,10 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
         history=read_history(settings.data_dir.joinpath(*REPORT_DIR) / "history.jsonl"),
         messages=messages,
     )
+    findings.reviews = reviews.review_findings(
+        settings.console_dir, settings.data_dir / "scores", "scores_",
+        lambda: inputs.read_labels(settings, []),  # a missing mart is already said by realised performance
+        config.performance.label_match_days, messages)
     findings.alerts = alerts_of(findings)
     return findings
 
@@ -319,6 +324,7 @@ def summary(f: Findings) -> dict[str, Any]:
                       "clients": _records(f.freshness)},
         "batches": _records(f.batches),
         "retrain": f.retrain,
+        "reviews": {name: _records(table) for name, table in f.reviews.items()},
         "config": f.config.as_dict(),
         "population": {"feature": f.population.feature, "min_purchases": f.population.min_purchases},
     })

@@ -156,3 +156,37 @@ def actions(folder: Path, limit: int = 100) -> pd.DataFrame:
         return pd.DataFrame(columns=["id", "at", "who", "action", "detail"])
     with connect(folder) as con:
         return pd.read_sql_query("select * from console_actions order by id desc limit ?", con, params=[limit])
+
+
+def override_rates(decided: pd.DataFrame, by: str = "client_id") -> pd.DataFrame:
+    """Per group (and overall, `all`): decisions that count (the newest per customer and batch),
+    approvals, overrides, 'model wrong', the override rate (overrides and 'model wrong' over decisions)."""
+    columns = [by, "decisions", "approved", "overridden", "model_wrong", "override_rate"]
+    latest = decided[decided["is_latest"]] if len(decided) else decided
+    if not len(latest):
+        return pd.DataFrame(columns=columns)
+    counts = pd.crosstab(latest[by].fillna("none"), latest["action"])
+    for action in ACTIONS:
+        if action not in counts.columns:
+            counts[action] = 0
+    counts.loc["all"] = counts.sum()
+    out = pd.DataFrame({
+        by: counts.index, "decisions": counts[list(ACTIONS)].sum(axis=1).to_numpy(),
+        "approved": counts["approve"].to_numpy(), "overridden": counts["override"].to_numpy(),
+        "model_wrong": counts["model_wrong"].to_numpy()})
+    out["override_rate"] = (out["overridden"] + out["model_wrong"]) / out["decisions"]
+    return out[columns].reset_index(drop=True)
+
+
+def latest_per_customer(decided: pd.DataFrame, until_batch: str) -> pd.DataFrame:
+    """Each customer's decision that counts as of a batch: the newest decision on the newest
+    batch at or before `until_batch` (batch stamps, e.g. 20261129T000001Z, sort as times).
+
+    A decision on a later batch is not applied to an earlier one: an export never shows a
+    decision that was taken on scores it does not contain."""
+    columns = ["customer_id", "action", "reason", "decided_at", "batch_as_of", "model_version"]
+    latest = decided[decided["is_latest"] & (decided["batch_as_of"] <= until_batch)] if len(decided) else decided
+    if not len(latest):
+        return pd.DataFrame(columns=columns)
+    newest = latest.sort_values(["batch_as_of", "id"], kind="stable").groupby("customer_id").tail(1)
+    return newest[columns].reset_index(drop=True)

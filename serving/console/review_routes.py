@@ -83,11 +83,26 @@ def _queue(settings: Settings, client: str, session: auth.Session) -> dict[str, 
     segments = frame[["customer_id", "segment_name"]].fillna({"segment_name": "no segment"})
     return {"problem": None, "as_of": as_of, "flagged": len(frame), "pending_total": len(pending),
             "pending": pending, "reviewed": reviewed.head(PAGE_SIZE), "reviewed_total": len(reviewed),
-            "rates": views.override_rates(decided),
-            "segment_rates": views.override_rates(decided.merge(segments, on="customer_id", how="left"),
+            "rates": reviews.override_rates(decided),
+            "segment_rates": reviews.override_rates(decided.merge(segments, on="customer_id", how="left"),
                                                   by="segment_name"),
-            "all_rates": views.override_rates(everything[everything["client_id"].isin(seen)]),
-            "costs": costs, "missing_costs": sorted(v for v, c in costs.items() if c is None)}
+            "all_rates": reviews.override_rates(everything[everything["client_id"].isin(seen)]),
+            "costs": costs, "missing_costs": sorted(v for v, c in costs.items() if c is None),
+            "monitored": _monitored_reviews(settings, session)}
+
+
+def _monitored_reviews(settings: Settings, session: auth.Session) -> dict[str, Any]:
+    """The last monitoring run's review section (override rates, who was right); only for keys
+    that see every client (its tables mix clients)."""
+    if session.clients is not None:
+        return {"problem": "monitoring's review tables span every client: shown to keys that see them all"}
+    summary, problem = data.monitoring_summary(settings)
+    if summary is None:
+        return {"problem": problem}
+    if "reviews" not in summary:
+        return {"problem": "the last monitoring run predates review monitoring: run `make monitor`"}
+    tables = {name: pd.DataFrame(rows) for name, rows in summary["reviews"].items()}
+    return {"problem": None, "generated_at": summary.get("generated_at"), **tables}
 
 
 @router.get("/review", response_class=HTMLResponse)

@@ -113,26 +113,6 @@ def review_queue(flagged: pd.DataFrame, costs: Mapping[str, Mapping[str, float] 
     return pending.reset_index(drop=True), reviewed.reset_index(drop=True)
 
 
-def override_rates(decided: pd.DataFrame, by: str = "client_id") -> pd.DataFrame:
-    """Per group (and overall): decisions that count, approvals, overrides, 'model wrong', the
-    override rate (overrides and 'model wrong' over decisions)."""
-    columns = [by, "decisions", "approved", "overridden", "model_wrong", "override_rate"]
-    latest = decided[decided["is_latest"]] if len(decided) else decided
-    if not len(latest):
-        return pd.DataFrame(columns=columns)
-    counts = pd.crosstab(latest[by], latest["action"])
-    for action in ("approve", "override", "model_wrong"):
-        if action not in counts.columns:
-            counts[action] = 0
-    counts.loc["all"] = counts.sum()
-    out = pd.DataFrame({
-        by: counts.index, "decisions": counts[["approve", "override", "model_wrong"]].sum(axis=1).to_numpy(),
-        "approved": counts["approve"].to_numpy(), "overridden": counts["override"].to_numpy(),
-        "model_wrong": counts["model_wrong"].to_numpy()})
-    out["override_rate"] = (out["overridden"] + out["model_wrong"]) / out["decisions"]
-    return out[columns].reset_index(drop=True)
-
-
 def model_rows(versions: Sequence[Any], pointer: Mapping[str, Any] | None, canary: str | None,
                shadow: str | None, metric: str = "PR-AUC") -> list[dict[str, Any]]:
     """One row per registered version: its roles, window, threshold, costs and the production

@@ -1,5 +1,5 @@
 """Console fixtures: a scored data folder (the session's drifted, trained data plus one batch run
-in a private folder), the real service on loopback, and one headless Chromium per test module."""
+in a private folder), the real service on loopback, and one headless Chromium, shared by every console test module (helpers for them below)."""
 
 from __future__ import annotations
 
@@ -37,9 +37,9 @@ def scored_data(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    """Headless Debian Chromium driven by chromedriver (one session per test module)."""
+    """Headless Debian Chromium driven by chromedriver (one for every console test)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as ChromeService
 
@@ -59,3 +59,85 @@ def browser() -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def console(scored_data) -> Iterator[object]:
+    """The service with the console, on a free loopback port (one for every console test)."""
+    from serving.smoke import wait_ready
+    from tests.serving.test_app import Service
+
+    svc = Service(scored_data, keys=KEY)
+    try:
+        wait_ready(svc.base)
+        yield svc
+    finally:
+        svc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log(request):
+    """Each browser test reads only its own pages' console errors."""
+    if "browser" in request.fixturenames:
+        request.getfixturevalue("browser").get_log("browser")
+
+
+def errors(browser) -> list[dict]:
+    """The page's console errors (a broken asset, a script error) since the last call."""
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def login(browser, base: str, key: str, name: str = "Ann Reviewer") -> None:
+    """Log in through the form (from a page that needs a session)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{base}/console/customer")
+    assert "/console/login" in browser.current_url  # no session: sent to the form
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "api_key").send_keys(key)
+    browser.find_element(By.ID, "login").click()
+    # the form posts and redirects: wait for the next page (signed in, or the form's error)
+    # instead of racing the navigation
+    WebDriverWait(browser, 15).until(
+        lambda b: b.find_elements(By.ID, "who") or b.find_elements(By.ID, "login-error"))
+
+
+def signed_in(browser, base: str, key: str = KEY, name: str = "Ann Reviewer") -> None:
+    """Make sure the browser has a session of `key` on `base` (a module run on its own has none)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{base}/console/customer")
+    if "/console/login" in browser.current_url:
+        login(browser, base, key, name)
+    assert browser.find_elements(By.ID, "who")
+
+
+def shot(browser, name: str) -> None:
+    """With PARITY_CONSOLE_SCREENSHOTS=<folder>, save the page as <folder>/<name>.png (README)."""
+    import os
+
+    folder = os.environ.get("PARITY_CONSOLE_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        height = browser.execute_script("return document.body.scrollHeight")
+        browser.set_window_size(1280, min(max(height, 600), 1200))
+        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
+        browser.set_window_size(1280, 1000)
+
+
+def flagged(settings, n: int = 1) -> list[str]:
+    """Customers the latest batch flags (scored, positive decision), highest score first."""
+    import duckdb
+
+    return [r[0] for r in duckdb.connect().execute(
+        f"select customer_id from read_parquet('{settings.scores_dir}/scores_*.parquet') "
+        "where status = 'ok' and decision order by score desc, customer_id limit ?", [n]).fetchall()]
+
+
+def wait_for(browser, element_id: str, timeout: float = 15):
+    """The element with this id once the page that has it is loaded (an explicit wait)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(lambda b: (b.find_elements(By.ID, element_id) or [None])[0])

@@ -75,18 +75,18 @@ def test_queue_orders_pending_by_expected_value_and_sets_decided_aside(tmp_path)
     assert pending["customer_id"].tolist() == ["acme:1", "bolt:2"]
     assert np.isnan(pending["expected_value"].iloc[1])
     assert dict(zip(reviewed["customer_id"], reviewed["action"])) == {"acme:2": "approve", "bolt:1": "approve"}
-    rates = views.override_rates(decided).set_index("client_id")
+    rates = reviews.override_rates(decided).set_index("client_id")
     assert rates.loc["all", "decisions"] == 2 and rates.loc["all", "override_rate"] == 0.0
 
 
 def test_override_rate_counts_overrides_and_model_wrong_per_group():
     decided = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "client_id": ["acme", "acme", "acme", "bolt"],
                             "action": ["approve", "override", "model_wrong", "approve"], "is_latest": True})
-    rates = views.override_rates(decided).set_index("client_id")
+    rates = reviews.override_rates(decided).set_index("client_id")
     assert rates.loc["acme", "override_rate"] == pytest.approx(2 / 3)
     assert rates.loc["bolt", "override_rate"] == 0.0
     assert rates.loc["all", ["decisions", "approved", "overridden", "model_wrong"]].tolist() == [4, 2, 1, 1]
-    assert views.override_rates(decided.iloc[0:0]).empty
+    assert reviews.override_rates(decided.iloc[0:0]).empty
 
 
 @pytest.mark.parametrize("action, reason, note, message", [
