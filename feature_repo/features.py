@@ -8,9 +8,12 @@ from entities import customer
 
 from parity.config import load_settings
 from parity.features.feast_definitions import derive_feature_views, load_manifest
+from parity.features.feature_store import store_config
 
 _settings = load_settings()
-feature_views = derive_feature_views(load_manifest(_settings.dbt_manifest_path), [customer])
+# the profile's offline store (feature_store*.yaml) decides the source class (FileSource, SparkSource)
+_offline = (store_config(_settings).get("offline_store") or {}).get("type", "duckdb")
+feature_views = derive_feature_views(load_manifest(_settings.dbt_manifest_path), [customer], _offline)
 
 # Feast collects definitions from module attributes: expose each derived view under its name.
 globals().update(feature_views)

@@ -99,6 +99,8 @@ class Settings:
     # the dbt target (profiles.yml): the profile's, unless PARITY_DBT_TARGET names another
     dbt_target: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    # PARITY_FEAST_CONFIG: another Feast config than the profile's (a cluster's own, or a test's)
+    feast_config: str = field(default_factory=lambda: os.environ.get("PARITY_FEAST_CONFIG", ""))
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -115,6 +117,8 @@ class Settings:
     @property
     def feature_store_yaml(self) -> Path:
         """The Feast configuration of the profile (stores and registry are chosen there only)."""
+        if self.feast_config:
+            return Path(self.feast_config).resolve()
         return self.feature_repo_dir / PROFILES[self.profile][1]
 
     @property
@@ -127,7 +131,7 @@ class Settings:
         scale profile the Redis connection, registry URL and Spark master. Each may be set in the
         environment (a real cluster); otherwise they point at `make services-up`'s services."""
         env = {"PARITY_DATA_DIR": str(self.data_dir)}
-        if not self.is_scale:
+        if not self.is_scale and not self.feast_config:
             return env
         from parity.services import DATABASE, DEFAULT_PORTS, HOST, read_state
 
@@ -221,6 +225,8 @@ class Settings:
         env = dict(os.environ)
         env.update(self.feast_env())
         env["PARITY_PROFILE"] = self.profile
+        if self.feast_config:
+            env["PARITY_FEAST_CONFIG"] = self.feast_config
         env["PARITY_DBT_TARGET"] = self.dbt_target
         env["DBT_LOG_PATH"] = str(self.data_dir / "dbt" / "logs")
         env["DBT_TARGET_PATH"] = str(self.dbt_target_dir)

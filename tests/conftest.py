@@ -53,6 +53,41 @@ def feature_data(built_data: Settings) -> Settings:
     return built_data
 
 
+@pytest.fixture(scope="session")
+def redis_feature_data(built_data: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """`built_data`'s marts applied to a Feast store whose online store is Redis (a real
+    redis-server on loopback from parity.services, stopped by PID), materialized; the embedded
+    config otherwise (file registry, DuckDB offline store: no JVM)."""
+    import dataclasses
+    import shutil
+
+    import yaml
+
+    from parity import services
+    from parity.features.feature_store import apply, materialize
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed (Debian package redis-server; .ci/run installs it)")
+    root = tmp_path_factory.mktemp("redis")
+    endpoint = services.redis_up(root / "services")
+    try:
+        data = root / "data"
+        data.mkdir()
+        (data / "published").symlink_to(built_data.published_dir.resolve())
+        config = yaml.safe_load(built_data.feature_store_yaml.read_text())
+        config["online_store"] = {"type": "redis", "connection_string": f"{services.HOST}:{endpoint.port}"}
+        (root / "feature_store.redis.yaml").write_text(yaml.safe_dump(config))
+        settings = dataclasses.replace(built_data, data_dir=data, feast_config=str(root / "feature_store.redis.yaml"))
+        before = os.environ.get("PARITY_DATA_DIR")
+        apply(settings)
+        materialize(settings)
+        if before is not None:  # open_store points PARITY_DATA_DIR at this folder: put it back
+            os.environ["PARITY_DATA_DIR"] = before
+        yield settings
+    finally:
+        services.redis_down(root / "services")
+
+
 # Session fixtures that build data (dbt build, Feast, training): a test using one, directly or
 # through another fixture, must carry the `data` marker so `make test-fast` leaves it out.
 DATA_FIXTURES = ("built_data", "drift_data")

@@ -5,6 +5,11 @@ and marks feature columns with `meta: {feature: true}`; the contract `data_type`
 and the column description the Feast description. This module turns that into Feast objects and
 refuses any type Feast would read differently offline and online (decimal, int32, float32,
 naive timestamps), naming the column.
+
+The profile's offline store (feature_store*.yaml) chooses the source class: a Parquet `FileSource`
+for the embedded DuckDB store, a `SparkSource` over the same Parquet location for Spark. The
+engine that built the marts (the manifest's `adapter_type`) chooses how type names read: Spark's
+`timestamp` is an instant (its TIMESTAMP_LTZ), DuckDB's a naive time.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from feast import Entity, FeatureView, Field, FileSource
 from feast.data_format import ParquetFormat
+from feast.data_source import DataSource
 from feast.types import Bool, FeastType, Float64, Int64, String, UnixTimestamp
 
 # dbt contract data_type (lower-cased) -> Feast type. Only types that read back identically on
@@ -35,6 +41,14 @@ DBT_TO_FEAST: dict[str, FeastType] = {
     "timestamptz": UnixTimestamp,
     "timestamp with time zone": UnixTimestamp,
 }
+
+# Type names that mean something else on another engine (dbt adapter_type -> extra mappings):
+# Spark's TIMESTAMP (= TIMESTAMP_LTZ) is an instant, stored UTC-adjusted in Parquet.
+ENGINE_TYPES: dict[str, dict[str, FeastType]] = {
+    "spark": {"timestamp": UnixTimestamp, "timestamp_ltz": UnixTimestamp},
+}
+# offline store types (feature_store*.yaml `offline_store.type`) whose sources are SparkSource
+SPARK_OFFLINE_STORES = frozenset({"spark", "feast.infra.offline_stores.contrib.spark_offline_store.spark.SparkOfflineStore"})
 
 # Feast type -> the Arrow type the Parquet column must have.
 FEAST_TO_ARROW: dict[str, tuple[str, ...]] = {
@@ -55,6 +69,7 @@ WHY_NOT = {
     "float": "float32 loses precision against online float64; cast to double",
     "real": "float32 loses precision against online float64; cast to double",
     "timestamp": "a naive timestamp is ambiguous; use timestamptz (UTC)",
+    "timestamp_ntz": "a naive timestamp is ambiguous; use timestamp (Spark's instant type)",
     "date": "dates are not a Feast feature type; use timestamptz (UTC)",
 }
 
@@ -96,13 +111,14 @@ def load_manifest(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def feast_type_for(model: str, column: str, dbt_type: str | None) -> FeastType:
-    """Map a dbt contract type to its exact Feast type, or fail naming the column."""
+def feast_type_for(model: str, column: str, dbt_type: str | None, engine: str = "duckdb") -> FeastType:
+    """Map a dbt contract type (as `engine` names it) to its exact Feast type, or fail naming the column."""
     if not dbt_type:
         raise DefinitionError(f"{model}.{column}: feature column has no contract data_type")
     key = dbt_type.strip().lower()
-    if key in DBT_TO_FEAST:
-        return DBT_TO_FEAST[key]
+    known = {**DBT_TO_FEAST, **ENGINE_TYPES.get(engine, {})}
+    if key in known:
+        return known[key]
     base = key.split("(")[0].strip()
     reason = WHY_NOT.get(base, "no exact Feast type")
     raise DefinitionError(f"{model}.{column}: dbt data_type '{dbt_type}' is not allowed for a feature ({reason})")
@@ -111,6 +127,7 @@ def feast_type_for(model: str, column: str, dbt_type: str | None) -> FeastType:
 def mart_specs(manifest: dict[str, Any]) -> list[MartSpec]:
     """Every dbt model that declares `meta.feast`, with its feature columns, in manifest order."""
     specs = []
+    engine = (manifest.get("metadata") or {}).get("adapter_type") or "duckdb"
     for node in manifest["nodes"].values():
         if node.get("resource_type") != "model":
             continue
@@ -131,7 +148,7 @@ def mart_specs(manifest: dict[str, Any]) -> list[MartSpec]:
             FeatureColumn(
                 name=name,
                 dbt_type=col.get("data_type") or "",
-                feast_type=feast_type_for(model, name, col.get("data_type")),
+                feast_type=feast_type_for(model, name, col.get("data_type"), engine),
                 description=col.get("description") or "",
             )
             for name, col in columns.items()
@@ -157,21 +174,29 @@ def mart_specs(manifest: dict[str, Any]) -> list[MartSpec]:
     return sorted(specs, key=lambda s: s.feature_view)
 
 
-def build_feature_view(spec: MartSpec, entity: Entity) -> FeatureView:
-    """The Feast FeatureView (and its Parquet FileSource) for one mart."""
+def batch_source(spec: MartSpec, offline_store: str, tags: dict[str, str]) -> DataSource:
+    """The mart's Parquet output as the source class of the profile's offline store."""
+    common = {"name": f"{spec.model}_source", "path": spec.path, "timestamp_field": spec.timestamp_field,
+              "description": f"Parquet output of dbt model {spec.model}", "tags": tags}
+    if offline_store in SPARK_OFFLINE_STORES:
+        import warnings
+
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        with warnings.catch_warnings():  # "experimental" on every construction: said once in the README
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return SparkSource(file_format="parquet", **common)
+    return FileSource(file_format=ParquetFormat(), **common)
+
+
+def build_feature_view(spec: MartSpec, entity: Entity, offline_store: str = "duckdb") -> FeatureView:
+    """The Feast FeatureView (and its Parquet source for `offline_store`) for one mart."""
     if entity.join_key != spec.join_key:
         raise DefinitionError(
             f"{spec.model}: join key '{spec.join_key}' does not match entity '{entity.name}' ({entity.join_key})"
         )
     tags = {"owner": spec.owner, "dbt_model": spec.model, "derived_from": "dbt manifest"}
-    source = FileSource(
-        name=f"{spec.model}_source",
-        path=spec.path,
-        file_format=ParquetFormat(),
-        timestamp_field=spec.timestamp_field,
-        description=f"Parquet output of dbt model {spec.model}",
-        tags=tags,
-    )
+    source = batch_source(spec, offline_store, tags)
     return FeatureView(
         name=spec.feature_view,
         entities=[entity],
@@ -185,14 +210,16 @@ def build_feature_view(spec: MartSpec, entity: Entity) -> FeatureView:
     )
 
 
-def derive_feature_views(manifest: dict[str, Any], entities: Iterable[Entity]) -> dict[str, FeatureView]:
-    """All feature views declared in the manifest, keyed by name."""
+def derive_feature_views(manifest: dict[str, Any], entities: Iterable[Entity],
+                         offline_store: str = "duckdb") -> dict[str, FeatureView]:
+    """All feature views declared in the manifest, keyed by name, with sources for `offline_store`
+    (the `offline_store.type` of the profile's feature_store*.yaml)."""
     by_name = {e.name: e for e in entities}
     views = {}
     for spec in mart_specs(manifest):
         if spec.entity not in by_name:
             raise DefinitionError(f"{spec.model}: meta.feast.entity '{spec.entity}' is not a defined entity {sorted(by_name)}")
-        views[spec.feature_view] = build_feature_view(spec, by_name[spec.entity])
+        views[spec.feature_view] = build_feature_view(spec, by_name[spec.entity], offline_store)
     return views
 
 
@@ -216,7 +243,12 @@ def check_parquet_schema(spec: MartSpec) -> list[str]:
     path = Path(spec.path)
     if not path.exists():
         return [f"{spec.model}: Parquet output {path} does not exist (run `make build`)"]
-    schema = pq.read_schema(path)
+    if path.is_dir():  # a part directory (Spark): the dataset's schema
+        import pyarrow.dataset as ds
+
+        schema = ds.dataset(path, format="parquet", exclude_invalid_files=True).schema
+    else:
+        schema = pq.read_schema(path)
     problems = []
     expected = [(spec.join_key, ("string", "large_string")), (spec.timestamp_field, FEAST_TO_ARROW["UnixTimestamp"])]
     expected += [(f.name, FEAST_TO_ARROW[str(f.feast_type)]) for f in spec.features]

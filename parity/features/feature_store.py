@@ -15,24 +15,58 @@ class FeatureStoreError(RuntimeError):
     """A Feast step cannot run; the message says which make target fixes it."""
 
 
-def open_store(settings: Settings) -> Any:
-    """A FeatureStore on the repo, resolving ${PARITY_DATA_DIR} in feature_store.yaml."""
-    os.environ["PARITY_DATA_DIR"] = str(settings.data_dir)
+def store_config(settings: Settings) -> dict[str, Any]:
+    """The profile's feature_store*.yaml as Feast reads it (${VARS} resolved with the profile's
+    values), without importing Feast."""
+    import yaml
+
+    path = settings.feature_store_yaml
+    values = {**os.environ, **settings.feast_env()}
+    text = path.read_text(encoding="utf-8")
+    for name, value in values.items():
+        text = text.replace("${" + name + "}", value)
+    return yaml.safe_load(text) or {}
+
+
+def _export(settings: Settings) -> None:
+    """Put the values the profile's feature_store*.yaml names into this process's environment
+    (Feast resolves ${VARS} from it)."""
+    os.environ.update(settings.feast_env())
     os.environ.setdefault("FEAST_USAGE", "False")
+
+
+def open_store(settings: Settings) -> Any:
+    """A FeatureStore on the repo with the profile's feature_store*.yaml (${VARS} resolved)."""
+    _export(settings)
     from feast import FeatureStore
 
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(settings.feature_repo_dir))
+    return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=settings.feature_store_yaml)
+
+
+def registry_kind(settings: Settings) -> str:
+    """`file` (the embedded profile's registry.db) or `sql` (the scale profile's PostgreSQL)."""
+    registry = store_config(settings).get("registry")
+    return registry.get("registry_type", "file") if isinstance(registry, dict) else "file"
 
 
 def registry_path(settings: Settings) -> Path:
+    """The file registry's path (the embedded profile; a SQL registry has none)."""
     return settings.feast_dir / "registry.db"
 
 
 def require_applied(settings: Settings) -> None:
-    """Fail clearly when `make apply` has never run for this data folder."""
-    if not registry_path(settings).exists():
-        raise FeatureStoreError(f"Feast registry {registry_path(settings)} does not exist: run `make apply` first")
+    """Fail clearly when `make apply` has never run for this data folder (and profile)."""
+    if registry_kind(settings) == "file":
+        if not registry_path(settings).exists():
+            raise FeatureStoreError(f"Feast registry {registry_path(settings)} does not exist: run `make apply` first")
+        return
+    from parity.features.online_manifest import manifest_path
+
+    # a SQL registry lives in its database; this data folder records an apply by the serving manifest
+    if not manifest_path(settings.feast_dir).exists():
+        raise FeatureStoreError(f"no Feast apply recorded in {settings.feast_dir} for profile "
+                                f"'{settings.profile}': run `make services-up` and `make apply` first")
 
 
 def apply(settings: Settings) -> dict[str, list[str]]:
@@ -45,10 +79,10 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     problems = [p for spec in mart_specs(load_manifest(settings.dbt_manifest_path)) for p in check_parquet_schema(spec)]
     if problems:
         raise FeatureStoreError("the feature marts do not match their dbt declarations:\n  - " + "\n  - ".join(problems))
-    os.environ["PARITY_DATA_DIR"] = str(settings.data_dir)
+    _export(settings)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     repo = settings.feature_repo_dir
-    config = load_repo_config(repo, repo / "feature_store.yaml")
+    config = load_repo_config(repo, settings.feature_store_yaml)
     # the repo's modules import each other by bare name (Feast puts the repo on sys.path too)
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
@@ -56,15 +90,24 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     for path in repo.glob("*.py"):
         sys.modules.pop(path.stem, None)
     cwd = os.getcwd()
+    # the repo's modules read the settings from the environment: the caller's profile and config
+    chosen = {"PARITY_PROFILE": settings.profile, "PARITY_FEAST_CONFIG": settings.feast_config}
+    before = {name: os.environ.get(name) for name in chosen}
+    os.environ.update(chosen)
     try:
         apply_total(config, repo, skip_source_validation=False)
     finally:
         os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     store = open_store(settings)
     # what serving needs to read features without importing Feast (parity.features.online_manifest)
     from parity.features.online_manifest import write_manifest
 
-    write_manifest(store, registry_path(settings), repo / "feature_store.yaml", settings.feast_dir)
+    write_manifest(store, registry_path(settings), settings.feature_store_yaml, settings.feast_dir)
     return {
         "feature_views": sorted(v.name for v in store.list_feature_views()),
         "on_demand_feature_views": sorted(v.name for v in store.list_on_demand_feature_views()),

@@ -60,6 +60,14 @@ def _older(current: datetime | None, candidate: datetime | None) -> datetime | N
     return candidate if current is None or candidate < current else current
 
 
+def _stored(stamp: datetime | None, values: dict[str, Any] | None) -> bool:
+    """Whether a provider read found the entity: Feast's Redis store answers an unknown key with
+    a dict of empty values and an epoch-0 time (SQLite with None), so a dict alone is not enough."""
+    if not values:
+        return False
+    return (stamp is not None and stamp.timestamp() > 0) or any(v.WhichOneof("val") for v in values.values())
+
+
 @dataclass(frozen=True)
 class _ViewRead:
     """One batch feature view to read: the view object and the features needed from it."""
@@ -136,7 +144,7 @@ class OnlineReader(_TypedReads):
         )
         columns: dict[str, list[Any]] = {name: [] for name in read.features}
         for i, (stamp, values) in enumerate(rows):
-            if values:
+            if _stored(stamp, values):
                 found[i] = True
                 event_at[i] = _older(event_at[i], stamp)
             for name in read.features:
@@ -310,8 +318,15 @@ def open_reader(settings: Any, service_name: str) -> Any:
 
     require_applied(settings)
     try:
-        manifest = load_manifest(settings.feast_dir, settings.feature_repo_dir / "feature_store.yaml")
-        return SqliteReader(service_plan(manifest, service_name))
+        manifest = load_manifest(settings.feast_dir, settings.feature_store_yaml,
+                                 settings.feast_env().get("PARITY_REGISTRY_URL"))
+        plan = service_plan(manifest, service_name)
+        if plan.store_kind == "redis":  # the scale profile's store: parity.features.online_redis
+            from parity.features.feature_store import store_config
+            from parity.features.online_redis import RedisReader
+
+            return RedisReader(plan, store_config(settings).get("online_store") or {})
+        return SqliteReader(plan)
     except (ManifestError, ValueError) as err:
         reason = str(err)
     log.warning("reading online features through Feast (slower start): %s", reason)

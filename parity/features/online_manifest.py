@@ -55,6 +55,7 @@ class ViewTable:
     join_key: str
     join_key_type: str
     features: dict[str, str]
+    online_name: str = ""  # the view's name in the online store (Redis hash fields), versioned
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,12 @@ class ServicePlan:
 
     name: str
     features: tuple[tuple[str, str], ...]  # service order, Feast type names (as service_schema)
-    db_path: Path
+    db_path: Path | None  # the SQLite file (None for Redis, whose connection is the profile's)
     entity_key_serialization_version: int
     views: tuple[ViewTable, ...]
     transforms: tuple[Transform, ...]
+    store_kind: str = "sqlite"  # "sqlite" or "redis": which direct reader reads it
+    project: str = ""
 
 
 def manifest_path(feast_dir: Path) -> Path:
@@ -177,12 +180,42 @@ def _canonical(data: bytes, depth: int = 0) -> bytes:
 def definitions_fingerprint(registry_bytes: bytes) -> str:
     """sha256 over the `spec` of every entity, feature view, feature service and on-demand view
     in a serialized Feast registry: materialization metadata excluded, map order ignored."""
+    return _items_fingerprint((number, item) for number, _, item in _fields(registry_bytes)
+                              if number in _DEFINITION_FIELDS and isinstance(item, bytes))
+
+
+def _items_fingerprint(items: Any) -> str:
+    """The fingerprint of (registry field number, serialized object) pairs: their specs'."""
     specs = []
-    for number, _, item in _fields(registry_bytes):
-        if number in _DEFINITION_FIELDS and isinstance(item, bytes):
-            spec = next((v for n, _, v in _fields(item) if n == 1), b"")
-            specs.append(number.to_bytes(1, "little") + hashlib.sha256(_canonical(spec)).digest())
+    for number, item in items:
+        spec = next((v for n, _, v in _fields(item) if n == 1), b"")
+        specs.append(number.to_bytes(1, "little") + hashlib.sha256(_canonical(spec)).digest())
     return hashlib.sha256(b"".join(sorted(specs))).hexdigest()
+
+
+# Feast's SQL registry (feast/infra/registry/sql.py): table and proto column of each definition
+# kind, by the Registry proto field number the file registry stores it under
+_SQL_TABLES = {1: ("entities", "entity_proto"), 6: ("feature_views", "feature_view_proto"),
+               7: ("feature_services", "feature_service_proto"),
+               8: ("on_demand_feature_views", "feature_view_proto")}
+
+
+def sql_definitions_fingerprint(url: str, project: str) -> str:
+    """`definitions_fingerprint` of a project in Feast's SQL registry at `url` (SQLAlchemy URL),
+    read from its tables (the same protos the file registry holds), without importing Feast."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as con:
+            items = [(number, bytes(row[0])) for number, (table, column) in _SQL_TABLES.items()
+                     for row in con.execute(sqlalchemy.text(f"select {column} from {table} where project_id = :p"),
+                                            {"p": project})]
+        engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        raise ManifestError(f"the SQL registry cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}): "
+                            "run `make services-up` (or set PARITY_REGISTRY_URL)") from err
+    return _items_fingerprint(items)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,16 +301,21 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
     config = store.config
     online = store._get_provider().online_store
     direct = isinstance(online, SqliteOnlineStore) and type(online).online_read is SqliteOnlineStore.online_read
+    kind = "sqlite" if direct else _redis_kind(online, config)
     versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+    if getattr(config.registry, "registry_type", "file") == "sql":
+        registry = {"kind": "sql", "definitions_sha256": sql_definitions_fingerprint(config.registry.path, config.project)}
+    else:
+        registry = {"kind": "file", "path": _portable(registry_file, feast_dir),
+                    "definitions_sha256": definitions_fingerprint(registry_file.read_bytes())}
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "project": config.project,
-        "registry": {"path": _portable(registry_file, feast_dir),
-                     "definitions_sha256": definitions_fingerprint(registry_file.read_bytes())},
+        "registry": registry,
         "feature_store_yaml": {"path": str(store_yaml), "online_sha256": online_config_fingerprint(store_yaml)},
         "online_store": {"type": config.online_store.type,
                          "path": _portable(Path(SqliteOnlineStore._get_db_path(config)), feast_dir) if direct else None,
-                         "direct_read": direct},
+                         "direct_read": kind is not None, "kind": kind},
         "entity_key_serialization_version": config.entity_key_serialization_version,
         "feature_services": {},
     }
@@ -286,6 +324,17 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
         manifest["feature_services"][service.name]["features"] = [
             list(f) for f in service_schema(store, service.name).features]
     return manifest
+
+
+def _redis_kind(online: Any, config: Any) -> str | None:
+    """"redis" when the online store is Feast's own Redis store on one server or a cluster (read
+    directly by parity.features.online_redis), else None (read through Feast)."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    if not isinstance(online, RedisOnlineStore) or type(online).online_read is not RedisOnlineStore.online_read:
+        return None
+    redis_type = str(getattr(getattr(config.online_store, "redis_type", None), "value", "redis"))
+    return "redis" if redis_type in ("redis", "redis_cluster") else None
 
 
 def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool) -> dict[str, Any]:
@@ -310,7 +359,10 @@ def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versi
             problems.append(f"view '{name}': value types of {unsupported} are not read directly")
         if len(keys) != 1:
             problems.append(f"view '{name}': {len(keys)} join keys (the direct reader takes one)")
+        from feast.infra.online_stores.helpers import compute_versioned_name
+
         views.append({"name": name, "table": table_id(store.config.project, view, versioning),
+                      "online_name": compute_versioned_name(view, versioning),
                       "join_key": keys[0][0] if keys else None, "join_key_type": keys[0][1] if keys else None,
                       "features": {f: types.get(f) for f in sorted(features)}})
     return {"views": views, "on_demand": transforms, "problems": problems}
@@ -325,19 +377,26 @@ def write_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
     return path
 
 
-def load_manifest(feast_dir: Path, store_yaml: Path) -> dict[str, Any]:
+def load_manifest(feast_dir: Path, store_yaml: Path, registry_url: str | None = None) -> dict[str, Any]:
     """The manifest, checked fresh against the registry and feature_store.yaml (ManifestError
-    otherwise, with the reason and the fix)."""
+    otherwise, with the reason and the fix). `registry_url`: the SQL registry's URL (resolved
+    from the profile) when the manifest was written from one."""
     path = manifest_path(feast_dir)
     if not path.exists():
         raise ManifestError(f"no serving manifest at {path}: run `make apply`")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != FORMAT:
         raise ManifestError(f"serving manifest format {manifest.get('format')!r} != {FORMAT}: run `make apply`")
-    registry = feast_dir / manifest["registry"]["path"]  # an absolute path stays absolute
-    if not registry.exists():
-        raise ManifestError(f"the registry {registry} named by the serving manifest does not exist: run `make apply`")
-    if definitions_fingerprint(registry.read_bytes()) != manifest["registry"]["definitions_sha256"]:
+    if manifest["registry"].get("kind") == "sql":
+        if not registry_url:
+            raise ManifestError("the serving manifest was written from a SQL registry and no registry URL was given")
+        current = sql_definitions_fingerprint(registry_url, manifest["project"])
+    else:
+        registry = feast_dir / manifest["registry"]["path"]  # an absolute path stays absolute
+        if not registry.exists():
+            raise ManifestError(f"the registry {registry} named by the serving manifest does not exist: run `make apply`")
+        current = definitions_fingerprint(registry.read_bytes())
+    if current != manifest["registry"]["definitions_sha256"]:
         raise ManifestError("the Feast registry's definitions changed since the serving manifest was written "
                             "(applied without `parity apply`?): run `make apply`")
     if not store_yaml.exists() or online_config_fingerprint(store_yaml) != manifest["feature_store_yaml"]["online_sha256"]:
@@ -351,7 +410,7 @@ def service_plan(manifest: dict[str, Any], service_name: str) -> ServicePlan:
     """The direct-read plan of one service (ManifestError when the store or a type is not supported)."""
     online = manifest["online_store"]
     if not online.get("direct_read"):
-        raise ManifestError(f"online store type {online.get('type')!r} is not read directly (SQLite only)")
+        raise ManifestError(f"online store type {online.get('type')!r} is not read directly (SQLite, Redis only)")
     entry = manifest["feature_services"].get(service_name)
     if entry is None:
         raise ManifestError(f"feature service '{service_name}' is not in the serving manifest "
@@ -361,10 +420,11 @@ def service_plan(manifest: dict[str, Any], service_name: str) -> ServicePlan:
     version = int(manifest["entity_key_serialization_version"])
     if version != 3:
         raise ManifestError(f"entity key serialization version {version} is not supported (only 3)")
-    views = tuple(ViewTable(v["name"], v["table"], v["join_key"], v["join_key_type"], dict(v["features"]))
-                  for v in entry["views"])
+    views = tuple(ViewTable(v["name"], v["table"], v["join_key"], v["join_key_type"], dict(v["features"]),
+                            v.get("online_name") or v["name"]) for v in entry["views"])
     transforms = tuple(Transform(t["name"], load_udf(t["udf_source"], t["udf_name"]), tuple(t["inputs"]),
                                  tuple(t["outputs"])) for t in entry["on_demand"])
-    db_path = Path(manifest.get("folder", ".")) / online["path"]
+    kind = online.get("kind") or "sqlite"
+    db_path = Path(manifest.get("folder", ".")) / online["path"] if kind == "sqlite" else None
     return ServicePlan(service_name, tuple((n, t) for n, t in entry["features"]), db_path, version,
-                       views, transforms)
+                       views, transforms, kind, manifest.get("project", ""))

@@ -22,6 +22,7 @@ from parity.features.online_manifest import (
     manifest_path,
     service_plan,
 )
+from parity.features.online_redis import RedisReader
 from parity.features.retrieval import online_frame
 from tests.training.conftest import keep_data_dir_env
 
@@ -31,18 +32,34 @@ UNKNOWN = ["acme:AC-999999", "nobody:1", "cora:CR-99999"]
 
 
 def _online_ids(settings) -> list[str]:
-    """Every customer in the online store (decoded from Feast's own entity keys)."""
+    """Every customer in the online store (decoded from Feast's own entity keys, SQLite or Redis)."""
     from feast.infra.key_encoding_utils import deserialize_entity_key
 
-    with sqlite3.connect(settings.feast_dir / "online_store.db") as con:
-        keys = [k for (k,) in con.execute("select distinct entity_key from parity_customer_activity")]
+    from parity.features.feature_store import store_config
+    from parity.features.online_redis import connect
+
+    online = store_config(settings)["online_store"]
+    if online["type"] == "redis":
+        project = b"parity"
+        keys = [k[:-len(project)] for k in connect(online).scan_iter(match=b"*" + project, count=5000)]
+    else:
+        with sqlite3.connect(settings.feast_dir / "online_store.db") as con:
+            keys = [k for (k,) in con.execute("select distinct entity_key from parity_customer_activity")]
     return sorted(deserialize_entity_key(k, 3).entity_values[0].string_val for k in keys)
 
 
-def _direct(settings) -> SqliteReader:
+def _direct(settings) -> SqliteReader | RedisReader:
     reader = open_reader(settings, SERVICE)
-    assert isinstance(reader, SqliteReader), getattr(reader, "fallback_reason", None)
+    assert isinstance(reader, (SqliteReader, RedisReader)), getattr(reader, "fallback_reason", None)
     return reader
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_data(request):
+    """The materialized store of each online store kind: the same reader tests run on both."""
+    settings = request.getfixturevalue("feature_data" if request.param == "sqlite" else "redis_feature_data")
+    assert _direct(settings).kind == request.param
+    return settings
 
 
 def _same(a, b) -> bool:
@@ -58,12 +75,13 @@ def test_apply_writes_a_fresh_manifest_naming_the_sqlite_tables(feature_data):
     assert not entry["problems"]
 
 
-def test_direct_reader_equals_online_reader_for_every_entity_values_and_types(feature_data):
-    ids = _online_ids(feature_data) + UNKNOWN
-    as_of = materialized_until(feature_data)
+def test_direct_reader_equals_online_reader_for_every_entity_values_and_types(store_data):
+    ids = _online_ids(store_data) + UNKNOWN
+    as_of = materialized_until(store_data)
     times = [as_of + timedelta(days=i % 9, hours=i % 5) for i in range(len(ids))]  # per-row request times
-    direct = _direct(feature_data).read_columns(ids, times)
-    lean = OnlineReader(open_store(feature_data), SERVICE).read_columns(ids, times)
+    direct = _direct(store_data).read_columns(ids, times)
+    with keep_data_dir_env():
+        lean = OnlineReader(open_store(store_data), SERVICE).read_columns(ids, times)
     assert list(direct) == list(lean)
     mismatches = [(name, ids[i], direct[name][i], lean[name][i])
                   for name in lean for i in range(len(ids)) if not _same(direct[name][i], lean[name][i])]
@@ -78,11 +96,12 @@ def test_direct_reader_equals_online_reader_for_every_entity_values_and_types(fe
     assert any(value is None for name in lean if name != "__found__" for value in lean[name][:known])
 
 
-def test_direct_reader_frame_equals_feast_sdk_online_frame(feature_data):
-    ids = _online_ids(feature_data) + UNKNOWN
-    as_of = materialized_until(feature_data)
-    sdk = online_frame(open_store(feature_data), ids, SERVICE, request_at=as_of)
-    frame = _direct(feature_data).read(ids, as_of)
+def test_direct_reader_frame_equals_feast_sdk_online_frame(store_data):
+    ids = _online_ids(store_data) + UNKNOWN
+    as_of = materialized_until(store_data)
+    with keep_data_dir_env():
+        sdk = online_frame(open_store(store_data), ids, SERVICE, request_at=as_of)
+    frame = _direct(store_data).read(ids, as_of)
     pd.testing.assert_frame_equal(frame, sdk)
     assert frame.iloc[-1].drop(["customer_id", "event_timestamp"]).isna().all()
 
