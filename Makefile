@@ -106,6 +106,10 @@ score: $(STAMP) ## Score every customer (AS_OF=ISO; default materialization time
 monitor: $(STAMP) ## Drift, prediction drift, performance, freshness -> data/reports/monitoring; exit 3 on alert (RETRAIN=1)
 	$(PYTHON) -m monitoring $(if $(RETRAIN),--retrain)
 
+##@ Governance and privacy
+trace: $(STAMP) ## Every place holding a customer's data + access-request export: make trace CUSTOMER=acme:AC-000123
+	$(PYTHON) -m parity trace "$(CUSTOMER)" $(if $(OUT),--out $(OUT))
+
 ##@ Main job
 demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> serve a few predictions
 	$(MAKE) --no-print-directory data
@@ -135,4 +139,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor trace demo test test-fast bench lint clean

@@ -165,6 +165,35 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Every place holding a customer's data, with row counts; an access-request export."""
+    from pathlib import Path
+
+    from parity.governance import trace as tracing
+    from parity.governance.customer import CustomerError, parse_customer
+
+    settings = load_settings(args.data_dir)
+    try:
+        customer = parse_customer(args.customer, settings.clients)
+    except CustomerError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result = tracing.trace(settings, customer, with_records=not args.no_export)
+    for row in result.summary():
+        owner = "" if row["erasable"] else "  [client's file]"
+        print(f"{row['rows']:>8}  {row['area']:<12} {row['location']}{owner}"
+              + (f"  ({row['detail']})" if row["detail"] else ""))
+    for problem in result.problems:
+        print(f"not searched: {problem}")
+    print(f"\n{customer.key}: {result.held_rows} rows in {sum(p.erasable for p in result.places)} places "
+          f"the platform controls; {sum(p.rows for p in result.places if not p.erasable)} raw lines in the "
+          "client's drops")
+    if not args.no_export:
+        paths = tracing.export(result, Path(args.out) if args.out else tracing.access_dir(settings, customer))
+        print(f"access-request export (holds the customer's data): {paths['json']}, {paths['csv']}")
+    return 0 if not result.problems else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default: $PARITY_DATA_DIR or ./data)")
@@ -189,6 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     par.add_argument("--sample-times", type=int, default=8, help="historical timestamps to check offline against the marts")
     par.set_defaults(func=cmd_parity)
     sub.add_parser("docs", help="dbt docs + feature catalogue under <data>/docs").set_defaults(func=cmd_docs)
+    trace = sub.add_parser("trace", help="every place holding a customer's data, with row counts, and a "
+                           "JSON/CSV export for an access request")
+    trace.add_argument("customer", help="<client>:<id>, the canonical customer_id (e.g. acme:AC-000123)")
+    trace.add_argument("--out", help="export folder (default <data>/governance/access_requests/<hashed key>)")
+    trace.add_argument("--no-export", action="store_true", help="print the places only, write nothing")
+    trace.set_defaults(func=cmd_trace)
     args = parser.parse_args(argv)
     return args.func(args)
 

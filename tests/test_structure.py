@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP = ("parity", "training", "serving", "batch", "monitoring", "bench", "feature_repo")
-SUBPACKAGES = ("parity.ingest", "parity.features", "parity.models")
+SUBPACKAGES = ("parity.ingest", "parity.features", "parity.models", "parity.governance")
 # parity's entry points (python -m parity, make docs) wire the sub-packages together
 PARITY_ENTRY_POINTS = ("parity.__main__", "parity.docs")
 
@@ -33,6 +33,8 @@ ALLOWED_SUB = {
     "parity.ingest": set(),
     "parity.features": {"parity.ingest"},
     "parity.models": {"parity.features"},
+    # trace/forget/retention read and rewrite every store, so they sit above all three
+    "parity.governance": {"parity.ingest", "parity.features", "parity.models"},
     "utilities": set(),  # config, cli, jsonable, yaml_config, reports: import no sub-package
 }
 
