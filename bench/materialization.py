@@ -4,13 +4,17 @@ platform  parity.features.feature_store.materialize(settings): data end from the
           (end - TTL - 1 s .. end), FeatureStore.materialize (Feast's local compute engine) into
           the product's online store (feature_repo/feature_store.yaml: parity.features.stores.BulkSqliteOnlineStore)
 raw       one DuckDB query (latest row per entity in the same window: arg_max over the whole row)
-          + the same serialized format (entity key v3, ValueProto bytes, value_text, epoch event_ts)
-          + one executemany of Feast's own upsert statement in one transaction
+          + Feast's serialized format (entity key v3, ValueProto bytes, value_text, epoch event_ts)
+          + one executemany of Feast's own upsert statement in one transaction (Feast's layout:
+          a row per entity and feature)
+raw_wide  the same query written as the wide layout (parity.features.wide_store: one typed row per
+          entity) with one executemany; measured when the product's online store is the wide one
 feast     plain FeatureStore(repo).materialize(start, end) over the same window, Feast's own `sqlite`
           online store (the synthetic repo's feature_repo_stock dir, same files)
 
 Every run starts from the pristine (applied, empty) registry and online store; after each
-method's first run the whole online table is dumped and compared byte for byte.
+method's first run the online store is dumped as (entity key, event second, feature values) and
+compared value for value (Feast's layout and the wide layout hold the same values).
 """
 
 from __future__ import annotations
@@ -98,15 +102,91 @@ def raw_materialize(parquet: Path, db_path: Path, start: datetime, end: datetime
     return len(keys)
 
 
-def dump(db_path: Path) -> dict[str, Any]:
-    """Row count, entity count and a digest of the whole online table (ordered)."""
+def raw_materialize_wide(parquet: Path, db_path: Path, start: datetime, end: datetime) -> int:
+    """The same latest rows written as the wide layout (parity.features.wide_store): one typed row per
+    entity, one executemany of an upsert in one transaction. The floor for the wide store."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    table = arrow_of(con.execute(
+        f"SELECT unnest(arg_max(f, f.snapshot_at)) FROM read_parquet('{parquet}') f "
+        "WHERE f.snapshot_at >= $start AND f.snapshot_at <= $end GROUP BY f.customer_id",
+        {"start": start, "end": end}))
+    keys = [_entity_key(k) for k in table.column("customer_id").to_pylist()]
+    event_us = table.column("snapshot_at").cast("int64").to_pylist()
+    columns, names = [], []
+    for name in synth.VIEW_FEATURES:
+        column = table.column(name)
+        kind = str(column.type)
+        if kind.startswith("timestamp"):
+            values, kind = [None if v is None else v // 1_000_000 for v in column.cast("int64").to_pylist()], "UNIX_TIMESTAMP"
+        else:
+            values, kind = column.to_pylist(), {"string": "STRING", "int64": "INT64", "double": "DOUBLE"}[kind]
+            if kind == "DOUBLE":
+                values = [None if v is not None and v != v else v for v in values]
+        columns.append(values)
+        names.append(f'"{name}:{kind}"')
+    sql = (f'INSERT OR REPLACE INTO "{TABLE}__wide" (entity_key, event_ts, created_ts, {", ".join(names)}) '
+           f"VALUES ({', '.join('?' * (3 + len(names)))})")
     db = sqlite3.connect(db_path)
     try:
-        rows = db.execute(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY entity_key, feature_name").fetchall()
+        with db:
+            db.executemany(sql, zip(keys, event_us, [None] * len(keys), *columns))
     finally:
         db.close()
+    return len(keys)
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _feast_rows(db: sqlite3.Connection) -> dict[bytes, tuple[int, dict[str, Any]]]:
+    """Feast's layout as {entity key: (event second, {feature: python value})} (NaT/empty: None)."""
+    from feast.protos.feast.types.Value_pb2 import Value
+    from feast.type_map import NULL_TIMESTAMP_INT_VALUE
+
+    out: dict[bytes, tuple[int, dict[str, Any]]] = {}
+    value = Value()
+    for key, name, blob, event_ts in db.execute(f"SELECT entity_key, feature_name, value, event_ts FROM {TABLE}"):
+        value.ParseFromString(blob)
+        kind = value.WhichOneof("val")
+        plain = None if kind is None else getattr(value, kind)
+        if kind == "unix_timestamp_val" and plain == NULL_TIMESTAMP_INT_VALUE:
+            plain = None
+        out.setdefault(key, (int(event_ts), {}))[1][name] = plain
+    return out
+
+
+def _wide_rows(db: sqlite3.Connection) -> dict[bytes, tuple[int, dict[str, Any]]]:
+    """The wide layout in the same form (event micros -> seconds, as Feast's layout keeps them)."""
+    cursor = db.execute(f'SELECT * FROM "{TABLE}__wide"')
+    names = [d[0].split(":")[0] for d in cursor.description[3:]]
+    return {row[0]: (row[1] // 1_000_000, dict(zip(names, row[3:]))) for row in cursor}
+
+
+def dump(db_path: Path) -> dict[str, Any]:
+    """The online store's content, whichever layout holds it, as sorted (entity key, event second,
+    [(feature, value)...]) rows: the layouts compare value for value; a digest of it."""
+    db = sqlite3.connect(db_path)
+    try:
+        tables = _tables(db)
+        content: dict[bytes, tuple[int, dict[str, Any]]] = {}
+        if TABLE in tables:
+            content.update(_feast_rows(db))
+        if f"{TABLE}__wide" in tables:
+            wide = _wide_rows(db)
+            if content and wide:
+                raise RuntimeError("both online layouts hold rows: the store was not reset between methods")
+            content.update(wide)
+        stored = db.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] if TABLE in tables else 0
+        stored += db.execute(f'SELECT count(*) FROM "{TABLE}__wide"').fetchone()[0] if f"{TABLE}__wide" in tables else 0
+    finally:
+        db.close()
+    rows = sorted((key, at, sorted(values.items())) for key, (at, values) in content.items())
     digest = hashlib.sha256(repr(rows).encode()).hexdigest()
-    return {"rows": len(rows), "entities": len({r[0] for r in rows}), "sha256": digest, "_rows": rows}
+    return {"rows": len(rows), "stored_rows": stored, "entities": len(rows), "sha256": digest, "_rows": rows}
 
 
 class Setup:
@@ -148,12 +228,24 @@ class Setup:
         def raw() -> Any:
             return raw_materialize(self.parquet, self.online_db, self.start, self.end)
 
-        return {"platform": platform, "raw": raw, "feast": feast}
+        methods = {"platform": platform, "raw": raw, "feast": feast}
+        if f"{TABLE}__wide" in self.pristine_tables():  # the product's wide store: its own floor too
+            methods["raw_wide"] = lambda: raw_materialize_wide(self.parquet, self.online_db, self.start, self.end)
+        return methods
+
+    def pristine_tables(self) -> set[str]:
+        db = sqlite3.connect(self.pristine / "online_store.db")
+        try:
+            return _tables(db)
+        finally:
+            db.close()
 
 
 def _check(dumps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     checks = []
-    for left, right in (("platform", "raw"), ("platform", "feast"), ("raw", "feast")):
+    pairs = [("platform", "raw"), ("platform", "feast"), ("raw", "feast")]
+    pairs += [("platform", "raw_wide")] if "raw_wide" in dumps else []
+    for left, right in pairs:
         a, b = dumps[left]["_rows"], dumps[right]["_rows"]
         differing = sum(1 for x, y in zip(a, b) if x != y) + abs(len(a) - len(b))
         first = next((f"{x!r} vs {y!r}" for x, y in zip(a, b) if x != y), None)
@@ -176,7 +268,8 @@ def task_time(args: dict[str, Any]) -> dict[str, Any]:
     checks = _check(dumps)
     return {
         "window": [setup.start.isoformat(), setup.end.isoformat()],
-        "online_rows": dumps["platform"]["rows"],
+        "online_rows": dumps["platform"]["stored_rows"],
+        "online_rows_by_method": {name: d["stored_rows"] for name, d in dumps.items()},
         "entities_written": dumps["platform"]["entities"],
         "times": {name: stats(values) for name, values in times.items()},
         "samples": times,

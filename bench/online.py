@@ -7,7 +7,8 @@ platform_direct   SqliteReader.read_columns: the serving manifest's direct SQLit
                   (what /v1/predict uses since the serving manifest)
 platform_sdk      parity.features.retrieval.online_frame (Feast SDK + conform + pandas)
 feast             FeatureStore.get_online_features(churn_v1, rows).to_dict()
-raw               one SQLite SELECT ... WHERE entity_key IN (...), ValueProto decode, the UDF inline
+raw               one SQLite SELECT ... WHERE entity_key IN (...) on the product's online table (Feast's
+                  layout: ValueProto decode; the wide layout: typed columns as stored), the UDF inline
 
 Over HTTP: POST /v1/predict (features + model + TreeSHAP + JSON) vs `feast serve`
 POST /get-online-features (features only), sequential keep-alive requests, interleaved.
@@ -76,6 +77,38 @@ class RawOnline:
         return columns
 
 
+class RawWideOnline(RawOnline):
+    """The floor over the wide layout (parity.features.wide_store): one indexed SELECT of typed
+    columns (timestamps as epoch seconds), the recency UDF inline."""
+
+    def __init__(self, db_path: Path, table: str, columns: dict[str, str]):
+        super().__init__(db_path, table, list(columns), [f for f, c in columns.items() if c.endswith(":UNIX_TIMESTAMP")])
+        self.columns = columns
+
+    def select(self, keys: list[bytes]) -> list[tuple]:
+        sql = self._sql.get(len(keys))
+        if sql is None:
+            names = ", ".join(f'"{self.columns[f]}"' for f in self.features)
+            sql = self._sql[len(keys)] = (
+                f'SELECT entity_key, {names} FROM "{self.table}" WHERE entity_key IN ({",".join("?" * len(keys))})')
+        return self.con.execute(sql, keys).fetchall()
+
+    def read(self, customer_ids: Sequence[str], request_at: datetime) -> dict[str, list[Any]]:
+        keys = [_entity_key(c) for c in customer_ids]
+        position = {k: i for i, k in enumerate(keys)}
+        columns: dict[str, list[Any]] = {name: [None] * len(keys) for name in self.features}
+        lists = [columns[name] for name in self.features]
+        stamps = [name in self.timestamps for name in self.features]
+        for key, *values in self.select(keys):
+            i = position[key]
+            for column, is_stamp, value in zip(lists, stamps, values):
+                column[i] = datetime.fromtimestamp(value, tz=timezone.utc) if is_stamp and value is not None else value
+        columns["days_since_last_purchase"] = [
+            None if last is None else (request_at - last).total_seconds() / 86400.0
+            for last in columns["last_purchase_at"]]
+        return columns
+
+
 def _setup(args: dict[str, Any]) -> dict[str, Any]:
     from parity.config import load_settings
     from parity.features.feature_store import open_store
@@ -94,8 +127,17 @@ def _setup(args: dict[str, Any]) -> dict[str, Any]:
     service = store.get_feature_service(service_name)
     names = [n for n, _ in reader.schema.features]
     batch = [n for n in names if n != "days_since_last_purchase"]
-    raw = RawOnline(settings.feast_dir / "online_store.db", f"{store.config.project}_customer_activity",
-                    batch + ["last_purchase_at"], ["last_purchase_at"])
+    online = store._get_provider().online_store
+    if hasattr(online, "table_name"):  # the wide layout (parity.features.wide_store)
+        from parity.features.wide_store import column_name, view_columns
+
+        view = store.get_feature_view("customer_activity")
+        kinds = dict(view_columns(view))
+        raw = RawWideOnline(settings.feast_dir / "online_store.db", online.table_name(store.config, view),
+                            {f: column_name(f, kinds[f]) for f in [*batch, "last_purchase_at"]})
+    else:
+        raw = RawOnline(settings.feast_dir / "online_store.db", f"{store.config.project}_customer_activity",
+                        batch + ["last_purchase_at"], ["last_purchase_at"])
     request_at = datetime.fromisoformat(args["request_at"])
 
     def methods(ids: list[str]) -> dict[str, Any]:

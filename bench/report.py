@@ -60,7 +60,9 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                          t["feast"]["median"], ratio, paired_ratio(s, "platform", "feast"),
                          f"<= {TARGETS['materialize_vs_raw']}x raw",
                          ratio is not None and ratio <= TARGETS["materialize_vs_raw"],
-                         f"{case['online_rows']} online rows; correct={case['correct']}"))
+                         f"{case['online_rows']} online rows; correct={case['correct']}"
+                         + (f"; vs raw_wide (same layout) {paired_ratio(s, 'platform', 'raw_wide'):.2f}x, "
+                            f"raw_wide {t['raw_wide']['median']:.3f} s" if "raw_wide" in t else "")))
         mem = case.get("isolated_memory") and "isolated process" or "inline (VmHWM reset)"
         rows.append(_row(f"materialize {name}: peak RSS growth", "MB", _memory(case, "platform"), _memory(case, "raw"),
                          _memory(case, "feast"), note=mem))

@@ -296,3 +296,12 @@ def apply_repo(synth: SynthRepo) -> None:
         sys.path.insert(0, str(synth.repo))
     sys.modules.pop("definitions", None)
     apply_total(config, synth.repo, skip_source_validation=True)
+    # the online tables of both repos in the one online store file: Feast's `plan` creates only
+    # Feast's own layout, a wide product store (parity.features.wide_store) makes its own
+    from feast import FeatureStore
+
+    for repo in (synth.repo, synth.stock_repo):
+        store = FeatureStore(repo_path=str(repo))
+        store._get_provider().online_store.update(
+            store.config, tables_to_delete=[], tables_to_keep=store.list_feature_views(),
+            entities_to_delete=[], entities_to_keep=store.list_entities(), partial=True)

@@ -104,6 +104,12 @@ def apply(settings: Settings) -> dict[str, list[str]]:
             else:
                 os.environ[name] = value
     store = open_store(settings)
+    # Feast's `plan` creates only its own SQLite layout: a store with its own tables (the wide
+    # store) creates them here, and drops those of removed views
+    online = store._get_provider().online_store
+    if hasattr(online, "table_name"):
+        online.update(store.config, tables_to_delete=[], tables_to_keep=store.list_feature_views(),
+                      entities_to_delete=[], entities_to_keep=store.list_entities(), partial=False)
     # what serving needs to read features without importing Feast (parity.features.online_manifest)
     from parity.features.online_manifest import write_manifest
 

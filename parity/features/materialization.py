@@ -160,6 +160,11 @@ def write_rows(store: Any, view: Any, table: pa.Table) -> int:
 
     join_keys = {entity.name: entity.dtype.to_value_type() for entity in view.entity_columns}
     provider = store._get_provider()
+    # a store that takes Arrow (parity.features.wide_store) skips Feast's per-value conversion
+    write_arrow = getattr(provider.online_store, "write_arrow", None)
+    if write_arrow is not None and write_arrow(store.config, view, table.drop_columns([PART])
+                                               if PART in table.column_names else table):
+        return table.num_rows
     for batch in table.combine_chunks().to_batches(max_chunksize=WRITE_BATCH):
         rows = _convert_arrow_to_proto(batch, view, join_keys)
         provider.online_write_batch(config=store.config, table=view, data=rows, progress=None)
@@ -193,6 +198,8 @@ def _sqlite_table(store: Any, view: Any) -> tuple[Path, str] | None:
     if not isinstance(online, SqliteOnlineStore):
         return None
     path = Path(online._get_db_path(store.config))
+    if hasattr(online, "table_name"):  # a store with its own table layout (parity.features.wide_store)
+        return path, online.table_name(store.config, view)
     name = _table_id(store.config.project, view, store.config.registry.enable_online_feature_view_versioning)
     return path, name
 

@@ -25,7 +25,7 @@ import struct
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -197,6 +197,9 @@ class SqliteReader(_TypedReads):
             for view in plan.views]
         self._prefix = string_key_prefix(ENTITY_KEY)
         self._transforms = plan.transforms
+        self._wide = plan.layout == "wide"
+        if self._wide:  # one row per entity: (entity_key, event_ts, one column per feature)
+            self._tables = [(view, _wide_select(view), _wide_converters(view)) for view in plan.views]
         self._cache: dict[bytes, Any] = {}  # stored value bytes -> python value (values repeat a lot)
         self._stamps: dict[Any, datetime | None] = {}  # stored event_ts -> UTC datetime (few distinct)
 
@@ -236,9 +239,32 @@ class SqliteReader(_TypedReads):
                 self._stamps[stored] = stamp
         return stamp
 
+    def _stored_wide(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool], list[datetime | None]]:
+        """`_stored` over the wide layout: one row per entity and view, typed columns."""
+        position = {key: i for i, key in enumerate(keys)}
+        found = [False] * len(keys)
+        event_at: list[datetime | None] = [None] * len(keys)
+        columns: dict[str, list[Any]] = {}
+        placeholders = "(" + ",".join("?" * len(keys)) + ")"
+        for view, select, converters in self._tables:
+            names = tuple(view.features)
+            view_columns: list[list[Any]] = [[None] * len(keys) for _ in names]
+            with self._lock:
+                rows = self._con.execute(select + placeholders, keys).fetchall() if keys else []
+            for key, stamp, *values in rows:
+                i = position[key]
+                found[i] = True
+                event_at[i] = _older(event_at[i], None if stamp is None else _EPOCH + timedelta(microseconds=stamp))
+                for column, convert, value in zip(view_columns, converters, values):
+                    column[i] = value if convert is None or value is None else convert(value)
+            columns.update(zip(names, view_columns))
+        return columns, found, event_at
+
     def _stored(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool], list[datetime | None]]:
         """The stored features of distinct entity keys, by feature name, which keys exist and the
         event time of each key's row (the oldest over views)."""
+        if self._wide:
+            return self._stored_wide(keys)
         position = {key: i for i, key in enumerate(keys)}
         found = [False] * len(keys)
         event_at: list[datetime | None] = [None] * len(keys)
@@ -308,6 +334,31 @@ class SqliteReader(_TypedReads):
 
     def close(self) -> None:
         self._con.close()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _wide_select(view: Any) -> str:
+    """The wide table's SELECT of a view's features (entity keys appended as an IN list)."""
+    columns = ", ".join(_quote(view.columns[f]) for f in view.features)
+    return f"SELECT entity_key, event_ts{', ' if columns else ''}{columns} FROM {_quote(view.table)} WHERE entity_key IN "
+
+
+def _timestamp(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _wide_converters(view: Any) -> list[Any]:
+    """Per feature, the function from the stored value to `OnlineReader._decode`'s (None: as stored)."""
+    if not view.columns or set(view.columns) != set(view.features):
+        raise ValueError(f"view '{view.name}': the serving manifest lists no wide columns: run `make apply`")
+    return [bool if kind == "BOOL" else _timestamp if kind == "UNIX_TIMESTAMP" else None
+            for kind in view.features.values()]
 
 
 def open_reader(settings: Any, service_name: str) -> Any:

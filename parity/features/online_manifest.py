@@ -56,6 +56,7 @@ class ViewTable:
     join_key_type: str
     features: dict[str, str]
     online_name: str = ""  # the view's name in the online store (Redis hash fields), versioned
+    columns: dict[str, str] | None = None  # wide layout: feature -> its column
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class ServicePlan:
     transforms: tuple[Transform, ...]
     store_kind: str = "sqlite"  # "sqlite" or "redis": which direct reader reads it
     project: str = ""
+    layout: str = "rows"  # SQLite: "rows" = Feast's row per (entity, feature); "wide": a row per entity
 
 
 def manifest_path(feast_dir: Path) -> Path:
@@ -300,8 +302,12 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
 
     config = store.config
     online = store._get_provider().online_store
-    direct = isinstance(online, SqliteOnlineStore) and type(online).online_read is SqliteOnlineStore.online_read
+    # Feast's own per-feature rows, or the wide store's one row per entity (parity.features.wide_store)
+    layout = "wide" if hasattr(online, "table_name") and hasattr(online, "write_arrow") else "rows"
+    direct = isinstance(online, SqliteOnlineStore) and (
+        layout == "wide" or type(online).online_read is SqliteOnlineStore.online_read)
     kind = "sqlite" if direct else _redis_kind(online, config)
+    table_id = compute_table_id if layout == "rows" else (lambda project, view, versioning: online.table_name(config, view))
     versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
     if getattr(config.registry, "registry_type", "file") == "sql":
         registry = {"kind": "sql", "definitions_sha256": sql_definitions_fingerprint(config.registry.path, config.project)}
@@ -315,12 +321,13 @@ def build_manifest(store: Any, registry_file: Path, store_yaml: Path, feast_dir:
         "feature_store_yaml": {"path": str(store_yaml), "online_sha256": online_config_fingerprint(store_yaml)},
         "online_store": {"type": config.online_store.type,
                          "path": _portable(Path(SqliteOnlineStore._get_db_path(config)), feast_dir) if direct else None,
-                         "direct_read": kind is not None, "kind": kind},
+                         "direct_read": kind is not None, "kind": kind, "layout": layout},
         "entity_key_serialization_version": config.entity_key_serialization_version,
         "feature_services": {},
     }
     for service in store.list_feature_services():
-        manifest["feature_services"][service.name] = _service_entry(store, service, compute_table_id, versioning)
+        manifest["feature_services"][service.name] = _service_entry(
+            store, service, table_id, versioning, layout == "wide")
         manifest["feature_services"][service.name]["features"] = [
             list(f) for f in service_schema(store, service.name).features]
     return manifest
@@ -337,7 +344,8 @@ def _redis_kind(online: Any, config: Any) -> str | None:
     return "redis" if redis_type in ("redis", "redis_cluster") else None
 
 
-def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool) -> dict[str, Any]:
+def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versioning: bool,
+                   wide: bool = False) -> dict[str, Any]:
     """Views (tables, features, types) and transformations of one service, resolved as
     `parity.features.retrieval.resolve_service` (as offline retrieval and OnlineReader)."""
     from parity.features.retrieval import resolve_service
@@ -361,10 +369,15 @@ def _service_entry(store: Any, service: Any, table_id: Callable[..., str], versi
             problems.append(f"view '{name}': {len(keys)} join keys (the direct reader takes one)")
         from feast.infra.online_stores.helpers import compute_versioned_name
 
-        views.append({"name": name, "table": table_id(store.config.project, view, versioning),
-                      "online_name": compute_versioned_name(view, versioning),
-                      "join_key": keys[0][0] if keys else None, "join_key_type": keys[0][1] if keys else None,
-                      "features": {f: types.get(f) for f in sorted(features)}})
+        entry = {"name": name, "table": table_id(store.config.project, view, versioning),
+                 "online_name": compute_versioned_name(view, versioning),
+                 "join_key": keys[0][0] if keys else None, "join_key_type": keys[0][1] if keys else None,
+                 "features": {f: types.get(f) for f in sorted(features)}}
+        if wide:  # the wide store's feature columns (parity.features.wide_store)
+            from parity.features.wide_store import column_name
+
+            entry["columns"] = {f: column_name(f, types.get(f)) for f in sorted(features)}
+        views.append(entry)
     return {"views": views, "on_demand": transforms, "problems": problems}
 
 
@@ -421,10 +434,14 @@ def service_plan(manifest: dict[str, Any], service_name: str) -> ServicePlan:
     if version != 3:
         raise ManifestError(f"entity key serialization version {version} is not supported (only 3)")
     views = tuple(ViewTable(v["name"], v["table"], v["join_key"], v["join_key_type"], dict(v["features"]),
-                            v.get("online_name") or v["name"]) for v in entry["views"])
+                            v.get("online_name") or v["name"], dict(v["columns"]) if v.get("columns") else None)
+                  for v in entry["views"])
     transforms = tuple(Transform(t["name"], load_udf(t["udf_source"], t["udf_name"]), tuple(t["inputs"]),
                                  tuple(t["outputs"])) for t in entry["on_demand"])
     kind = online.get("kind") or "sqlite"
     db_path = Path(manifest.get("folder", ".")) / online["path"] if kind == "sqlite" else None
+    layout = online.get("layout", "rows")
+    if layout not in ("rows", "wide"):
+        raise ManifestError(f"online store layout {layout!r} is not read directly (rows, wide)")
     return ServicePlan(service_name, tuple((n, t) for n, t in entry["features"]), db_path, version,
-                       views, transforms, kind, manifest.get("project", ""))
+                       views, transforms, kind, manifest.get("project", ""), layout)

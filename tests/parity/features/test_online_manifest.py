@@ -29,6 +29,7 @@ from tests.training.conftest import keep_data_dir_env
 pytestmark = pytest.mark.data
 SERVICE = "churn_v1"
 UNKNOWN = ["acme:AC-999999", "nobody:1", "cora:CR-99999"]
+TABLE = "parity_customer_activity__wide"  # the product's wide online store (parity.features.wide_store)
 
 
 def _online_ids(settings) -> list[str]:
@@ -44,7 +45,7 @@ def _online_ids(settings) -> list[str]:
         keys = [k[:-len(project)] for k in connect(online).scan_iter(match=b"*" + project, count=5000)]
     else:
         with sqlite3.connect(settings.feast_dir / "online_store.db") as con:
-            keys = [k for (k,) in con.execute("select distinct entity_key from parity_customer_activity")]
+            keys = [k for (k,) in con.execute(f'select distinct entity_key from "{TABLE}"')]
     return sorted(deserialize_entity_key(k, 3).entity_values[0].string_val for k in keys)
 
 
@@ -70,7 +71,9 @@ def test_apply_writes_a_fresh_manifest_naming_the_sqlite_tables(feature_data):
     manifest = load_manifest(feature_data.feast_dir, feature_data.feature_repo_dir / "feature_store.yaml")
     assert manifest["online_store"]["direct_read"] is True
     entry = manifest["feature_services"][SERVICE]
-    assert [v["table"] for v in entry["views"]] == ["parity_customer_activity"]
+    assert manifest["online_store"]["layout"] == "wide"
+    assert [v["table"] for v in entry["views"]] == [TABLE]
+    assert all(c == f"{f}:{t}" for v in entry["views"] for f, c in v["columns"].items() for t in [v["features"][f]])
     assert entry["on_demand"][0]["name"] == "request_recency" and "def request_recency" in entry["on_demand"][0]["udf_source"]
     assert not entry["problems"]
 

@@ -11,6 +11,7 @@ import pytest
 
 from parity.features.feature_store import open_store
 from parity.features.stores import ASOF_DUCKDB_TYPE, BULK_SQLITE_TYPE, asof_sql
+from parity.features.wide_store import WIDE_SQLITE_TYPE
 
 COLUMNS = "entity_key, feature_name, value, value_text, vector_value, event_ts, created_ts"
 
@@ -37,40 +38,64 @@ def _dump(db: Path) -> dict[str, list[tuple]]:
 def test_product_repo_uses_the_platform_stores(feature_data):
     store = open_store(feature_data)
     assert store.config.offline_store.type == ASOF_DUCKDB_TYPE
-    assert store.config.online_store.type == BULK_SQLITE_TYPE
-    assert type(store._get_provider().online_store).__name__ == "BulkSqliteOnlineStore"
+    assert store.config.online_store.type == WIDE_SQLITE_TYPE
+    assert type(store._get_provider().online_store).__name__ == "WideSqliteOnlineStore"
+
+
+def _materialized_copy(feature_data, folder: Path, online_type: str):
+    """A repo on a copy of the product registry with an empty online store of `online_type`, loaded
+    by Feast's own materialize over the whole history (many rows per entity: upserts exercised)."""
+    from feast import FeatureStore
+
+    product = open_store(feature_data)
+    registry, db = folder / "registry.db", folder / "online_store.db"
+    repo = _repo(folder / "repo", online_type, registry, db)
+    shutil.copy(feature_data.feast_dir / "registry.db", registry)
+    store = FeatureStore(repo_path=str(repo))
+    views = product.list_feature_views()
+    store._get_provider().online_store.update(store.config, tables_to_delete=[], tables_to_keep=views,
+                                              entities_to_delete=[], entities_to_keep=[], partial=True)
+    store.materialize(start_date=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                      end_date=datetime.now(timezone.utc), feature_views=[v.name for v in views])
+    return store, db
 
 
 @pytest.mark.data
 def test_bulk_store_writes_the_same_tables_and_bytes_as_feasts_sqlite_store(feature_data, tmp_path):
-    from feast import FeatureStore
-
-    product = open_store(feature_data)
-    online = feature_data.feast_dir / "online_store.db"
     dumps = {}
     for online_type in ("sqlite", BULK_SQLITE_TYPE):
-        folder = tmp_path / online_type.replace(".", "_")
-        registry, db = folder / "registry.db", folder / "online_store.db"
-        repo = _repo(folder / "repo", online_type, registry, db)
-        shutil.copy(feature_data.feast_dir / "registry.db", registry)
-        shutil.copy(online, db)
-        con = sqlite3.connect(db)
-        with con:
-            for (table,) in con.execute("select name from sqlite_master where type = 'table'").fetchall():
-                con.execute(f"delete from {table}")
-        con.close()
-        store = FeatureStore(repo_path=str(repo))
+        store, db = _materialized_copy(feature_data, tmp_path / online_type.replace(".", "_"), online_type)
         assert type(store._get_provider().online_store).__name__ == (
             "SqliteOnlineStore" if online_type == "sqlite" else "BulkSqliteOnlineStore")
-        # the whole history: many rows per entity, so upserts and the latest-row choice are exercised
-        store.materialize(start_date=datetime(2000, 1, 1, tzinfo=timezone.utc),
-                          end_date=datetime.now(timezone.utc), feature_views=[v.name for v in product.list_feature_views()])
         dumps[online_type] = _dump(db)
     stock, bulk = dumps["sqlite"], dumps[BULK_SQLITE_TYPE]
     assert sum(len(rows) for rows in stock.values()) > 100
     assert list(stock) == list(bulk)
     for table in stock:
         assert stock[table] == bulk[table], table
+
+
+@pytest.mark.data
+def test_wide_store_serves_what_feasts_sqlite_store_serves_for_every_entity(feature_data, tmp_path):
+    """Feast's SDK (get_online_features) over the wide store answers exactly as over Feast's own
+    layout, both loaded by Feast's materialize: every entity, every feature, values and types."""
+    from parity.features.materialization import online_keys
+
+    answers = {}
+    for online_type in ("sqlite", WIDE_SQLITE_TYPE):
+        store, _ = _materialized_copy(feature_data, tmp_path / online_type.replace(".", "_"), online_type)
+        view = store.list_feature_views()[0]
+        ids = sorted(k[0] for k in online_keys(store, view))
+        features = [f"{view.name}:{f.name}" for f in view.features]
+        answers[online_type] = (ids, store.get_online_features(
+            features=features, entity_rows=[{"customer_id": c} for c in [*ids, "nobody:0"]]).to_dict())
+    (ids, stock), (wide_ids, wide) = answers["sqlite"], answers[WIDE_SQLITE_TYPE]
+    assert ids == wide_ids and len(ids) > 10
+    assert list(stock) == list(wide)
+    for name in stock:
+        pairs = list(zip(stock[name], wide[name]))
+        assert all(type(a) is type(b) and (a == b or (a != a and b != b)) for a, b in pairs), name
+    assert any(v is None for name in stock for v in stock[name][:-1])  # nulls of known entities compared
 
 
 def _write_batches(kind: str, folder: Path, batches: list[list]) -> dict[str, list[tuple]]:
