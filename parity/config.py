@@ -141,6 +141,8 @@ class Settings:
         env["PARITY_REGISTRY_URL"] = os.environ.get("PARITY_REGISTRY_URL") or (
             f"postgresql+psycopg://{DATABASE}@{HOST}:{ports['postgres']}/{DATABASE}")
         env["PARITY_SPARK_MASTER"] = os.environ.get("PARITY_SPARK_MASTER") or "local[2]"
+        # the address executors reach the driver at: loopback for local[2], the host's on a cluster
+        env["PARITY_SPARK_DRIVER_HOST"] = os.environ.get("PARITY_SPARK_DRIVER_HOST") or "127.0.0.1"
         return env
 
     @property

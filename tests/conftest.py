@@ -55,27 +55,33 @@ def feature_data(built_data: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def redis_feature_data(built_data: Settings, tmp_path_factory: pytest.TempPathFactory):
-    """`built_data`'s marts applied to a Feast store whose online store is Redis (a real
-    redis-server on loopback from parity.services, stopped by PID), materialized; the embedded
-    config otherwise (file registry, DuckDB offline store: no JVM)."""
+    """`built_data`'s marts applied to a Feast store with the scale profile's online store and
+    registry — Redis and a PostgreSQL SQL registry, real servers on loopback from parity.services,
+    stopped by PID — and materialized; the embedded DuckDB offline store (no JVM)."""
     import dataclasses
     import shutil
+    import tempfile
 
     import yaml
 
     from parity import services
     from parity.features.feature_store import apply, materialize
 
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server not installed (Debian package redis-server; .ci/run installs it)")
-    root = tmp_path_factory.mktemp("redis")
-    endpoint = services.redis_up(root / "services")
+    if shutil.which("redis-server") is None or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        pytest.skip("redis-server or PostgreSQL not installed (Debian packages redis-server, postgresql; "
+                    ".ci/run installs them)")
+    root = Path(tempfile.mkdtemp(prefix="parity-redis-"))
+    root.chmod(0o755)  # PostgreSQL runs as its own user when we are root: it must reach its folder
     try:
+        endpoints = services.up(root / "services")
         data = root / "data"
         data.mkdir()
         (data / "published").symlink_to(built_data.published_dir.resolve())
         config = yaml.safe_load(built_data.feature_store_yaml.read_text())
-        config["online_store"] = {"type": "redis", "connection_string": f"{services.HOST}:{endpoint.port}"}
+        config["online_store"] = {"type": "redis", "connection_string": f"{services.HOST}:{endpoints['redis'].port}"}
+        config["registry"] = {"registry_type": "sql", "cache_ttl_seconds": 60,
+                              "path": f"postgresql+psycopg://{services.DATABASE}@{services.HOST}:"
+                                      f"{endpoints['postgres'].port}/{services.DATABASE}"}
         (root / "feature_store.redis.yaml").write_text(yaml.safe_dump(config))
         settings = dataclasses.replace(built_data, data_dir=data, feast_config=str(root / "feature_store.redis.yaml"))
         before = os.environ.get("PARITY_DATA_DIR")
@@ -85,7 +91,8 @@ def redis_feature_data(built_data: Settings, tmp_path_factory: pytest.TempPathFa
             os.environ["PARITY_DATA_DIR"] = before
         yield settings
     finally:
-        services.redis_down(root / "services")
+        services.down(root / "services")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # Session fixtures that build data (dbt build, Feast, training): a test using one, directly or

@@ -48,7 +48,8 @@ ENGINE_TYPES: dict[str, dict[str, FeastType]] = {
     "spark": {"timestamp": UnixTimestamp, "timestamp_ltz": UnixTimestamp},
 }
 # offline store types (feature_store*.yaml `offline_store.type`) whose sources are SparkSource
-SPARK_OFFLINE_STORES = frozenset({"spark", "feast.infra.offline_stores.contrib.spark_offline_store.spark.SparkOfflineStore"})
+SPARK_OFFLINE_STORES = frozenset({"spark", "parity.features.spark_store.ArrowSparkOfflineStore",
+                                  "feast.infra.offline_stores.contrib.spark_offline_store.spark.SparkOfflineStore"})
 
 # Feast type -> the Arrow type the Parquet column must have.
 FEAST_TO_ARROW: dict[str, tuple[str, ...]] = {

@@ -364,19 +364,18 @@ def _wide_converters(view: Any) -> list[Any]:
 def open_reader(settings: Any, service_name: str) -> Any:
     """The direct SQLite reader when the serving manifest allows it, else Feast's `OnlineReader`
     (its `fallback_reason` says why: no manifest, stale manifest, non-SQLite store...)."""
-    from parity.features.feature_store import open_store, require_applied
+    from parity.features.feature_store import open_store, require_applied, store_config
     from parity.features.online_manifest import ManifestError, load_manifest, service_plan
 
     require_applied(settings)
     try:
-        manifest = load_manifest(settings.feast_dir, settings.feature_store_yaml,
-                                 settings.feast_env().get("PARITY_REGISTRY_URL"))
+        config = store_config(settings)  # the profile's Feast config, ${VARS} resolved
+        manifest = load_manifest(settings.feast_dir, settings.feature_store_yaml, (config.get("registry") or {}).get("path"))
         plan = service_plan(manifest, service_name)
         if plan.store_kind == "redis":  # the scale profile's store: parity.features.online_redis
-            from parity.features.feature_store import store_config
             from parity.features.online_redis import RedisReader
 
-            return RedisReader(plan, store_config(settings).get("online_store") or {})
+            return RedisReader(plan, config.get("online_store") or {})
         return SqliteReader(plan)
     except (ManifestError, ValueError) as err:
         reason = str(err)

@@ -186,13 +186,33 @@ def definitions_fingerprint(registry_bytes: bytes) -> str:
                               if number in _DEFINITION_FIELDS and isinstance(item, bytes))
 
 
-def _items_fingerprint(items: Any) -> str:
-    """The fingerprint of (registry field number, serialized object) pairs: their specs'."""
+def _items_fingerprint(items: Any, drop: dict[int, int] | None = None) -> str:
+    """The fingerprint of (registry field number, serialized object) pairs: their specs', without
+    the spec field numbered `drop[number]` when given."""
     specs = []
     for number, item in items:
         spec = next((v for n, _, v in _fields(item) if n == 1), b"")
+        if drop and number in drop:
+            spec = b"".join(_encode(n, w, v) for n, w, v in _fields(spec) if n != drop[number])
         specs.append(number.to_bytes(1, "little") + hashlib.sha256(_canonical(spec)).digest())
     return hashlib.sha256(b"".join(sorted(specs))).hexdigest()
+
+
+def _encode(number: int, wire: int, value: bytes | int) -> bytes:
+    """One field back in protobuf wire format (inverse of `_fields` for one triple)."""
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+    head = varint(number << 3 | wire)
+    if wire == 0:
+        return head + varint(int(value))
+    if wire == 2:
+        return head + varint(len(value)) + value
+    return head + value  # fixed 32/64-bit: the raw bytes
 
 
 # Feast's SQL registry (feast/infra/registry/sql.py): table and proto column of each definition
@@ -200,6 +220,9 @@ def _items_fingerprint(items: Any) -> str:
 _SQL_TABLES = {1: ("entities", "entity_proto"), 6: ("feature_views", "feature_view_proto"),
                7: ("feature_services", "feature_service_proto"),
                8: ("on_demand_feature_views", "feature_view_proto")}
+# the `project` field of each spec (EntitySpecV2: 9, the others: 2): Feast's SQL registry writes a
+# feature view back without it at materialization, and the rows are selected by project anyway
+_SPEC_PROJECT = {1: 9, 6: 2, 7: 2, 8: 2}
 
 
 def sql_definitions_fingerprint(url: str, project: str) -> str:
@@ -217,7 +240,7 @@ def sql_definitions_fingerprint(url: str, project: str) -> str:
     except sqlalchemy.exc.SQLAlchemyError as err:
         raise ManifestError(f"the SQL registry cannot be read ({type(err).__name__}: {str(err).splitlines()[0]}): "
                             "run `make services-up` (or set PARITY_REGISTRY_URL)") from err
-    return _items_fingerprint(items)
+    return _items_fingerprint(items, _SPEC_PROJECT)
 
 
 # --------------------------------------------------------------------------------------------
