@@ -106,6 +106,9 @@ score: $(STAMP) ## Score every customer (AS_OF=ISO; default materialization time
 monitor: $(STAMP) ## Drift, prediction drift, performance, freshness -> data/reports/monitoring; exit 3 on alert (RETRAIN=1)
 	$(PYTHON) -m monitoring $(if $(RETRAIN),--retrain)
 
+consistency: $(STAMP) ## Logged predictions vs offline point-in-time features per feature -> data/reports/consistency; exit 3 over the threshold
+	$(PYTHON) -m monitoring.consistency
+
 ##@ Governance and privacy
 trace: $(STAMP) ## Every place holding a customer's data + access-request export: make trace CUSTOMER=acme:AC-000123
 	$(PYTHON) -m parity trace "$(CUSTOMER)" $(if $(OUT),--out $(OUT))
@@ -139,4 +142,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor trace demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor consistency trace demo test test-fast bench lint clean

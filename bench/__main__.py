@@ -7,6 +7,7 @@ Generates its own data in a scratch folder (default bench/work/<size>, gitignore
 3. online reads in-process and /v1/predict over loopback HTTP vs `feast serve`
 4. `python -m parity build` (dbt) wall time and peak RSS on generated raw drops
 5. cold start of `python -m serving` vs `feast serve`
+6. the consistency check (`make consistency`): logged predictions re-checked per second
 
 and writes <out>/results.json and <out>/results.md. Correctness checks (the methods give the same
 rows and values) are part of the results; timings are never asserted.
@@ -29,7 +30,7 @@ from bench import report, synth
 from bench.config import SIZES, Size
 from bench.measure import PROJECT_ROOT, product_state, run_worker
 
-SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start")
+SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency")
 
 
 def log(message: str) -> None:
@@ -69,6 +70,7 @@ def run_synthetic(size: Size, work: Path, results: dict[str, Any], sections: set
     """Sections 1 and 2 on synthetic marts, one repo per entity count."""
     entity_counts = sorted({c.entities for c in size.retrieval_cases} | set(size.materialize_entities))
     results["retrieval"], results["materialization"] = {}, {}
+    checked = "consistency" not in sections or not size.consistency_rows  # run once, on the first mart
     for entities in entity_counts:
         root = work / f"synthetic_{entities}"
         shutil.rmtree(root, ignore_errors=True)
@@ -86,7 +88,15 @@ def run_synthetic(size: Size, work: Path, results: dict[str, Any], sections: set
             f"{len(cases)} retrieval case(s){', materialization' if materialize else ''}")
         args = {"root": str(root / "repo"), "parquet": str(parquet), "retrieval_cases": cases,
                 "materialize_reps": size.materialize_reps if materialize else 0}
+        if not checked:
+            args["consistency"] = {"rows": size.consistency_rows, "entities": entities, "weeks": size.weeks,
+                                   "chunk_rows": 50_000, "reps": 3}
+            checked = True
         out = run_worker("synthetic", args)
+        if out.get("consistency"):
+            results["consistency"] = {**out["consistency"], "feature_rows": rows}
+            log(f"  consistency check: {out['consistency']['checked_rows']:,} logged predictions, "
+                f"{out['consistency']['rows_per_second']:,.0f} rows/s, correct={out['consistency']['correct']}")
         for case in cases:
             block = out["retrieval"][case["name"]]
             block["feature_rows"] = rows
@@ -163,6 +173,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
         flags.append(results["online"]["correct"])
     if "http" in results:
         flags.append(results["http"]["correct"])
+    if "consistency" in results:
+        flags.append(results["consistency"]["correct"])
     return bool(flags) and all(flags)
 
 
@@ -233,12 +245,12 @@ def main(argv: list[str] | None = None) -> int:
 
             with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
                 platform_future = pool.submit(run_platform, size, work, results, sections)
-                if sections & {"retrieval", "materialization"}:
+                if sections & {"retrieval", "materialization", "consistency"}:
                     run_synthetic(size, work, results, sections)
                 serving_dir = platform_future.result()
         else:
             serving_dir = run_platform(size, work, results, sections) if "dbt" in sections else None
-            if sections & {"retrieval", "materialization"}:
+            if sections & {"retrieval", "materialization", "consistency"}:
                 run_synthetic(size, work, results, sections)
         if serving_dir is not None and sections & {"online", "http", "cold_start"}:
             run_serving(size, work, serving_dir, results, sections)

@@ -36,6 +36,7 @@ class Size:
     overlap_sections: bool = False
     dbt_timeout: float | None = None  # stop a dbt build after this many seconds (reported as not finished)
     warmup: int = 1
+    consistency_rows: int = 0  # logged predictions re-checked by the consistency section (0: skipped)
     train_overrides: tuple[str, ...] = field(default=(
         "progress=false", "bootstrap.reps=10", "bootstrap.segment_reps=5", "cv.folds=2",
         "models.logistic_regression.grid.C=[1.0]",
@@ -59,6 +60,7 @@ SIZES: dict[str, Size] = {
         cold_start_reps=1,
         isolated_memory=False,
         overlap_sections=True,
+        consistency_rows=5_000,
     ),
     "default": Size(
         name="default",
@@ -72,6 +74,7 @@ SIZES: dict[str, Size] = {
         dbt_transactions=(300_000,),
         cold_start_reps=5,
         isolated_memory=True,
+        consistency_rows=100_000,
     ),
     "large": Size(
         name="large",
@@ -91,6 +94,7 @@ SIZES: dict[str, Size] = {
         cold_start_reps=5,
         isolated_memory=True,
         dbt_timeout=480.0,  # 2.7x the 10M target: enough to say by how much it is missed
+        consistency_rows=1_000_000,
     ),
 }
 

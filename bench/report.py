@@ -66,6 +66,12 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         mem = case.get("isolated_memory") and "isolated process" or "inline (VmHWM reset)"
         rows.append(_row(f"materialize {name}: peak RSS growth", "MB", _memory(case, "platform"), _memory(case, "raw"),
                          _memory(case, "feast"), note=mem))
+    check = results.get("consistency")
+    if check:
+        rows.append(_row(f"consistency check, {check['rows']:,} logged predictions", "rows/s", check["rows_per_second"],
+                         note=f"{check['checked_rows']:,} ok rows x {check['features']} features re-checked "
+                              f"offline in {check['times']['platform']['median']:.2f} s (median); "
+                              f"{check['mismatches']} mismatches; correct={check['correct']}"))
     online = results.get("online", {}).get("by_entities", {})
     for n, block in online.items():
         t = block["times"]

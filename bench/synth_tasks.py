@@ -35,4 +35,8 @@ def task_synthetic(args: dict[str, Any]) -> dict[str, Any]:
         out["retrieval"][case["name"]] = retrieval.task_time({**args, **case})
     if args.get("materialize_reps"):
         out["materialization"] = materialization.task_time({**args, "reps": args["materialize_reps"]})
+    if args.get("consistency"):
+        from bench import consistency
+
+        out["consistency"] = consistency.task_time({**args["consistency"], "root": args["root"]})
     return out

@@ -70,6 +70,19 @@ class RetrainConfig(ConfigModel):
     training_overrides: dict[str, Any]
 
 
+class ConsistencyConfig(ConfigModel):
+    """Online/offline consistency from the prediction log (monitoring.consistency)."""
+
+    max_mismatch_rate: float
+    min_rows: int
+    max_rows: int
+    chunk_rows: int
+    include_batch: bool
+    relative_tolerance: float
+    absolute_tolerance: float
+    max_examples: int
+
+
 class MonitoringConfig(ConfigModel):
     """Every tunable of `python -m monitoring`."""
 
@@ -85,6 +98,7 @@ class MonitoringConfig(ConfigModel):
     performance: PerformanceConfig
     freshness: FreshnessConfig
     retrain: RetrainConfig
+    consistency: ConsistencyConfig
     alert_exit_code: int
 
 
@@ -106,6 +120,9 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
                     ("prediction.ks_pvalue", config.prediction.ks_pvalue)):
         if not 0 < p < 1:
             problems.append(f"{name} must be in (0, 1)")
+    c = config.consistency
+    if not 0 <= c.max_mismatch_rate <= 1 or c.max_rows < 1 or c.chunk_rows < 1 or c.min_rows < 0:
+        problems.append("consistency: need 0 <= max_mismatch_rate <= 1, max_rows >= 1, chunk_rows >= 1, min_rows >= 0")
     if config.min_rows < 2 or config.max_rows < config.min_rows:
         problems.append("need 2 <= min_rows <= max_rows")
     if problems:

@@ -44,6 +44,7 @@ class Findings:
     messages: list[str] = field(default_factory=list)
     retrain: dict[str, Any] | None = None
     reviews: dict[str, pd.DataFrame] = field(default_factory=dict)  # monitoring.reviews.review_findings
+    consistency: dict[str, Any] | None = None  # monitoring.consistency's summary (None: not run)
 
     @property
     def status(self) -> str:
@@ -249,7 +250,26 @@ def alerts_of(f: Findings) -> list[dict[str, str]]:
                        "detail": f"newest feature row {f.newest_feature_at:%Y-%m-%d %H:%M} is {age:.1f} days old"})
     for r in f.freshness[f.freshness["status"] == "stale"].itertuples() if len(f.freshness) else []:
         alerts.append({"check": "freshness", "subject": f"client {r.client_id}", "detail": r.problem})
+    for a in (f.consistency or {}).get("alerts", []):
+        alerts.append({"check": "consistency", "subject": f"{a['feature_service']}/{a['feature']}",
+                       "detail": f"online/offline mismatch rate {_fmt(a['mismatch_rate'], 4)} "
+                                 f"({a['mismatches']} of {a['compared']} logged predictions)"})
     return alerts
+
+
+def consistency_section(settings: Settings, config: MonitoringConfig, messages: list[str]) -> dict[str, Any] | None:
+    """The consistency check's summary (monitoring.consistency), or None with a message."""
+    from monitoring import consistency
+    from parity.features.consistency import breaches
+
+    c = config.consistency
+    try:
+        found = consistency.run(settings, c, config.model_name)
+    except Exception as err:  # noqa: BLE001 — any failure is a message in the report, never a crash
+        messages.append(f"consistency check not run: {type(err).__name__}: {err}")
+        return None
+    messages.extend(f"consistency: {note}" for note in found.notes)
+    return consistency.summary(found, c, breaches(found, c.max_mismatch_rate, c.min_rows))
 
 
 def collect(settings: Settings, config: MonitoringConfig, now: datetime | None = None) -> Findings:
@@ -287,6 +307,7 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
         batches=history_table,
         history=read_history(settings.data_dir.joinpath(*REPORT_DIR) / "history.jsonl"),
         messages=messages,
+        consistency=consistency_section(settings, config, messages),
     )
     findings.reviews = reviews.review_findings(
         settings.console_dir, settings.data_dir / "scores", "scores_",
@@ -325,6 +346,8 @@ def summary(f: Findings) -> dict[str, Any]:
         "batches": _records(f.batches),
         "retrain": f.retrain,
         "reviews": {name: _records(table) for name, table in f.reviews.items()},
+        "consistency": None if f.consistency is None else
+        {k: v for k, v in f.consistency.items() if k not in ("over_time", "config")},
         "config": f.config.as_dict(),
         "population": {"feature": f.population.feature, "min_purchases": f.population.min_purchases},
     })

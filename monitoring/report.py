@@ -155,6 +155,21 @@ def plot_trend(f: Any, history: pd.DataFrame) -> str:
     return png_data_uri(fig)
 
 
+def _consistency(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the report shows of the consistency check: counts and the per-feature table."""
+    if summary is None:
+        return None
+    table = pd.DataFrame(summary["features"])
+    if len(table):
+        alerting = {(a["feature_service"], a["feature"]) for a in summary["alerts"]}
+        table.insert(0, "status", ["alert" if (r.feature_service, r.feature) in alerting else "ok"
+                                   for r in table.itertuples()])
+        table = table[["status", "feature_service", "feature", "type", "compared", "mismatches", "mismatch_rate",
+                       "missing_offline", "missing_logged", "smape"]]
+    return {"status": summary["status"], "checked": summary["checked_rows"], "statuses": summary["statuses"],
+            "throughput": summary["throughput_rows_per_second"], "table": table}
+
+
 def render(f: Any) -> str:
     """The whole report as one HTML string."""
     from monitoring.pipeline import history_entry
@@ -185,6 +200,7 @@ def render(f: Any) -> str:
         if computed else None,
         "plots": plots,
         "retrain": None if f.retrain is None else json.dumps(f.retrain, indent=2, default=str),
+        "consistency": _consistency(f.consistency),
         "settings": json.dumps(cfg.as_dict(), indent=2),
     }
     return render_page("monitoring", "monitoring_report.html", context)
