@@ -194,6 +194,43 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0 if not result.problems else 1
 
 
+def cmd_events_push(args: argparse.Namespace) -> int:
+    """Push a file of events: judged like POST /v1/events, appended to the event log, and the
+    customers' fresh features recomputed and written online; exit 1 if any event was rejected."""
+    from parity.features.push import Pusher, read_events_file
+    from parity.ingest.fresh_plan import PlanError
+
+    settings = load_settings(args.data_dir)
+    try:
+        items = read_events_file(args.file)
+    except (OSError, ValueError) as err:
+        print(f"error: {args.file}: {err}", file=sys.stderr)
+        return 2
+    try:
+        pusher = Pusher(settings)
+    except (PlanError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    try:
+        for start in range(0, len(items), args.batch):
+            verdicts, update = pusher.push(items[start:start + args.batch])
+            for v in verdicts:
+                counts[v.status] += 1
+                for e in v.errors:
+                    print(f"rejected event {start + v.index} (event_id {v.event_id!r}): {e['field'] or 'record'}: "
+                          f"{e['reason']}: {e['detail']}")
+            if update is not None:
+                lag = (update.online_at - update.as_of).total_seconds()
+                print(f"online: {len(update.customers)} customer(s) updated as of {update.as_of.isoformat()} "
+                      f"({lag:.3f} s to write)")
+    finally:
+        pusher.close()
+    print(f"{args.file}: {counts['accepted']} accepted, {counts['duplicate']} duplicate (already in the log), "
+          f"{counts['rejected']} rejected")
+    return 1 if counts["rejected"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default: $PARITY_DATA_DIR or ./data)")
@@ -224,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_argument("--out", help="export folder (default <data>/governance/access_requests/<hashed key>)")
     trace.add_argument("--no-export", action="store_true", help="print the places only, write nothing")
     trace.set_defaults(func=cmd_trace)
+    events = sub.add_parser("events", help="pushed events (the event log)").add_subparsers(dest="events", required=True)
+    push = events.add_parser("push", help="push a file of events (JSON lines, or a JSON array): validated like "
+                             "POST /v1/events, logged, fresh features online; exit 1 if any is rejected")
+    push.add_argument("file", help="events file: one JSON object per line, or a JSON array")
+    push.add_argument("--batch", type=int, default=1000, help="events judged and updated together (default 1000)")
+    push.set_defaults(func=cmd_events_push)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -19,6 +19,7 @@ from prometheus_client import Gauge
 from parity.config import Settings
 from parity.features.freshness import max_feature_age
 from serving.config import ServingConfig
+from serving.events import install as install_events
 from serving.freshness import WatermarkCache
 from serving.guard import GuardMiddleware
 from serving.keys import load_keys, plain_keys
@@ -110,6 +111,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         state.slot.stop()
         state.segments.stop()
         state.plog.close()
+        if state.events_worker is not None:
+            state.events_worker.stop()
 
     app = FastAPI(
         title="Parity prediction API",
@@ -156,6 +159,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
 
     app.include_router(router)
+    install_events(app, state)  # POST /v1/events (serving/events.py)
 
     from serving.console import install as install_console
 

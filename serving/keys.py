@@ -2,7 +2,8 @@
 
 A keys file (`api_keys_file` in serving/config.yaml) lists, per key, a name (what logs and
 metrics show, never the key), the key's SHA-256, the clients whose customers it may score
-(`"*"`: all) and its roles (`score`: POST /v1/predict, `read_model`: GET /v1/model). Keys given
+(`"*"`: all) and its roles (`score`: POST /v1/predict, `read_model`: GET /v1/model, `push`:
+POST /v1/events). Keys given
 in PARITY_API_KEYS / `api_keys` (not at rest in a file the service owns) keep every client and
 role. `python -m serving.keys hash` prints the SHA-256 of a key read from stdin.
 """
@@ -18,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-ROLES = ("score", "read_model")
-ROUTE_ROLES = {"/v1/predict": "score", "/v1/model": "read_model"}
+ROLES = ("score", "read_model", "push")
+ROUTE_ROLES = {"/v1/predict": "score", "/v1/model": "read_model", "/v1/events": "push"}
 
 
 class KeysError(ValueError):

@@ -54,6 +54,9 @@ class State:
     in_flight: int = 0
     last_done: float = 0.0  # time.monotonic() of the latest finished request
     started_at: float = field(default_factory=time.time)
+    pusher: Any = None  # parity.features.push.Pusher, opened by the first POST /v1/events (serving.events)
+    events_worker: Any = None
+    event_metrics: Any = None
 
 
 def open_reader(state: State) -> None:

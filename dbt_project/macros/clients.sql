@@ -12,7 +12,8 @@
     {%- elif client is none and name.startswith('quarantine_') -%}
         {%- set client = name[11:] -%}
     {%- endif -%}
-    {%- if client is not none -%}
+    {#- the event log (stg_events__*) holds every client's rows and judges each row's client itself -#}
+    {%- if client is not none and client != 'events' -%}
         {{- config(enabled=(client in var('clients'))) -}}
     {%- endif -%}
 {% endmacro %}

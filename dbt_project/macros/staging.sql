@@ -63,8 +63,10 @@
 {%- endmacro %}
 
 {# The instant the build runs (var build_time overrides it, for reproducible tests). #}
+{#- The marker comment lets parity.ingest.events judge a pushed event against its own intake time
+    with this model's compiled SQL (the build's time is fixed in it). -#}
 {% macro build_time() -%}
-{{ utc_timestamp_literal(var('build_time', none) or run_started_at.strftime('%Y-%m-%dT%H:%M:%S+00:00')) }}
+/* parity:build_time */ {{ utc_timestamp_literal(var('build_time', none) or run_started_at.strftime('%Y-%m-%dT%H:%M:%S+00:00')) }}
 {%- endmacro %}
 
 {# Output columns of a staged relation after `judged`: a rejected row's raw record redacted and
@@ -215,7 +217,15 @@ transactions as (
     select * from {{ ref('stg_' ~ client ~ '__transactions') }}
 ),
 orphans as (
-    select * from {{ ref('int_transactions_orphaned') }}
+    select
+        int_transactions_orphaned.*,
+        {{ source_table_of('int_transactions_orphaned', 'transactions') }} as source_table
+    from {{ ref('int_transactions_orphaned') }} as int_transactions_orphaned
+    where client_id = '{{ client }}'
+),
+-- the client's pushed events (the event log holds every client's)
+events as (
+    select * from {{ ref('stg_events__transactions') }}
     where client_id = '{{ client }}'
 ),
 -- orphans were accepted by staging: their file and line are found again there (accepted rows
@@ -226,7 +236,11 @@ orphan_lines as (
         min(transactions.source_file) as source_file,
         min(transactions.line_number) as line_number
     from orphans
-    inner join transactions
+    inner join (
+        select transaction_id, loaded_at, source_file, line_number, quarantine_reason from transactions
+        union all
+        select transaction_id, loaded_at, source_file, line_number, quarantine_reason from events
+    ) as transactions
         on transactions.transaction_id = orphans.transaction_id
         and transactions.loaded_at = orphans.loaded_at
         and transactions.quarantine_reason is null
@@ -243,7 +257,12 @@ rejected as (
            source_file, line_number, raw_line_sha256
     from transactions where quarantine_reason is not null
     union all
-    select orphans.client_id, 'transactions' as source_table, orphans.transaction_id as record_id,
+    select client_id, 'events' as source_table, transaction_id as record_id,
+           source_customer_id, quarantine_reason, raw_record, loaded_at,
+           source_file, line_number, raw_line_sha256
+    from events where quarantine_reason is not null
+    union all
+    select orphans.client_id, orphans.source_table, orphans.transaction_id as record_id,
            orphans.source_customer_id, orphans.quarantine_reason, orphans.raw_record, orphans.loaded_at,
            orphan_lines.source_file, orphan_lines.line_number,
            cast(null as {{ dbt.type_string() }}) as raw_line_sha256

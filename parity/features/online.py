@@ -51,6 +51,7 @@ _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALU
 # read_columns' extra keys: whether the store knows the entity, and the event time of its row
 # (the oldest over the service's views that hold it; None when unknown)
 FOUND, EVENT_AT = "__found__", "__event_at__"
+_MAX = datetime.max.replace(tzinfo=timezone.utc)
 
 
 def _older(current: datetime | None, candidate: datetime | None) -> datetime | None:
@@ -279,7 +280,12 @@ class SqliteReader(_TypedReads):
             for key, name, blob, stamp in rows:
                 i = position[key]
                 found[i] = True
-                seen[i] = stamp  # one event time per entity and view (Feast writes the row at once)
+                # the oldest event time of the entity's features in this view: a materialized row
+                # has one, but pushed fresh features (parity.features.fresh) are newer than the
+                # snapshot's others, whose age is what staleness judges
+                prev = seen.get(i)
+                if prev is None or (stamp != prev and (self._event_time(stamp) or _MAX) < (self._event_time(prev) or _MAX)):
+                    seen[i] = stamp
                 if name not in names:
                     continue
                 value = cache.get(blob, cache)

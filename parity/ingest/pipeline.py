@@ -18,6 +18,8 @@ import duckdb
 from parity.config import Settings
 from parity.ingest import builds, guards
 from parity.ingest.build_config import BuildConfig
+from parity.ingest.events import ensure_event_log
+from parity.ingest.fresh_plan import PLAN_FILE, write_plan
 from parity.ingest.preflight import RawFileError, run_preflight
 from parity.ingest.warehouse import DbtError, describe_duckdb_error, run_dbt
 
@@ -120,6 +122,7 @@ def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None,
         if base is not None:
             copy_build(base.path, folder)
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
+        ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
         # (Feast's FileSource paths) name <data>/published, valid across publishes
         run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
@@ -128,6 +131,8 @@ def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None,
             print(f"preflight: {len(sources)} raw files readable, records counted")
         run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
                 target_dir=folder / "run", build_dir=folder)
+        if base is None:  # the compiled SQL the fresh-event path runs (a partial build keeps its base's)
+            write_plan(folder / "run" / "manifest.json", folder / PLAN_FILE)
     except RawFileError as err:
         raise BuildFailed(str(err), exit_code=2) from None
     except DbtError as err:
@@ -169,7 +174,7 @@ def _describe(err: BaseException) -> str:
 def copy_build(base: Path, folder: Path) -> None:
     """Start `folder` as a copy of build `base`: warehouse copied, marts hard-linked (never written
     in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed."""
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", COUNTS_FILE):
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", COUNTS_FILE, PLAN_FILE):
         if (base / name).exists():
             shutil.copy2(base / name, folder / name)
     if (base / "marts").is_dir():

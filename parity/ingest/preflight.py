@@ -50,6 +50,8 @@ class RawSource:
     # the canonical table its staging model feeds (stg_<client>__<entity>), which reconciliation
     # counts by; the source's own name when no staging model reads it
     entity: str = ""
+    # an empty file is a valid state of this source (the event log before the first push)
+    may_be_empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def sources_from_manifest(manifest: dict[str, Any]) -> list[RawSource]:
                 delimiter=meta.get("delimiter"),
                 required_fields=tuple(meta.get("required_fields", [])),
                 reader_sql=meta["external_location"],
+                may_be_empty=bool(meta.get("may_be_empty", False)),
             )
         )
     return sorted(found, key=lambda s: (s.client, s.table))
@@ -134,7 +137,7 @@ def _check_bytes(src: RawSource) -> str | None:
         return "is a directory, not a file"
     size = src.file.stat().st_size
     if size == 0:
-        return "file is empty"
+        return None if src.may_be_empty else "file is empty"
     with src.file.open("rb") as fh:
         wide = _wide_encoding(fh.read(4096), src.encoding)
         if wide:  # before the line-end check: a UTF-16 file ends in "\n\x00", not a cut line
@@ -257,6 +260,8 @@ def inspect_source(src: RawSource) -> tuple[Problem | None, int | None]:
     """(the first problem, None) for an unreadable file, else (None, its physical record count)."""
     try:
         for check in (_check_bytes, _check_fields, _check_engine):
+            if check is not _check_bytes and src.may_be_empty and src.file.stat().st_size == 0:
+                break  # nothing to read (e.g. the event log before the first push)
             problem = check(src)
             if problem:
                 return Problem(src.client, src.table, src.file, problem), None

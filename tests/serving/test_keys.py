@@ -17,7 +17,7 @@ def test_keys_are_stored_hashed_and_matched_by_hash(tmp_path):
     assert acme.name == "acme-crm" and acme.may_score("acme") and not acme.may_score("bolt")
     assert acme.roles == {"score"}
     assert authenticate(keys, "ops-key").clients is None and authenticate(keys, "nope") is None
-    assert authenticate(plain_keys(["k"]), "k").roles == {"score", "read_model"}
+    assert authenticate(plain_keys(["k"]), "k").roles == {"score", "read_model", "push"}
 
 
 @pytest.mark.parametrize("entry, message", [

@@ -19,14 +19,25 @@ declared as (
     {{ declared_watermark_rules() }}
 ),
 
+pushed as (
+    {{ pushed_event_keys() }}
+),
+
 arrivals as (
-    -- a client without any accepted transaction has no timeline (nothing to build features on)
+    -- a client without any accepted transaction has no timeline (nothing to build features on).
+    -- Pushed events never move the watermark: one customer's event says nothing about whether
+    -- the client's other data up to then has arrived (README "Fresh events")
     select
-        client_id,
-        max(loaded_at) as newest_loaded_at,
-        max(transacted_at) as newest_transacted_at
+        transactions.client_id,
+        max(transactions.loaded_at) as newest_loaded_at,
+        max(transactions.transacted_at) as newest_transacted_at
     from transactions
-    group by client_id
+    left join pushed
+        on pushed.client_id = transactions.client_id
+        and pushed.transaction_id = transactions.transaction_id
+        and pushed.loaded_at = transactions.loaded_at
+    where pushed.client_id is null
+    group by transactions.client_id
 ),
 
 watermarks as (

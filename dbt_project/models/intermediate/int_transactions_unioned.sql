@@ -15,8 +15,14 @@
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
     from {{ ref('stg_' ~ client ~ '__transactions') }}
     where quarantine_reason is null
-    {% if not loop.last %}union all{% endif %}
+    union all
     {% endfor %}
+    -- pushed events (the event log), every client's, judged by the same staging rules
+    select
+        client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
+        currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
+    from {{ ref('stg_events__transactions') }}
+    where quarantine_reason is null
 ) as unioned
 {%- endset %}
 

@@ -18,20 +18,36 @@ raw_counts as (
         {%- else %}0{% endif %} as flagged_rows
     from {{ ref('stg_' ~ client ~ '__' ~ table) }}
     {% if not loop.last %}union all{% endif %}{% endfor %}
-    {% if not loop.last %}union all{% endif %}{% endfor %}
+    union all{% endfor %}
+    -- the event log, per client (its physical count is the whole log's: tested in
+    -- tests/assert_event_log_fully_read.sql, as rows of clients no longer onboarded stay there)
+    select client_id, 'events' as source_table, count(*) as raw_rows,
+        count(case when quarantine_reason is null and amount_flag is not null then 1 end) as flagged_rows
+    from {{ ref('stg_events__transactions') }}
+    where client_id in ({% for client in var('clients') %}'{{ client }}'{% if not loop.last %}, {% endif %}{% endfor %})
+    group by client_id
 ),
 
 canonical_counts as (
+    -- a transaction that came through the event log is counted under 'events'
     {% for table, canonical, duplicates in tables %}
-    select client_id, '{{ table }}' as source_table, count(*) as canonical_rows
-    from {{ ref(canonical) }} group by client_id
+    select client_id, source_table, count(*) as canonical_rows
+    from (
+        select client_id, {{ source_table_of(canonical, table) if table == 'transactions' else "'" ~ table ~ "'" }} as source_table
+        from {{ ref(canonical) }} as {{ canonical }}
+    ) as rows_by_source
+    group by client_id, source_table
     {% if not loop.last %}union all{% endif %}{% endfor %}
 ),
 
 duplicate_counts as (
     {% for table, canonical, duplicates in tables %}
-    select client_id, '{{ table }}' as source_table, count(*) as duplicate_rows
-    from {{ ref(duplicates) }} group by client_id
+    select client_id, source_table, count(*) as duplicate_rows
+    from (
+        select client_id, {{ source_table_of(duplicates, table) if table == 'transactions' else "'" ~ table ~ "'" }} as source_table
+        from {{ ref(duplicates) }} as {{ duplicates }}
+    ) as rows_by_source
+    group by client_id, source_table
     {% if not loop.last %}union all{% endif %}{% endfor %}
 ),
 

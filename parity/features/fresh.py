@@ -1,0 +1,235 @@
+"""Fresh features: the marts' own compiled SQL, run for a few customers at one instant.
+
+Which features are fresh is declared in dbt (`meta: {fresh: true}` beside `meta.feature` on a
+mart column). `recompute` runs the build's compiled SQL of that mart and everything it needs
+(parity.ingest.fresh_plan) in DuckDB over the published warehouse, with three inputs swapped:
+the customers and the staged transactions filtered to the given customers, the event log staged
+afresh (events accepted since the build included), and each client's timeline cut to a single
+snapshot at `as_of`. What comes out is the mart's row "as if a snapshot were taken at as_of" —
+the same definition, computed for a few customers instead of every customer every week.
+
+`OnlineWriter` writes the fresh columns into Feast's SQLite online store (the rows Feast's own
+SQLite write produces, tested byte for byte), with event time `as_of`: the other features keep
+their snapshot's value and event time, so serving's staleness rule still judges the snapshot.
+`append_history` keeps every pushed row (Parquet, `<data>/events/pushed/<view>/`), which
+`parity.features.retrieval` joins in so that offline retrieval at t returns what serving did.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from parity.ingest.events import events_dir
+from parity.ingest.fresh_plan import EVENTS_MODEL, Plan, events_reader, load_plan, run_chain
+
+KEY = "customer_id"
+PUSHED_AT = "pushed_at"  # the instant the pushed row's features were computed for (its event time)
+ONLINE_AT = "online_at"  # when it became readable online
+ACCEPTED_AT = "accepted_at"  # the oldest acceptance among the events it includes
+
+
+def history_dir(data_dir: Path, view: str) -> Path:
+    return events_dir(data_dir) / "pushed" / view
+
+
+class FreshContext:
+    """A DuckDB connection with the published warehouse attached and its build's plan; reopened
+    when another build is published. One user at a time (`lock`)."""
+
+    def __init__(self, published_dir: Path):
+        self.published_dir = published_dir
+        self.lock = threading.RLock()
+        self.build: Path | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.plan: Plan | None = None
+
+    def ensure(self) -> tuple[duckdb.DuckDBPyConnection, Plan]:
+        """The connection and plan of the build published now."""
+        build = self.published_dir.resolve()
+        if build != self.build or self.con is None:
+            plan = load_plan(build)
+            con = duckdb.connect()
+            con.execute("set TimeZone = 'UTC'")
+            path = str(build / "warehouse.duckdb").replace("'", "''")
+            con.execute(f"attach '{path}' as warehouse (read_only)")
+            if self.con is not None:
+                self.con.close()
+            self.con, self.plan, self.build = con, plan, build
+        return self.con, self.plan
+
+    def close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+
+def fresh_mart(plan: Plan) -> str:
+    """The one mart with fresh features (several would each need their own online write)."""
+    if len(plan.fresh) != 1:
+        raise ValueError(f"{plan.path}: expected one mart with `meta.fresh` columns, found {sorted(plan.fresh)}")
+    return next(iter(plan.fresh))
+
+
+def _instant(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat()
+
+
+def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence[str], as_of: datetime,
+              log_path: Path, mart: str | None = None) -> pa.Table:
+    """The mart's rows at `as_of` for these customers (every column, snapshot_at = as_of),
+    computed by the mart's compiled SQL over the warehouse and the event log at `log_path`."""
+    mart = mart or fresh_mart(plan)
+    instant = _instant(as_of)
+    con.register("fresh__keys", pa.table({KEY: pa.array(sorted(set(customer_ids)), pa.string())}))
+    try:
+        keyed = f"{KEY} in (select {KEY} from fresh__keys)"
+        customers = plan.nodes["int_customers_deduplicated"].relation
+        timelines = plan.nodes["int_client_timelines"].relation
+        # the event log staged now (accepted events newer than the build included)
+        events = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: events_reader(plan, log_path)},
+                           instant, prefix="log__")
+        staged = {name: node.relation for name, node in plan.nodes.items()
+                  if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
+        staged[EVENTS_MODEL] = events
+        # every record sharing a transaction id with these customers' (duplicates and versions are
+        # ranked per id, and may name another customer), and every customer those records name
+        con.execute("create or replace temp table fresh__related as " + " union ".join(
+            f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values()))
+        related = "(client_id, transaction_id) in (select client_id, transaction_id from fresh__related)"
+        inputs = {name: f"select * from {relation} where {related}" for name, relation in staged.items()}
+        named = " union ".join(f"select customer_id from {relation} where {related}" for relation in staged.values())
+        inputs["int_customers_deduplicated"] = f"select * from {customers} where {keyed} or customer_id in ({named})"
+        # one snapshot, at as_of: week 0 of a grid that ends there
+        inputs["int_client_timelines"] = (
+            f"select * replace (cast('{instant}' as timestamptz) as snapshot_end, cast(1 as bigint) as n_snapshots) "
+            f"from {timelines} where client_id in (select client_id from {customers} where {keyed})")
+        table = run_chain(con, plan, mart, inputs, instant=instant)
+        return con.execute(f"select * from {table} where {keyed} order by {KEY}").to_arrow_table()
+    finally:
+        con.unregister("fresh__keys")
+
+
+# contract data_type -> the Value field Feast stores it in
+_NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALUE
+_VALUE_FIELDS = {"bigint": "int64_val", "double": "double_val", "varchar": "string_val", "timestamptz": "unix_timestamp_val"}
+
+
+class OnlineWriter:
+    """Writes fresh feature values into Feast's SQLite online store, as Feast's SQLite write does
+    (same key, value and text bytes; event time as epoch seconds, like the materialized rows)."""
+
+    def __init__(self, feast_dir: Path, store_yaml: Path, view: str):
+        from parity.features.online_manifest import ManifestError, load_manifest, value_message
+
+        manifest = load_manifest(feast_dir, store_yaml)
+        tables = {v["name"]: v for s in manifest["feature_services"].values() for v in s["views"]}
+        if view not in tables:
+            raise ManifestError(f"feature view '{view}' is in no feature service of the serving manifest")
+        store = manifest["online_store"]
+        if not store.get("direct_read") or not store.get("path"):
+            raise ManifestError(f"online store {store.get('type')} is not Feast's SQLite store: "
+                                "fresh features are written to SQLite only")
+        path = Path(store["path"])
+        self.db_path = path if path.is_absolute() else feast_dir / path
+        self.table = tables[view]["table"]
+        self.join_key = tables[view]["join_key"]
+        self._message = value_message()
+        self._lock = threading.Lock()
+
+    def key(self, customer_id: str) -> bytes:
+        from parity.features.online_manifest import entity_key_bytes
+
+        return entity_key_bytes(self.join_key, customer_id)
+
+    def value(self, data_type: str, value: Any) -> tuple[bytes, str | None]:
+        """A value's stored bytes and value_text (a null as Feast stores it: an empty Value, or its
+        null timestamp)."""
+        message = self._message()
+        kind = _VALUE_FIELDS.get(data_type)
+        if kind is None:
+            raise ValueError(f"no online encoding for data type {data_type!r}")
+        if value is None:
+            if kind == "unix_timestamp_val":  # Feast's NULL_TIMESTAMP_INT_VALUE, not an empty Value
+                message.unix_timestamp_val = _NULL_TIMESTAMP
+            return message.SerializeToString(), None
+        if kind == "unix_timestamp_val":
+            value = int(value.timestamp())
+        setattr(message, kind, value)
+        text = value if kind == "string_val" else (None if kind == "unix_timestamp_val" else str(value))
+        return message.SerializeToString(), text
+
+    def rows(self, table: pa.Table, columns: Sequence[str], types: dict[str, str], event_at: datetime) -> list[tuple]:
+        """The (entity_key, feature_name, value, value_text, event_ts, created_ts) rows to upsert."""
+        stamp = int(event_at.timestamp())
+        data = table.select([KEY, *columns]).to_pylist()
+        return [(self.key(row[KEY]), name, *self.value(types[name], row[name]), stamp, None)
+                for row in data for name in columns]
+
+    def write(self, rows: list[tuple]) -> None:
+        """Upsert in one transaction (readers see all of a push or none of it)."""
+        quoted = '"' + self.table.replace('"', '""') + '"'
+        sql = (f"INSERT INTO {quoted} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
+               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+               "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
+               "created_ts = excluded.created_ts")
+        with self._lock:
+            con = sqlite3.connect(self.db_path, timeout=30)
+            try:
+                with con:
+                    con.executemany(sql, rows)
+            finally:
+                con.close()
+
+
+def append_history(data_dir: Path, view: str, table: pa.Table, columns: Sequence[str], pushed_at: datetime,
+                   online_at: datetime, accepted_at: dict[str, datetime]) -> Path:
+    """One Parquet part with the pushed rows (key, pushed_at, online_at, accepted_at, the fresh
+    columns), written to a temp name and renamed (readers never see half a part)."""
+    folder = history_dir(data_dir, view)
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = table.column(KEY).to_pylist()
+    ts = pa.timestamp("us", tz="UTC")
+    part = pa.table({
+        KEY: table.column(KEY),
+        PUSHED_AT: pa.array([pushed_at] * len(keys), ts),
+        ONLINE_AT: pa.array([online_at] * len(keys), ts),
+        ACCEPTED_AT: pa.array([accepted_at.get(k, pushed_at) for k in keys], ts),
+        **{name: table.column(name) for name in columns},
+    })
+    path = folder / f"part-{pushed_at.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = path.with_name("." + path.name + ".tmp")
+    pq.write_table(part, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def history_glob(data_dir: Path, view: str) -> str | None:
+    """The DuckDB glob of a view's pushed rows, None when nothing was pushed."""
+    folder = history_dir(data_dir, view)
+    if not folder.is_dir() or not any(folder.glob("part-*.parquet")):
+        return None
+    return str(folder / "part-*.parquet")
+
+
+@dataclass(frozen=True)
+class Update:
+    """One online update: the customers written, the instant computed for, when readable."""
+
+    customers: tuple[str, ...]
+    as_of: datetime
+    online_at: datetime
+    history: Path | None

@@ -1,0 +1,164 @@
+"""Pushing events: intake into the event log, then the affected customers' fresh features online.
+
+`Pusher.intake` judges a batch (parity.ingest.events.judge: the staging model's compiled SQL),
+appends the accepted events to the log (fsync) and returns a verdict per event. `Pusher.update`
+recomputes the fresh features of the given customers with the mart's compiled SQL at one
+instant (parity.features.fresh.recompute), writes them online and appends the pushed rows to the
+offline history. `UpdateWorker` runs updates in a thread, coalescing every customer accepted
+since the last update into one recompute (serving answers the push once it is durable; the
+online update follows within the lag `/metrics` reports).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from parity.config import dbt_vars
+from parity.features.fresh import (
+    FreshContext,
+    OnlineWriter,
+    Update,
+    append_history,
+    fresh_mart,
+    recompute,
+)
+from parity.ingest.events import EventLog, Verdict, event_log_path, judge
+
+log = logging.getLogger("parity.features.push")
+
+
+def client_of(customer_id: str) -> str:
+    return customer_id.split(":", 1)[0]
+
+
+class Pusher:
+    """The event log, the published build's plan and the online writer, for one process."""
+
+    def __init__(self, settings: Any):
+        self.settings = settings
+        self.context = FreshContext(settings.published_dir)
+        self.log = EventLog(event_log_path(settings.data_dir))
+        self.reasons: Mapping[str, str] = dbt_vars(settings.project_root).get("quarantine_reasons") or {}
+        self._writers: dict[tuple[Any, str], OnlineWriter] = {}
+
+    def intake(self, items: Sequence[Any]) -> tuple[list[Verdict], datetime]:
+        """Judge the events and append the accepted ones durably; (verdicts, accepted_at)."""
+        accepted_at = datetime.now(timezone.utc)
+        with self.context.lock:
+            con, plan = self.context.ensure()
+            verdicts = judge(con, plan, items, accepted_at, self.reasons, self.log.refresh())
+        self.log.append([v.line for v in verdicts if v.status == "accepted" and v.line])
+        return verdicts, accepted_at
+
+    def _writer(self, view: str) -> OnlineWriter:
+        build = self.context.build
+        if (build, view) not in self._writers:
+            self._writers = {(build, view): OnlineWriter(self.settings.feast_dir,
+                                                          self.settings.feature_repo_dir / "feature_store.yaml", view)}
+        return self._writers[(build, view)]
+
+    def update(self, accepted: Mapping[str, datetime]) -> Update:
+        """Recompute and write the fresh features of these customers (-> oldest accepted_at)."""
+        as_of = datetime.now(timezone.utc)  # after every acceptance: all of them are in the log
+        with self.context.lock:
+            con, plan = self.context.ensure()
+            mart = fresh_mart(plan)
+            table = recompute(con, plan, list(accepted), as_of, self.log.path, mart)
+            view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
+            writer = self._writer(view)
+        writer.write(writer.rows(table, columns, types, as_of))
+        online_at = datetime.now(timezone.utc)
+        history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, dict(accepted))
+        return Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
+
+    def push(self, items: Sequence[Any]) -> tuple[list[Verdict], Update | None]:
+        """Intake and update at once (the CLI's path)."""
+        verdicts, accepted_at = self.intake(items)
+        changed = {v.customer_id: accepted_at for v in verdicts if v.status == "accepted"}
+        return verdicts, (self.update(changed) if changed else None)
+
+    def close(self) -> None:
+        self.context.close()
+        self.log.close()
+
+
+class UpdateWorker:
+    """Updates in a background thread: each round takes every customer accepted so far."""
+
+    def __init__(self, pusher: Pusher, on_update: Callable[[Update, list[tuple[str, datetime]]], None] | None = None):
+        self.pusher, self.on_update = pusher, on_update or (lambda update, events: None)
+        self._queue: queue.Queue[list[tuple[str, datetime]] | None] = queue.Queue()
+        self.last_error: str | None = None
+        self.pending = 0
+        self._thread = threading.Thread(target=self._run, name="fresh-updates", daemon=True)
+        self._thread.start()
+
+    def submit(self, events: list[tuple[str, datetime]]) -> None:
+        """Customers of accepted events, with each event's accepted_at."""
+        if events:
+            self.pending += len(events)
+            self._queue.put(events)
+
+    def _drain(self, first: list[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
+        events = list(first)
+        while True:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                return events
+            if more is None:
+                self._queue.put(None)  # stop after this round
+                return events
+            events.extend(more)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            events = self._drain(first)
+            oldest: dict[str, datetime] = {}
+            for customer, at in events:
+                oldest[customer] = min(at, oldest.get(customer, at))
+            try:
+                update = self.pusher.update(oldest)
+                self.last_error = None
+                self.on_update(update, events)
+            except Exception as err:  # the events are durable in the log: the next build has them
+                self.last_error = f"{type(err).__name__}: {err}"
+                log.exception("online update of %d customers failed", len(oldest))
+            finally:
+                self.pending -= len(events)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+
+def read_events_file(path: Any) -> list[Any]:
+    """The events of a file: JSON lines (one event per line), or one JSON array / {"events": [...]}.
+    A line that is not JSON stays in the list as its text, so it is rejected with its index."""
+    import json
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        return list(json.loads(text))
+    if stripped.startswith("{") and "\n" not in stripped.strip():
+        data = json.loads(text)
+        return list(data["events"]) if isinstance(data, dict) and isinstance(data.get("events"), list) else [data]
+    items: list[Any] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except ValueError:
+            items.append(line)  # not an object: rejected as such, with its index
+    return items

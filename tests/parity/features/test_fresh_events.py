@@ -1,0 +1,167 @@
+"""Fresh events: intake with the staging rules, recompute with the mart's own SQL, online write,
+and the next build reading the event log (a copy of the session's built data, so the shared
+store is never changed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pandas as pd
+import pytest
+
+from parity.config import Settings, load_settings
+
+pytestmark = pytest.mark.data
+
+MART = "customer_features_weekly"
+
+
+@pytest.fixture(scope="module")
+def copied(feature_data: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The session's built, applied and materialized data folder, copied."""
+    target = tmp_path_factory.mktemp("fresh") / "data"
+    shutil.copytree(feature_data.data_dir, target, symlinks=True,
+                    ignore=shutil.ignore_patterns("build.lock", "registry", "serving", "reports", "training"))
+    return load_settings(target)
+
+
+@pytest.fixture(scope="module")
+def pusher(copied: Settings):
+    from parity.features.push import Pusher
+
+    p = Pusher(copied)
+    yield p
+    p.close()
+
+
+def _mart(settings: Settings, sql: str, params: list | None = None) -> pd.DataFrame:
+    path = str(settings.marts_dir / f"{MART}.parquet")
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    try:
+        return con.execute(sql.replace("MART", f"read_parquet('{path}')"), params or []).df()
+    finally:
+        con.close()
+
+
+def _sample(settings: Settings, per_client: int = 6) -> pd.DataFrame:
+    """A few customers per client at the client's newest snapshot."""
+    return _mart(settings, f"""
+        select customer_id, client_id, snapshot_at from (
+            select customer_id, client_id, snapshot_at from MART
+            qualify snapshot_at = max(snapshot_at) over (partition by client_id)
+        ) as newest
+        qualify row_number() over (partition by client_id order by hash(customer_id)) <= {per_client}
+        order by client_id, customer_id""")
+
+
+def test_recompute_is_the_mart_for_customers_without_new_events(copied, pusher):
+    """The mart's compiled SQL for a few customers at a snapshot instant gives the mart's own rows,
+    every column: the fresh path is the mart's definition, not a second one."""
+    from parity.features.fresh import recompute
+
+    con, plan = pusher.context.ensure()
+    sample = _sample(copied)
+    assert sample["client_id"].nunique() >= 3
+    for at, group in sample.groupby("snapshot_at"):
+        ids = sorted(group["customer_id"])
+        got = recompute(con, plan, ids, at.to_pydatetime(), pusher.log.path).to_pandas().set_index("customer_id")
+        want = _mart(copied, "select * from MART where snapshot_at = ? and customer_id in (select unnest(?)) "
+                     "order by customer_id", [at.to_pydatetime(), ids]).set_index("customer_id")
+        pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+
+
+def test_online_rows_are_written_as_feast_materialized_them(copied, pusher):
+    """The writer's bytes for recomputed rows equal the rows Feast's materialization stored."""
+    from parity.features.fresh import OnlineWriter, fresh_mart, recompute
+
+    con, plan = pusher.context.ensure()
+    mart = fresh_mart(plan)
+    sample = _sample(copied, 3)
+    writer = OnlineWriter(copied.feast_dir, copied.feature_repo_dir / "feature_store.yaml", plan.views[mart])
+    db = sqlite3.connect(writer.db_path)
+    for at, group in sample.groupby("snapshot_at"):
+        table = recompute(con, plan, sorted(group["customer_id"]), at.to_pydatetime(), pusher.log.path)
+        rows = writer.rows(table, plan.fresh[mart], plan.types[mart], at.to_pydatetime())
+        assert rows
+        for key, name, value, text, stamp, _ in rows:
+            stored = db.execute(f'select value, value_text, event_ts from "{writer.table}" '
+                                "where entity_key = ? and feature_name = ?", [key, name]).fetchone()
+            assert stored == (value, text, stamp), name
+    db.close()
+
+
+def _event(event_id: str, customer: str, **fields) -> dict:
+    event = {"event_id": event_id, "customer_id": customer, "transaction_type": "purchase", "amount": 19.5,
+             "currency": "USD", "category": "books",
+             "transacted_at": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}
+    event.update(fields)
+    return {k: v for k, v in event.items() if v is not None}
+
+
+def test_intake_judges_each_event_and_logs_only_the_accepted(copied, pusher):
+    customer = _sample(copied, 1)["customer_id"].iloc[0]
+    items = [
+        _event("it-1", customer),
+        _event("it-2", customer, amount="12"),                      # wrong_type
+        _event("it-3", customer.split(":")[0] + ":NO-SUCH-9"),      # orphan_customer
+        _event("it-4", "zeta:Z-1"),                                  # unknown_client
+        _event("it-5", customer, transacted_at="2026-05-01T10:00:00"),  # missing_offset
+        _event("it-6", customer, colour="red"),                      # unknown_field
+        _event("it-1", customer),                                    # duplicate_event_id (index 0)
+        "not an object",
+        _event("it-7", customer, currency="XXX"),                    # unknown_currency
+        _event("it-8", customer, amount=0),                          # zero_amount (client rule)
+        _event(" ", customer),                                       # missing_transaction_id
+    ]
+    size = pusher.log.path.stat().st_size
+    verdicts, accepted_at = pusher.intake(items)
+    got = [(v.index, v.status, [(e["field"], e["reason"]) for e in v.errors]) for v in verdicts]
+    assert got[0] == (0, "accepted", [])
+    assert got[1][2] == [("amount", "wrong_type")]
+    assert got[2][2] == [("customer_id", "orphan_customer")]
+    assert got[3][2] == [("customer_id", "unknown_client")]
+    assert got[4][2] == [("transacted_at", "missing_offset")]
+    assert got[5][2] == [("colour", "unknown_field")]
+    assert got[6][2] == [("event_id", "duplicate_event_id")] and "index 0" in verdicts[6].errors[0]["detail"]
+    assert got[7][2] == [(None, "not_an_object")]
+    assert got[8][2] == [("currency", "unknown_currency")]
+    assert got[9][2][0][1] in ("zero_amount", ) or got[9][1] == "accepted"  # per the client's declared rule
+    assert got[10][2] == [("event_id", "missing_transaction_id")]
+    assert all(v.status == "rejected" for v in verdicts[1:9]) and all(v.errors for v in verdicts if v.status == "rejected")
+    logged = pusher.log.path.read_bytes()[size:].decode().splitlines()
+    accepted = [v for v in verdicts if v.status == "accepted"]
+    assert len(logged) == len(accepted) and json.loads(logged[0])["event_id"] == "it-1"
+    assert json.loads(logged[0])["accepted_at"] == accepted_at.isoformat()
+    # the same event again: accepted once, reported as a duplicate, not logged twice
+    again, _ = pusher.intake([_event("it-1", customer, transacted_at=json.loads(logged[0])["transacted_at"])])
+    assert again[0].status == "duplicate"
+    assert len(pusher.log.path.read_bytes()[size:].decode().splitlines()) == len(accepted)
+
+
+def test_pushed_events_change_online_features_and_keep_the_snapshot_age(copied, pusher):
+    from parity.features.online import EVENT_AT, FOUND, open_reader
+
+    sample = _sample(copied, 2)
+    customer, other = sample["customer_id"].iloc[0], sample["customer_id"].iloc[1]
+    reader = open_reader(copied, "churn_v1")
+    now = datetime.now(timezone.utc)
+    before = reader.read_columns([customer, other], now)
+    verdicts, update = pusher.push([_event("up-1", customer, amount=40.0), _event("up-2", customer, amount=2.5)])
+    assert [v.status for v in verdicts] == ["accepted", "accepted"]
+    assert update is not None and update.customers == (customer,)
+    after = reader.read_columns([customer, other], datetime.now(timezone.utc))
+    assert after[FOUND] == [True, True]
+    # both purchases are in the last 30 days of the recompute instant
+    assert after["purchase_count_30d"][0] >= 2 and after["spend_30d"][0] >= 42.5
+    assert after["last_purchase_at"][0] > before["last_purchase_at"][0] if before["last_purchase_at"][0] else True
+    assert after["days_since_last_purchase"][0] < 1.0
+    # the snapshot's features keep their value and age; another customer is untouched
+    assert after[EVENT_AT] == before[EVENT_AT]
+    assert after["tenure_days"] == before["tenure_days"]
+    for name in ("purchase_count_30d", "spend_30d", "last_purchase_at"):
+        assert after[name][1] == before[name][1]
