@@ -8,9 +8,10 @@ afresh (events accepted since the build included), and each client's timeline cu
 snapshot at `as_of`. What comes out is the mart's row "as if a snapshot were taken at as_of" —
 the same definition, computed for a few customers instead of every customer every week.
 
-`OnlineWriter` writes the fresh columns into Feast's SQLite online store (the rows Feast's own
-SQLite write produces, tested byte for byte), with event time `as_of`: the other features keep
-their snapshot's value and event time, so serving's staleness rule still judges the snapshot.
+`OnlineWriter` writes the fresh columns into the SQLite online store (Feast's per-feature rows or
+the wide store's row per entity, as the store keeps them; tested equal to what materialization
+stored): the other features keep their snapshot's value and event time, so serving's staleness
+rule still judges the snapshot.
 `append_history` keeps every pushed row (Parquet, `<data>/events/pushed/<view>/`), which
 `parity.features.retrieval` joins in so that offline retrieval at t returns what serving did.
 """
@@ -127,24 +128,35 @@ _VALUE_FIELDS = {"bigint": "int64_val", "double": "double_val", "varchar": "stri
 
 
 class OnlineWriter:
-    """Writes fresh feature values into Feast's SQLite online store, as Feast's SQLite write does
-    (same key, value and text bytes; event time as epoch seconds, like the materialized rows)."""
+    """Writes fresh feature values into the SQLite online store, in its layout (from the serving
+    manifest): Feast's row per (entity, feature) — the bytes Feast's own write produces, event
+    time `as_of` per fresh feature — or the wide store's row per entity (parity.features.wide_store)
+    — the fresh columns of the entity's row updated, its event time (the snapshot's) kept. Either
+    way serving's `features_at` stays the snapshot's, so its staleness rule judges the snapshot.
+    A customer the store does not hold yet is not written (it has no snapshot to add to)."""
 
     def __init__(self, feast_dir: Path, store_yaml: Path, view: str):
-        from parity.features.online_manifest import ManifestError, load_manifest, value_message
+        from parity.features.online_manifest import (
+            ManifestError,
+            load_manifest,
+            service_plan,
+            value_message,
+        )
 
         manifest = load_manifest(feast_dir, store_yaml)
-        tables = {v["name"]: v for s in manifest["feature_services"].values() for v in s["views"]}
-        if view not in tables:
+        found = None
+        for service in manifest["feature_services"]:
+            plan = service_plan(manifest, service)
+            found = next(((plan, v) for v in plan.views if v.name == view), None)
+            if found:
+                break
+        if found is None:
             raise ManifestError(f"feature view '{view}' is in no feature service of the serving manifest")
-        store = manifest["online_store"]
-        if not store.get("direct_read") or not store.get("path"):
-            raise ManifestError(f"online store {store.get('type')} is not Feast's SQLite store: "
-                                "fresh features are written to SQLite only")
-        path = Path(store["path"])
-        self.db_path = path if path.is_absolute() else feast_dir / path
-        self.table = tables[view]["table"]
-        self.join_key = tables[view]["join_key"]
+        plan, table = found
+        if plan.store_kind != "sqlite" or plan.db_path is None:
+            raise ManifestError(f"online store {plan.store_kind} is not SQLite: fresh features are written to SQLite only")
+        self.db_path, self.layout, self.table = plan.db_path, plan.layout, table.table
+        self.join_key, self.columns = table.join_key, table.columns or {}
         self._message = value_message()
         self._lock = threading.Lock()
 
@@ -154,8 +166,8 @@ class OnlineWriter:
         return entity_key_bytes(self.join_key, customer_id)
 
     def value(self, data_type: str, value: Any) -> tuple[bytes, str | None]:
-        """A value's stored bytes and value_text (a null as Feast stores it: an empty Value, or its
-        null timestamp)."""
+        """A value's stored bytes and value_text in Feast's layout (a null as Feast stores it: an
+        empty Value, or its null timestamp)."""
         message = self._message()
         kind = _VALUE_FIELDS.get(data_type)
         if kind is None:
@@ -170,25 +182,53 @@ class OnlineWriter:
         text = value if kind == "string_val" else (None if kind == "unix_timestamp_val" else str(value))
         return message.SerializeToString(), text
 
+    @staticmethod
+    def plain(value: Any) -> Any:
+        """A value as the wide store keeps it (timestamps as epoch seconds; NaN is null)."""
+        if isinstance(value, datetime):
+            return int(value.timestamp())
+        if isinstance(value, float) and value != value:
+            return None
+        return value
+
     def rows(self, table: pa.Table, columns: Sequence[str], types: dict[str, str], event_at: datetime) -> list[tuple]:
-        """The (entity_key, feature_name, value, value_text, event_ts, created_ts) rows to upsert."""
-        stamp = int(event_at.timestamp())
+        """The statement parameters: (entity_key, feature_name, value, value_text, event_ts,
+        created_ts) per feature (rows layout), or (*fresh values, entity_key) per entity (wide)."""
         data = table.select([KEY, *columns]).to_pylist()
+        if self.layout == "wide":
+            return [(*(self.plain(row[name]) for name in columns), self.key(row[KEY])) for row in data]
+        stamp = int(event_at.timestamp())
         return [(self.key(row[KEY]), name, *self.value(types[name], row[name]), stamp, None)
                 for row in data for name in columns]
 
-    def write(self, rows: list[tuple]) -> None:
-        """Upsert in one transaction (readers see all of a push or none of it)."""
+    def _sql(self, columns: Sequence[str]) -> str:
         quoted = '"' + self.table.replace('"', '""') + '"'
-        sql = (f"INSERT INTO {quoted} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
-               "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
-               "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
-               "created_ts = excluded.created_ts")
+        if self.layout == "wide":
+            sets = ", ".join('"' + self.columns[c].replace('"', '""') + '" = ?' for c in columns)
+            return f"UPDATE {quoted} SET {sets} WHERE entity_key = ?"
+        return (f"INSERT INTO {quoted} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET "
+                "value = excluded.value, value_text = excluded.value_text, event_ts = excluded.event_ts, "
+                "created_ts = excluded.created_ts")
+
+    def known(self, keys: Sequence[bytes]) -> set[bytes]:
+        """The entity keys the store holds (a fresh write only completes a stored row)."""
+        quoted = '"' + self.table.replace('"', '""') + '"'
+        con = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            marks = ",".join("?" * len(keys))
+            return {k for (k,) in con.execute(f"SELECT DISTINCT entity_key FROM {quoted} WHERE entity_key IN ({marks})",
+                                              list(keys)).fetchall()} if keys else set()
+        finally:
+            con.close()
+
+    def write(self, rows: list[tuple], columns: Sequence[str]) -> None:
+        """Write in one transaction (readers see all of a push or none of it)."""
         with self._lock:
             con = sqlite3.connect(self.db_path, timeout=30)
             try:
                 with con:
-                    con.executemany(sql, rows)
+                    con.executemany(self._sql(columns), rows)
             finally:
                 con.close()
 

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+import pyarrow as pa
+
 from parity.config import dbt_vars
 from parity.features.fresh import (
     FreshContext,
@@ -71,7 +73,11 @@ class Pusher:
             table = recompute(con, plan, list(accepted), as_of, self.log.path, mart)
             view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
             writer = self._writer(view)
-        writer.write(writer.rows(table, columns, types, as_of))
+        # only customers the online store holds (a snapshot row to complete): the others are
+        # in the log and come online with the next build and materialization
+        known = writer.known([writer.key(c) for c in table.column("customer_id").to_pylist()])
+        table = table.filter(pa.array([writer.key(c) in known for c in table.column("customer_id").to_pylist()]))
+        writer.write(writer.rows(table, columns, types, as_of), columns)
         online_at = datetime.now(timezone.utc)
         history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, dict(accepted))
         return Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)

@@ -75,23 +75,34 @@ def test_recompute_is_the_mart_for_customers_without_new_events(copied, pusher):
         pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
 
 
-def test_online_rows_are_written_as_feast_materialized_them(copied, pusher):
-    """The writer's bytes for recomputed rows equal the rows Feast's materialization stored."""
+def test_online_rows_are_written_as_materialization_stored_them(copied, pusher):
+    """The writer's values for recomputed rows equal what materialization stored (the store's
+    layout: Feast's per-feature bytes, or the wide store's typed columns)."""
     from parity.features.fresh import OnlineWriter, fresh_mart, recompute
 
     con, plan = pusher.context.ensure()
     mart = fresh_mart(plan)
+    columns = plan.fresh[mart]
     sample = _sample(copied, 3)
     writer = OnlineWriter(copied.feast_dir, copied.feature_repo_dir / "feature_store.yaml", plan.views[mart])
     db = sqlite3.connect(writer.db_path)
+    checked = 0
     for at, group in sample.groupby("snapshot_at"):
         table = recompute(con, plan, sorted(group["customer_id"]), at.to_pydatetime(), pusher.log.path)
-        rows = writer.rows(table, plan.fresh[mart], plan.types[mart], at.to_pydatetime())
+        rows = writer.rows(table, columns, plan.types[mart], at.to_pydatetime())
         assert rows
-        for key, name, value, text, stamp, _ in rows:
-            stored = db.execute(f'select value, value_text, event_ts from "{writer.table}" '
-                                "where entity_key = ? and feature_name = ?", [key, name]).fetchone()
-            assert stored == (value, text, stamp), name
+        for row in rows:
+            if writer.layout == "wide":
+                names = ", ".join(f'"{writer.columns[c]}"' for c in columns)
+                stored = db.execute(f'select {names} from "{writer.table}" where entity_key = ?', [row[-1]]).fetchone()
+                assert stored == row[:-1]
+            else:
+                key, name, value, text, stamp, _ = row
+                stored = db.execute(f'select value, value_text, event_ts from "{writer.table}" '
+                                    "where entity_key = ? and feature_name = ?", [key, name]).fetchone()
+                assert stored == (value, text, stamp), name
+            checked += 1
+    assert checked >= 9
     db.close()
 
 
