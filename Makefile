@@ -64,6 +64,10 @@ rollback-build: $(STAMP) ## Publish the previous build again (then `make apply m
 reconcile: $(STAMP) ## Print the reconciliation and quarantine tables of the published build
 	$(PYTHON) -m parity reconcile
 
+.PHONY: cross-engine
+cross-engine: $(STAMP) ## Build the raw drops on DuckDB and on Spark, compare every table (rows, values, types)
+	$(PYTHON) -m parity cross-engine
+
 ##@ Features (Feast)
 apply: $(STAMP) ## Register the Feast definitions derived from the dbt manifest (feast apply)
 	$(PYTHON) -m parity apply

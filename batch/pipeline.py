@@ -56,13 +56,15 @@ def read_customers(settings: Settings) -> pd.DataFrame:
     """Canonical customers from the warehouse (int_customers_deduplicated)."""
     import duckdb
 
-    if not settings.warehouse_path.exists():
-        raise BatchError(f"warehouse {settings.warehouse_path} does not exist: run `make build` first")
+    from parity.ingest import warehouse
+
+    where = warehouse.location(settings.published_dir)
+    if not warehouse.exists(settings.published_dir):
+        raise BatchError(f"warehouse {where} does not exist: run `make build` first")
     try:
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            return con.execute(CUSTOMERS_SQL).df()
+        return warehouse.query(settings, CUSTOMERS_SQL)
     except duckdb.Error as err:
-        raise BatchError(f"cannot read customers from {settings.warehouse_path}: {err}") from None
+        raise BatchError(f"cannot read customers from {where}: {err}") from None
 
 
 def _segments_model(settings: Settings, config: BatchConfig, messages: list[str]) -> Any | None:

@@ -87,19 +87,23 @@ def raw_files(raw_dir: Path, clients: Sequence[str], messages: list[str],
     return pd.DataFrame(rows, columns=["client_id", "newest_raw_file", "raw_file_modified_at"])
 
 
-def newest_loaded(warehouse: Path, messages: list[str]) -> pd.DataFrame:
-    """Per client: newest loaded_at (arrival time) of any canonical customer or transaction."""
+def newest_loaded(build: Path, messages: list[str]) -> pd.DataFrame:
+    """Per client: newest loaded_at (arrival time) of any canonical customer or transaction, from
+    the warehouse of the build folder `build` (the published one)."""
     import duckdb
 
+    from parity.ingest import warehouse
+
     empty = pd.DataFrame(columns=["client_id", "newest_loaded_at"])
-    if not warehouse.exists():
-        messages.append(f"warehouse {warehouse} does not exist: arrival freshness unknown")
+    where = warehouse.location(build)
+    if not warehouse.exists(build):
+        messages.append(f"warehouse {where} does not exist: arrival freshness unknown")
         return empty
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as con:
+        with warehouse.connect(build) as con:
             frame = con.execute(LOADED_SQL).df()
     except duckdb.Error as err:
-        messages.append(f"cannot read arrivals from {warehouse}: {str(err).splitlines()[0]}")
+        messages.append(f"cannot read arrivals from {where}: {str(err).splitlines()[0]}")
         return empty
     frame["newest_loaded_at"] = pd.to_datetime(frame["newest_loaded_at"], utc=True)
     return frame

@@ -288,7 +288,7 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
     current = {name: rows for name, s in samples.items()
                if (rows := current_rows(s, population, config, messages)) is not None}
     history_table, scored, first = batch_history(batches, ref.scores, config, messages)
-    loaded = freshness.newest_loaded(settings.warehouse_path, messages)
+    loaded = freshness.newest_loaded(settings.published_dir, messages)
     raw = freshness.raw_files(settings.raw_dir, settings.clients, messages,
                               freshness.declared_raw_files(settings.dbt_manifest_path))
     findings = Findings(

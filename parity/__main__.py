@@ -66,10 +66,15 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     """Print the reconciliation and quarantine tables; non-zero if any row is unaccounted for."""
     import duckdb
 
-    from parity.ingest.warehouse import describe_duckdb_error, quarantine_summary, reconciliation
+    from parity.ingest.warehouse import (
+        describe_duckdb_error,
+        exists,
+        quarantine_summary,
+        reconciliation,
+    )
 
     settings = load_settings(args.data_dir)
-    if not settings.warehouse_path.exists():
+    if not exists(settings.published_dir):
         print(f"error: nothing is published in {settings.data_dir}: run `make build` first", file=sys.stderr)
         return 2
     try:
@@ -231,6 +236,22 @@ def cmd_events_push(args: argparse.Namespace) -> int:
     return 1 if counts["rejected"] else 0
 
 
+def cmd_cross_engine(args: argparse.Namespace) -> int:
+    """Build the raw drops on DuckDB and on Spark and compare every table; non-zero on a difference."""
+    from parity.ingest import cross_engine
+    from parity.ingest.preflight import RawFileError
+    from parity.ingest.warehouse import DbtError
+
+    settings = load_settings(args.data_dir)
+    try:
+        diffs, seconds = cross_engine.run(settings, capture=not args.verbose)
+    except (DbtError, RawFileError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(cross_engine.report(diffs, seconds))
+    return 0 if all(d.identical for d in diffs) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
     parser.add_argument("--data-dir", help="data folder (default: $PARITY_DATA_DIR or ./data)")
@@ -247,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("rollback-build", help="publish the previous build again (swap published and previous)"
                    ).set_defaults(func=cmd_rollback_build)
     sub.add_parser("reconcile", help="print the reconciliation table").set_defaults(func=cmd_reconcile)
+    cross = sub.add_parser("cross-engine", help="build the raw drops on DuckDB and on Spark (under "
+                           "<data>/cross_engine/, never published) and compare every table: types, "
+                           "row counts and rows; exit 1 on any difference")
+    cross.add_argument("--verbose", action="store_true", help="stream dbt's output")
+    cross.set_defaults(func=cmd_cross_engine)
     sub.add_parser("apply", help="feast apply of the definitions derived from dbt").set_defaults(func=cmd_apply)
     mat = sub.add_parser("materialize", help="incremental materialization into the online store")
     mat.add_argument("--end", type=parse_time, help="ISO timestamp to materialize up to (default: just after the newest feature row)")

@@ -113,3 +113,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests that build data need @pytest.mark.data (or pytestmark = pytest.mark.data):\n  "
             + "\n  ".join(unmarked)
         )
+    # the scale group (Spark, Redis, PostgreSQL) runs only when a marker expression names it
+    if "scale" not in (config.getoption("markexpr") or ""):
+        skip = pytest.mark.skip(reason="scale group: run with `pytest -m scale` (needs Java)")
+        for item in items:
+            if item.get_closest_marker("scale") is not None:
+                item.add_marker(skip)

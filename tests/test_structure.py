@@ -123,3 +123,39 @@ def test_a_back_edge_is_reported_with_file_and_line(tmp_path, file, code, expect
     (tmp_path / "monitoring/ok.py").write_text("from training.pipeline import run\n")
     found = violations(tmp_path)
     assert len(found) == 1 and found[0].startswith(file) and expected in found[0], found
+
+
+# The one warehouse interface (issue 16): only parity.ingest.warehouse opens a build's warehouse
+# (DuckDB file or Spark Parquet); parity.config only names the published file's path.
+WAREHOUSE_OWNERS = {"parity/ingest/warehouse.py", "parity/config.py"}
+WAREHOUSE_MARKERS = ("warehouse.duckdb", "warehouse_path", "WAREHOUSE_FILE", "spark/warehouse",
+                     "SPARK_WAREHOUSE")
+
+
+def warehouse_openers(root: Path) -> list[str]:
+    """'file:line: text' of every line outside the warehouse interface that names a warehouse."""
+    found = []
+    for package in TOP:
+        for path in sorted((root / package).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            if rel in WAREHOUSE_OWNERS:
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if any(marker in line for marker in WAREHOUSE_MARKERS):
+                    found.append(f"{rel}:{number}: {line.strip()}")
+    return found
+
+
+def test_only_the_warehouse_interface_opens_the_warehouse():
+    found = warehouse_openers(ROOT)
+    assert not found, ("read the warehouse through parity.ingest.warehouse (connect/query/exists), "
+                       "which both profiles implement:\n  " + "\n  ".join(found))
+
+
+def test_a_direct_warehouse_read_is_reported(tmp_path):
+    for package in TOP:
+        (tmp_path / package).mkdir()
+    (tmp_path / "batch" / "x.py").write_text(
+        "import duckdb\n\ncon = duckdb.connect(str(settings.warehouse_path), read_only=True)\n")
+    assert warehouse_openers(tmp_path) == [
+        "batch/x.py:3: con = duckdb.connect(str(settings.warehouse_path), read_only=True)"]

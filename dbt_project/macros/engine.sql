@@ -9,10 +9,21 @@
 {% macro default__parse_timestamp(expr, fmt) %}try_strptime({{ expr }}, '{{ fmt }}'){% endmacro %}
 {% macro spark__parse_timestamp(expr, fmt) %}to_timestamp({{ expr }}, '{{ fmt | replace('%d','dd') | replace('%m','MM') | replace('%Y','yyyy') | replace('%H','HH') | replace('%M','mm') | replace('%S','ss') }}'){% endmacro %}
 
-{# Interpret a naive local timestamp in time zone `tz` and return it as a UTC instant. #}
+{# Interpret a naive local timestamp in time zone `tz` and return it as a UTC instant.
+   The DST rule, one for every engine (README "Scale-out profile"): a time in the hour repeated
+   when clocks go back is read in standard time, the later of its two instants (Berlin
+   2026-10-25 02:30 = 01:30 UTC); a time in the hour skipped when clocks go forward is read with
+   the offset before the change (2026-03-29 02:30 = 01:30 UTC). DuckDB's timezone() does exactly
+   this; Spark's to_utc_timestamp takes the earlier instant of a repeated time, so its version
+   moves to the later one when that reads back as the same local time (a one-hour fold, as in
+   every zone but Lord Howe's). Tested at 02:30 on both engines (tests/test_dst_rule.py). #}
 {% macro local_to_utc(expr, tz) %}{{ return(adapter.dispatch('local_to_utc', 'parity')(expr, tz)) }}{% endmacro %}
 {% macro default__local_to_utc(expr, tz) %}timezone('{{ tz }}', {{ expr }}){% endmacro %}
-{% macro spark__local_to_utc(expr, tz) %}to_utc_timestamp({{ expr }}, '{{ tz }}'){% endmacro %}
+{% macro spark__local_to_utc(expr, tz) -%}
+{%- set earlier = "to_utc_timestamp(" ~ expr ~ ", '" ~ tz ~ "')" -%}
+(case when from_utc_timestamp({{ earlier }} + interval 1 hour, '{{ tz }}') = {{ expr }}
+      then {{ earlier }} + interval 1 hour else {{ earlier }} end)
+{%- endmacro %}
 
 {# Parse an ISO-8601 timestamp with offset (Z, +00:00, -05:00) into a UTC instant; NULL if invalid. #}
 {% macro parse_iso_timestamp(expr) %}{{ return(adapter.dispatch('parse_iso_timestamp', 'parity')(expr)) }}{% endmacro %}
@@ -72,7 +83,7 @@
 {# A one-column relation `i` with the integers 0 .. n-1. #}
 {% macro integer_series(n) %}{{ return(adapter.dispatch('integer_series', 'parity')(n)) }}{% endmacro %}
 {% macro default__integer_series(n) %}select cast(range as bigint) as i from range({{ n }}){% endmacro %}
-{% macro spark__integer_series(n) %}select explode(sequence(0, {{ n }} - 1)) as i{% endmacro %}
+{% macro spark__integer_series(n) %}select explode(sequence(cast(0 as bigint), cast({{ n }} - 1 as bigint))) as i{% endmacro %}
 
 {# Whole weeks from start to end, rounded down (negative when end is before start). With snapshots
    every 7 days back from `end`, floor_weeks_between(x, end) is the weeks_before_end of the
@@ -98,7 +109,8 @@
    in file order (DuckDB preserves insertion order for a single-file scan). #}
 {% macro file_line_number() %}{{ return(adapter.dispatch('file_line_number', 'parity')()) }}{% endmacro %}
 {% macro default__file_line_number() %}row_number() over (){% endmacro %}
-{% macro spark__file_line_number() %}row_number() over (order by monotonically_increasing_id()){% endmacro %}
+{# Spark's row_number() is an int: bigint, as DuckDB's (types are compared across engines). #}
+{% macro spark__file_line_number() %}cast(row_number() over (order by monotonically_increasing_id()) as bigint){% endmacro %}
 
 {# Partial regular-expression match (anywhere in the text). #}
 {% macro contains_match(expr, pattern) %}{{ return(adapter.dispatch('contains_match', 'parity')(expr, pattern)) }}{% endmacro %}
@@ -130,7 +142,7 @@
    element-wise transform, and whether a list repeats a value. #}
 {% macro list_element(list_expr, index) %}{{ return(adapter.dispatch('list_element', 'parity')(list_expr, index)) }}{% endmacro %}
 {% macro default__list_element(list_expr, index) %}list_extract({{ list_expr }}, {{ index }}){% endmacro %}
-{% macro spark__list_element(list_expr, index) %}try_element_at({{ list_expr }}, {{ index }}){% endmacro %}
+{% macro spark__list_element(list_expr, index) %}try_element_at({{ list_expr }}, cast({{ index }} as int)){% endmacro %}
 
 {% macro list_size(list_expr) %}{{ return(adapter.dispatch('list_size', 'parity')(list_expr)) }}{% endmacro %}
 {% macro default__list_size(list_expr) %}len({{ list_expr }}){% endmacro %}

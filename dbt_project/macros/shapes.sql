@@ -142,7 +142,7 @@ left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), '')
 {% macro spark__next_monthly_drop(event, day, hour) -%}
 (case when date_trunc('MONTH', {{ event }}) + make_interval(0, 0, 0, {{ day - 1 }}, {{ hour }}) > {{ event }}
       then date_trunc('MONTH', {{ event }}) + make_interval(0, 0, 0, {{ day - 1 }}, {{ hour }})
-      else add_months(date_trunc('MONTH', {{ event }}), 1) + make_interval(0, 0, 0, {{ day - 1 }}, {{ hour }}) end)
+      else date_trunc('MONTH', {{ event }}) + make_interval(0, 1, 0, {{ day - 1 }}, {{ hour }}) end)
 {%- endmacro %}
 
 {# 'future_date' for a row whose declared arrival lies after this build started: no row can have

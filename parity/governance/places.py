@@ -21,6 +21,7 @@ import duckdb
 from parity.features.online_manifest import entity_key_bytes
 from parity.features.retrieval import ENTITY_KEY
 from parity.governance.customer import Customer
+from parity.ingest import warehouse
 
 # the canonical key column, and the quarantine's (client + the client's own id)
 KEY, SOURCE_KEY = ENTITY_KEY, "source_customer_id"
@@ -55,10 +56,12 @@ def _predicate(columns: set[str], customer: Customer) -> tuple[str, list[Any]] |
     return None
 
 
-def warehouse_places(path: Path, label: str, customer: Customer, with_records: bool) -> list[Place]:
-    """Every table or view of a DuckDB warehouse holding the customer (opened read-only)."""
+def warehouse_places(build: Path, label: str, customer: Customer, with_records: bool) -> list[Place]:
+    """Every table or view of a build's warehouse holding the customer (opened read-only, through
+    parity.ingest.warehouse: a DuckDB file or a Spark build's tables)."""
     found = []
-    with duckdb.connect(str(path), read_only=True) as con:
+    path = warehouse.location(build)
+    with warehouse.connect(build) as con:
         kinds = dict(((s, t), k) for s, t, k in con.execute(
             "select table_schema, table_name, table_type from information_schema.tables "
             "where table_catalog = current_database()").fetchall())
@@ -77,12 +80,12 @@ def warehouse_places(path: Path, label: str, customer: Customer, with_records: b
     return found
 
 
-def raw_lines(path: Path, customer: Customer) -> dict[str, list[int]]:
+def raw_lines(build: Path, customer: Customer) -> dict[str, list[int]]:
     """Raw file -> line numbers of the customer's records, through staging's mapping (every
     relation with source_file + line_number that names the customer), never by matching the
     raw text (a client's raw id may be spelled differently from the canonical one)."""
     lines: dict[str, set[int]] = {}
-    with duckdb.connect(str(path), read_only=True) as con:
+    with warehouse.connect(build) as con:
         for (schema, table), columns in sorted(_relations(con).items()):
             where = _predicate(columns, customer)
             if where is None or not {"source_file", "line_number"} <= columns:

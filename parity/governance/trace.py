@@ -25,6 +25,7 @@ from parity.config import Settings
 from parity.governance import places
 from parity.governance.customer import Customer
 from parity.governance.places import Place
+from parity.ingest import warehouse
 from parity.jsonable import jsonable
 
 GOVERNANCE_DIR = "governance"
@@ -62,17 +63,19 @@ def trace(settings: Settings, customer: Customer, with_records: bool = False) ->
     found: list[Place] = []
     problems: list[str] = []
     published = settings.published_dir.resolve() if settings.published_dir.exists() else None
-    warehouses = sorted(settings.builds_dir.glob("*/warehouse.duckdb")) if settings.builds_dir.is_dir() else []
-    for path in warehouses:
-        label = _build_label(settings, path.parent, published)
+    # every build folder with a warehouse of either profile (parity.ingest.warehouse reads both)
+    builds = sorted(f for f in settings.builds_dir.iterdir() if warehouse.exists(f)) if settings.builds_dir.is_dir() else []
+    for folder in builds:
+        label = _build_label(settings, folder, published)
         try:
-            found += places.warehouse_places(path, label, customer, with_records)
+            found += places.warehouse_places(folder, label, customer, with_records)
         except duckdb.Error as err:
-            problems.append(f"{path}: not searched ({str(err).splitlines()[0]})")
+            problems.append(f"{warehouse.location(folder)}: not searched ({str(err).splitlines()[0]})")
     found += _raw_places(settings, customer, published, problems)
     # dbt's target/run folders hold compiled code and manifests (the project's unit-test fixtures
     # included), not data
-    skip = (settings.raw_dir, *(d for b in warehouses for d in (b.parent / "target", b.parent / "run")))
+    # (a Spark build's table files are searched as its warehouse above)
+    skip = (settings.raw_dir, *(d for b in builds for d in (b / "target", b / "run", b / "spark")))
     for path in places.data_files(settings.data_dir, skip):
         try:
             found += _file_places(path, customer, with_records)
@@ -94,9 +97,9 @@ def _raw_places(settings: Settings, customer: Customer, published: Path | None, 
     """The client's raw lines, through the published build's staging mapping; after an erasure
     (staging suppresses the customer) through the erasure record written by `forget`."""
     lines: dict[str, list[int]] = {}
-    if published is not None and (published / "warehouse.duckdb").exists():
+    if published is not None and warehouse.exists(published):
         try:
-            lines = places.raw_lines(published / "warehouse.duckdb", customer)
+            lines = places.raw_lines(published, customer)
         except duckdb.Error as err:
             problems.append(f"raw line mapping: not read ({str(err).splitlines()[0]})")
     found = [Place("raw", name, len(numbers), "lines " + _ranges(numbers), erasable=False)

@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 
+from parity.ingest import warehouse
 from parity.ingest.build_config import GuardConfig
 from parity.ingest.events import EVENTS_TABLE
 
@@ -170,8 +171,8 @@ def check(published_dir: Path, new_dir: Path, manifest_path: Path, config: Guard
     """Every guard breach of the build in `new_dir` against the published build, per client."""
     manifest = json.loads(manifest_path.read_text())
     with duckdb.connect() as con:
-        con.execute(f"attach '{published_dir / 'warehouse.duckdb'}' as old_build (read_only)")
-        con.execute(f"attach '{new_dir / 'warehouse.duckdb'}' as new_build (read_only)")
+        warehouse.attach(con, published_dir, "old_build")
+        warehouse.attach(con, new_dir, "new_build")
         found = raw_and_quarantine(_reconciliation(con, "old_build"), _reconciliation(con, "new_build"), config)
         for name, key in feature_marts(manifest):
             old_file, new_file = published_dir / "marts" / name, new_dir / "marts" / name

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from parity.config import Settings
-from parity.ingest import builds, guards
+from parity.ingest import builds, guards, warehouse
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
 from parity.ingest.fresh_plan import PLAN_FILE, write_plan
@@ -142,12 +142,12 @@ def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None,
 def unaccounted_note(folder: Path) -> str:
     """The failed build's unaccounted records per client and table, when reconciliation was built."""
     try:
-        with duckdb.connect(str(folder / "warehouse.duckdb"), read_only=True) as con:
+        with warehouse.connect(folder) as con:
             rows = con.execute(
                 "select client_id, source_table, physical_rows, raw_rows, unaccounted_rows "
                 "from marts.reconciliation where unaccounted_rows is distinct from 0 order by all"
             ).fetchall()
-    except (duckdb.Error, OSError):
+    except (duckdb.Error, OSError, warehouse.WarehouseMissing):
         return ""
     lines = [f"  - client '{c}', {t}: {p} physical records in the raw file, {r} read by the engine, "
              f"{u} unaccounted" for c, t, p, r, u in rows]
@@ -174,7 +174,11 @@ def _describe(err: BaseException) -> str:
 def copy_build(base: Path, folder: Path) -> None:
     """Start `folder` as a copy of build `base`: warehouse copied, marts hard-linked (never written
     in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed."""
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", COUNTS_FILE, PLAN_FILE):
+    if warehouse.engine_of(base) == "spark":
+        raise BuildFailed("a partial build (--select) starts from a copy of the published build, which "
+                          "the Spark profile cannot make yet (its metastore names the build's paths): "
+                          "run a full build", exit_code=2)
+    for name in (COUNTS_FILE, PLAN_FILE):
         if (base / name).exists():
             shutil.copy2(base / name, folder / name)
     if (base / "marts").is_dir():
@@ -184,13 +188,7 @@ def copy_build(base: Path, folder: Path) -> None:
                 os.link(mart, folder / "marts" / mart.name)
             except OSError:
                 shutil.copy2(mart, folder / "marts" / mart.name)
-    old_dir = _recorded_dir(base) or str(base)
-    with duckdb.connect(str(folder / "warehouse.duckdb")) as con:
-        views = con.execute(
-            "select sql from duckdb_views() where not internal and sql like ?", [f"%{old_dir}/%"]
-        ).fetchall()
-        for (sql,) in views:
-            con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace(f"{old_dir}/", f"{folder}/"))
+    warehouse.copy_duckdb(base, folder, _recorded_dir(base) or str(base))
 
 
 def _recorded_dir(base: Path) -> str | None:

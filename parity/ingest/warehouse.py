@@ -1,4 +1,12 @@
-"""Running dbt against the warehouse and reading results back from it."""
+"""Running dbt against the warehouse and reading results back from it: the one warehouse interface.
+
+Both profiles implement it. A build folder holds either the embedded profile's DuckDB file
+(`warehouse.duckdb`) or the scale profile's Spark warehouse (`spark/warehouse/<schema>.db/<table>/`,
+Parquet part files, plus the marts' Parquet under `marts/`). Readers get a read-only DuckDB
+connection on which the same `<schema>.<table>` names resolve either way (for Spark: views over
+its Parquet files, so no JVM starts to read a few tables); no other module opens a warehouse
+(tests/test_structure.py).
+"""
 
 from __future__ import annotations
 
@@ -104,9 +112,100 @@ def describe_duckdb_error(err: duckdb.Error) -> str:
     return f"DuckDB: {first}"
 
 
-def query(settings: Settings, sql: str) -> pd.DataFrame:
-    """Run a read-only query on the warehouse."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+WAREHOUSE_FILE = "warehouse.duckdb"
+SPARK_WAREHOUSE = Path("spark") / "warehouse"
+
+
+class WarehouseMissing(RuntimeError):
+    """A build folder holds no warehouse of either profile."""
+
+
+def engine_of(folder: Path) -> str | None:
+    """'duckdb' or 'spark': which profile built the warehouse in `folder` (None: no warehouse)."""
+    if (folder / WAREHOUSE_FILE).exists():
+        return "duckdb"
+    if (folder / SPARK_WAREHOUSE).is_dir():
+        return "spark"
+    return None
+
+
+def exists(folder: Path) -> bool:
+    """Whether `folder` (a build, or the published link) holds a warehouse."""
+    return engine_of(folder) is not None
+
+
+def location(folder: Path) -> Path:
+    """What to name in messages: the DuckDB file, or the Spark warehouse folder."""
+    return folder / (SPARK_WAREHOUSE if engine_of(folder) == "spark" else WAREHOUSE_FILE)
+
+
+def spark_relations(folder: Path) -> dict[tuple[str, str], Path]:
+    """(schema, table) -> Parquet folder or file of every table a Spark build wrote."""
+    found: dict[tuple[str, str], Path] = {}
+    for db in sorted((folder / SPARK_WAREHOUSE).glob("*.db")):
+        for table in sorted(p for p in db.iterdir() if p.is_dir() and any(p.glob("*.parquet"))):
+            found[(db.name[: -len(".db")], table.name)] = table
+    for mart in sorted((folder / "marts").glob("*.parquet")):
+        found[("marts", mart.name[: -len(".parquet")])] = mart
+    return found
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _spark_views(con: duckdb.DuckDBPyConnection, folder: Path, catalog: str | None = None) -> None:
+    """`<schema>.<table>` views over a Spark build's Parquet, in `catalog` (default: the current)."""
+    prefix = f'"{catalog}".' if catalog else ""
+    for (schema, table), path in spark_relations(folder).items():
+        con.execute(f'create schema if not exists {prefix}"{schema}"')
+        con.execute(f"create or replace view {prefix}\"{schema}\".\"{table}\" as "
+                    f"select * from read_parquet('{_quote(str(path))}')")
+
+
+def connect(folder: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse of a build folder (either profile's)."""
+    engine = engine_of(folder)
+    if engine == "duckdb":
+        return duckdb.connect(str(folder / WAREHOUSE_FILE), read_only=True)
+    if engine is None:
+        raise WarehouseMissing(f"no warehouse in {folder}: run `make build`")
+    con = duckdb.connect()
+    _spark_views(con, folder)
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, folder: Path, alias: str) -> None:
+    """Make a build's warehouse readable as `<alias>.<schema>.<table>` on `con` (guards compare two)."""
+    engine = engine_of(folder)
+    if engine == "duckdb":
+        con.execute(f"attach '{_quote(str(folder / WAREHOUSE_FILE))}' as {alias} (read_only)")
+    elif engine == "spark":
+        con.execute(f"attach ':memory:' as {alias}")
+        _spark_views(con, folder, alias)
+    else:
+        raise WarehouseMissing(f"no warehouse in {folder}")
+
+
+def copy_duckdb(base: Path, folder: Path, old_dir: str) -> None:
+    """Copy a DuckDB build's warehouse into `folder` (a partial build's start), its views over the
+    marts re-pointed from `old_dir` (where `base` was written) to `folder`."""
+    import shutil
+
+    for name in (WAREHOUSE_FILE, f"{WAREHOUSE_FILE}.wal"):
+        if (base / name).exists():
+            shutil.copy2(base / name, folder / name)
+    with duckdb.connect(str(folder / WAREHOUSE_FILE)) as con:
+        views = con.execute(
+            "select sql from duckdb_views() where not internal and sql like ?", [f"%{old_dir}/%"]
+        ).fetchall()
+        for (sql,) in views:
+            con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace(f"{old_dir}/", f"{folder}/"))
+
+
+def query(settings: Settings, sql: str, folder: Path | None = None) -> pd.DataFrame:
+    """Run a read-only query on the published warehouse (or on the build in `folder`)."""
+    with connect(folder or settings.published_dir) as con:
         return con.execute(sql).df()
 
 

@@ -197,12 +197,15 @@ def quarantine(settings: Settings) -> Loaded:
 
 
 def _warehouse(settings: Settings, read: Any) -> Loaded:
-    if not settings.warehouse_path.exists():
-        return Loaded(problem=f"warehouse {settings.warehouse_path} does not exist: run `make build`")
+    from parity.ingest import warehouse
+
+    where = warehouse.location(settings.published_dir)
+    if not warehouse.exists(settings.published_dir):
+        return Loaded(problem=f"warehouse {where} does not exist: run `make build`")
     try:
         return Loaded(read(settings))
     except Exception as err:  # locked by a running build, table missing: say so
-        return Loaded(problem=f"warehouse {settings.warehouse_path}: {err}")
+        return Loaded(problem=f"warehouse {where}: {err}")
 
 
 def watermarks(settings: Settings) -> Loaded:

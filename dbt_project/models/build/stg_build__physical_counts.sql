@@ -14,7 +14,7 @@ summed as (
         cast(client_id as {{ engine_type('varchar') }}) as client_id,
         cast(source_table as {{ engine_type('varchar') }}) as source_table,
         -- strings
-        string_agg(cast(file as {{ engine_type('varchar') }}), ', ' order by file) as raw_files,
+        {{ ordered_text_agg("cast(file as " ~ engine_type('varchar') ~ ")", "', '", 'file') }} as raw_files,
         -- numerics
         cast(sum(cast(physical_rows as bigint)) as bigint) as physical_rows
     from source

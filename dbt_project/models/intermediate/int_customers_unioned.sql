@@ -24,10 +24,10 @@ final as (
     select
         *,
         min(loaded_at) over (partition by customer_id) as first_loaded_at,
-        row_number() over (
+        cast(row_number() over (
             partition by customer_id
             order by loaded_at desc, signed_up_at, email_hash, country, acquisition_channel, birth_year
-        ) as record_rank
+        ) as bigint) as record_rank
     from unioned
 )
 

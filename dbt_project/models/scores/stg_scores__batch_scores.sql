@@ -1,25 +1,18 @@
 {#-
     The batch results are optional: before the first `python -m batch score` there is no file
-    and read_parquet fails on a glob that matches nothing. So count the files first (DuckDB's
-    glob(), at run time) and read the source only when there are some; otherwise select the same
-    typed columns with zero rows. source() is called unconditionally so lineage always shows it.
+    and read_parquet fails on a glob that matches nothing. So look for files first (files_exist,
+    macros/sources.sql, at run time) and read the source only when there are some; otherwise
+    select the same typed columns (the source's meta.typed_columns) with zero rows. source() is
+    called unconditionally so lineage always shows it.
 -#}
 {%- set batch_scores = source('scores', 'batch_scores') -%}
 {%- set has_files = false -%}
+{%- set columns = [] -%}
 {%- if execute -%}
-    {%- set files = graph.sources['source.parity.scores.batch_scores'].meta.files -%}
-    {%- set found = run_query("select count(*) from glob('" ~ files ~ "')") -%}
-    {%- set has_files = found.columns[0].values()[0] > 0 -%}
+    {%- set meta = graph.sources['source.parity.scores.batch_scores'].meta -%}
+    {%- set has_files = files_exist(meta.files) -%}
+    {%- set columns = meta.typed_columns.items() | list -%}
 {%- endif -%}
-{%- set columns = [
-    ('customer_id', 'varchar'), ('client_id', 'varchar'), ('source_customer_id', 'varchar'),
-    ('segment_id', 'bigint'), ('status', 'varchar'), ('segment_name', 'varchar'),
-    ('reason_1', 'varchar'), ('reason_2', 'varchar'), ('reason_3', 'varchar'),
-    ('model_name', 'varchar'), ('model_version', 'varchar'), ('segments_version', 'varchar'),
-    ('feature_service', 'varchar'), ('score', 'double'), ('threshold', 'double'),
-    ('decision', 'boolean'), ('is_active', 'boolean'), ('as_of_at', 'timestamptz'),
-    ('scored_at', 'timestamptz'),
-] -%}
 
 with source as (
     {% if has_files -%}

@@ -1,0 +1,130 @@
+"""`python -m parity cross-engine`: the same raw drops built on DuckDB and on Spark, every table compared.
+
+Both builds run the whole project (pre-flight, every model, data test and unit test) into their
+own folders under `<data>/cross_engine/`, never published. Every table both warehouses hold
+(staging, quarantine, intermediate, marts, the seed) is then compared through the one warehouse
+interface: column names and types, row counts, and the rows themselves as multisets (EXCEPT ALL
+both ways, exact values: no tolerance). Views only DuckDB materializes as such are compared where
+Spark wrote a table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from parity.config import Settings
+from parity.ingest import warehouse
+from parity.ingest.preflight import run_preflight
+
+ENGINES = ("duckdb", "spark")
+# where each build is attached (the DuckDB file under its own name: its views name it)
+CATALOG = {"duckdb": "warehouse", "spark": "on_spark"}
+# the schemas holding data (build: the pre-flight's counts; scores: batch outputs, none here)
+SCHEMAS = ("reference", "build", "staging", "quarantine", "intermediate", "marts")
+
+
+@dataclass
+class TableDiff:
+    """How one table differs between the two builds (all zero / empty: identical)."""
+
+    table: str
+    rows: dict[str, int | None]
+    only_in: dict[str, int] = field(default_factory=dict)
+    type_differences: list[str] = field(default_factory=list)
+
+    @property
+    def differing_rows(self) -> int:
+        return sum(self.only_in.values())
+
+    @property
+    def identical(self) -> bool:
+        return (not self.type_differences and self.differing_rows == 0
+                and None not in self.rows.values())
+
+
+def build_on(settings: Settings, target: str, folder: Path, capture: bool = True) -> float:
+    """Pre-flight and `dbt build` with dbt target `target` into `folder`; seconds taken."""
+    started = time.monotonic()
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "marts").mkdir(parents=True)
+    engine = dataclasses.replace(settings, dbt_target=target)
+    warehouse.run_dbt(engine, "parse", "--quiet", capture=True, target_dir=folder / "target")
+    run_preflight(folder / "target" / "manifest.json", folder / "physical_counts.csv")
+    warehouse.run_dbt(engine, "build", capture=capture, target_dir=folder / "run", build_dir=folder)
+    return time.monotonic() - started
+
+
+def _relations(con: duckdb.DuckDBPyConnection, catalog: str) -> set[tuple[str, str]]:
+    rows = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = ? "
+        "union select schema_name, view_name from duckdb_views() where database_name = ? and not internal",
+        [catalog, catalog]).fetchall()
+    return {(s, t) for s, t in rows if s in SCHEMAS}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, schema: str, table: str) -> list[tuple[str, str]]:
+    return [tuple(r) for r in con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = ? and schema_name = ? "
+        "and table_name = ? order by column_index", [catalog, schema, table]).fetchall()]
+
+
+def compare_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> TableDiff:
+    """Types, row counts and rows (as multisets) of one table in both attached builds."""
+    name = f"{schema}.{table}"
+    columns = {e: _columns(con, CATALOG[e], schema, table) for e in ENGINES}
+    rows = {e: (con.execute(f'select count(*) from {CATALOG[e]}."{schema}"."{table}"').fetchone()[0]
+                if columns[e] else None) for e in ENGINES}
+    diff = TableDiff(name, rows)
+    if not all(columns.values()):
+        return diff
+    types = {e: dict(columns[e]) for e in ENGINES}
+    for column in dict.fromkeys([c for c, _ in columns["duckdb"]] + [c for c, _ in columns["spark"]]):
+        seen = {e: types[e].get(column, "absent") for e in ENGINES}
+        if seen["duckdb"] != seen["spark"]:
+            diff.type_differences.append(f"{column}: duckdb {seen['duckdb']}, spark {seen['spark']}")
+    shared = ", ".join(f'"{c}"' for c, _ in columns["duckdb"] if c in types["spark"])
+    for engine, other in (ENGINES, ENGINES[::-1]):
+        diff.only_in[engine] = con.execute(
+            f'select count(*) from (select {shared} from {CATALOG[engine]}."{schema}"."{table}" '
+            f'except all select {shared} from {CATALOG[other]}."{schema}"."{table}")').fetchone()[0]
+    return diff
+
+
+def compare(duckdb_build: Path, spark_build: Path) -> list[TableDiff]:
+    """Every table of either build compared with its namesake in the other."""
+    with duckdb.connect() as con:
+        warehouse.attach(con, duckdb_build, CATALOG["duckdb"])
+        warehouse.attach(con, spark_build, CATALOG["spark"])
+        names = sorted(_relations(con, CATALOG["duckdb"]) | _relations(con, CATALOG["spark"]))
+        return [compare_table(con, schema, table) for schema, table in names]
+
+
+def report(diffs: list[TableDiff], seconds: dict[str, float] | None = None) -> str:
+    """The comparison as text: one line per table, then the verdict."""
+    lines = [f"{'table':<48} {'rows duckdb':>12} {'rows spark':>11} {'only duckdb':>12} {'only spark':>11}  types"]
+    for d in diffs:
+        shown = {e: "-" if d.rows[e] is None else f"{d.rows[e]:,}" for e in ENGINES}
+        lines.append(f"{d.table:<48} {shown['duckdb']:>12} {shown['spark']:>11} "
+                     f"{d.only_in.get('duckdb', 0):>12,} {d.only_in.get('spark', 0):>11,}  "
+                     + ("; ".join(d.type_differences) or "same"))
+    differing = sum(d.differing_rows for d in diffs)
+    bad = [d.table for d in diffs if not d.identical]
+    if seconds:
+        lines.append("build time: " + ", ".join(f"{e} {s:.1f} s" for e, s in seconds.items()))
+    lines.append(f"differing rows: {differing:,} in {len(bad)} of {len(diffs)} tables"
+                 + (f" ({', '.join(bad)})" if bad else ": the engines agree on every row, value and type"))
+    return "\n".join(lines)
+
+
+def run(settings: Settings, capture: bool = True) -> tuple[list[TableDiff], dict[str, float]]:
+    """Build the raw drops of `settings` on both engines and compare every table."""
+    root = settings.data_dir / "cross_engine"
+    seconds = {engine: build_on(settings, engine, root / engine, capture) for engine in ENGINES}
+    return compare(root / "duckdb", root / "spark"), seconds
