@@ -32,6 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from parity.ingest import warehouse
 from parity.ingest.events import events_dir
 from parity.ingest.fresh_plan import EVENTS_MODEL, Plan, events_reader, load_plan, run_chain
 
@@ -63,8 +64,8 @@ class FreshContext:
             plan = load_plan(build)
             con = duckdb.connect()
             con.execute("set TimeZone = 'UTC'")
-            path = str(build / "warehouse.duckdb").replace("'", "''")
-            con.execute(f"attach '{path}' as warehouse (read_only)")
+            # the build's warehouse, either profile's (parity.ingest.warehouse), as `warehouse`
+            warehouse.attach(con, build, "warehouse")
             if self.con is not None:
                 self.con.close()
             self.con, self.plan, self.build = con, plan, build
