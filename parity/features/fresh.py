@@ -274,3 +274,74 @@ class Update:
     as_of: datetime
     online_at: datetime
     history: Path | None
+
+
+def data_dir_of(store: Any, mart_path: str | Path) -> Path:
+    """The data folder of a Feast store (parity.config.Settings lays out <data>/feast/registry.db
+    and <data>/published/marts/<mart>.parquet): from its file registry, else from the mart."""
+    registry = getattr(store.config, "registry", None)
+    path = getattr(registry, "path", None) if getattr(registry, "registry_type", "file") == "file" else None
+    if path and "://" not in str(path):
+        return Path(path).parent.parent
+    return Path(mart_path).parent.parent.parent
+
+
+def apply_pushed(store: Any, view_names: Sequence[str], table: pa.Table, key: str, time_column: str) -> pa.Table:
+    """Point in time between snapshots: for each entity row (key, time t) of an offline join,
+    the fresh columns of the newest pushed row readable online by t (online_at <= t) replace
+    the snapshot's when that row was computed after the snapshot the join used (newest snapshot
+    <= t, within the view's TTL) — what serving returned at t. Views with no pushed rows: as is."""
+    for name in view_names:
+        view = store.get_feature_view(name)
+        source = view.batch_source
+        path = getattr(source, "path", None)
+        if not path or "://" in str(path):
+            continue
+        glob = history_glob(data_dir_of(store, path), name)
+        if glob is None:
+            continue
+        table = _overlay(table, str(path), source.timestamp_field, glob, view.ttl, key, time_column)
+    return table
+
+
+def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str, time_column: str) -> pa.Table:
+    pushed_columns = [f.name for f in pq.read_schema(sorted(Path(glob).parent.glob("part-*.parquet"))[0])]
+    fresh = [c for c in pushed_columns if c not in (KEY, PUSHED_AT, ONLINE_AT, ACCEPTED_AT) and c in table.column_names]
+    if not fresh:
+        return table
+    seconds = ttl.total_seconds() if ttl else None
+    q = '"{}"'.format
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        entities = pa.table({"k": table.column(key), "t": table.column(time_column).cast(pa.timestamp("us", tz="UTC")),
+                             "i": pa.array(range(table.num_rows), pa.int64())})
+        con.register("entities", entities)
+        # Feast's TTL rule: the snapshot row counts when snapshot_at >= t - ttl
+        within = f"and snapshot_at >= t - to_seconds({seconds})" if seconds else ""
+        rows = con.execute(f"""
+            with snap as (
+                select e.i, e.k, e.t, s.{q(ts)} as snapshot_at
+                from entities e asof left join (select {q(KEY)} as k, {q(ts)} from read_parquet('{mart}')) s
+                    on s.k = e.k and s.{q(ts)} <= e.t
+            ),
+            pushed as (
+                select snap.i, snap.snapshot_at, snap.t, p.*
+                from snap asof left join read_parquet('{glob}') p
+                    on p.{q(KEY)} = snap.k and p.{q(ONLINE_AT)} <= snap.t
+            )
+            select i, {", ".join(q(c) for c in fresh)} from pushed
+            where {q(PUSHED_AT)} > snapshot_at and snapshot_at is not null {within}
+            order by i""").to_arrow_table()
+    finally:
+        con.close()
+    if rows.num_rows == 0:
+        return table
+    index = rows.column("i").to_numpy()
+    for name in fresh:
+        position = table.column_names.index(name)
+        values = table.column(name).to_pylist()
+        for i, value in zip(index, rows.column(name).cast(table.schema.field(name).type).to_pylist()):
+            values[i] = value
+        table = table.set_column(position, table.schema.field(name), pa.array(values, table.schema.field(name).type))
+    return table

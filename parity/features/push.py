@@ -41,8 +41,9 @@ def client_of(customer_id: str) -> str:
 class Pusher:
     """The event log, the published build's plan and the online writer, for one process."""
 
-    def __init__(self, settings: Any):
+    def __init__(self, settings: Any, clock: Callable[[], datetime] | None = None):
         self.settings = settings
+        self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests shift it to a snapshot's week
         self.context = FreshContext(settings.published_dir)
         self.log = EventLog(event_log_path(settings.data_dir))
         self.reasons: Mapping[str, str] = dbt_vars(settings.project_root).get("quarantine_reasons") or {}
@@ -50,7 +51,7 @@ class Pusher:
 
     def intake(self, items: Sequence[Any]) -> tuple[list[Verdict], datetime]:
         """Judge the events and append the accepted ones durably; (verdicts, accepted_at)."""
-        accepted_at = datetime.now(timezone.utc)
+        accepted_at = self.clock()
         with self.context.lock:
             con, plan = self.context.ensure()
             verdicts = judge(con, plan, items, accepted_at, self.reasons, self.log.refresh())
@@ -66,7 +67,7 @@ class Pusher:
 
     def update(self, accepted: Mapping[str, datetime]) -> Update:
         """Recompute and write the fresh features of these customers (-> oldest accepted_at)."""
-        as_of = datetime.now(timezone.utc)  # after every acceptance: all of them are in the log
+        as_of = self.clock()  # after every acceptance: all of them are in the log
         with self.context.lock:
             con, plan = self.context.ensure()
             mart = fresh_mart(plan)
@@ -78,7 +79,7 @@ class Pusher:
         known = writer.known([writer.key(c) for c in table.column("customer_id").to_pylist()])
         table = table.filter(pa.array([writer.key(c) in known for c in table.column("customer_id").to_pylist()]))
         writer.write(writer.rows(table, columns, types, as_of), columns)
-        online_at = datetime.now(timezone.utc)
+        online_at = self.clock()
         history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, dict(accepted))
         return Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
 

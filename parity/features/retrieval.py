@@ -212,6 +212,10 @@ def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame) -> pa.Tabl
     refs, steps = plan
     # request_at is event_timestamp: added after the join, not carried through it
     table = store.get_historical_features(entity_df=frame, features=refs).to_arrow()
+    # fresh features pushed between snapshots (parity.features.fresh): what serving returned at t
+    from parity.features.fresh import apply_pushed
+
+    table = apply_pushed(store, sorted({r.split(":", 1)[0] for r in refs}), table, ENTITY_KEY, TIME_COLUMN)
     table = table.append_column(REQUEST_TIME, table.column(TIME_COLUMN))
     table = run_on_demand(table, steps)
     # the shape of Feast's own result: entity frame columns, request_at, then the service's features

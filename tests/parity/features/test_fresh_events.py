@@ -109,7 +109,7 @@ def test_online_rows_are_written_as_materialization_stored_them(copied, pusher):
 def _event(event_id: str, customer: str, **fields) -> dict:
     event = {"event_id": event_id, "customer_id": customer, "transaction_type": "purchase", "amount": 19.5,
              "currency": "USD", "category": "books",
-             "transacted_at": (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()}
+             "transacted_at": (datetime.now(timezone.utc) - timedelta(hours=1)).replace(microsecond=0).isoformat()}
     event.update(fields)
     return {k: v for k, v in event.items() if v is not None}
 
@@ -176,3 +176,37 @@ def test_pushed_events_change_online_features_and_keep_the_snapshot_age(copied, 
     assert after["tenure_days"] == before["tenure_days"]
     for name in ("purchase_count_30d", "spend_30d", "last_purchase_at"):
         assert after[name][1] == before[name][1]
+
+
+def test_offline_retrieval_after_a_push_returns_what_serving_returned(copied):
+    """Point in time between snapshots: training_frame at t after a push equals the online read
+    at t (every feature); before the push was readable, the snapshot's values. The push happens
+    two days after the snapshot (a shifted clock: the test data ends months ago, and a snapshot
+    older than the view's TTL is stale both online and offline)."""
+    from parity.features.feature_store import open_store
+    from parity.features.online import open_reader
+    from parity.features.push import Pusher
+    from parity.features.retrieval import training_frame
+
+    sample = _sample(copied, 2)
+    customer, other = sample["customer_id"].iloc[-1], sample["customer_id"].iloc[-2]
+    offset = sample["snapshot_at"].iloc[-1].to_pydatetime() + timedelta(days=2) - datetime.now(timezone.utc)
+    pusher = Pusher(copied, clock=lambda: datetime.now(timezone.utc) + offset)
+    reader = open_reader(copied, "churn_v1")
+    store = open_store(copied)
+    before_push = pusher.clock()
+    event = _event("pit-1", customer, amount=77.0, category="garden",
+                   # whole seconds: the online store keeps timestamps in seconds (as Feast does)
+                   transacted_at=(before_push - timedelta(hours=2)).replace(microsecond=0).isoformat())
+    verdicts, update = pusher.push([event])
+    pusher.close()
+    assert verdicts[0].status == "accepted", verdicts[0].errors
+    assert update is not None and update.customers == (customer,)
+    at = update.online_at + timedelta(milliseconds=1)
+    served = reader.read([customer, other], at).drop(columns=["event_timestamp"]).reset_index(drop=True)
+    entities = pd.DataFrame({"customer_id": [customer, other, customer], "event_timestamp": [at, at, before_push]})
+    offline = training_frame(store, entities, "churn_v1").drop(columns=["event_timestamp"])
+    assert offline["client_id"].notna().all()  # within the TTL: the snapshot is found
+    pd.testing.assert_frame_equal(offline.iloc[:2].reset_index(drop=True), served, check_exact=False, rtol=1e-12)
+    # before the push was readable: the snapshot's values (the pushed purchase is not counted)
+    assert offline["spend_30d"].iloc[2] + 77.0 <= offline["spend_30d"].iloc[0] + 1e-9
