@@ -137,6 +137,16 @@ test-fast: $(STAMP) ## Code tests only: no dbt build, no server, no bench (marke
 	@$(PYTHON) -m pytest -m "not data and not server and not bench" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
+# the scale extra (dbt-spark, pyspark, redis, psycopg) on top of dev, installed once
+SCALE_STAMP := $(VENV)/.installed-scale
+$(SCALE_STAMP): $(STAMP) pyproject.toml
+	@if [ -L $(VENV) ]; then echo "$(VENV) is shared (a symlink): not installing the scale extra from this checkout" >&2; else \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check -e '.[dev,scale]' && touch $(SCALE_STAMP); fi
+
+test-scale: $(SCALE_STAMP) ## The scale group (pytest -m scale): dbt on Spark, Feast on Spark/Redis/PostgreSQL; needs Java
+	@$(PYTHON) -m pytest -m scale $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no scale tests" >&2; exit 1; fi; exit $$rc
+
 bench: $(STAMP) ## Benchmarks vs raw DuckDB/SQLite and plain Feast -> bench/results (SIZE=tiny|default|large)
 	$(PYTHON) -m bench --size $(or $(SIZE),default) --out bench/results
 

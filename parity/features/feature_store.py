@@ -125,11 +125,13 @@ def data_end(settings: Settings, store: Any | None = None) -> datetime:
     """The newest event timestamp over all batch feature sources (the data's 'now')."""
     import duckdb
 
+    from parity.features.materialization import source_sql
+
     store = store or open_store(settings)
     newest = None
     for view in store.list_feature_views():
-        path, ts = view.batch_source.path, view.batch_source.timestamp_field
-        value = duckdb.connect().execute(f"select max({ts}) from read_parquet('{path}')").fetchone()[0]
+        ts = view.batch_source.timestamp_field
+        value = duckdb.connect().execute(f"select max({ts}) from {source_sql(view)}").fetchone()[0]
         if value is not None and (newest is None or value > newest):
             newest = value
     if newest is None:

@@ -101,6 +101,7 @@ def newest_feature_times(store: Any, service_name: str, customer_ids: Sequence[s
     import duckdb
     import pyarrow as pa
 
+    from parity.features.materialization import parquet_sql
     from parity.features.retrieval import ENTITY_KEY, get_service, resolve_service
 
     plan = resolve_service(store, get_service(store, service_name))
@@ -116,7 +117,7 @@ def newest_feature_times(store: Any, service_name: str, customer_ids: Sequence[s
     keys = pa.table({ENTITY_KEY: pa.array(list(customer_ids), pa.string())})
     quote = '"{}"'.format
     selects = [
-        f"select {quote(ENTITY_KEY)} as k, max({quote(ts)}) as t from read_parquet('{path.replace(chr(39), chr(39) * 2)}') "
+        f"select {quote(ENTITY_KEY)} as k, max({quote(ts)}) as t from {parquet_sql(path)} "
         f"where {quote(ts)} <= ? and {quote(ENTITY_KEY)} in (select {quote(ENTITY_KEY)} from __keys) group by 1"
         for path, ts in sources]
     sql = "select k, min(t) from (" + " union all ".join(selects) + ") group by k"

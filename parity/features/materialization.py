@@ -67,9 +67,15 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def parquet_sql(path: str) -> str:
+    """DuckDB's read of a Parquet mart: one file (dbt-duckdb's `external`) or a folder of part
+    files at the same path (the Spark `external` materialization)."""
+    target = f"{path.rstrip('/')}/*.parquet" if Path(path).is_dir() else path
+    return "read_parquet('" + target.replace("'", "''") + "')"
+
+
 def source_sql(view: Any) -> str:
-    path = str(view.batch_source.path).replace("'", "''")
-    return f"read_parquet('{path}')"
+    return parquet_sql(str(view.batch_source.path))
 
 
 def client_expr(view: Any, con: duckdb.DuckDBPyConnection | None = None) -> str:

@@ -23,7 +23,7 @@ from parity.config import Settings
 from parity.features.coverage import check_coverage, entity_clients
 from parity.features.feast_definitions import check_parquet_schema, load_manifest, mart_specs
 from parity.features.feature_store import materialized_until, open_store, require_applied
-from parity.features.materialization import part_ends
+from parity.features.materialization import part_ends, source_sql
 from parity.features.retrieval import (
     ENTITY_KEY,
     TIME_COLUMN,
@@ -172,13 +172,13 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
     """
     compared, mismatches = 0, []
     for view in store.list_feature_views():
-        path, ts = view.batch_source.path, view.batch_source.timestamp_field
+        source, ts = source_sql(view), view.batch_source.timestamp_field
         names = [f.name for f in view.features]
         con = duckdb.connect()
         con.execute("set TimeZone='UTC'")
         for when in times:
             sample = con.execute(
-                f"select distinct {ENTITY_KEY} from read_parquet('{path}') where {ts} <= ? order by hash({ENTITY_KEY}) limit {per_time}",
+                f"select distinct {ENTITY_KEY} from {source} where {ts} <= ? order by hash({ENTITY_KEY}) limit {per_time}",
                 [when],
             ).df()
             if sample.empty:
@@ -192,14 +192,14 @@ def check_offline_against_marts(store: Any, settings: Settings, times: list[date
                 with latest as (  -- newest snapshot at or before the time, per entity
                     select e.{ENTITY_KEY}, max(m.{ts}) as {ts}
                     from entities e
-                    left join read_parquet('{path}') m
+                    left join {source} m
                       on m.{ENTITY_KEY} = e.{ENTITY_KEY} and m.{ts} <= e.{TIME_COLUMN}
                     group by e.{ENTITY_KEY}
                 )
                 select e.{ENTITY_KEY}, {cols}
                 from entities e
                 join latest l on l.{ENTITY_KEY} = e.{ENTITY_KEY}
-                left join read_parquet('{path}') m
+                left join {source} m
                   on m.{ENTITY_KEY} = l.{ENTITY_KEY} and m.{ts} = l.{ts}
                 order by e.{ENTITY_KEY}
                 """
