@@ -126,6 +126,7 @@ demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> s
 	$(MAKE) --no-print-directory segments
 	$(MAKE) --no-print-directory score
 	$(PYTHON) -m serving.smoke
+	$(PYTHON) -m monitoring.consistency
 	$(PYTHON) -m monitoring || test $$? -eq 3
 
 ##@ Quality

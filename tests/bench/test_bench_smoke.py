@@ -79,3 +79,9 @@ def test_dbt_point_measured(tiny_results: dict) -> None:
 
 def test_overall_correct_flag(tiny_results: dict) -> None:
     assert tiny_results["correct"] is True
+
+
+def test_the_consistency_check_runs_on_a_consistent_log(tiny_results: dict) -> None:
+    check = tiny_results["consistency"]
+    assert check["correct"] and check["mismatches"] == 0 and check["features"] == 17
+    assert check["checked_rows"] == check["statuses"]["ok"] > 0 and check["rows_per_second"] > 0

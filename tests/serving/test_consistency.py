@@ -94,3 +94,43 @@ def test_a_mart_rewritten_after_serving_is_caught_naming_the_feature(served, rew
     assert main(["--data-dir", str(settings.data_dir), "--set", f"consistency.max_mismatch_rate={rate}"]) == 0
     assert main(["--data-dir", str(settings.data_dir), "--set",
                  f"consistency.max_mismatch_rate={rate * 0.99}"]) == 3
+
+
+def test_what_real_logs_hold_is_counted_not_mistaken(served, tmp_path: Path):
+    """A log part written by hand next to the served one: integers logged as floats and a feature
+    the service lacks / lacks a feature (another model's list), and a model version the registry
+    does not know."""
+    import orjson
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from serving.log import SCHEMA
+
+    source = served["settings"]
+    for name in ("raw", "published", "feast", "registry"):
+        (tmp_path / name).symlink_to(source.data_dir / name, target_is_directory=True)
+    shutil.copytree(source.predictions_dir, tmp_path / "serving" / "predictions")
+    settings = load_settings(tmp_path)
+    log = pd.read_parquet(source.predictions_dir)
+    ok = log[(log["status"] == "ok") & (log["role"] == "primary")].head(3).reset_index(drop=True)
+    floats = {k: float(v) if isinstance(v, int) else v for k, v in orjson.loads(ok.loc[0, "features"]).items()}
+    other = orjson.loads(ok.loc[1, "features"])
+    other.pop("spend_30d")
+    other["loyalty_tier"] = "gold"
+    rows = ok.assign(request_id=["hand-1", "hand-2", "hand-3"], model_version=[ok.loc[0, "model_version"],
+                     ok.loc[1, "model_version"], "v9999"],
+                     features=[orjson.dumps(floats).decode(), orjson.dumps(other).decode(), ok.loc[2, "features"]])
+    part = settings.predictions_dir / "date=2026-01-01" / "part-hand.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(rows[SCHEMA.names], schema=SCHEMA, preserve_index=False), part)
+
+    assert main(["--data-dir", str(settings.data_dir)]) == 3
+    s = _summary(settings)
+    by = {(r["feature"], r["type"]): r for r in s["features"]}
+    assert by[("loyalty_tier", "not_offline")]["compared"] == 1
+    assert by[("spend_30d", "not_logged")]["compared"] == 1
+    assert {a["feature"] for a in s["alerts"]} == {"loyalty_tier", "spend_30d"}  # floats for ints are no mismatch
+    assert all(r["mismatches"] == 0 for r in s["features"] if r["type"] in ("Int64", "Float64", "String"))
+    assert s["checked_rows"] == served["statuses"].count("ok") + 2
+    assert any("v9999" in note and "not compared" in note for note in s["notes"])
