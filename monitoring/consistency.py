@@ -114,6 +114,15 @@ def plot_over_time(found: Consistency) -> str:
         ax.plot(part["day"], part["mismatch_rate"], marker=".", label=f"{service}/{feature}")
     ax.set(xlabel="request_at (day, UTC)", ylabel="mismatch rate", title="Online/offline mismatches over time")
     ax.set_ylim(bottom=0)
+    rows = ax.twinx()  # how many predictions each day's rate rests on
+    rows.bar(overall.index, overall["compared"] / max(daily["feature"].nunique(), 1), width=0.8, alpha=0.2,
+             color="tab:blue")
+    rows.set_ylabel("logged predictions compared", color="tab:blue")
+    ax.set_zorder(rows.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    if len(overall) == 1:  # one day: a readable window instead of years of empty axis
+        day = overall.index[0]
+        ax.set_xlim(day - pd.Timedelta(days=3), day + pd.Timedelta(days=3))
     ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     return png_data_uri(fig)
