@@ -149,9 +149,13 @@ def test_the_report_renders_tables_and_embedded_plots(monitored):
     assert parser.counts.get("table", 0) >= 6
     pngs = [src for src in parser.images if src.startswith("data:image/png;base64,") and len(src) > 1000]
     assert len(pngs) >= 4  # PSI bars, distributions, scores, trend
-    for heading in ("Alerts", "Freshness", "Feature drift", "Prediction drift", "Realised performance", "Trend"):
+    for heading in ("Alerts", "Freshness", "Feature drift", "Prediction drift", "Realised performance",
+                    "Online/offline consistency", "Trend"):
         assert heading in parser.headings
     assert f"batch/{DRIFT_CLIENT}/avg_basket_90d" in monitored["report"].read_text()
+    # the consistency section re-checked the logged batch and serving rows against offline retrieval
+    consistency = monitored["summary"]["consistency"]
+    assert consistency["checked_rows"] > monitored["logged"] and len(consistency["features"]) >= 17
 
 
 def test_bad_inputs_give_messages_not_crashes(drift_data, tmp_path):
