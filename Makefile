@@ -148,8 +148,8 @@ test-scale: $(SCALE_STAMP) ## The scale group (pytest -m scale): dbt on Spark, F
 	@$(PYTHON) -m pytest -m scale $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no scale tests" >&2; exit 1; fi; exit $$rc
 
-bench: $(STAMP) ## Benchmarks vs raw DuckDB/SQLite and plain Feast -> bench/results (SIZE=tiny|default|large)
-	$(PYTHON) -m bench --size $(or $(SIZE),default) --out bench/results
+bench: $(STAMP) ## Benchmarks vs raw DuckDB/SQLite and plain Feast -> bench/results (SIZE=tiny|default|large; PROFILE=scale: scale vs embedded stores)
+	$(if $(filter scale,$(PROFILE)),$(PYTHON) -m bench.scale --out bench/results,$(PYTHON) -m bench --size $(or $(SIZE),default) --out bench/results)
 
 lint: $(STAMP) ## Ruff over the Python packages
 	$(BIN)/ruff check parity training serving batch monitoring bench feature_repo tests

@@ -196,7 +196,10 @@ class Settings:
 
     @property
     def feast_dir(self) -> Path:
-        return self.data_dir / "feast"
+        """The Feast folder of the profile (serving manifest, materialization marker; the embedded
+        profile's registry and online store too): `feast`, or `feast-<profile>` so that switching
+        profiles on one data folder never mixes their records."""
+        return self.data_dir / ("feast" if self.profile == "embedded" else f"feast-{self.profile}")
 
     @property
     def registry_dir(self) -> Path:

@@ -67,3 +67,10 @@ def test_an_unknown_profile_is_refused_naming_the_known_ones(tmp_path, monkeypat
     monkeypatch.setenv("PARITY_PROFILE", "big")
     with pytest.raises(ProjectConfigError, match="PARITY_PROFILE='big' is not a profile \\(known: embedded, scale\\)"):
         load_settings(tmp_path)
+
+
+def test_each_profile_keeps_its_own_feast_records(tmp_path, monkeypatch):
+    monkeypatch.delenv("PARITY_PROFILE", raising=False)
+    assert load_settings(tmp_path).feast_dir == tmp_path.resolve() / "feast"
+    monkeypatch.setenv("PARITY_PROFILE", "scale")
+    assert load_settings(tmp_path).feast_dir == tmp_path.resolve() / "feast-scale"
