@@ -193,7 +193,7 @@ def expected_keys(view: Any, parts: dict[str, Part]) -> set[tuple[Any, ...]]:
 
 
 # --------------------------------------------------------------------------------------------
-# the online store's own entity keys (SQLite: read and delete; other stores: not listed)
+# the online store's own entity keys (SQLite and Redis: read and delete; other stores: not listed)
 
 
 def _sqlite_table(store: Any, view: Any) -> tuple[Path, str] | None:
@@ -217,7 +217,9 @@ def online_keys(store: Any, view: Any) -> dict[tuple[Any, ...], bytes] | None:
 
     located = _sqlite_table(store, view)
     if located is None:
-        return None
+        from parity.features.online_redis import view_entity_keys
+
+        return view_entity_keys(store, view)  # Redis (None: a store that cannot list)
     path, table = located
     if not path.exists():
         return {}
@@ -236,10 +238,12 @@ def online_keys(store: Any, view: Any) -> dict[tuple[Any, ...], bytes] | None:
 
 
 def online_count(store: Any, view: Any) -> int | None:
-    """How many entities the view's SQLite table holds (None for stores that cannot say)."""
+    """How many entities the view's online table (SQLite) or hashes (Redis) hold (None for stores
+    that cannot say)."""
     located = _sqlite_table(store, view)
     if located is None:
-        return None
+        keys = online_keys(store, view)  # Redis: its listed entities
+        return None if keys is None else len(keys)
     path, table = located
     if not path.exists():
         return 0
@@ -251,10 +255,14 @@ def online_count(store: Any, view: Any) -> int | None:
 
 
 def delete_online(store: Any, view: Any, blobs: Iterable[bytes]) -> int:
-    """Delete entities (stored key bytes) from the view's SQLite table; returns how many."""
+    """Delete entities (stored key bytes) from the view's SQLite table or Redis hashes; returns how many."""
     located = _sqlite_table(store, view)
     blobs = list(blobs)
-    if located is None or not blobs:
+    if located is None:
+        from parity.features.online_redis import delete_view_entities
+
+        return delete_view_entities(store, view, blobs)  # Redis (0 for a store that cannot delete)
+    if not blobs:
         return 0
     path, table = located
     with sqlite3.connect(path) as con:

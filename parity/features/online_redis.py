@@ -162,3 +162,68 @@ class RedisReader(_TypedReads):
 
     def close(self) -> None:
         self._client.close()
+
+
+# --------------------------------------------------------------------------------------------
+# materialization's view of a Redis store: list, count and delete a view's entities (imports
+# Feast: only materialization, which runs with Feast loaded, calls these)
+
+
+def _feast_redis(store: Any) -> Any | None:
+    """The redis-py client of a store whose online store is Feast's Redis store, else None."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    online = store._get_provider().online_store
+    if not isinstance(online, RedisOnlineStore):
+        return None
+    return online._get_client(store.config.online_store)
+
+
+def _glob_escape(raw: bytes) -> bytes:
+    """`raw` as a literal in a Redis MATCH pattern (the serialized key holds arbitrary bytes)."""
+    return b"".join(b"\\" + bytes([c]) if c in b"*?[]\\" else bytes([c]) for c in raw)
+
+
+def view_entity_keys(store: Any, view: Any) -> dict[tuple[Any, ...], bytes] | None:
+    """Entities the view holds in a Redis online store (key values -> Redis key), found by their
+    `_ts:<view>` field; None when the store is not Redis."""
+    from feast.infra.key_encoding_utils import deserialize_entity_key, serialize_entity_key_prefix
+    from feast.infra.online_stores.helpers import compute_versioned_name
+    from feast.type_map import feast_value_type_to_python_type
+
+    client = _feast_redis(store)
+    if client is None:
+        return None
+    project = store.config.project.encode("utf8")
+    name = compute_versioned_name(view, store.config.registry.enable_online_feature_view_versioning)
+    pattern = _glob_escape(serialize_entity_key_prefix(list(view.join_keys))) + b"*" + _glob_escape(project)
+    keys = list(client.scan_iter(match=pattern, count=10_000))
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hexists(key, f"_ts:{name}")
+        held = pipe.execute()
+    version = store.config.entity_key_serialization_version
+    found = {}
+    for key, has in zip(keys, held):
+        if has:
+            entity = deserialize_entity_key(key[:-len(project)], entity_key_serialization_version=version)
+            values = dict(zip(entity.join_keys, (feast_value_type_to_python_type(v) for v in entity.entity_values)))
+            found[tuple(values.get(k) for k in view.join_keys)] = key
+    return found
+
+
+def delete_view_entities(store: Any, view: Any, keys: list[bytes]) -> int:
+    """Remove the view's fields (features and `_ts`) from these Redis keys; a hash left empty is
+    gone (other views' fields stay). Returns how many entities were removed."""
+    from feast.infra.online_stores.helpers import compute_versioned_name
+
+    client = _feast_redis(store)
+    if client is None or not keys:
+        return 0
+    name = compute_versioned_name(view, store.config.registry.enable_online_feature_view_versioning)
+    fields = [field_key(name, f.name) for f in view.features] + [f"_ts:{name}".encode()]
+    with client.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.hdel(key, *fields)
+        pipe.execute()
+    return len(keys)
