@@ -96,8 +96,8 @@ rollback: $(STAMP) ## Point current back at the previously current model
 models: $(STAMP) ## List registered model versions (* = current)
 	$(PYTHON) -m training list
 
-serve: $(STAMP) ## Run the prediction API on 127.0.0.1:8000 (HOST/PORT; API keys from PARITY_API_KEYS)
-	$(PYTHON) -m serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
+serve: $(STAMP) ## Run the prediction API on 127.0.0.1:8000 (HOST/PORT, WORKERS=N processes; keys: PARITY_API_KEYS)
+	$(PYTHON) -m serving $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT)) $(if $(WORKERS),--workers $(WORKERS))
 
 ##@ Batch and monitoring
 segments: $(STAMP) ## Fit, register and promote the customer segments model (after `make train`)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 import threading
 import time
@@ -27,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="bind address (default from config: 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default from config: 8000)")
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("PARITY_SERVING_WORKERS") or 1),
+                        help="worker processes on one socket, each with its own model, reader and log "
+                             "(default: $PARITY_SERVING_WORKERS or 1; see serving/workers.py)")
     args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
 
     from serving.app import create_app
     from serving.models import import_xgboost_lean
@@ -45,13 +51,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     config = config.model_copy(update={"host": args.host or config.host, "port": args.port or config.port})
-    app = create_app(load_settings(args.data_dir), config)
-    # one worker process; SIGTERM drains first (DrainingServer), then uvicorn's graceful
-    # shutdown answers what is in flight and runs the lifespan shutdown (log compaction)
-    server = DrainingServer(uvicorn.Config(app, host=config.host, port=config.port, log_level=args.log_level,
-                                           access_log=False), app.state.parity, config.shutdown_grace_seconds)
-    server.run()
-    return 0
+    settings = load_settings(args.data_dir)
+
+    def run(sockets: list[Any] | None = None) -> None:
+        # SIGTERM drains first (DrainingServer), then uvicorn's graceful shutdown answers what
+        # is in flight and runs the lifespan shutdown (log compaction)
+        app = create_app(settings, config)
+        server = DrainingServer(uvicorn.Config(app, host=config.host, port=config.port, log_level=args.log_level,
+                                               access_log=False), app.state.parity, config.shutdown_grace_seconds)
+        server.run(sockets=sockets)
+
+    if args.workers == 1:
+        run()
+        return 0
+    from serving.workers import bind, supervise
+
+    sock = bind(config.host, config.port)  # imports done once: the forked workers start warm
+    return supervise(args.workers, sock, lambda _index: run([sock]), settings.data_dir / "serving" / "metrics")
 
 
 class DrainingServer(uvicorn.Server):

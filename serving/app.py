@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import signal
+import threading
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from serving.metrics import Metrics, create_metrics, watch_log
 from serving.models import ModelSlot
 from serving.routes import router
 from serving.state import Forbidden, ServiceUnavailable, State, Unauthorized, open_reader
+from serving.workers import start_snapshots
 
 log = logging.getLogger("serving")
 
@@ -98,6 +100,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         Gauge("parity_model_pointer_ok", "1 while the registry's current pointer names a loadable model, "
               "else 0 (the loaded model keeps serving)", registry=state.metrics.registry
               ).set_function(lambda: 0 if state.slot.problem else 1)
+        snapshots = threading.Event()  # multi-worker: this worker's metrics for /metrics (serving/workers.py)
+        start_snapshots(state.metrics.registry, snapshots)
         # start-up objects leave the collector's generations: fewer long GC pauses. No full
         # collection first (~0.1 s of cold start for little garbage); `python -m serving` starts
         # with the collector disabled, so turn it (back) on here.
@@ -108,6 +112,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         except ValueError:  # not the main thread (e.g. a test client): polling still reloads
             pass
         yield
+        snapshots.set()
         state.slot.stop()
         state.segments.stop()
         state.plog.close()

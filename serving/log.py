@@ -103,8 +103,12 @@ class _Segment:
 
     def __init__(self, path: Path):
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        # created and locked under another name, then renamed: another worker's recovery (which
+        # takes every unlocked *.wal) never sees it unlocked
+        fresh = path.with_suffix(".new")
+        self.fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(fresh, path)
         self.rows = 0
         self.broken = False
 
@@ -321,6 +325,9 @@ class PredictionLog:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:  # a live process writes it
+                    os.close(fd)
+                    continue
+                if os.fstat(fd).st_nlink == 0:  # another worker's recovery just took and deleted it
                     os.close(fd)
                     continue
                 held.append((path, fd))

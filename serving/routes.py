@@ -5,6 +5,7 @@ function) and logs before it answers."""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -59,6 +60,8 @@ class OrjsonResponse(Response):
 
 
 _ids = random.Random()  # seeded from os.urandom once; request ids need uniqueness, not secrecy
+# forked workers (serving/workers.py) would otherwise draw the same id sequence
+os.register_at_fork(after_in_child=_ids.seed)
 
 
 def request_id() -> str:
@@ -116,9 +119,11 @@ def readyz(state: State = Depends(get_state)) -> JSONResponse:
 @router.get("/metrics", tags=["health"], response_class=PlainTextResponse)
 def metrics(state: State = Depends(get_state)) -> PlainTextResponse:
     """Prometheus metrics."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST
 
-    return PlainTextResponse(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    from serving.workers import merged_exposition  # every worker's metrics, labelled by worker
+
+    return PlainTextResponse(merged_exposition(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/model", tags=["model"], dependencies=[Depends(authorised)], response_model=dict)
