@@ -4,7 +4,9 @@ Generates its own data in a scratch folder (default bench/work/<size>, gitignore
 
 1. training-set retrieval (synthetic mart of controllable size, its own small Feast repo)
 2. materialization into the SQLite online store (same synthetic repo)
-3. online reads in-process and /v1/predict over loopback HTTP vs `feast serve`
+3. online reads in-process; /v1/predict over loopback HTTP vs `feast serve` at 1..500 customers
+   with the /healthz floor (a latency curve, plotted), and throughput at several concurrencies
+   of one vs several serving workers
 4. `python -m parity build` (dbt) wall time and peak RSS on generated raw drops
 5. cold start of `python -m serving` vs `feast serve`
 6. the consistency check (`make consistency`): logged predictions re-checked per second
@@ -139,11 +141,11 @@ def run_serving(size: Size, work: Path, data_dir: Path, results: dict[str, Any],
     from bench import online, servers
 
     request_at = datetime.fromisoformat(results["platform_setup"]["materialized_until"])
-    ids = _known_ids(data_dir, 100)
+    ids = _known_ids(data_dir, max(size.http_reps))
     if "online" in sections:
         log("online reads in-process (1 and 100 entities)")
         results["online"] = run_worker("online_inprocess", {
-            "data_dir": str(data_dir), "ids": ids, "request_at": request_at.isoformat(),
+            "data_dir": str(data_dir), "ids": ids[:100], "request_at": request_at.isoformat(),
             "reps": {str(k): v for k, v in size.online_reps.items()}})
     first: dict[str, float] = {}
     server_log = work / "servers.log"
@@ -153,7 +155,17 @@ def run_serving(size: Size, work: Path, data_dir: Path, results: dict[str, Any],
         with servers.running(api, fs, together=size.overlap_sections):
             # spawned one at a time (or together in smoke mode, see meta.timings_comparable)
             first = {"serving": api.ready_seconds, "feast_serve": fs.ready_seconds}
-            results["http"] = online.http_bench(api.base, api.key, fs.base, ids, request_at, size.http_reps)
+            log(f"latency curve at {sorted(size.http_reps)} customers (+ /healthz floor), {size.http_repeats} block(s)")
+            results["http"] = online.http_bench(api.base, api.key, fs.base, ids, request_at, size.http_reps,
+                                                size.http_repeats)
+            fs.stop()  # idle, but its memory and timers are not part of the throughput runs
+            log(f"throughput: 1 vs {size.serving_workers} serving workers at concurrency {size.throughput_concurrency}")
+            with servers.running(servers.serving(data_dir, server_log, workers=size.serving_workers)) as (multi,):
+                results["throughput"] = {
+                    "by_concurrency": online.throughput(api, multi, ids[0], request_at, size.throughput_concurrency,
+                                                        size.throughput_seconds, size.throughput_rounds),
+                    "workers": size.serving_workers, "multi_ready_seconds": multi.ready_seconds,
+                    "peak_rss_mb": {api.name: servers.peak_rss(api), multi.name: servers.peak_rss(multi)}}
         results["http"]["feast_serve_request"] = (
             "features: the 16 batch features of churn_v1 + last_purchase_at (what the platform reads); "
             "feast serve cannot compute churn_v1's python-mode on-demand feature from JSON: request_at "
@@ -175,6 +187,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
         flags.append(results["http"]["correct"])
     if "consistency" in results:
         flags.append(results["consistency"]["correct"])
+    for block in results.get("throughput", {}).get("by_concurrency", {}).values():
+        flags.append(all(n == 0 for n in block["errors"].values()))
     return bool(flags) and all(flags)
 
 
@@ -236,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "size": size.name, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "sections": sorted(sections), "work_dir": str(work), "config": _config_dict(size),
-        "timings_comparable": not size.overlap_sections, "product_files": product_state()}}
+        "timings_comparable": not size.overlap_sections, "product_files": product_state(),
+        "load": _load_average()}}
     try:
         serving_dir = None
         if size.overlap_sections and "dbt" in sections:
@@ -256,10 +271,19 @@ def main(argv: list[str] | None = None) -> int:
             run_serving(size, work, serving_dir, results, sections)
     finally:
         results["meta"]["duration_seconds"] = time.perf_counter() - started
+        results["meta"]["load_at_end"] = _load_average()
         results["correct"] = collect_checks(results)
         results["summary"] = report.summary_rows(results)
         results["notes"] = NOTES
         args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        try:
+            from bench.plot import write_plot
+
+            plotted = write_plot(results, args.out / "latency_curve.png")
+        except Exception as err:  # a missing plot never loses the measured results
+            plotted, results["plot_error"] = None, f"{type(err).__name__}: {err}"
+        results["plot"] = plotted.name if plotted else None
         (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
         (args.out / "results.md").write_text(report.markdown(results))
         if not args.keep_work:
@@ -295,6 +319,15 @@ def merge_results(source: Path, out: Path) -> int:
     (out / "results.md").write_text(report.markdown(results))
     print(report.console(results))
     return 0
+
+
+def _load_average() -> str:
+    """The machine's load average at the start (the machine is shared: figures are noisy)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} / {five:.2f} / {fifteen:.2f} (1 / 5 / 15 min)"
+    except OSError:
+        return "load average unknown"
 
 
 def _config_dict(size: Size) -> dict[str, Any]:

@@ -218,20 +218,25 @@ def service_features(path: Path | None = None) -> list[str]:
 
 
 def http_bench(predict_base: str, api_key: str, feast_base: str, ids: list[str], request_at: datetime,
-               reps: dict[int, int]) -> dict[str, Any]:
-    """Sequential keep-alive requests, the two servers interleaved request by request; client-side
-    latency in ms. Also each server's /health(z) round trip: the HTTP + framework floor."""
+               reps: dict[int, int], repeats: int = 3) -> dict[str, Any]:
+    """The latency curve: per customer count, sequential keep-alive requests to /v1/predict,
+    `feast serve` (features only) and the /healthz floor, interleaved request by request, in
+    `repeats` blocks (each block's p99 is kept: their spread says how stable the p99 is).
+    Client-side latency in ms. Sizes above the customers available are skipped (noted)."""
     import httpx
 
     stamp = request_at.isoformat()
     # feast serve cannot run churn_v1's python-mode on-demand view from JSON (request_at arrives as
     # a str), so it serves the stored values the platform reads: the service's batch features
     feast_features_list = [f"customer_activity:{name}" for name in (*service_features(), "last_purchase_at")]
-    results: dict[str, Any] = {}
-    with httpx.Client(base_url=predict_base, headers={"X-API-Key": api_key}, timeout=30.0) as api, \
-            httpx.Client(base_url=feast_base, timeout=30.0) as fs:
+    results: dict[str, Any] = {"skipped": {}}
+    with httpx.Client(base_url=predict_base, headers={"X-API-Key": api_key}, timeout=60.0) as api, \
+            httpx.Client(base_url=feast_base, timeout=60.0) as fs:
         checks: dict[str, Any] = {}
         for n, count in sorted(reps.items()):
+            if n > len(ids):
+                results["skipped"][str(n)] = f"only {len(ids)} customers in the online store"
+                continue
             chosen = ids[:n]
             predict_body = {"customers": [{"customer_id": c, "request_at": stamp} for c in chosen]}
             feast_body = {"features": feast_features_list, "entities": {"customer_id": chosen}}
@@ -246,18 +251,61 @@ def http_bench(predict_base: str, api_key: str, feast_base: str, ids: list[str],
                 response.raise_for_status()
                 return response
 
+            def healthz() -> Any:
+                return api.get("/healthz").raise_for_status()
+
             first: dict[str, Any] = {}
-            times = interleaved({"predict": predict, "feast_serve": feast_features}, reps=count,
-                                warmup=max(5, count // 20), on_first=lambda name, r, first=first: first.setdefault(name, r.json()),
-                                collect=False)
+            samples: dict[str, list[float]] = {"predict": [], "feast_serve": [], "healthz": []}
+            blocks: dict[str, list[float]] = {name: [] for name in samples}
+            for block in range(repeats):
+                times = interleaved({"predict": predict, "feast_serve": feast_features, "healthz": healthz},
+                                    reps=max(1, count // repeats), warmup=max(5, count // 20) if block == 0 else 2,
+                                    on_first=lambda name, r, first=first: first.setdefault(name, r.json()),
+                                    collect=False)
+                for name, values in times.items():
+                    samples[name] += values
+                    blocks[name].append(stats(values, 1000.0)["p99"])
             ok = [p["status"] for p in first["predict"]["predictions"]].count("ok")
             present = [s == "PRESENT" for s in first["feast_serve"]["results"][1]["statuses"]]
             checks[str(n)] = {"predict_ok": ok, "feast_serve_present": sum(present),
                               "feast_serve_features": len(first["feast_serve"]["results"]) - 1}
-            results[str(n)] = {name: stats(values, 1000.0) for name, values in times.items()}
+            results[str(n)] = {name: stats(values, 1000.0) for name, values in samples.items()}
+            results[str(n)]["block_p99"] = blocks
+            results[str(n)]["p99_spread"] = {  # (max - min) / median of the blocks' p99s
+                name: (max(b) - min(b)) / sorted(b)[len(b) // 2] if b and min(b) > 0 else None
+                for name, b in blocks.items()}
         floor = interleaved({"predict_healthz": lambda: api.get("/healthz"), "feast_health": lambda: fs.get("/health")},
                             reps=max(reps.values()) // 2, warmup=10, collect=False)
         results["floor"] = {name: stats(values, 1000.0) for name, values in floor.items()}
         results["checks"] = checks
     results["correct"] = all(c["predict_ok"] == int(n) == c["feast_serve_present"] for n, c in checks.items())
     return results
+
+
+def throughput(single: Any, multi: Any, customer: str, request_at: datetime, concurrencies: tuple[int, ...],
+               seconds: float, rounds: int) -> dict[str, Any]:
+    """Requests per second at each concurrency (1 customer per request) against the single- and
+    the multi-worker server, alternating them over `rounds`; the ratio is the median of the
+    per-round ratios (both measured under the same machine load)."""
+    import json
+
+    from bench.load import http_request, run_load
+
+    body = json.dumps({"customers": [{"customer_id": customer, "request_at": request_at.isoformat()}]}).encode()
+    out: dict[str, Any] = {}
+    for c in concurrencies:
+        runs: dict[str, list[dict[str, Any]]] = {single.name: [], multi.name: []}
+        for round_ in range(rounds):
+            order = (single, multi) if round_ % 2 == 0 else (multi, single)
+            for server in order:
+                request = http_request(server.base, "/v1/predict", body, {"X-API-Key": server.key})
+                runs[server.name].append(run_load(server.base, request, c, seconds))
+        ratios = sorted(m["rps"] / s["rps"] for s, m in zip(runs[single.name], runs[multi.name]) if s["rps"] > 0)
+        out[str(c)] = {
+            "runs": runs,
+            "rps": {name: sorted(r["rps"] for r in rs)[len(rs) // 2] for name, rs in runs.items()},
+            "errors": {name: sum(r["errors"] for r in rs) for name, rs in runs.items()},
+            "p99_ms": {name: sorted(r["latency_ms"]["p99"] for r in rs)[len(rs) // 2] for name, rs in runs.items()},
+            "ratio_multi_vs_single": ratios[len(ratios) // 2] if ratios else None,
+        }
+    return out

@@ -91,21 +91,8 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                               f"read_columns {t['platform_columns']['median']:.2f}, "
                               f"online_frame {t['platform_sdk']['median']:.2f} ms; correct={block['correct']}"))
     http = results.get("http", {})
-    for n in ("1", "100"):
-        if n not in http:
-            continue
-        p, f = http[n]["predict"], http[n]["feast_serve"]
-        limit = TARGETS["predict_p99_ms"][int(n)]
-        met = p["p99"] <= limit and p["p99"] < f["p99"]
-        rows.append(_row(f"/v1/predict over HTTP, {n} customer{'s' if n != '1' else ''}", "ms p99", p["p99"], None,
-                         f["p99"], None, p["p99"] / f["p99"], f"p99 <= {limit} ms and < feast serve", met,
-                         f"median {p['median']:.2f} vs feast serve {f['median']:.2f} ms (features only)"))
-    if "floor" in http:
-        fl = http["floor"]
-        rows.append(_row("HTTP floor (/healthz vs feast /health)", "ms median", fl["predict_healthz"]["median"], None,
-                         fl["feast_health"]["median"], None,
-                         fl["predict_healthz"]["median"] / fl["feast_health"]["median"],
-                         note="loopback round trip incl. httpx client"))
+    rows += http_rows(http)
+    rows += throughput_rows(results.get("throughput", {}))
     cold = results.get("cold_start", {}).get("seconds")
     if cold:
         s, f = cold["serving"], cold["feast_serve"]
@@ -135,6 +122,71 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _target(n: int) -> tuple[str, Any]:
+    """The text of /v1/predict's targets at n customers and a function judging (predict, feast, floor) p99s."""
+    limit = TARGETS["predict_p99_ms"].get(n)
+    floor = TARGETS["predict_p99_vs_floor"].get(n)
+    feast = TARGETS["predict_p99_vs_feast"].get(n)
+    parts = ([f"<= {limit:g} ms"] if limit else []) + ([f"<= {floor:g}x /healthz p99"] if floor else []) \
+        + ([f"< {feast:g}x feast serve"] if feast else [])
+
+    def met(p: float, f: float, h: float) -> bool | None:
+        if not parts:
+            return None
+        return ((not limit or p <= limit) and (not floor or p <= floor * h) and (not feast or p < feast * f))
+
+    return ", ".join(parts), met
+
+
+def http_rows(http: dict[str, Any]) -> list[dict[str, Any]]:
+    """The latency curve: one row per customer count, then the floor."""
+    rows = []
+    for key in sorted((k for k in http if k.isdigit()), key=int):
+        n = int(key)
+        p, f, h = http[key]["predict"], http[key]["feast_serve"], http[key]["healthz"]
+        text, met = _target(n)
+        spread = http[key].get("p99_spread", {}).get("predict")
+        rows.append(_row(f"/v1/predict over HTTP, {n} customer{'s' if n != 1 else ''}", "ms p99", p["p99"], None,
+                         f["p99"], None, p["p99"] / f["p99"], text, met(p["p99"], f["p99"], h["p99"]),
+                         f"median {p['median']:.2f} vs feast serve {f['median']:.2f} ms (features only); "
+                         f"/healthz p99 {h['p99']:.2f} (x{p['p99'] / h['p99']:.1f}); n={p['n']}"
+                         + (f", p99 spread over blocks {spread:.0%}" if spread is not None else "")))
+    for key, why in http.get("skipped", {}).items():
+        rows.append(_row(f"/v1/predict over HTTP, {key} customers", "ms p99", None, note=f"not measured: {why}"))
+    if "floor" in http:
+        fl = http["floor"]
+        rows.append(_row("HTTP floor (/healthz vs feast /health)", "ms median", fl["predict_healthz"]["median"], None,
+                         fl["feast_health"]["median"], None,
+                         fl["predict_healthz"]["median"] / fl["feast_health"]["median"],
+                         note=f"loopback round trip incl. httpx client; p99 {fl['predict_healthz']['p99']:.2f} "
+                              f"vs {fl['feast_health']['p99']:.2f} ms"))
+    return rows
+
+
+def throughput_rows(block: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests/s of one vs several workers per concurrency, and peak RSS per process."""
+    rows = []
+    workers = block.get("workers")
+    for key, c in sorted(block.get("by_concurrency", {}).items(), key=lambda kv: int(kv[0])):
+        single, multi = (c["rps"][name] for name in c["rps"])
+        target = TARGETS["throughput_multi_vs_single"].get(int(key))
+        ratio = c["ratio_multi_vs_single"]
+        errors = sum(c["errors"].values())
+        rows.append(_row(f"throughput /v1/predict, 1 customer, concurrency {key}: {workers} workers vs 1",
+                         "req/s", multi, single, None, ratio, None,
+                         f">= {target:g}x 1 worker, 0 errors" if target else "",
+                         (ratio is not None and ratio >= target and errors == 0) if target else None,
+                         f"raw column = 1 worker; errors {errors}; p99 " + " / ".join(
+                             f"{v:.1f}" for v in c["p99_ms"].values()) + " ms (1 / multi)"))
+    for name, rss in block.get("peak_rss_mb", {}).items():
+        rows.append(_row(f"serving peak RSS, {name}", "MB", max(rss.values()) if rss else None,
+                         note=", ".join(f"{k} {v:.0f}" for k, v in rss.items())))
+    if block.get("multi_ready_seconds") is not None:
+        rows.append(_row(f"serving cold start, {workers} workers (spawn -> first /readyz 200)", "s",
+                         block["multi_ready_seconds"], note="one sample"))
+    return rows
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "—"
@@ -155,6 +207,9 @@ def markdown(results: dict[str, Any]) -> str:
         "Timings are medians (p99 where stated) of interleaved rounds on a shared, noisy machine; "
         "ratios are medians of per-round ratios. `raw` = DuckDB/SQLite by hand, `feast` = plain Feast 0.67.",
         "",
+        f"Machine load: {meta.get('load', '?')} at the start, {meta.get('load_at_end', '?')} at the end.",
+        "",
+        *([f"![latency curve and throughput]({results['plot']})", ""] if results.get("plot") else []),
         "| metric | unit | platform | raw | plain Feast | platform/raw | platform/Feast | target | met? | note |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
     ]

@@ -67,12 +67,39 @@ class Server:
             _stop(self.proc)
 
 
-def serving(data_dir: Path, log: Path) -> Server:
-    """`python -m serving` on a free port (ready = /readyz 200: model, registry, online store)."""
+def serving(data_dir: Path, log: Path, workers: int = 1) -> Server:
+    """`python -m serving` on a free port (ready = /readyz 200: model, registry, online store; with
+    several workers, the first worker that is ready answers)."""
     port, key = _free_port(), secrets.token_hex(16)
     env = {**platform_env(data_dir), "PARITY_API_KEYS": key}
-    return Server("serving", [sys.executable, "-m", "serving", "--port", str(port), "--log-level", "warning"],
-                  env, port, "/readyz", log, key=key)
+    name = "serving" if workers == 1 else f"serving_{workers}_workers"
+    return Server(name, [sys.executable, "-m", "serving", "--port", str(port), "--log-level", "warning",
+                         "--workers", str(workers)], env, port, "/readyz", log, key=key)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _status_kb(pid: int, field: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def peak_rss(server: Server) -> dict[str, float]:
+    """Peak RSS (VmHWM, MB) of a running server process and of each of its worker processes."""
+    if server.proc is None:
+        return {}
+    pids = {"main": server.proc.pid, **{f"worker_{i}": c for i, c in enumerate(_children(server.proc.pid))}}
+    return {name: kb / 1024 for name, pid in pids.items() if (kb := _status_kb(pid, "VmHWM")) is not None}
 
 
 def feast_serve(data_dir: Path, log: Path, repo: Path | None = None) -> Server:

@@ -71,6 +71,19 @@ def test_http_and_cold_start_measured(tiny_results: dict) -> None:
     assert cold["serving"]["n"] >= 1 and cold["feast_serve"]["n"] >= 1
 
 
+def test_latency_curve_and_throughput_measured(tiny_results: dict) -> None:
+    http = tiny_results["http"]
+    measured = {k for k in http if k.isdigit()}
+    assert {"1", "10", "100"} <= measured
+    assert all(http[k][name]["n"] > 0 for k in measured for name in ("predict", "feast_serve", "healthz"))
+    by_concurrency = tiny_results["throughput"]["by_concurrency"]
+    assert set(by_concurrency) == {"1", "8", "32"}
+    for block in by_concurrency.values():
+        assert set(block["errors"].values()) == {0}, block["errors"]
+        assert len(block["rps"]) == 2 and all(v > 0 for v in block["rps"].values())
+    assert tiny_results["plot"] == "latency_curve.png"
+
+
 def test_dbt_point_measured(tiny_results: dict) -> None:
     point = tiny_results["dbt"][0]
     assert point["raw_transactions"] > 0
