@@ -90,6 +90,9 @@ train: $(STAMP) ## Train, compare and register the churn model (promotes only if
 promote: $(STAMP) ## Make a model version current: make promote VERSION=v0002
 	$(PYTHON) -m training promote $(VERSION) $(if $(REASON),--reason "$(REASON)")
 
+approve: $(STAMP) ## Record an approval (needed to promote/canary): make approve VERSION=v0002 APPROVER=name ACK=fairness:client_id,...
+	$(PYTHON) -m training approve $(VERSION) --approver "$(APPROVER)" --ack "$(ACK)" $(if $(NOTE),--note "$(NOTE)")
+
 rollback: $(STAMP) ## Point current back at the previously current model
 	$(PYTHON) -m training rollback $(if $(REASON),--reason "$(REASON)")
 
@@ -116,6 +119,18 @@ consistency: $(STAMP) ## Logged predictions vs offline point-in-time features pe
 ##@ Governance and privacy
 trace: $(STAMP) ## Every place holding a customer's data + access-request export: make trace CUSTOMER=acme:AC-000123
 	$(PYTHON) -m parity trace "$(CUSTOMER)" $(if $(OUT),--out $(OUT))
+
+forget: $(STAMP) ## (admin) Erase a customer everywhere the platform controls, then prove it: make forget CUSTOMER=acme:AC-000123 BY=name
+	$(PYTHON) -m parity forget "$(CUSTOMER)" $(if $(BY),--by "$(BY)")
+
+retention: $(STAMP) ## Delete logs/decisions/quarantine samples/builds older than parity/governance/config.yaml (dry run; APPLY=1 deletes)
+	$(PYTHON) -m parity retention $(if $(APPLY),--apply)
+
+risk-register: $(STAMP) ## Write a model version's risk register: make risk-register VERSION=v0002 (RETIRE="reason" archives it)
+	$(PYTHON) -m parity risk-register $(VERSION) $(if $(RETIRE),--retire "$(RETIRE)")
+
+share-profile: $(STAMP) ## A client's per-segment figures, small groups suppressed: make share-profile CLIENT=acme (DP=1 EPSILON=0.5)
+	$(PYTHON) -m parity share-profile $(CLIENT) $(if $(DP),--dp) $(if $(EPSILON),--epsilon $(EPSILON))
 
 ##@ Main job
 demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> serve a few predictions
@@ -157,4 +172,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote rollback models serve segments score monitor consistency trace demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote approve rollback models serve segments score monitor consistency trace forget retention risk-register share-profile demo test test-fast bench lint clean

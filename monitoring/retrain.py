@@ -112,9 +112,12 @@ def retrain(settings: Settings, config: RetrainConfig, model_name: str = "churn"
         promoted, reason = False, "current model could not be evaluated; promote by hand if intended"
     if promoted:
         store = open_store(settings)
-        registry.promote(
-            settings.registry_dir, model_name, result.version, lambda name: service_schema(store, name).features
-        )
+        try:
+            registry.promote(
+                settings.registry_dir, model_name, result.version, lambda name: service_schema(store, name).features
+            )
+        except registry.PromotionError as err:  # no recorded approval (parity.models.approvals): a person decides
+            promoted, reason = False, f"{reason}; not promoted: {err}"
     window = candidate.metadata["training_window"]["test"]
     return RetrainOutcome(
         candidate=result.version,

@@ -83,7 +83,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     except duckdb.Error as err:
         print(f"error: {describe_duckdb_error(err)}", file=sys.stderr)
         return 2
-    _print_frame("Reconciliation (physical records = canonical + quarantined + duplicates):", table)
+    _print_frame("Reconciliation (physical records = canonical + quarantined + duplicates + erased):", table)
     _print_frame("Quarantine by reason:", reasons)
     _print_timelines(settings, table)
     lost = int(table["unaccounted_rows"].abs().sum())
@@ -251,6 +251,117 @@ def cmd_cross_engine(args: argparse.Namespace) -> int:
     print(cross_engine.report(diffs, seconds))
     return 0 if all(d.identical for d in diffs) else 1
 
+def _rebuild(settings) -> str:
+    """A full build published atomically (the suppression list applies in staging)."""
+    from parity.ingest.build_config import load_build_config
+    from parity.ingest.pipeline import run_build
+
+    return run_build(settings, load_build_config(), capture=True).build.name
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    """Erase a customer everywhere the platform controls, then prove it (trace, reconciliation, parity)."""
+    import getpass
+
+    from parity.governance.customer import CustomerError, parse_customer
+    from parity.governance.forget import forget
+    from parity.ingest.builds import BuildError
+    from parity.ingest.pipeline import BuildFailed
+    from parity.suppression import SuppressionError
+
+    settings = load_settings(args.data_dir)
+    try:
+        customer = parse_customer(args.customer, settings.clients)
+        report = forget(settings, customer, args.by or getpass.getuser(), _rebuild)
+    except (CustomerError, SuppressionError, BuildError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except BuildFailed as err:
+        print(f"error: the rebuild failed, so the warehouse still holds the customer (files already "
+              f"rewritten, suppression list updated); fix the build and run forget again:\n{err}", file=sys.stderr)
+        return 1
+    for line in report.rewritten:
+        print(f"rewritten without the customer: {line}")
+    for line in report.deleted:
+        print(f"deleted: {line}")
+    print(f"published build {report.build} (staging suppresses the customer on every rebuild)")
+    for model in report.models_trained_with:
+        print(f"trained with the customer's data: {model} (kept until the next retraining; README "
+              "'Privacy and governance')")
+    for name, lines in report.raw_lines.items():
+        print(f"client's raw file, not modified: {name}: {len(lines)} lines (listed in the erasure record)")
+    for line in report.not_erased:
+        print(f"NOT erased: {line}")
+    held = report.after.held_rows if report.after else -1
+    print(f"\nproof: trace finds {held} rows in places the platform controls")
+    status = 0 if held == 0 and not report.not_erased else 1
+    status = max(status, cmd_reconcile(args) if not args.no_verify else 0)
+    if not args.no_verify:
+        status = max(status, cmd_parity(argparse.Namespace(data_dir=args.data_dir, sample_times=args.sample_times)))
+    return status
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    """Delete what is older than the governance config's retention periods (dry run by default)."""
+    from parity.governance.config import GovernanceError, load_config
+    from parity.governance.retention import apply_retention
+
+    try:
+        config = load_config(args.config)
+    except GovernanceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    report = apply_retention(load_settings(args.data_dir), config.retention, apply=args.apply)
+    verb = "deleted" if report.applied else "would delete"
+    for line in report.deleted:
+        print(f"{verb}: {line}")
+    for line in report.skipped:
+        print(f"skipped: {line}")
+    print(f"{len(report.deleted)} item(s) {verb}" + ("" if report.applied else "; run with --apply "
+                                                       "(make retention APPLY=1) to delete"))
+    return 1 if report.skipped else 0
+
+
+def cmd_risk_register(args: argparse.Namespace) -> int:
+    """Write the risk register of a model version (or retire it into the archive)."""
+    from parity.governance.config import GovernanceError
+    from parity.governance.risk import retire, write_risk_register
+    from parity.models.registry import RegistryError
+
+    settings = load_settings(args.data_dir)
+    try:
+        if args.retire:
+            import getpass
+
+            path = retire(settings, args.model, args.version, args.by or getpass.getuser(), args.retire)
+            print(f"retired {args.model}/{args.version} -> {path} (its register and metadata kept)")
+        else:
+            print(f"risk register: {write_risk_register(settings, args.model, args.version)}")
+    except (GovernanceError, RegistryError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_share_profile(args: argparse.Namespace) -> int:
+    """A client's per-segment figures, k-suppressed (and DP-noised with --dp) -> its exports folder."""
+    from parity.governance.config import GovernanceError, load_config
+    from parity.governance.privacy import share_segment_profile, spent
+
+    settings = load_settings(args.data_dir)
+    try:
+        config = load_config(args.config).privacy
+        epsilon = (args.epsilon or config.default_epsilon) if args.dp else None
+        path = share_segment_profile(settings, args.client, config, epsilon)
+    except GovernanceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"shared with {args.client}: {path} (groups under {config.min_group_size} customers suppressed)")
+    if args.dp:
+        print(f"epsilon spent by {args.client}: {spent(settings, args.client):g} of "
+              f"{config.epsilon_budget_per_client:g}")
+    return 0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
@@ -293,6 +404,32 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("file", help="events file: one JSON object per line, or a JSON array")
     push.add_argument("--batch", type=int, default=1000, help="events judged and updated together (default 1000)")
     push.set_defaults(func=cmd_events_push)
+
+    fgt = sub.add_parser("forget", help="(admin) erase a customer everywhere the platform controls: suppression "
+                         "list, files rewritten atomically, online store, reviews, rebuild + publish; then prove it")
+    fgt.add_argument("customer", help="<client>:<id>, the canonical customer_id")
+    fgt.add_argument("--by", help="who requested/ran the erasure (default: the OS user), in the erasure record")
+    fgt.add_argument("--no-verify", action="store_true", help="skip the reconciliation and parity proof")
+    fgt.add_argument("--sample-times", type=int, default=4, help="parity: historical timestamps to check")
+    fgt.set_defaults(func=cmd_forget)
+    ret = sub.add_parser("retention", help="delete prediction logs, review decisions, quarantine samples and "
+                         "old builds older than the governance config says (dry run unless --apply)")
+    ret.add_argument("--apply", action="store_true", help="really delete (default: report what would go)")
+    ret.add_argument("--config", help="governance config overriding parity/governance/config.yaml")
+    ret.set_defaults(func=cmd_retention)
+    risk = sub.add_parser("risk-register", help="write a model version's risk register (--retire: archive it)")
+    risk.add_argument("version", help="e.g. v0002")
+    risk.add_argument("--model", default="churn", help="registry model name (default churn)")
+    risk.add_argument("--retire", metavar="REASON", help="move the version (not current) into the archive")
+    risk.add_argument("--by", help="who retires it (default: the OS user)")
+    risk.set_defaults(func=cmd_risk_register)
+    share = sub.add_parser("share-profile", help="a client's per-segment figures of the latest batch, groups "
+                           "below k suppressed (--dp: OpenDP noise charged to the client's epsilon budget)")
+    share.add_argument("client")
+    share.add_argument("--dp", action="store_true", help="release counts with differential-privacy noise")
+    share.add_argument("--epsilon", type=float, help="epsilon of this release (default: privacy.default_epsilon)")
+    share.add_argument("--config", help="governance config overriding parity/governance/config.yaml")
+    share.set_defaults(func=cmd_share_profile)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -240,6 +240,10 @@ class Settings:
         env.pop("PARITY_BUILD_DIR", None)
         env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         env.setdefault("FEAST_USAGE", "False")
+        # customers erased on request: staging suppresses them on every run (parity/suppression.py)
+        from parity import suppression
+
+        env[suppression.ENV] = suppression.env_value(self.data_dir)
         env.update(self.extra_env)
         return env
 

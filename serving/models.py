@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parity.models.approvals import canary_allowed
 from parity.models.loaded import load_version
 from parity.models.registry import RegistryError, current_version
 
@@ -116,9 +117,12 @@ class ModelSlot:
                 self.problem = None
                 return False
             try:
+                refused = self.canary_version and canary_allowed(self.registry_dir, self.model, self.canary_version)
+                if refused:  # a canary answers real customers: it needs the same approval as a promotion
+                    log.error("%s", refused)
                 active = ActiveModels(
                     primary=self._load(version),
-                    canary=self._load(self.canary_version),
+                    canary=None if refused else self._load(self.canary_version),
                     shadow=self._load(self.shadow_version),
                 )
             except (RegistryError, OSError, ValueError) as err:

@@ -22,7 +22,7 @@ from training.config import DEFAULT_CONFIG, load_config, parse_assignments
 from training.errors import TrainingError
 
 DEFAULT_MODEL = "churn"
-COMMANDS = ("train", "promote", "rollback", "list")
+COMMANDS = ("train", "promote", "rollback", "list", "approve")
 USER_ERRORS = (TrainingError, registry.RegistryError, FeatureStoreError, PrepareError)
 
 
@@ -101,6 +101,29 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_approve(args: argparse.Namespace) -> int:
+    """Record an approval of VERSION (approver + acknowledged flagged items); promote stays separate."""
+    from parity.governance.risk import write_risk_register
+    from parity.models import approvals
+
+    args.model = args.model or DEFAULT_MODEL
+    settings = load_settings(args.data_dir)
+    metadata = registry.read_metadata(settings.registry_dir, args.model, args.version)
+    folder = registry.model_dir(settings.registry_dir, args.model)
+    try:
+        line = approvals.record(folder, args.version, metadata, args.approver or "",
+                                (args.ack or "").split(","), note=args.note)
+    except approvals.ApprovalError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    register = write_risk_register(settings, args.model, args.version)
+    print(f"approved {args.model}/{args.version} by {line['approver']}; acknowledged: "
+          f"{', '.join(line['acknowledged']) or 'nothing flagged'}")
+    print(f"risk register: {register}")
+    print(f"promote with `make promote VERSION={args.version}`")
+    return 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Point `current` back at the previously current version."""
     args.model = args.model or DEFAULT_MODEL
@@ -156,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
             default=default,
             help="registry model name (default: model_name of the config, churn)",
         )
-    sub = main.add_subparsers(dest="command", metavar="{train,promote,rollback,list}")
+    sub = main.add_subparsers(dest="command", metavar="{train,promote,rollback,list,approve}")
     train = sub.add_parser(
         "train", parents=[common], help="train, compare, register (default command)"
     )
@@ -190,6 +213,15 @@ def parser() -> argparse.ArgumentParser:
     )
     promote.add_argument("version", help="e.g. v0002")
     promote.set_defaults(func=cmd_promote)
+    approve = sub.add_parser(
+        "approve", parents=[common], help="record an approval of VERSION (needed before it becomes current)"
+    )
+    approve.add_argument("version", help="e.g. v0002")
+    approve.add_argument("--approver", required=True, help="who approves (recorded)")
+    approve.add_argument("--ack", default="", help="comma-separated flagged items of the model card being "
+                         "acknowledged, e.g. fairness:client_id,fairness:country (all must be named)")
+    approve.add_argument("--note", help="free text recorded with the approval")
+    approve.set_defaults(func=cmd_approve)
     rollback = sub.add_parser(
         "rollback", parents=[common], help="make the previously current version current again"
     )

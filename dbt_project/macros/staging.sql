@@ -83,6 +83,9 @@ case when quarantine_reason is not null then {{ sha256_hex('raw_line') }} end as
 #}
 {% macro stage_customers(parsed, audited=false) %}
 {{ onboarded_only() }}
+{% call suppress_erased(['client_id', 'customer_id', 'source_customer_id', 'email_hash', 'country',
+    'acquisition_channel', 'birth_year', 'is_test_account', 'signed_up_at', 'loaded_at', 'source_file',
+    'line_number', 'physical_lines', 'raw_line_sha256', 'raw_record', 'quarantine_reason']) %}
 select
     client_id, customer_id, source_customer_id, email_hash, country, acquisition_channel,
     birth_year, is_test_account, signed_up_at, loaded_at,
@@ -123,6 +126,7 @@ select
     end as quarantine_reason
 from {{ parsed }}
 ) as judged
+{% endcall %}
 {% endmacro %}
 
 {#
@@ -136,6 +140,10 @@ from {{ parsed }}
 #}
 {% macro stage_transactions(parsed, parse_reason=none, audited=false) %}
 {{ onboarded_only() }}
+{% call suppress_erased(['client_id', 'transaction_id', 'customer_id', 'source_customer_id', 'transaction_type',
+    'category', 'currency', 'amount_flag', 'amount_local', 'amount_usd', 'is_test_account', 'transacted_at',
+    'loaded_at', 'source_file', 'line_number', 'physical_lines', 'raw_line_sha256', 'raw_record',
+    'quarantine_reason']) %}
 select
     client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
     currency, amount_flag, amount_local, amount_usd, is_test_account, transacted_at, loaded_at,
@@ -199,6 +207,7 @@ from {{ parsed }}
 left join {{ ref('currency_rates') }} as rates
     on {{ parsed }}.currency = rates.currency
 ) as judged
+{% endcall %}
 {% endmacro %}
 
 {#
@@ -250,12 +259,12 @@ rejected as (
     select client_id, 'customers' as source_table, source_customer_id as record_id,
            source_customer_id, quarantine_reason, raw_record, loaded_at,
            source_file, line_number, raw_line_sha256
-    from customers where quarantine_reason is not null
+    from customers where quarantine_reason is not null and quarantine_reason <> '{{ erased_reason() }}'
     union all
     select client_id, 'transactions' as source_table, transaction_id as record_id,
            source_customer_id, quarantine_reason, raw_record, loaded_at,
            source_file, line_number, raw_line_sha256
-    from transactions where quarantine_reason is not null
+    from transactions where quarantine_reason is not null and quarantine_reason <> '{{ erased_reason() }}'
     union all
     select client_id, 'events' as source_table, transaction_id as record_id,
            source_customer_id, quarantine_reason, raw_record, loaded_at,

@@ -72,7 +72,7 @@ def warehouse_places(build: Path, label: str, customer: Customer, with_records: 
             sql = f"from {_quote(schema)}.{_quote(table)} where {where[0]}"
             rows = con.execute(f"select count(*) {sql}", where[1]).fetchone()[0]
             if rows:
-                view = " (a view: its rows live where it reads from)" if kinds.get((schema, table)) == "VIEW" else ""
+                view = "; a view: its rows live where it reads from" if kinds.get((schema, table)) == "VIEW" else ""
                 place = Place("warehouse", f"{path}::{schema}.{table}", rows, label + view)
                 if with_records:
                     place.records = _records(con.execute(f"select * {sql}", where[1]))

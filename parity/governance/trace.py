@@ -72,10 +72,11 @@ def trace(settings: Settings, customer: Customer, with_records: bool = False) ->
         except duckdb.Error as err:
             problems.append(f"{warehouse.location(folder)}: not searched ({str(err).splitlines()[0]})")
     found += _raw_places(settings, customer, published, problems)
-    # dbt's target/run folders hold compiled code and manifests (the project's unit-test fixtures
-    # included), not data
+    # dbt's target/run folders and its debug log hold compiled code and manifests (the project's
+    # unit-test fixtures included, whose made-up ids may equal a real one), not data
     # (a Spark build's table files are searched as its warehouse above)
-    skip = (settings.raw_dir, *(d for b in builds for d in (b / "target", b / "run", b / "spark")))
+    skip = (settings.raw_dir, settings.data_dir / "dbt",
+            *(d for b in builds for d in (b / "target", b / "run", b / "spark")))
     for path in places.data_files(settings.data_dir, skip):
         try:
             found += _file_places(path, customer, with_records)

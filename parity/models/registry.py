@@ -283,17 +283,23 @@ def _check_promotable(
         )
 
 
-def _audit(registry_dir: Path, model: str, action: str, before: str | None, after: str,
-           actor: str | None, reason: str | None) -> None:
-    """Append one line to the model's audit log (fsynced, under the pointer lock)."""
+def _who(actor: str | None) -> str:
+    """The named actor, else the OS user."""
     import getpass
 
     try:
-        who = actor or getpass.getuser()
+        return actor or getpass.getuser()
     except (KeyError, OSError):  # no user name for this uid (containers)
-        who = f"uid {os.getuid()}"
-    line = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "actor": who, "action": action,
+        return f"uid {os.getuid()}"
+
+
+def _audit(registry_dir: Path, model: str, action: str, before: str | None, after: str,
+           actor: str | None, reason: str | None, approval: Mapping[str, Any] | None = None) -> None:
+    """Append one line to the model's audit log (fsynced, under the pointer lock)."""
+    line = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "actor": _who(actor), "action": action,
             "from": before, "to": after, "reason": reason}
+    if approval is not None:
+        line["approval"] = {k: approval.get(k) for k in ("at", "approver", "kind")}
     path = model_dir(registry_dir, model) / AUDIT_FILE
     with open(path, "ab") as handle:
         handle.write(json.dumps(line, sort_keys=True).encode() + b"\n")
@@ -311,8 +317,9 @@ def promote(
     registry_dir: Path, model: str, version: str, live_schema: LiveSchema,
     actor: str | None = None, reason: str | None = None,
 ) -> dict[str, Any]:
-    """Make `version` current after checking its feature list against the live service; the
-    move is recorded in the model's audit log (actor: default the OS user)."""
+    """Make `version` current after checking its feature list against the live service and its
+    approval (parity.models.approvals); the move is recorded in the model's audit log with the
+    approval (actor: default the OS user)."""
     entry_dir(registry_dir, model, version)  # a version name, never a path
     with _locked(model_dir(registry_dir, model)):
         _check_promotable(registry_dir, model, version, live_schema)
@@ -320,9 +327,27 @@ def promote(
         history = list(pointer["history"]) if pointer else []
         if history and history[-1] == version:
             return pointer
+        approval = _approval(registry_dir, model, version, first=not history, actor=actor)
         written = _write_pointer(registry_dir, model, history + [version], f"promote {version}")
-        _audit(registry_dir, model, "promote", history[-1] if history else None, version, actor, reason)
+        _audit(registry_dir, model, "promote", history[-1] if history else None, version, actor, reason, approval)
         return written
+
+
+def _approval(registry_dir: Path, model: str, version: str, first: bool, actor: str | None) -> Any:
+    """The approval letting `version` become current (parity.models.approvals); the first model
+    of a fresh project is approved by whoever promotes it, recorded as kind `first_model`."""
+    from parity.models import approvals
+
+    metadata = read_metadata(registry_dir, model, version)
+    folder = model_dir(registry_dir, model)
+    try:
+        if first and approvals.needs_approval(metadata) and approvals.approval_for(folder, version) is None:
+            return approvals.record(folder, version, metadata, _who(actor),
+                                    list(approvals.flagged_items(metadata)), kind="first_model",
+                                    note="no model was current: approved by whoever promoted it, not a separate review")
+        return approvals.require(folder, model, version, metadata)
+    except approvals.ApprovalError as err:
+        raise PromotionError(str(err)) from None
 
 
 def rollback(registry_dir: Path, model: str, live_schema: LiveSchema,

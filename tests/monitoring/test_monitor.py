@@ -229,10 +229,19 @@ def test_retrain_promotes_only_a_better_model(drift_data, tmp_path, capsys):
     assert retrain["candidate_value"] == retrain["current_value"] and not retrain["promoted"]
     assert current_version(settings.registry_dir, "churn") == "v0001"
     assert "not promoted" in capsys.readouterr().out
-    # a bar the candidate clears (min_improvement -1): promoted
+    # a bar the candidate clears (min_improvement -1): better, but a decision model becomes current
+    # only with a recorded approval (parity.models.approvals), so it waits for one
     main(["--data-dir", str(settings.data_dir), "--now", NOW, "--retrain", "--config", str(_config(tmp_path, -1.0))])
     retrain = json.loads((settings.data_dir / "reports/monitoring/summary.json").read_text())["retrain"]
-    assert retrain["candidate"] == "v0003" and retrain["promoted"]
+    assert retrain["candidate"] == "v0003" and not retrain["promoted"] and "make approve VERSION=v0003" in retrain["reason"]
+    assert current_version(settings.registry_dir, "churn") == "v0001"
+    from parity.models import approvals, registry
+
+    folder = registry.model_dir(settings.registry_dir, "churn")
+    meta = registry.read_metadata(settings.registry_dir, "churn", "v0003")
+    approvals.record(folder, "v0003", meta, "risk officer", list(approvals.flagged_items(meta)))
+    registry.promote(settings.registry_dir, "churn", "v0003", lambda name: registry.read_metadata(
+        settings.registry_dir, "churn", "v0003")["features"])
     assert current_version(settings.registry_dir, "churn") == "v0003"
 
 

@@ -185,8 +185,21 @@ def test_promote_rollback_and_list(trained, capsys):
     data_dir = str(trained["settings"].data_dir)
     root = trained["settings"].registry_dir
     assert registry.current_version(root, "churn") == "v0001"
+    # a decision model needs a recorded approval acknowledging its card's flags (parity.models.approvals)
+    assert main(["promote", "v0002", "--data-dir", data_dir]) == 2
+    assert "no recorded approval" in capsys.readouterr().err
+    from parity.models import approvals
+
+    flags = ",".join(approvals.flagged_items(registry.read_metadata(root, "churn", "v0002")))
+    if flags:  # leaving one flag out is refused
+        assert main(["approve", "v0002", "--approver", "risk officer", "--ack", flags.split(",")[0] + ",x:y",
+                     "--data-dir", data_dir]) == 2
+    assert main(["approve", "v0002", "--approver", "risk officer", "--ack", flags, "--data-dir", data_dir]) == 0
+    assert "approved churn/v0002 by risk officer" in capsys.readouterr().out
+    assert (root / "churn" / "governance" / "v0002" / "risk_register.md").exists()
     assert main(["promote", "v0002", "--data-dir", data_dir]) == 0
     assert registry.read_pointer(root, "churn")["history"] == ["v0001", "v0002"]
+    assert registry.read_audit(root, "churn")[-1]["approval"]["approver"] == "risk officer"
     assert main(["list", "--data-dir", data_dir]) == 0
     listing = capsys.readouterr().out
     assert "* v0002" in listing and "  v0001" in listing

@@ -5,6 +5,7 @@
 -- as unaccounted_rows <> 0 and fails the build (tests in _marts__models.yml).
 -- flagged_rows: accepted rows kept under a client's declared flag rule (e.g. zero amounts under
 -- `zero_amount_rule: flag`); already inside canonical/duplicate rows, counted so they are seen.
+-- erased_rows: records of customers erased on request (make forget), their own category.
 {% set tables = [('customers', 'int_customers_deduplicated', 'int_customers_duplicates'),
                  ('transactions', 'int_transactions_versioned', 'int_transactions_duplicates')] %}
 
@@ -15,7 +16,9 @@ raw_counts as (
     select '{{ client }}' as client_id, '{{ table }}' as source_table, count(*) as raw_rows,
         {% if table == 'transactions' -%}
         count(case when quarantine_reason is null and amount_flag is not null then 1 end)
-        {%- else %}0{% endif %} as flagged_rows
+        {%- else %}0{% endif %} as flagged_rows,
+        -- tombstones of customers erased on request (macros/erasure.sql)
+        count(case when quarantine_reason = '{{ erased_reason() }}' then 1 end) as erased_rows
     from {{ ref('stg_' ~ client ~ '__' ~ table) }}
     {% if not loop.last %}union all{% endif %}{% endfor %}
     union all{% endfor %}
@@ -75,10 +78,12 @@ final as (
         cast(coalesce(quarantine_counts.quarantined_rows, 0) as bigint) as quarantined_rows,
         cast(coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as duplicate_rows,
         cast(raw_counts.flagged_rows as bigint) as flagged_rows,
+        cast(raw_counts.erased_rows as bigint) as erased_rows,
         cast(coalesce(physical_counts.physical_rows, raw_counts.raw_rows)
             - coalesce(canonical_counts.canonical_rows, 0)
             - coalesce(quarantine_counts.quarantined_rows, 0)
-            - coalesce(duplicate_counts.duplicate_rows, 0) as bigint) as unaccounted_rows
+            - coalesce(duplicate_counts.duplicate_rows, 0)
+            - raw_counts.erased_rows as bigint) as unaccounted_rows
     from raw_counts
     left join physical_counts using (client_id, source_table)
     left join canonical_counts using (client_id, source_table)

@@ -70,6 +70,15 @@ def entry() -> dict:
     return {"files": files, "frame": frame, "x": x, "model": model, "calibrator": calibrator}
 
 
+def approve(registry_dir, version, approver="risk officer"):
+    """Record a reviewed approval of `version` (acknowledging whatever its card flags)."""
+    from parity.models import approvals
+
+    meta = registry.read_metadata(registry_dir, MODEL, version)
+    return approvals.record(registry.model_dir(registry_dir, MODEL), version, meta, approver,
+                            list(approvals.flagged_items(meta)))
+
+
 def live(features=FEATURES):
     """A fake live schema: every service has `features`."""
     return lambda service: features
@@ -120,6 +129,7 @@ def test_interrupted_pointer_update_keeps_the_previous_pointer(tmp_path, entry, 
     def crash(src, dst):
         raise OSError("disk full")
 
+    approve(tmp_path, "v0002")
     monkeypatch.setattr(registry.os, "replace", crash)
     with pytest.raises(OSError):
         registry.promote(tmp_path, MODEL, "v0002", live())
@@ -133,6 +143,8 @@ def test_promote_and_rollback_move_the_pointer_and_keep_history(tmp_path, entry)
         registry.write_version(tmp_path, MODEL, entry["files"])
     assert registry.current_version(tmp_path, MODEL) is None
     registry.promote(tmp_path, MODEL, "v0001", live())
+    approve(tmp_path, "v0003")
+    approve(tmp_path, "v0002")
     registry.promote(tmp_path, MODEL, "v0003", live())
     pointer = registry.promote(tmp_path, MODEL, "v0002", live())
     assert pointer["version"] == "v0002" and pointer["history"] == ["v0001", "v0003", "v0002"]
@@ -183,6 +195,7 @@ def test_rollback_refuses_a_target_whose_features_no_longer_match(tmp_path, entr
     registry.write_version(tmp_path, MODEL, entry["files"])
     registry.write_version(tmp_path, MODEL, entry["files"])
     registry.promote(tmp_path, MODEL, "v0001", live())
+    approve(tmp_path, "v0002")
     registry.promote(tmp_path, MODEL, "v0002", live())
     with pytest.raises(registry.PromotionError, match="refusing churn/v0001"):
         registry.rollback(tmp_path, MODEL, live(FEATURES[::-1]))
@@ -339,6 +352,7 @@ def test_promotion_and_rollback_are_recorded_in_the_audit_log(tmp_path, entry):
     first = registry.write_version(tmp_path, MODEL, entry["files"])
     second = registry.write_version(tmp_path, MODEL, entry["files"])
     registry.promote(tmp_path, MODEL, first, live())
+    approve(tmp_path, second)
     registry.promote(tmp_path, MODEL, second, live(), actor="ana", reason="better PR-AUC")
     registry.promote(tmp_path, MODEL, second, live(), actor="ana")  # already current: no move, no line
     registry.rollback(tmp_path, MODEL, live(), actor="bo", reason="complaints")
@@ -348,3 +362,68 @@ def test_promotion_and_rollback_are_recorded_in_the_audit_log(tmp_path, entry):
         ("rollback", second, first, "complaints")]
     assert [a["actor"] for a in audit][1:] == ["ana", "bo"] and audit[0]["actor"]
     assert all(a["at"].endswith("+00:00") for a in audit)
+
+
+def _flagged_files(entry) -> dict:
+    """The entry with a model card that flags disparate impact on two dimensions."""
+    meta = json.loads(entry["files"][registry.METADATA_FILE])
+    meta["fairness"] = [
+        {"dimension": "client_id", "flagged": True, "ratio": 0.71, "lowest": "bolt", "highest": "dune"},
+        {"dimension": "country", "flagged": False, "ratio": 0.9, "lowest": "NL", "highest": "DE"},
+        {"dimension": "age_band", "flagged": True, "ratio": 0.62, "lowest": "18-24", "highest": "65+"}]
+    return {**entry["files"], registry.METADATA_FILE: registry.dumps(meta)}
+
+
+def test_promotion_needs_a_recorded_approval_acknowledging_every_flag(tmp_path, entry):
+    from parity.models import approvals
+
+    files = _flagged_files(entry)
+    first, second = (registry.write_version(tmp_path, MODEL, files) for _ in range(2))
+    # the first model of a fresh project: approved by whoever promotes it, recorded as such
+    registry.promote(tmp_path, MODEL, first, live(), actor="operator")
+    ledger = approvals.read_approvals(tmp_path / MODEL)
+    assert [(a["version"], a["approver"], a["kind"]) for a in ledger] == [(first, "operator", "first_model")]
+    assert sorted(ledger[0]["acknowledged"]) == ["fairness:age_band", "fairness:client_id"]
+    # a later version without an approval is refused, naming the command and the flags
+    with pytest.raises(registry.PromotionError, match=r"no recorded approval.*make approve VERSION=v0002 "
+                       r"APPROVER=<name> ACK=fairness:client_id,fairness:age_band"):
+        registry.promote(tmp_path, MODEL, second, live())
+    assert registry.current_version(tmp_path, MODEL) == first
+    folder, meta = tmp_path / MODEL, registry.read_metadata(tmp_path, MODEL, second)
+    with pytest.raises(approvals.ApprovalError, match=r"(?s)unacknowledged.*fairness:age_band: disparate impact 0.62"):
+        approvals.record(folder, second, meta, "risk officer", ["fairness:client_id"])
+    with pytest.raises(approvals.ApprovalError, match="not flagged by the model card: fairness:country"):
+        approvals.record(folder, second, meta, "risk officer", ["fairness:client_id", "fairness:age_band",
+                                                                 "fairness:country"])
+    with pytest.raises(approvals.ApprovalError, match="names its approver"):
+        approvals.record(folder, second, meta, " ", ["fairness:client_id", "fairness:age_band"])
+    assert registry.current_version(tmp_path, MODEL) == first
+    # with an approval: promoted, and the audit line names the approval
+    approvals.record(folder, second, meta, "risk officer", ["fairness:age_band", "fairness:client_id"])
+    registry.promote(tmp_path, MODEL, second, live(), actor="ana")
+    assert registry.current_version(tmp_path, MODEL) == second
+    audit = registry.read_audit(tmp_path, MODEL)[-1]
+    assert audit["to"] == second and audit["approval"]["approver"] == "risk officer"
+    assert audit["approval"]["kind"] == "review"
+
+
+def test_a_model_without_a_decision_threshold_needs_no_approval(tmp_path, entry):
+    meta = json.loads(entry["files"][registry.METADATA_FILE])
+    del meta["threshold"]
+    files = {**entry["files"], registry.METADATA_FILE: registry.dumps(meta)}
+    for _ in range(2):
+        registry.write_version(tmp_path, MODEL, files)
+    registry.promote(tmp_path, MODEL, "v0001", live())
+    registry.promote(tmp_path, MODEL, "v0002", live())
+    assert registry.current_version(tmp_path, MODEL) == "v0002"
+
+
+def test_an_unapproved_canary_is_not_served(tmp_path, entry):
+    from parity.models import approvals
+
+    files = _flagged_files(entry)
+    for _ in range(2):
+        registry.write_version(tmp_path, MODEL, files)
+    assert "no recorded approval" in approvals.canary_allowed(tmp_path, MODEL, "v0002")
+    approve(tmp_path, "v0002")
+    assert approvals.canary_allowed(tmp_path, MODEL, "v0002") is None

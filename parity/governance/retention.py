@@ -1,0 +1,124 @@
+"""`make retention`: delete what is older than the configured periods (governance config
+`retention:`), reporting every deletion. A dry run unless applied (`make retention APPLY=1`):
+deleting is not undoable, so the default shows what would go.
+
+- prediction log: a day partition (`date=YYYY-MM-DD`) goes once its whole day is older than the
+  period (its end <= now - days), so nothing younger than the period is deleted;
+- review decisions and console actions: rows whose time is older than the period;
+- quarantine samples: the redacted raw text (`raw_record`) of quarantined records that arrived
+  before the period is blanked in every build's warehouse; the row (reason, file, line, hash)
+  stays, so reconciliation still balances;
+- old builds: build folders other than the published and previous ones, finished before the period.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+
+from parity import reviews
+from parity.config import Settings
+from parity.governance.config import RetentionConfig
+from parity.ingest import builds
+
+DAY_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\Z")
+
+
+@dataclass
+class RetentionReport:
+    """What was (or, in a dry run, would be) deleted, one line per item."""
+
+    applied: bool
+    now: datetime
+    deleted: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def cutoff(now: datetime, days: int | None) -> datetime | None:
+    """The instant before which records are deleted (None: kept forever)."""
+    return None if days is None else now - timedelta(days=days)
+
+
+def apply_retention(settings: Settings, config: RetentionConfig, now: datetime | None = None,
+                    apply: bool = False) -> RetentionReport:
+    """Every retention rule; deletes only when `apply`."""
+    report = RetentionReport(apply, now or datetime.now(timezone.utc))
+    _prediction_log(settings.predictions_dir, cutoff(report.now, config.prediction_log_days), report)
+    _reviews(settings.console_dir, cutoff(report.now, config.review_decisions_days), report)
+    _quarantine_samples(settings, cutoff(report.now, config.quarantine_sample_days), report)
+    _old_builds(settings, cutoff(report.now, config.old_builds_days), report)
+    return report
+
+
+def _prediction_log(folder: Path, before: datetime | None, report: RetentionReport) -> None:
+    if before is None or not folder.is_dir():
+        return
+    for part in sorted(folder.iterdir()):
+        match = DAY_PARTITION.match(part.name)
+        if not match or not part.is_dir():
+            continue
+        day_end = datetime.combine(date.fromisoformat(match.group(1)) + timedelta(days=1), datetime.min.time(),
+                                   tzinfo=timezone.utc)
+        if day_end <= before:
+            files = len(list(part.glob("*.parquet")))
+            report.deleted.append(f"prediction log {part} ({files} parts, day ended {day_end.isoformat()})")
+            if report.applied:
+                shutil.rmtree(part)
+
+
+def _reviews(folder: Path, before: datetime | None, report: RetentionReport) -> None:
+    path = folder / reviews.FILE
+    if before is None or not path.exists():
+        return
+    stamp = before.isoformat(timespec="seconds")  # the tables' own format: comparable as text
+    con = sqlite3.connect(path, timeout=30)
+    try:
+        with con:
+            for table, column in (("review_decisions", "decided_at"), ("console_actions", "at")):
+                count = con.execute(f"select count(*) from {table} where {column} < ?", [stamp]).fetchone()[0]
+                if count:
+                    report.deleted.append(f"{count} rows of {path}::{table} before {stamp}")
+                    if report.applied:
+                        con.execute(f"delete from {table} where {column} < ?", [stamp])
+    finally:
+        con.close()
+
+
+def _quarantine_samples(settings: Settings, before: datetime | None, report: RetentionReport) -> None:
+    if before is None or not settings.builds_dir.is_dir():
+        return
+    for path in sorted(settings.builds_dir.glob("*/warehouse.duckdb")):
+        try:
+            with duckdb.connect(str(path), read_only=not report.applied) as con:
+                tables = con.execute("select table_schema, table_name from information_schema.tables where "
+                                     "table_schema = 'quarantine' and table_type = 'BASE TABLE'").fetchall()
+                for schema, table in tables:
+                    where = "raw_record is not null and loaded_at < ?"
+                    count = con.execute(f'select count(*) from "{schema}"."{table}" where {where}', [before]).fetchone()[0]
+                    if count:
+                        report.deleted.append(f"{count} quarantine samples (raw_record) of {path}::{schema}.{table}")
+                        if report.applied:
+                            con.execute(f'update "{schema}"."{table}" set raw_record = null where {where}', [before])
+        except duckdb.Error as err:
+            report.skipped.append(f"{path}: not changed ({str(err).splitlines()[0]})")
+
+
+def _old_builds(settings: Settings, before: datetime | None, report: RetentionReport) -> None:
+    if before is None or not settings.builds_dir.is_dir():
+        return
+    pinned = {b.path.resolve() for b in (builds.published(settings), builds.previous(settings)) if b is not None}
+    for folder in sorted(p for p in settings.builds_dir.iterdir() if p.is_dir()):
+        info = builds.read_info(folder)
+        stamp = (info.finished_at or info.started_at) if info else None
+        if folder.resolve() in pinned or stamp is None:
+            continue
+        if datetime.fromisoformat(stamp.replace("Z", "+00:00")) < before:
+            report.deleted.append(f"build {folder.name} (finished {stamp})")
+            if report.applied:
+                shutil.rmtree(folder)
