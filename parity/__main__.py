@@ -259,10 +259,19 @@ def _rebuild(settings) -> str:
     return run_build(settings, load_build_config(), capture=True).build.name
 
 
+def _refresh_online(settings) -> None:
+    """After forget's rebuild: an incremental materialization, when Feast was applied."""
+    from parity.features.feature_store import materialize, registry_path
+
+    if registry_path(settings).exists():
+        materialize(settings)
+
+
 def cmd_forget(args: argparse.Namespace) -> int:
     """Erase a customer everywhere the platform controls, then prove it (trace, reconciliation, parity)."""
     import getpass
 
+    from parity.features.feature_store import FeatureStoreError
     from parity.governance.customer import CustomerError, parse_customer
     from parity.governance.forget import forget
     from parity.ingest.builds import BuildError
@@ -272,8 +281,8 @@ def cmd_forget(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_dir)
     try:
         customer = parse_customer(args.customer, settings.clients)
-        report = forget(settings, customer, args.by or getpass.getuser(), _rebuild)
-    except (CustomerError, SuppressionError, BuildError) as err:
+        report = forget(settings, customer, args.by or getpass.getuser(), _rebuild, _refresh_online)
+    except (CustomerError, SuppressionError, BuildError, FeatureStoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except BuildFailed as err:

@@ -4,7 +4,9 @@ The console (serving/console) writes them; batch exports and monitoring may read
 `parity` utility so they can, without importing serving). One SQLite file,
 `<Settings.console_dir>/console.sqlite`, append-only by construction: this module only ever INSERTs, so a
 changed mind is a new decision (the newest per customer and batch counts) and the history of who
-decided what, when, on which model version, is kept whole. WAL journal, synchronous=FULL: a
+decided what, when, on which model version, is kept whole. Rows leave only through governance:
+retention (`make retention`, older than the configured period) and erasure on request
+(`make forget`), both in parity.governance. WAL journal, synchronous=FULL: a
 decision the reviewer saw confirmed survives a crash.
 """
 

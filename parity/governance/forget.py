@@ -9,7 +9,9 @@ Order, so that a failure at any step leaves a state a re-run completes (every st
    SQLite rows deleted in one transaction per file (Feast online store, review decisions, the
    console's action log); access-request exports deleted;
 3. a full rebuild published atomically (never a half-built state), then every other build
-   folder deleted (the previous one too: a rollback must not bring the customer back);
+   folder deleted (the previous one too: a rollback must not bring the customer back), then an
+   incremental materialization (the changed client's rows are reloaded; the customer's online
+   rows are already gone);
 4. proof: trace again (0 rows in places the platform controls), reconciliation balanced.
 Raw drops are the client's files and are not modified (their lines are listed for the client).
 """
@@ -56,8 +58,11 @@ class ForgetReport:
     after: tracing.Trace | None = None
 
 
-def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any) -> ForgetReport:
-    """Erase the customer (`rebuild(settings)` publishes a full build); returns the report."""
+def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any,
+           refresh_online: Any = None) -> ForgetReport:
+    """Erase the customer (`rebuild(settings)` publishes a full build and returns its name;
+    `refresh_online(settings)`, e.g. an incremental materialization, then brings the online
+    store's bookkeeping in line with the rebuilt marts); returns the report."""
     before = tracing.trace(settings, customer)
     report = ForgetReport(customer)
     report.raw_lines = {p.location: _lines(p) for p in before.places if p.area == "raw"}
@@ -71,6 +76,8 @@ def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any) -> 
         _erase_place(settings, place, location, customer, report)
     report.build = rebuild(settings)
     _drop_other_builds(settings, report)
+    if refresh_online is not None:
+        refresh_online(settings)
     report.after = tracing.trace(settings, customer)
     return report
 

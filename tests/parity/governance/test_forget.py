@@ -87,8 +87,16 @@ def test_forget_erases_everywhere_and_a_rebuild_keeps_it_erased(private_copy):
     def rebuild(s):
         return build(s).build.name
 
+    def refresh(s):
+        from parity.features.feature_store import apply, materialize
+
+        # the copied build's manifest named the session folder's marts; the rebuild's names this
+        # folder's (in a real data folder both are <data>/published/marts: materialize only)
+        apply(s)
+        materialize(s)
+
     with keep_data_dir_env():
-        report = forget(settings, customer, "tester", rebuild)
+        report = forget(settings, customer, "tester", rebuild, refresh)
     assert report.after is not None and report.after.held_rows == 0, report.after.summary()
     assert report.after.problems == [] and report.not_erased == []
     assert report.models_trained_with == ["churn/v0001"]
