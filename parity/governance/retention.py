@@ -25,7 +25,7 @@ import duckdb
 from parity import reviews
 from parity.config import Settings
 from parity.governance.config import RetentionConfig
-from parity.ingest import builds
+from parity.ingest import builds, warehouse
 
 DAY_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\Z")
 
@@ -93,9 +93,11 @@ def _reviews(folder: Path, before: datetime | None, report: RetentionReport) -> 
 def _quarantine_samples(settings: Settings, before: datetime | None, report: RetentionReport) -> None:
     if before is None or not settings.builds_dir.is_dir():
         return
-    for path in sorted(settings.builds_dir.glob("*/warehouse.duckdb")):
+    for folder in sorted(f for f in settings.builds_dir.iterdir() if warehouse.exists(f)):
+        path = warehouse.location(folder)
         try:
-            with duckdb.connect(str(path), read_only=not report.applied) as con:
+            opened = warehouse.connect_for_update(folder) if report.applied else warehouse.connect(folder)
+            with opened as con:
                 tables = con.execute("select table_schema, table_name from information_schema.tables where "
                                      "table_schema = 'quarantine' and table_type = 'BASE TABLE'").fetchall()
                 for schema, table in tables:
@@ -105,7 +107,7 @@ def _quarantine_samples(settings: Settings, before: datetime | None, report: Ret
                         report.deleted.append(f"{count} quarantine samples (raw_record) of {path}::{schema}.{table}")
                         if report.applied:
                             con.execute(f'update "{schema}"."{table}" set raw_record = null where {where}', [before])
-        except duckdb.Error as err:
+        except (duckdb.Error, warehouse.WarehouseMissing) as err:
             report.skipped.append(f"{path}: not changed ({str(err).splitlines()[0]})")
 
 

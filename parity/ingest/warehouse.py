@@ -175,6 +175,14 @@ def connect(folder: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def connect_for_update(folder: Path) -> duckdb.DuckDBPyConnection:
+    """A writable connection to a DuckDB build's warehouse, for governance's in-place retention
+    (blanking old quarantine samples); a Spark build is refused (its tables are Parquet files)."""
+    if engine_of(folder) != "duckdb":
+        raise WarehouseMissing(f"no DuckDB warehouse in {folder} (a Spark build is not updated in place)")
+    return duckdb.connect(str(folder / WAREHOUSE_FILE))
+
+
 def attach(con: duckdb.DuckDBPyConnection, folder: Path, alias: str) -> None:
     """Make a build's warehouse readable as `<alias>.<schema>.<table>` on `con` (guards compare two)."""
     engine = engine_of(folder)
