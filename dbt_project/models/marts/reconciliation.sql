@@ -25,7 +25,8 @@ raw_counts as (
     -- the event log, per client (its physical count is the whole log's: tested in
     -- tests/assert_event_log_fully_read.sql, as rows of clients no longer onboarded stay there)
     select client_id, 'events' as source_table, count(*) as raw_rows,
-        count(case when quarantine_reason is null and amount_flag is not null then 1 end) as flagged_rows
+        count(case when quarantine_reason is null and amount_flag is not null then 1 end) as flagged_rows,
+        count(case when quarantine_reason = '{{ erased_reason() }}' then 1 end) as erased_rows
     from {{ ref('stg_events__transactions') }}
     where client_id in ({% for client in var('clients') %}'{{ client }}'{% if not loop.last %}, {% endif %}{% endfor %})
     group by client_id
