@@ -38,6 +38,7 @@ from parity.features.retrieval import ENTITY_KEY
 from parity.governance import trace as tracing
 from parity.governance.customer import Customer
 from parity.governance.places import KEY, Place
+from parity.ingest.events import event_log_path
 
 # files whose mentions of the key are replaced by ERASED (text stays valid JSON/HTML/log text)
 TEXT_SUFFIXES = (".log", ".json", ".jsonl", ".html", ".md", ".txt", ".yaml", ".yml", ".csv", ".sql")
@@ -102,7 +103,12 @@ def _under(path: Path, folder: Path) -> bool:
 def _erase_place(settings: Settings, place: Place, location: Path, customer: Customer, report: ForgetReport) -> None:
     """One place: rewrite a file, delete SQLite rows, delete an access export, or say why not."""
     access = tracing.governance_dir(settings) / tracing.ACCESS_DIR
-    if _under(location, access):
+    if location == event_log_path(settings.data_dir):
+        # the service appends to it through an open descriptor: a rewrite (new inode) would lose
+        # what it appends meanwhile; staging suppresses the customer's events on every build
+        report.not_erased.append(f"{location}: {place.rows} mentions in the event log (append-only, "
+                                 "written by the running service; suppressed in staging, not rewritten)")
+    elif _under(location, access):
         shutil.rmtree(location.parent, ignore_errors=True)
         report.deleted.append(f"access-request export {location.parent}")
     elif place.area == "parquet":
