@@ -80,6 +80,9 @@ features: build apply materialize ## dbt build + apply + materialize
 parity: $(STAMP) ## Prove online == offline point-in-time, for every entity, value and type
 	$(PYTHON) -m parity parity
 
+events-push: $(STAMP) ## Push a file of events (FILE=events.jsonl): validated, logged, fresh features online
+	$(PYTHON) -m parity events push $(FILE)
+
 docs: $(STAMP) ## dbt docs (lineage raw -> marts) and the feature catalogue, under data/docs
 	$(PYTHON) -m parity docs
 
@@ -141,6 +144,7 @@ demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> s
 	$(MAKE) --no-print-directory segments
 	$(MAKE) --no-print-directory score
 	$(PYTHON) -m serving.smoke
+	$(PYTHON) -m serving.events_demo
 	$(PYTHON) -m monitoring.consistency
 	$(PYTHON) -m monitoring || test $$? -eq 3
 
@@ -172,4 +176,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build rollback-build reconcile apply materialize features parity docs train promote approve rollback models serve segments score monitor consistency trace forget retention risk-register share-profile demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity events-push docs train promote approve rollback models serve segments score monitor consistency trace forget retention risk-register share-profile demo test test-fast bench lint clean

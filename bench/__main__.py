@@ -10,6 +10,7 @@ Generates its own data in a scratch folder (default bench/work/<size>, gitignore
 4. `python -m parity build` (dbt) wall time and peak RSS on generated raw drops
 5. cold start of `python -m serving` vs `feast serve`
 6. the consistency check (`make consistency`): logged predictions re-checked per second
+7. pushed events: accept -> online lag of POST /v1/events at a bounded rate (bench/events.py)
 
 and writes <out>/results.json and <out>/results.md. Correctness checks (the methods give the same
 rows and values) are part of the results; timings are never asserted.
@@ -32,7 +33,7 @@ from bench import report, synth
 from bench.config import SIZES, Size
 from bench.measure import PROJECT_ROOT, product_state, run_worker
 
-SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency")
+SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency", "events")
 
 
 def log(message: str) -> None:
@@ -61,7 +62,7 @@ def run_platform(size: Size, work: Path, results: dict[str, Any], sections: set[
         elif not os.environ.get("BENCH_KEEP_LARGE"):
             shutil.rmtree(data_dir, ignore_errors=True)  # the 10M folder is many GB
     results["dbt"] = points
-    if serving_dir is not None and sections & {"online", "http", "cold_start"}:
+    if serving_dir is not None and sections & {"online", "http", "cold_start", "events"}:
         log("apply + materialize + fast training run on the smallest build")
         results["platform_setup"] = run_worker("platform_setup", {
             "data_dir": str(serving_dir), "train_overrides": list(size.train_overrides)})
@@ -170,6 +171,17 @@ def run_serving(size: Size, work: Path, data_dir: Path, results: dict[str, Any],
             "features: the 16 batch features of churn_v1 + last_purchase_at (what the platform reads); "
             "feast serve cannot compute churn_v1's python-mode on-demand feature from JSON: request_at "
             "reaches the UDF as a str ('str' object has no attribute 'tzinfo')")
+    if "events" in sections and size.event_seconds:
+        from bench import events
+
+        log(f"events: POST /v1/events at {size.event_rate:g}/s for {size.event_seconds:g} s, accept -> online lag")
+        api = servers.serving(data_dir, server_log)
+        with servers.running(api):
+            results["events"] = events.run(data_dir, api, _known_ids(data_dir, 2000), size.event_rate,
+                                           size.event_seconds)
+        lag = results["events"]["lag"] or {}
+        log(f"  events: {results['events']['online_events']} online, lag median {lag.get('median', float('nan')):.3f} s, "
+            f"p99 {lag.get('p99', float('nan')):.3f} s, correct={results['events']['correct']}")
     if "cold_start" in sections:
         log(f"cold start x{size.cold_start_reps} (serving vs feast serve, alternating)")
         results["cold_start"] = servers.cold_starts(data_dir, server_log, size.cold_start_reps, first)
@@ -189,6 +201,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
         flags.append(results["consistency"]["correct"])
     for block in results.get("throughput", {}).get("by_concurrency", {}).values():
         flags.append(all(n == 0 for n in block["errors"].values()))
+    if "events" in results:
+        flags.append(results["events"]["correct"])
     return bool(flags) and all(flags)
 
 
@@ -238,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sections - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
-    if sections & {"online", "http", "cold_start"}:
+    if sections & {"online", "http", "cold_start", "events"}:
         sections.add("dbt")  # serving needs the platform data built
     work = (args.work or PROJECT_ROOT / "bench" / "work" / size.name).resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -267,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             serving_dir = run_platform(size, work, results, sections) if "dbt" in sections else None
             if sections & {"retrieval", "materialization", "consistency"}:
                 run_synthetic(size, work, results, sections)
-        if serving_dir is not None and sections & {"online", "http", "cold_start"}:
+        if serving_dir is not None and sections & {"online", "http", "cold_start", "events"}:
             run_serving(size, work, serving_dir, results, sections)
     finally:
         results["meta"]["duration_seconds"] = time.perf_counter() - started

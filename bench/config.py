@@ -42,6 +42,8 @@ class Size:
     throughput_seconds: float = 3.0  # per run (after 0.5 s of warm-up)
     throughput_rounds: int = 3  # single- and multi-worker server alternated
     serving_workers: int = 2  # the multi-worker server of the throughput comparison
+    event_rate: float = 100.0  # events per second POSTed by the events section (one per request)
+    event_seconds: float = 0.0  # how long the events section pushes (0: skipped)
     train_overrides: tuple[str, ...] = field(default=(
         "progress=false", "bootstrap.reps=10", "bootstrap.segment_reps=5", "cv.folds=2",
         "models.logistic_regression.grid.C=[1.0]",
@@ -69,6 +71,7 @@ SIZES: dict[str, Size] = {
         http_repeats=1,
         throughput_seconds=0.5,
         throughput_rounds=1,
+        event_seconds=3.0,
     ),
     "default": Size(
         name="default",
@@ -83,6 +86,7 @@ SIZES: dict[str, Size] = {
         cold_start_reps=5,
         isolated_memory=True,
         consistency_rows=100_000,
+        event_seconds=20.0,
     ),
     "large": Size(
         name="large",
@@ -103,6 +107,7 @@ SIZES: dict[str, Size] = {
         isolated_memory=True,
         dbt_timeout=480.0,  # 2.7x the 10M target: enough to say by how much it is missed
         consistency_rows=1_000_000,
+        event_seconds=60.0,
     ),
 }
 

@@ -72,6 +72,15 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                          note=f"{check['checked_rows']:,} ok rows x {check['features']} features re-checked "
                               f"offline in {check['times']['platform']['median']:.2f} s (median); "
                               f"{check['mismatches']} mismatches; correct={check['correct']}"))
+    pushed = results.get("events")
+    if pushed and pushed.get("lag"):
+        lag = pushed["lag"]
+        note = (f"{pushed['sent']} events at {pushed['rate_per_second']:g}/s (achieved {pushed['achieved_rate']:.0f}/s), "
+                f"one per POST over loopback; POST median {pushed['post_latency']['median'] * 1000:.1f} ms; "
+                f"{pushed['online_events']} online, {pushed['not_online_events']} not; correct={pushed['correct']}")
+        rows.append(_row("event -> online lag (accept -> readable), median", "s", lag["median"], note=note))
+        rows.append(_row("event -> online lag (accept -> readable), p99", "s", lag["p99"],
+                         target=f"<= {pushed['target_p99_seconds']:g} s", met=pushed["met"]))
     online = results.get("online", {}).get("by_entities", {})
     for n, block in online.items():
         t = block["times"]

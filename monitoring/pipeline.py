@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring import drift, freshness, inputs, performance, reviews
+from monitoring import drift, event_lag, freshness, inputs, performance, reviews
 from monitoring.config import MonitoringConfig
 from parity.config import ChurnPopulation, Settings
 from parity.jsonable import jsonable
@@ -45,6 +45,7 @@ class Findings:
     retrain: dict[str, Any] | None = None
     reviews: dict[str, pd.DataFrame] = field(default_factory=dict)  # monitoring.reviews.review_findings
     consistency: dict[str, Any] | None = None  # monitoring.consistency's summary (None: not run)
+    event_lag: pd.DataFrame = field(default_factory=pd.DataFrame)  # monitoring.event_lag.lag_table
 
     @property
     def status(self) -> str:
@@ -308,6 +309,7 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
         history=read_history(settings.data_dir.joinpath(*REPORT_DIR) / "history.jsonl"),
         messages=messages,
         consistency=consistency_section(settings, config, messages),
+        event_lag=event_lag.lag_table(settings.data_dir, now, config.serving_window_days, messages),
     )
     findings.reviews = reviews.review_findings(
         settings.console_dir, settings.data_dir / "scores", "scores_",
@@ -344,6 +346,7 @@ def summary(f: Findings) -> dict[str, Any]:
                       "feature_age_days": freshness.age_days(f.newest_feature_at, f.now),
                       "clients": _records(f.freshness)},
         "batches": _records(f.batches),
+        "event_lag": _records(f.event_lag),
         "retrain": f.retrain,
         "reviews": {name: _records(table) for name, table in f.reviews.items()},
         "consistency": None if f.consistency is None else

@@ -138,6 +138,8 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         return 2
     for view, what in result["views"].items():
         print(f"materialized {view}: {what}")
+    if result.get("pushed_reapplied"):
+        print(f"pushed fresh features newer than their snapshot kept online: {result['pushed_reapplied']} customers")
     return 0
 
 

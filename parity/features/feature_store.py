@@ -168,7 +168,11 @@ def materialize(settings: Settings, end: datetime | None = None) -> dict[str, An
     write_marker(settings.feast_dir, {"views": views})  # views no longer defined are forgotten
     if not any(entry["parts"] for entry in views.values()):
         raise FeatureStoreError("no feature rows found: run `make build` first")
-    return {"end": materialized_until(settings), "views": ran, "details": details}
+    from parity.features.fresh import reapply_pushed
+
+    # pushed fresh values newer than the snapshot just written stay online (README "Fresh events")
+    pushed = reapply_pushed(settings)
+    return {"end": materialized_until(settings), "views": ran, "details": details, "pushed_reapplied": pushed}
 
 
 def materialized_until(settings: Settings) -> datetime:

@@ -258,6 +258,27 @@ def append_history(data_dir: Path, view: str, table: pa.Table, columns: Sequence
     return path
 
 
+def lag_log_path(data_dir: Path) -> Path:
+    """Per accepted event: its client, when accepted, when its features were readable online."""
+    return events_dir(data_dir) / "lag.jsonl"
+
+
+def append_lags(data_dir: Path, events: Sequence[tuple[str, datetime]], update: Update) -> None:
+    """One line per event of an update (no customer key: the lag is a per-client figure)."""
+    import json
+
+    done = set(update.customers)
+    lines = "".join(json.dumps({
+        "client_id": customer.split(":", 1)[0], "accepted_at": accepted.isoformat(),
+        "online_at": update.online_at.isoformat() if customer in done else None,
+        "lag_seconds": (update.online_at - accepted).total_seconds() if customer in done else None}) + "\n"
+        for customer, accepted in events)
+    path = lag_log_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(lines)
+
+
 def history_glob(data_dir: Path, view: str) -> str | None:
     """The DuckDB glob of a view's pushed rows, None when nothing was pushed."""
     folder = history_dir(data_dir, view)
@@ -345,3 +366,76 @@ def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str,
             values[i] = value
         table = table.set_column(position, table.schema.field(name), pa.array(values, table.schema.field(name).type))
     return table
+
+
+def _snapshot_times(writer: OnlineWriter, keys: Sequence[bytes]) -> dict[bytes, datetime]:
+    """The event time of each stored entity's row (wide: its row's; Feast rows: the oldest)."""
+    quoted = '"' + writer.table.replace('"', '""') + '"'
+    marks = ",".join("?" * len(keys))
+    con = sqlite3.connect(writer.db_path, timeout=30)
+    try:
+        rows = con.execute(f"SELECT entity_key, min(event_ts) FROM {quoted} WHERE entity_key IN ({marks}) "
+                           "GROUP BY entity_key", list(keys)).fetchall() if keys else []
+    finally:
+        con.close()
+    scale = 1_000_000 if writer.layout == "wide" else 1  # the wide store keeps microseconds
+    found = {}
+    for key, stamp in rows:
+        if isinstance(stamp, (int, float)):
+            found[key] = datetime.fromtimestamp(stamp / scale, tz=timezone.utc)
+        elif isinstance(stamp, str):
+            parsed = datetime.fromisoformat(stamp)
+            found[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return found
+
+
+def reapply_pushed(settings: Any) -> int:
+    """After a materialization: pushed fresh values computed after the snapshot row now online
+    are written again (the newest wins, as offline retrieval decides: `apply_pushed`). Returns
+    how many customers were rewritten (0 when nothing was ever pushed)."""
+    root = events_dir(settings.data_dir) / "pushed"
+    if not root.is_dir():
+        return 0
+    try:
+        plan = load_plan(settings.published_dir)
+    except Exception:  # no plan (a build before fresh events): nothing can be judged
+        return 0
+    rewritten = 0
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        glob = history_glob(settings.data_dir, folder.name)
+        mart = next((m for m, v in plan.views.items() if v == folder.name), None)
+        if glob is None or mart is None:
+            continue
+        con = duckdb.connect()
+        try:
+            con.execute("set TimeZone = 'UTC'")
+            latest = con.execute(f"select * from read_parquet('{glob}') qualify row_number() over "
+                                 f"(partition by {KEY} order by {PUSHED_AT} desc) = 1").to_arrow_table()
+        finally:
+            con.close()
+        writer = OnlineWriter(settings.feast_dir, settings.feature_repo_dir / "feature_store.yaml", folder.name)
+        columns = [c for c in plan.fresh[mart] if c in latest.column_names]
+        ids = latest.column(KEY).to_pylist()
+        times = _snapshot_times(writer, [writer.key(c) for c in ids])
+        pushed = latest.column(PUSHED_AT).to_pylist()
+        newer = [i for i, c in enumerate(ids) if writer.key(c) in times and pushed[i] > times[writer.key(c)]]
+        for at in sorted({pushed[i] for i in newer}):
+            rows = latest.take([i for i in newer if pushed[i] == at])
+            writer.write(writer.rows(rows, columns, plan.types[mart], at), columns)
+        rewritten += len(newer)
+    return rewritten
+
+
+def newest_online_at(data_dir: Path) -> dict[str, datetime]:
+    """Per customer with pushed rows (any view), when its newest pushed values became readable."""
+    root = events_dir(data_dir) / "pushed"
+    globs = [g for p in sorted(root.iterdir()) if p.is_dir() and (g := history_glob(data_dir, p.name))] if root.is_dir() else []
+    if not globs:
+        return {}
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        rows = con.execute(f"select {KEY}, max({ONLINE_AT}) from read_parquet({globs!r}) group by 1").fetchall()
+    finally:
+        con.close()
+    return {k: (t if t.tzinfo else t.replace(tzinfo=timezone.utc)) for k, t in rows}

@@ -242,6 +242,11 @@ def run_parity(settings: Settings, services: list[str] | None = None, sample_tim
     owners = entity_clients_all(store)
     entities = sorted(owners)
     times, report.client_as_of = entity_times(settings, owners, entities, report.as_of)
+    # a customer with pushed fresh features (README "Fresh events") is online as of its newest push
+    from parity.features.fresh import newest_online_at
+
+    pushed = newest_online_at(settings.data_dir)
+    times = [max(t, pushed[e]) if e in pushed else t for e, t in zip(entities, times)]
     report.entities_checked = len(entities)
     for service in services or sorted(s.name for s in store.list_feature_services()):
         compared, found, n_features = check_online_offline(store, service, entities, times)

@@ -26,6 +26,7 @@ from parity.features.fresh import (
     OnlineWriter,
     Update,
     append_history,
+    append_lags,
     fresh_mart,
     recompute,
 )
@@ -44,7 +45,9 @@ class Pusher:
     def __init__(self, settings: Any, clock: Callable[[], datetime] | None = None):
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests shift it to a snapshot's week
-        self.context = FreshContext(settings.published_dir)
+        self.context = FreshContext(settings.published_dir)  # intake
+        # updates on their own connection: a recompute never holds up the next intake
+        self.update_context = FreshContext(settings.published_dir)
         self.log = EventLog(event_log_path(settings.data_dir))
         self.reasons: Mapping[str, str] = dbt_vars(settings.project_root).get("quarantine_reasons") or {}
         self._writers: dict[tuple[Any, str], OnlineWriter] = {}
@@ -59,38 +62,46 @@ class Pusher:
         return verdicts, accepted_at
 
     def _writer(self, view: str) -> OnlineWriter:
-        build = self.context.build
+        build = self.update_context.build
         if (build, view) not in self._writers:
             self._writers = {(build, view): OnlineWriter(self.settings.feast_dir,
                                                           self.settings.feature_repo_dir / "feature_store.yaml", view)}
         return self._writers[(build, view)]
 
-    def update(self, accepted: Mapping[str, datetime]) -> Update:
-        """Recompute and write the fresh features of these customers (-> oldest accepted_at)."""
+    def update(self, events: Sequence[tuple[str, datetime]]) -> Update:
+        """Recompute and write the fresh features of the customers of these accepted events
+        (customer, accepted_at); each event's accept -> online lag goes to the lag log."""
+        accepted: dict[str, datetime] = {}
+        for customer, at in events:
+            accepted[customer] = min(at, accepted.get(customer, at))
         as_of = self.clock()  # after every acceptance: all of them are in the log
-        with self.context.lock:
-            con, plan = self.context.ensure()
+        with self.update_context.lock:
+            con, plan = self.update_context.ensure()
             mart = fresh_mart(plan)
             table = recompute(con, plan, list(accepted), as_of, self.log.path, mart)
             view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
             writer = self._writer(view)
         # only customers the online store holds (a snapshot row to complete): the others are
         # in the log and come online with the next build and materialization
-        known = writer.known([writer.key(c) for c in table.column("customer_id").to_pylist()])
-        table = table.filter(pa.array([writer.key(c) in known for c in table.column("customer_id").to_pylist()]))
+        ids = table.column("customer_id").to_pylist()
+        known = writer.known([writer.key(c) for c in ids])
+        table = table.filter(pa.array([writer.key(c) in known for c in ids], pa.bool_()))
         writer.write(writer.rows(table, columns, types, as_of), columns)
         online_at = self.clock()
-        history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, dict(accepted))
-        return Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
+        history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, accepted)
+        update = Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
+        append_lags(self.settings.data_dir, events, update)
+        return update
 
     def push(self, items: Sequence[Any]) -> tuple[list[Verdict], Update | None]:
         """Intake and update at once (the CLI's path)."""
         verdicts, accepted_at = self.intake(items)
-        changed = {v.customer_id: accepted_at for v in verdicts if v.status == "accepted"}
+        changed = [(v.customer_id, accepted_at) for v in verdicts if v.status == "accepted"]
         return verdicts, (self.update(changed) if changed else None)
 
     def close(self) -> None:
         self.context.close()
+        self.update_context.close()
         self.log.close()
 
 
@@ -129,16 +140,13 @@ class UpdateWorker:
             if first is None:
                 return
             events = self._drain(first)
-            oldest: dict[str, datetime] = {}
-            for customer, at in events:
-                oldest[customer] = min(at, oldest.get(customer, at))
             try:
-                update = self.pusher.update(oldest)
+                update = self.pusher.update(events)
                 self.last_error = None
                 self.on_update(update, events)
             except Exception as err:  # the events are durable in the log: the next build has them
                 self.last_error = f"{type(err).__name__}: {err}"
-                log.exception("online update of %d customers failed", len(oldest))
+                log.exception("online update of %d events failed", len(events))
             finally:
                 self.pending -= len(events)
 

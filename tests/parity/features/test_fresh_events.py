@@ -210,3 +210,51 @@ def test_offline_retrieval_after_a_push_returns_what_serving_returned(copied):
     pd.testing.assert_frame_equal(offline.iloc[:2].reset_index(drop=True), served, check_exact=False, rtol=1e-12)
     # before the push was readable: the snapshot's values (the pushed purchase is not counted)
     assert offline["spend_30d"].iloc[2] + 77.0 <= offline["spend_30d"].iloc[0] + 1e-9
+
+
+def test_the_next_build_reads_the_event_log(copied, pusher):
+    """dbt reads the log as a source: the events are transactions of the next build, reconciled
+    per client (source_table 'events', nothing unaccounted), and no client's watermark moves."""
+    from tests.conftest import build
+
+    customer = _sample(copied, 1)["customer_id"].iloc[0]
+    client = customer.split(":", 1)[0]
+    verdicts, _ = pusher.intake([_event("build-1", customer), _event("build-2", customer, amount="x")])
+    assert [v.status for v in verdicts] == ["accepted", "rejected"]
+    logged = [json.loads(line) for line in pusher.log.path.read_text().splitlines()]
+    marks_before = _watermarks(copied)
+    build(copied)
+    con = duckdb.connect(str(copied.warehouse_path), read_only=True)
+    try:
+        rows = con.execute("select client_id, raw_rows, canonical_rows, quarantined_rows, duplicate_rows, unaccounted_rows "
+                           "from marts.reconciliation where source_table = 'events'").fetchall()
+        versions = con.execute("select count(*) from intermediate.int_transactions_versioned "
+                               "where client_id = ? and transaction_id = 'build-1'", [client]).fetchone()[0]
+    finally:
+        con.close()
+    by_client = {r[0]: r[1:] for r in rows}
+    assert sum(r[0] for r in by_client.values()) == len(logged)  # every logged event is a staged row
+    assert all(r[-1] == 0 for r in by_client.values())
+    assert by_client[client][1] >= 1 and versions == 1
+    assert _watermarks(copied) == marks_before
+
+
+def _watermarks(settings: Settings) -> dict:
+    return dict(duckdb.connect().execute(
+        f"select client_id, watermark_at from read_parquet('{settings.marts_dir}/client_watermarks.parquet')").fetchall())
+
+
+def test_materializing_an_older_snapshot_keeps_newer_pushed_values(copied, pusher):
+    """Latest wins online as offline: a materialization rewriting a customer's snapshot row
+    (older than its pushed values) is followed by the pushed values again."""
+    from parity.features.feature_store import materialize
+    from parity.features.online import open_reader
+
+    customer = _sample(copied, 3)["customer_id"].iloc[2]
+    pusher.push([_event("mat-1", customer, amount=55.0)])
+    reader = open_reader(copied, "churn_v1")
+    pushed = reader.read_columns([customer], datetime.now(timezone.utc))["spend_30d"][0]
+    (copied.feast_dir / "materialized.json").unlink()  # the next run reloads every part
+    result = materialize(copied)
+    assert result["pushed_reapplied"] >= 1
+    assert reader.read_columns([customer], datetime.now(timezone.utc))["spend_30d"][0] == pushed
