@@ -55,6 +55,42 @@ class EventMetrics:
               registry=registry).set_function(lambda: state.events_worker.pending if state.events_worker else 0)
 
 
+class IntakeBatcher:
+    """Group commit: the requests waiting while a batch is judged are judged together next (one
+    staging run, one fsync), each keeping its own verdicts and accept time."""
+
+    def __init__(self, pusher: Any, max_events: int = 10 * MAX_EVENTS):
+        self.pusher, self.max_events = pusher, max_events
+        self._queue: asyncio.Queue | None = None
+        self._task: asyncio.Task | None = None
+
+    async def submit(self, items: list[Any]) -> tuple[list[Any], datetime]:
+        if self._task is None or self._task.done():
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((items, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            count = len(batch[0][0])
+            while not self._queue.empty() and count < self.max_events:
+                batch.append(self._queue.get_nowait())
+                count += len(batch[-1][0])
+            try:
+                results = await asyncio.to_thread(self.pusher.intake_many, [items for items, _ in batch])
+            except Exception as err:  # every waiting request is told (nothing was appended)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(err)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(result)
+
+
 def install(app: Any, state: State) -> None:
     """Add the route and its metrics to the app."""
     state.event_metrics = EventMetrics(state.metrics.registry, state)
@@ -87,6 +123,7 @@ def _pusher(state: State) -> Any:
                         metrics.not_online.labels(client_of(customer)).inc()
 
             state.events_worker = UpdateWorker(pusher, observed)
+            state.events_intake = IntakeBatcher(pusher)
             state.pusher = pusher
     return state.pusher
 
@@ -100,9 +137,9 @@ async def push_events(body: EventsRequest, request: Request, state: State = Depe
     rid = request_id()
     ids = [e["customer_id"] for e in body.events if isinstance(e, dict) and isinstance(e.get("customer_id"), str)]
     check_scope(state, request.scope.get("state", {}).get("api_key"), [i.strip() for i in ids])
-    pusher = _pusher(state)
+    _pusher(state)
     try:
-        verdicts, accepted_at = await asyncio.to_thread(pusher.intake, body.events)
+        verdicts, accepted_at = await state.events_intake.submit(body.events)
     except OSError as err:  # the log could not be written: nothing was accepted
         raise ServiceUnavailable(f"event log cannot be written: {err}") from err
     state.events_worker.submit([(v.customer_id, accepted_at) for v in verdicts if v.status == "accepted"])

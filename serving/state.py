@@ -56,6 +56,7 @@ class State:
     started_at: float = field(default_factory=time.time)
     pusher: Any = None  # parity.features.push.Pusher, opened by the first POST /v1/events (serving.events)
     events_worker: Any = None
+    events_intake: Any = None  # serving.events.IntakeBatcher
     event_metrics: Any = None
 
 

@@ -46,6 +46,46 @@ def history_dir(data_dir: Path, view: str) -> Path:
     return events_dir(data_dir) / "pushed" / view
 
 
+class StagedLog:
+    """The event log staged on one connection, incrementally: each round stages only the lines
+    appended since the last (an accepted event's staging does not depend on when it is staged,
+    as long as that is after its acceptance), so a round costs its new events, not the whole log."""
+
+    TABLE = "log__staged"
+
+    def __init__(self) -> None:
+        self.offset, self.inode, self.ready = 0, None, False
+
+    def refresh(self, con: duckdb.DuckDBPyConnection, plan: Plan, log_path: Path, instant: str) -> str:
+        """The staged table, with every complete line of the log up to now."""
+        try:
+            stat = os.stat(log_path)
+        except FileNotFoundError:
+            stat = None
+        if stat is None or stat.st_ino != self.inode or stat.st_size < self.offset:  # new or rewritten log
+            self.offset, self.inode, self.ready = 0, stat.st_ino if stat else None, False
+        data = b""
+        if stat is not None and stat.st_size > self.offset:
+            with open(log_path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(stat.st_size - self.offset)
+            data = data[: data.rfind(b"\n") + 1]  # complete lines only (an append may be under way)
+        if data or not self.ready:
+            lines = data.decode("utf-8", errors="replace").split("\n")[:-1] if data else []
+            con.register("log__new", pa.table({"raw_line": pa.array(lines, pa.string())}))
+            try:
+                new = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: "log__new"}, instant, prefix="lognew__")
+                if self.ready:
+                    con.execute(f"insert into {self.TABLE} select * from {new}")
+                else:
+                    con.execute(f"create or replace temp table {self.TABLE} as select * from {new}")
+            finally:
+                con.unregister("log__new")
+            self.offset += len(data)
+            self.ready = True
+        return self.TABLE
+
+
 class FreshContext:
     """A DuckDB connection with the published warehouse attached and its build's plan; reopened
     when another build is published. One user at a time (`lock`)."""
@@ -56,6 +96,7 @@ class FreshContext:
         self.build: Path | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
         self.plan: Plan | None = None
+        self.staged_log = StagedLog()
 
     def ensure(self) -> tuple[duckdb.DuckDBPyConnection, Plan]:
         """The connection and plan of the build published now."""
@@ -69,6 +110,7 @@ class FreshContext:
             if self.con is not None:
                 self.con.close()
             self.con, self.plan, self.build = con, plan, build
+            self.staged_log = StagedLog()  # its table lived on the old connection
         return self.con, self.plan
 
     def close(self) -> None:
@@ -89,9 +131,10 @@ def _instant(at: datetime) -> str:
 
 
 def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence[str], as_of: datetime,
-              log_path: Path, mart: str | None = None) -> pa.Table:
+              log_path: Path, mart: str | None = None, staged_log: StagedLog | None = None) -> pa.Table:
     """The mart's rows at `as_of` for these customers (every column, snapshot_at = as_of),
-    computed by the mart's compiled SQL over the warehouse and the event log at `log_path`."""
+    computed by the mart's compiled SQL over the warehouse and the event log at `log_path`
+    (`staged_log`: the connection's incrementally staged log; default: staged whole, now)."""
     mart = mart or fresh_mart(plan)
     instant = _instant(as_of)
     con.register("fresh__keys", pa.table({KEY: pa.array(sorted(set(customer_ids)), pa.string())}))
@@ -100,8 +143,11 @@ def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence
         customers = plan.nodes["int_customers_deduplicated"].relation
         timelines = plan.nodes["int_client_timelines"].relation
         # the event log staged now (accepted events newer than the build included)
-        events = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: events_reader(plan, log_path)},
-                           instant, prefix="log__")
+        if staged_log is not None:
+            events = staged_log.refresh(con, plan, log_path, instant)
+        else:
+            events = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: events_reader(plan, log_path)},
+                               instant, prefix="log__")
         staged = {name: node.relation for name, node in plan.nodes.items()
                   if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
         staged[EVENTS_MODEL] = events

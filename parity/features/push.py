@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
@@ -30,7 +30,7 @@ from parity.features.fresh import (
     fresh_mart,
     recompute,
 )
-from parity.ingest.events import EventLog, Verdict, event_log_path, judge
+from parity.ingest.events import EventLog, Verdict, event_log_path, judge_many
 
 log = logging.getLogger("parity.features.push")
 
@@ -54,12 +54,18 @@ class Pusher:
 
     def intake(self, items: Sequence[Any]) -> tuple[list[Verdict], datetime]:
         """Judge the events and append the accepted ones durably; (verdicts, accepted_at)."""
-        accepted_at = self.clock()
+        return self.intake_many([items])[0]
+
+    def intake_many(self, requests: Sequence[Sequence[Any]]) -> list[tuple[list[Verdict], datetime]]:
+        """Several requests judged in one staging run and appended with one fsync (group commit),
+        each with its own accept time (distinct: a re-sent id in a later request is a later version)."""
+        base = self.clock()
+        times = [base + timedelta(microseconds=i) for i in range(len(requests))]
         with self.context.lock:
             con, plan = self.context.ensure()
-            verdicts = judge(con, plan, items, accepted_at, self.reasons, self.log.refresh())
-        self.log.append([v.line for v in verdicts if v.status == "accepted" and v.line])
-        return verdicts, accepted_at
+            results = judge_many(con, plan, requests, times, self.reasons, self.log.refresh())
+        self.log.append([v.line for group in results for v in group if v.status == "accepted" and v.line])
+        return list(zip(results, times))
 
     def _writer(self, view: str) -> OnlineWriter:
         build = self.update_context.build
@@ -78,7 +84,7 @@ class Pusher:
         with self.update_context.lock:
             con, plan = self.update_context.ensure()
             mart = fresh_mart(plan)
-            table = recompute(con, plan, list(accepted), as_of, self.log.path, mart)
+            table = recompute(con, plan, list(accepted), as_of, self.log.path, mart, self.update_context.staged_log)
             view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
             writer = self._writer(view)
         # only customers the online store holds (a snapshot row to complete): the others are

@@ -122,41 +122,66 @@ def judge(con: duckdb.DuckDBPyConnection, plan: Plan, items: Sequence[Any], acce
           reasons: Mapping[str, str], known: Mapping[str, str]) -> list[Verdict]:
     """Every item's verdict (request order). `con` has the published warehouse attached; `known`:
     '<client>:<event id>' -> content key of the events already in the log."""
-    instant = accepted_at.isoformat()
-    verdicts = [_shape(i, item, instant, reasons) for i, item in enumerate(items)]
-    staged = [v for v in verdicts if v.status == "accepted"]
-    if staged:
-        con.register("fresh__batch", pa.table({"raw_line": [v.line for v in staged]}))
-        try:
-            view = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: "fresh__batch"}, instant)
-            rows = con.execute(f"select line_number, quarantine_reason, customer_id, client_id, transaction_id, "
-                               f"transacted_at from {view} order by line_number").fetchall()
-            customers = plan.nodes["int_customers_deduplicated"].relation
-            ids = [r[2] for r in rows if r[1] is None]
-            existing = {r[0] for r in con.execute(
-                f"select customer_id from {customers} where customer_id in (select unnest(?))", [ids]).fetchall()}
-        finally:
-            con.unregister("fresh__batch")
-        if len(rows) != len(staged):  # every line is one record: anything else is a defect here
-            raise RuntimeError(f"staging returned {len(rows)} rows for {len(staged)} events")
+    return judge_many(con, plan, [items], [accepted_at], reasons, known)[0]
+
+
+def judge_many(con: duckdb.DuckDBPyConnection, plan: Plan, requests: Sequence[Sequence[Any]],
+               accepted_at: Sequence[datetime], reasons: Mapping[str, str],
+               known: Mapping[str, str]) -> list[list[Verdict]]:
+    """`judge` for several requests at once (one staging run; the serving intake's group commit),
+    each with its own accept time, judged as if one after the other: an event accepted by an
+    earlier request of the batch is known to the later ones."""
+    verdicts = [[_shape(i, item, at.isoformat(), reasons) for i, item in enumerate(items)]
+                for items, at in zip(requests, accepted_at, strict=True)]
+    staged = [v for group in verdicts for v in group if v.status == "accepted"]
+    if not staged:
+        return verdicts
+    instant = max(accepted_at).isoformat()  # no event arrives after its own intake
+    con.register("fresh__batch", pa.table({"raw_line": [v.line for v in staged]}))
+    try:
+        view = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: "fresh__batch"}, instant)
+        rows = con.execute(f"select line_number, quarantine_reason, customer_id, client_id, transaction_id, "
+                           f"transacted_at from {view} order by line_number").fetchall()
+        customers = plan.nodes["int_customers_deduplicated"].relation
+        ids = [r[2] for r in rows if r[1] is None]
+        existing = {r[0] for r in con.execute(
+            f"select customer_id from {customers} where customer_id in (select unnest(?))", [ids]).fetchall()}
+    finally:
+        con.unregister("fresh__batch")
+    if len(rows) != len(staged):  # every line is one record: anything else is a defect here
+        raise RuntimeError(f"staging returned {len(rows)} rows for {len(staged)} events")
+    judged = dict(zip(map(id, staged), rows))
+    known = dict(known)
+    for group in verdicts:
         seen: dict[str, int] = {}
-        for verdict, (_, reason, customer, client, event_id, transacted_at) in zip(staged, rows):
-            if reason is None and customer not in existing:
-                reason = "orphan_customer"
-            if reason is not None:
-                verdict.status, verdict.errors = "rejected", [_error(reason, reasons)]
-                continue
-            key = f"{client}:{event_id}"
-            if key in seen:
-                verdict.status = "rejected"
-                verdict.errors = [_error("duplicate_event_id", reasons, "event_id",
-                                         f"event_id {event_id!r} is also at index {seen[key]} of this request")]
-                continue
-            seen[key] = verdict.index
-            verdict.customer_id, verdict.transacted_at = customer, transacted_at
-            if known.get(key) == content_key(json.loads(verdict.line)):
-                verdict.status = "duplicate"  # a re-send of an accepted event: accepted once
+        for verdict in group:
+            if id(verdict) in judged:
+                _finish(verdict, judged[id(verdict)], existing, seen, known, reasons)
     return verdicts
+
+
+def _finish(verdict: Verdict, row: tuple, existing: set[str], seen: dict[str, int], known: dict[str, str],
+            reasons: Mapping[str, str]) -> None:
+    """A staged event's verdict: the staging reason, then what only intake can say."""
+    _, reason, customer, client, event_id, transacted_at = row
+    if reason is None and customer not in existing:
+        reason = "orphan_customer"
+    if reason is not None:
+        verdict.status, verdict.errors = "rejected", [_error(reason, reasons)]
+        return
+    key = f"{client}:{event_id}"
+    if key in seen:
+        verdict.status = "rejected"
+        verdict.errors = [_error("duplicate_event_id", reasons, "event_id",
+                                 f"event_id {event_id!r} is also at index {seen[key]} of this request")]
+        return
+    seen[key] = verdict.index
+    verdict.customer_id, verdict.transacted_at = customer, transacted_at
+    content = content_key(json.loads(verdict.line))
+    if known.get(key) == content:
+        verdict.status = "duplicate"  # a re-send of an accepted event: accepted once
+    else:
+        known[key] = content
 
 
 class EventLog:

@@ -258,3 +258,18 @@ def test_materializing_an_older_snapshot_keeps_newer_pushed_values(copied, pushe
     result = materialize(copied)
     assert result["pushed_reapplied"] >= 1
     assert reader.read_columns([customer], datetime.now(timezone.utc))["spend_30d"][0] == pushed
+
+
+def test_the_incrementally_staged_log_gives_what_staging_the_whole_log_gives(copied, pusher):
+    from parity.features.fresh import StagedLog, recompute
+
+    customer = _sample(copied, 4)["customer_id"].iloc[3]
+    con, plan = pusher.context.ensure()
+    staged = StagedLog()
+    at = datetime.now(timezone.utc)
+    recompute(con, plan, [customer], at, pusher.log.path, staged_log=staged)  # stages the log so far
+    pusher.intake([_event("inc-1", customer, amount=5.0), _event("inc-2", customer, transaction_type="refund")])
+    at = datetime.now(timezone.utc)
+    incremental = recompute(con, plan, [customer], at, pusher.log.path, staged_log=staged)
+    whole = recompute(con, plan, [customer], at, pusher.log.path)
+    assert incremental.equals(whole) and incremental.column("refund_count_90d")[0].as_py() >= 1
