@@ -1,4 +1,5 @@
-"""Monitoring: drift, prediction drift, realised performance and freshness (`python -m monitoring`)."""
+"""Monitoring: drift, prediction drift, realised performance, freshness and online/offline
+consistency (`python -m monitoring`, `python -m monitoring.consistency`)."""
 
 import os
 

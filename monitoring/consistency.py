@@ -7,7 +7,8 @@ and reports per feature the mismatch rate, SMAPE for numerics and values missing
 (parity.features.consistency). Writes <data>/reports/consistency/report.html (table, mismatch
 rate over time, examples) and summary.json, and exits with status 3 (monitoring/config.yaml:
 alert_exit_code) when a feature's mismatch rate is above `consistency.max_mismatch_rate`, 0
-otherwise (also when the log holds nothing to check: status `empty`), 2 when it cannot run.
+otherwise (also when the log holds no scored row: status `empty`), 2 when it cannot run (also when
+scored rows exist and none could be compared, e.g. no model registry to name their feature service).
 Records still in the log's write-ahead segments (the last few seconds of a running service) are
 compacted into parts by the service and read by the next run.
 """
@@ -198,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     for note in found.notes:
         print(f"  note: {note}")
     print(f"report: {report}\nsummary: {summary_path}")
+    if not found.checked_rows and found.statuses.get("ok"):  # scored rows exist, none could be checked
+        print(f"error: none of the {found.statuses['ok']:,} scored log rows could be compared (see the notes)",
+              file=sys.stderr)
+        return 2
     return config.alert_exit_code if alerts else 0
 
 
