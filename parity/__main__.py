@@ -20,6 +20,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from parity.ingest.builds import BuildError
     from parity.ingest.guards import GuardSpecError, parse_allow
     from parity.ingest.pipeline import BuildFailed, run_build
+    from parity.suppression import SuppressionError
 
     settings = load_settings(args.data_dir)
     try:
@@ -28,7 +29,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except BuildFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
-    except (BuildError, BuildConfigError, GuardSpecError) as err:
+    except (BuildError, BuildConfigError, GuardSpecError, SuppressionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. the publish rename itself: said plainly, never a traceback
