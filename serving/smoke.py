@@ -54,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(args.data_dir)
     import duckdb
 
+    from parity.features.materialization import parquet_sql
+
     # the first customers of every client, so each client's answer (score or stale) is shown
+    # (the mart is one Parquet file, or a folder of parts on Spark)
     ids = [r[0] for r in duckdb.connect().execute(
         "select customer_id from (select distinct client_id, customer_id from "
-        f"read_parquet('{settings.marts_dir}/customer_features_weekly.parquet')) "
+        f"{parquet_sql(str(settings.marts_dir / 'customer_features_weekly.parquet'))}) "
         f"qualify row_number() over (partition by client_id order by customer_id) <= {args.customers} "
         "order by customer_id").fetchall()] + ["acme:AC-999999"]
     port, key = free_port(), secrets.token_hex(16)

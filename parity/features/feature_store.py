@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,20 +30,33 @@ def store_config(settings: Settings) -> dict[str, Any]:
     return yaml.safe_load(text) or {}
 
 
-def _export(settings: Settings) -> None:
-    """Put the values the profile's feature_store*.yaml names into this process's environment
-    (Feast resolves ${VARS} from it)."""
-    os.environ.update(settings.feast_env())
+@contextmanager
+def feast_environment(settings: Settings, **extra: str) -> Iterator[None]:
+    """The values the profile's feature_store*.yaml names, in this process's environment while
+    Feast reads the file (it resolves ${VARS} from there), then put back — so one process can
+    open stores of several data folders. PARITY_DATA_DIR stays set (as it always has)."""
+    values = {**settings.feast_env(), **extra}
+    os.environ["PARITY_DATA_DIR"] = values.pop("PARITY_DATA_DIR")
     os.environ.setdefault("FEAST_USAGE", "False")
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def open_store(settings: Settings) -> Any:
     """A FeatureStore on the repo with the profile's feature_store*.yaml (${VARS} resolved)."""
-    _export(settings)
-    from feast import FeatureStore
+    with feast_environment(settings):
+        from feast import FeatureStore
 
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=settings.feature_store_yaml)
+        settings.feast_dir.mkdir(parents=True, exist_ok=True)
+        return FeatureStore(repo_path=str(settings.feature_repo_dir), fs_yaml_file=settings.feature_store_yaml)
 
 
 def registry_kind(settings: Settings) -> str:
@@ -79,10 +94,8 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     problems = [p for spec in mart_specs(load_manifest(settings.dbt_manifest_path)) for p in check_parquet_schema(spec)]
     if problems:
         raise FeatureStoreError("the feature marts do not match their dbt declarations:\n  - " + "\n  - ".join(problems))
-    _export(settings)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     repo = settings.feature_repo_dir
-    config = load_repo_config(repo, settings.feature_store_yaml)
     # the repo's modules import each other by bare name (Feast puts the repo on sys.path too)
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
@@ -91,18 +104,12 @@ def apply(settings: Settings) -> dict[str, list[str]]:
         sys.modules.pop(path.stem, None)
     cwd = os.getcwd()
     # the repo's modules read the settings from the environment: the caller's profile and config
-    chosen = {"PARITY_PROFILE": settings.profile, "PARITY_FEAST_CONFIG": settings.feast_config}
-    before = {name: os.environ.get(name) for name in chosen}
-    os.environ.update(chosen)
-    try:
-        apply_total(config, repo, skip_source_validation=False)
-    finally:
-        os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with feast_environment(settings, PARITY_PROFILE=settings.profile, PARITY_FEAST_CONFIG=settings.feast_config):
+        config = load_repo_config(repo, settings.feature_store_yaml)
+        try:
+            apply_total(config, repo, skip_source_validation=False)
+        finally:
+            os.chdir(cwd)  # Feast's apply_total chdirs into the repo and never comes back
     store = open_store(settings)
     # Feast's `plan` creates only its own SQLite layout: a store with its own tables (the wide
     # store) creates them here, and drops those of removed views
