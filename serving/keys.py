@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-ROLES = ("score", "read_model", "push")
+# admin: move a model's current pointer (the console's promote / roll back)
+ROLES = ("score", "read_model", "push", "admin")
 ROUTE_ROLES = {"/v1/predict": "score", "/v1/model": "read_model", "/v1/events": "push"}
 
 

@@ -1,28 +1,24 @@
-"""Review queue, models and data health pages (registered on the console's router)."""
+"""The review queue page and its decisions (registered on the console's router)."""
 
 from __future__ import annotations
 
 import math
 from functools import lru_cache
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from fastapi import Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from parity import reviews
 from parity.config import Settings
-from parity.models.registry import VERSION_RE
 from serving.console import auth, data, views
 from serving.console.routes import (
     PAGE_SIZE,
     _page,
-    _safe_clients,
     _settings,
-    _state,
     form_of,
     record,
     redirect_with,
@@ -155,69 +151,3 @@ async def decide(request: Request) -> Response:
     except reviews.DecisionError as err:
         return redirect_with("/console/review", **back, error=str(err))
     return redirect_with("/console/review", **back, done=customer)
-
-
-@router.get("/models", response_class=HTMLResponse)
-async def models(request: Request) -> Response:
-    session = session_of(request, "models")
-    settings, config = _settings(request), _state(request).config
-    await record(request, session.who, "view_models")
-    versions, pointer, problem = await run_in_threadpool(data.model_versions, settings, config.model)
-    rows = views.model_rows(versions, pointer, config.canary_version, config.shadow_version)
-    for row in rows:
-        row["has_report"] = data.training_report(settings, row["version"]) is not None
-        row["card"] = await run_in_threadpool(data.model_card, settings, config.model, row["version"])
-    segments, seg_pointer, seg_problem = await run_in_threadpool(data.model_versions, settings, config.segments_model)
-    return _page(request, "models.html", session, model=config.model, rows=rows, pointer=pointer, problem=problem,
-                 canary_share=config.canary_share, segments=segments, seg_pointer=seg_pointer, seg_problem=seg_problem)
-
-
-@router.get("/models/{version}/report/{name}")
-def training_report(request: Request, version: str, name: str) -> Response:
-    session = session_of(request, "models")
-    settings = _settings(request)
-    path = data.training_report(settings, version, name) if VERSION_RE.match(version) else None
-    if path is None:
-        return HTMLResponse(f"<p>No training report file {escape(repr(name))} for version {escape(repr(version))}.</p>",
-                            status_code=404)
-    if name.endswith(".html"):
-        reviews.record_action(settings.console_dir, session.who, "view_training_report", version=version)
-    return FileResponse(path)
-
-
-def _health(settings: Settings, session: auth.Session) -> dict[str, Any]:
-    recon, quarantine, marks = data.reconciliation(settings), data.quarantine(settings), data.watermarks(settings)
-    summary, summary_problem = data.monitoring_summary(settings)
-    by_client = dict(zip(marks.frame["client_id"], marks.frame["watermark_at"])) if len(marks.frame) else {}
-    clients = session.visible(_safe_clients(settings))
-    return {"clients": views.health_by_client(clients, recon.frame, quarantine.frame, by_client),
-            "problems": [p for p in (recon.problem, quarantine.problem, marks.problem) if p],
-            "monitoring": summary, "monitoring_problem": summary_problem}
-
-
-@router.get("/health", response_class=HTMLResponse)
-async def health(request: Request) -> Response:
-    session = session_of(request, "health")
-    settings = _settings(request)
-    await record(request, session.who, "view_data_health")
-    return _page(request, "health.html", session, **(await run_in_threadpool(_health, settings, session)))
-
-
-def _operations(settings: Settings, days: int) -> dict[str, Any]:
-    from serving.console import operations
-
-    served = data.served_requests(settings, days)
-    summary, _ = data.monitoring_summary(settings)
-    return {"days": days, "problem": served.problem, "summary": operations.summary(served.frame),
-            "daily": operations.by_day(served.frame).to_dict("records"),
-            "heatmap": operations.heatmap_svg(operations.heatmap(served.frame)),
-            "monitoring": summary, "watermarks": data.watermarks(settings)}
-
-
-@router.get("/operations", response_class=HTMLResponse)
-async def operations_page(request: Request, days: int = 14) -> Response:
-    session = session_of(request, "operations")
-    settings = _settings(request)
-    await record(request, session.who, "view_operations", days=days)
-    return _page(request, "operations.html", session, **(await run_in_threadpool(_operations, settings,
-                                                                                 min(max(days, 1), 366))))

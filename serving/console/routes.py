@@ -264,7 +264,8 @@ async def customer(request: Request, client: str = "", id: str = "", at: str = "
 
 def install(app: FastAPI) -> None:
     """Add the console's routes, static files and its login redirect to the app."""
-    from serving.console import review_routes  # noqa: F401  (registers the review/models/health pages)
+    # the other pages register themselves on `router` when imported
+    from serving.console import models_routes, ops_routes, review_routes  # noqa: F401
 
     app.include_router(router)
     app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")

@@ -17,13 +17,13 @@ def test_keys_are_stored_hashed_and_matched_by_hash(tmp_path):
     assert acme.name == "acme-crm" and acme.may_score("acme") and not acme.may_score("bolt")
     assert acme.roles == {"score"}
     assert authenticate(keys, "ops-key").clients is None and authenticate(keys, "nope") is None
-    assert authenticate(plain_keys(["k"]), "k").roles == {"score", "read_model", "push"}
+    assert authenticate(plain_keys(["k"]), "k").roles == {"score", "read_model", "push", "admin"}  # every role
 
 
 @pytest.mark.parametrize("entry, message", [
     ("{name: a, sha256: abc, clients: '*', roles: [score]}", "64 hex"),
     ("{name: a, sha256: %s, clients: [], roles: [score]}", "clients"),
-    ("{name: a, sha256: %s, clients: '*', roles: [admin]}", "roles"),
+    ("{name: a, sha256: %s, clients: '*', roles: [superuser]}", "roles"),
     ("{name: a, sha256: %s, clients: '*', roles: [score], key: plain}", "only name"),
 ])
 def test_invalid_entries_are_refused_naming_the_file_and_entry(tmp_path, entry, message):

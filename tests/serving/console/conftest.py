@@ -141,3 +141,33 @@ def wait_for(browser, element_id: str, timeout: float = 15):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(browser, timeout).until(lambda b: (b.find_elements(By.ID, element_id) or [None])[0])
+
+
+# keys of the second service (a keys file): a client-scoped desk without read_model, and an
+# auditor who reads models but is no admin
+KEYED = {"acme-only": {"name": "acme-desk", "clients": ["acme"], "roles": ["score"]},
+         "auditor-key": {"name": "auditor", "clients": "*", "roles": ["score", "read_model"]}}
+
+
+@pytest.fixture(scope="session")
+def keyed_console(scored_data, tmp_path_factory) -> Iterator[object]:
+    """A second service on the same data whose keys come from a keys file (KEYED)."""
+    import yaml
+
+    from serving.config import DEFAULT_CONFIG
+    from serving.keys import hash_key
+    from serving.smoke import wait_ready
+    from tests.serving.test_app import Service
+
+    folder = tmp_path_factory.mktemp("keyed")
+    (folder / "keys.yaml").write_text(yaml.safe_dump({"keys": [
+        {**entry, "sha256": hash_key(key)} for key, entry in KEYED.items()]}))
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["api_keys_file"] = str(folder / "keys.yaml")
+    (folder / "serving.yaml").write_text(yaml.safe_dump(config))
+    svc = Service(scored_data, config_path=folder / "serving.yaml", keys=KEY)
+    try:
+        wait_ready(svc.base)
+        yield svc
+    finally:
+        svc.stop()

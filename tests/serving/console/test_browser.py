@@ -9,9 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from serving.smoke import wait_ready
 from tests.serving.console.conftest import KEY, errors, flagged, login, shot
-from tests.serving.test_app import Service
 
 pytestmark = [pytest.mark.data, pytest.mark.server]
 
@@ -173,21 +171,9 @@ def test_operations_page_shows_volume_latency_and_the_heatmap(console, browser):
     shot(browser, "operations")
 
 
-def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_models(scored_data, browser, tmp_path):
-    import yaml
-
-    from serving.config import DEFAULT_CONFIG
-    from serving.keys import hash_key
-
-    keys_file = tmp_path / "keys.yaml"
-    keys_file.write_text(yaml.safe_dump({"keys": [
-        {"name": "acme-desk", "sha256": hash_key("acme-only"), "clients": ["acme"], "roles": ["score"]}]}))
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["api_keys_file"] = str(keys_file)
-    (tmp_path / "serving.yaml").write_text(yaml.safe_dump(config))
-    svc = Service(scored_data, config_path=tmp_path / "serving.yaml", keys=KEY)
+def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_models(scored_data, browser, keyed_console):
+    svc = keyed_console
     try:
-        wait_ready(svc.base)
         browser.delete_all_cookies()
         login(browser, svc.base, "acme-only", name="Cleo Desk")
         assert browser.find_element(By.ID, "who").text == "Cleo Desk (key acme-desk)"
@@ -207,5 +193,4 @@ def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_mode
         assert browser.find_elements(By.ID, "client-acme") and not browser.find_elements(By.ID, "client-bolt")
         errors(browser)  # the refused models page is a 403 on purpose
     finally:
-        svc.stop()
         browser.delete_all_cookies()
