@@ -29,7 +29,7 @@ NAME_PATTERN = re.compile(r"^[\w .@'-]{1,60}$")
 # what each console page needs, in the API's roles (serving/keys.py): looking customers up and
 # deciding on them is acting on scores (`score`); models and service-wide numbers are `read_model`
 PAGE_ROLES = {"customer": "score", "review": "score", "models": "read_model", "operations": "read_model",
-              "health": "score"}
+              "health": "score", "catalogue": "read_model"}
 
 
 class LoginError(ValueError):

@@ -217,9 +217,19 @@ def watermarks(settings: Settings) -> Loaded:
 
 def monitoring_summary(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
     """The last monitoring run's summary.json (status, alerts, messages), or why there is none."""
-    path = settings.reports_dir / "monitoring" / "summary.json"
+    return report_summary(settings, "monitoring", "make monitor")
+
+
+def consistency_summary(settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
+    """The last `make consistency` run's summary.json (status, checked rows, alerts), or why none."""
+    return report_summary(settings, "consistency", "make consistency")
+
+
+def report_summary(settings: Settings, name: str, command: str) -> tuple[dict[str, Any] | None, str | None]:
+    """<reports>/<name>/summary.json, or why there is none (the command that writes it)."""
+    path = settings.reports_dir / name / "summary.json"
     if not path.exists():
-        return None, f"{path} does not exist: run `make monitor`"
+        return None, f"not run: {path} does not exist (`{command}` writes it)"
     try:
         return json.loads(path.read_text()), None
     except (OSError, ValueError) as err:

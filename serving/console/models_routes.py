@@ -135,6 +135,39 @@ async def rollback(request: Request) -> Response:
     return await _moved(request, "rollback")
 
 
+def _catalogue(settings: Settings, model: str) -> dict[str, Any]:
+    """Feast's features (the store's registry), the dbt manifest and the model versions."""
+    from parity.docs import catalogue_rows
+    from parity.features.feast_definitions import load_manifest
+    from parity.features.feature_store import open_store, require_applied
+    from serving.console import catalogue
+
+    problems, features, manifest = [], [], None
+    try:
+        require_applied(settings)
+        features = catalogue_rows(open_store(settings))
+    except Exception as err:  # not applied, registry unreadable: say so
+        problems.append(f"Feast registry: {err}")
+    try:
+        manifest = load_manifest(settings.dbt_manifest_path)
+    except Exception as err:
+        problems.append(f"dbt manifest: {err} (lineage not shown)")
+    versions, pointer, problem = data.model_versions(settings, model)
+    if problem:
+        problems.append(problem)
+    current = (pointer or {}).get("version")
+    return {"features": catalogue.rows(features, manifest, versions, current), "current": current,
+            "problems": problems, "layers": catalogue.LAYERS}
+
+
+@router.get("/catalogue", response_class=HTMLResponse)
+async def catalogue_page(request: Request) -> Response:
+    session = session_of(request, "catalogue")
+    settings, config = _settings(request), _state(request).config
+    await record(request, session.who, "view_catalogue")
+    return _page(request, "catalogue.html", session, **(await run_in_threadpool(_catalogue, settings, config.model)))
+
+
 @router.get("/models/{version}/report/{name}")
 def training_report(request: Request, version: str, name: str) -> Response:
     session = session_of(request, "models")

@@ -86,3 +86,28 @@ def heatmap_svg(cells: list[list[tuple[int, float | None]]]) -> str:
     parts.append(f'<text x="{LEFT}" y="12" class="axis">p95 latency {low:.1f} ms (light) to {high:.1f} ms (dark)'
                  '; rows: customers per request, columns: hour of day (UTC)</text></svg>')
     return "".join(parts)
+
+
+def status_counts(samples: list[tuple[dict[str, str], float]], path: str = "/v1/predict") -> dict[str, Any]:
+    """HTTP answers of `path` by class from the request counter's samples (labels path, status):
+    total, 4xx, 5xx and the error rate (5xx: the service failed; 4xx: the caller's request)."""
+    counts = {"total": 0, "client_errors": 0, "server_errors": 0}
+    for labels, value in samples:
+        if labels.get("path") != path:
+            continue
+        counts["total"] += int(value)
+        status = str(labels.get("status", ""))
+        if status.startswith("4"):
+            counts["client_errors"] += int(value)
+        elif status.startswith("5"):
+            counts["server_errors"] += int(value)
+    total = counts["total"]
+    return {**counts, "client_error_rate": counts["client_errors"] / total if total else None,
+            "server_error_rate": counts["server_errors"] / total if total else None}
+
+
+def drift_rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The drift alerts of a monitoring summary (feature and prediction drift, schema)."""
+    if not summary:
+        return []
+    return [a for a in summary.get("alerts") or [] if a.get("check") in ("feature drift", "prediction drift", "schema")]

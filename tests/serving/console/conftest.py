@@ -30,7 +30,8 @@ def scored_data(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
     shared = drift_data_dir(tmp_path_factory)
     with keep_data_dir_env():
-        settings = private_copy(shared, tmp_path_factory.mktemp("console"))
+        # its own registry: the models page promotes and rolls back
+        settings = private_copy(shared, tmp_path_factory.mktemp("console"), copies=("registry",))
         run_score(settings, load_config())
     settings.reports_dir.mkdir()  # the training reports are read, never written: link them
     (settings.reports_dir / "training").symlink_to(shared.reports_dir / "training", target_is_directory=True)

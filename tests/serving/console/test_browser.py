@@ -6,10 +6,11 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.serving.console.conftest import KEY, errors, flagged, login, shot
+from tests.serving.console.conftest import KEY, errors, flagged, login, shot, signed_in, wait_for
 
 pytestmark = [pytest.mark.data, pytest.mark.server]
 
@@ -30,6 +31,7 @@ def test_login_refuses_a_wrong_key_then_lets_the_right_one_in(console, browser):
 
 
 def test_customer_page_shows_the_apis_score_reasons_features_and_history(console, browser, scored_data):
+    signed_in(browser, console.base)
     customer = flagged(scored_data)[0]
     client, source_id = customer.split(":", 1)
     browser.get(f"{console.base}/console/customer")
@@ -37,6 +39,7 @@ def test_customer_page_shows_the_apis_score_reasons_features_and_history(console
     browser.find_element(By.ID, "customer-id").send_keys(source_id)
     browser.find_element(By.ID, "as-of").send_keys(console.at)
     browser.find_element(By.ID, "lookup").click()
+    wait_for(browser, "result")  # the form's GET has loaded the answer
     assert "id=" in browser.current_url and KEY not in browser.current_url
 
     # what the page says is what the API answers for the same customer and time
@@ -64,6 +67,7 @@ def test_customer_page_shows_the_apis_score_reasons_features_and_history(console
 
 
 def test_unknown_customer_is_said_plainly_and_partial_ids_are_searched(console, browser, scored_data):
+    signed_in(browser, console.base)
     browser.get(f"{console.base}/console/customer?" + urlencode({"client": "acme", "id": "NOT-A-CUSTOMER", "at": console.at}))
     assert "customer unknown" in browser.find_element(By.ID, "status").text
     assert not browser.find_elements(By.ID, "score")
@@ -82,6 +86,7 @@ def _queue_row(browser, customer: str):
 
 
 def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console, browser, scored_data):
+    signed_in(browser, console.base)
     from parity import reviews
 
     browser.get(f"{console.base}/console/review")
@@ -91,18 +96,18 @@ def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console
     first, second = queued[:2]
 
     _queue_row(browser, first).find_element(By.CSS_SELECTOR, "button.approve").click()
-    assert browser.find_element(By.ID, "review-done").text == f"Decision on {first} recorded."
+    assert wait_for(browser, "review-done").text == f"Decision on {first} recorded."
     row = _queue_row(browser, second)
     row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
     Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("other")
     row.find_element(By.CSS_SELECTOR, "button.override").click()  # 'other' without a note: refused
-    assert "needs a note" in browser.find_element(By.ID, "review-error").text
+    assert "needs a note" in wait_for(browser, "review-error").text
     row = _queue_row(browser, second)
     row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
     Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("already_contacted")
     row.find_element(By.CSS_SELECTOR, "input.note").send_keys("called on Monday")
     row.find_element(By.CSS_SELECTOR, "button.override").click()
-    assert browser.find_element(By.ID, "review-done").text == f"Decision on {second} recorded."
+    assert wait_for(browser, "review-done").text == f"Decision on {second} recorded."
 
     # decided customers leave the queue and are listed with their decision and reviewer
     remaining = [r.get_attribute("data-customer") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")]
@@ -124,6 +129,7 @@ def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console
 
 
 def test_models_page_lists_versions_with_metrics_and_the_training_report(console, browser):
+    signed_in(browser, console.base)
     browser.get(f"{console.base}/console/models")
     current = browser.find_element(By.CSS_SELECTOR, '#versions tr[data-version="v0001"]')
     assert "current" in current.find_element(By.CLASS_NAME, "roles").text
@@ -141,6 +147,7 @@ def test_models_page_lists_versions_with_metrics_and_the_training_report(console
 
 
 def test_data_health_page_shows_each_clients_reconciliation_quarantine_and_watermark(console, browser, scored_data):
+    signed_in(browser, console.base)
     from parity.ingest.warehouse import reconciliation
 
     browser.get(f"{console.base}/console/health")
@@ -151,6 +158,11 @@ def test_data_health_page_shows_each_clients_reconciliation_quarantine_and_water
         raw = expected[(expected["client_id"] == client) & (expected["source_table"] == "transactions")]["raw_rows"]
         assert str(int(raw.iloc[0])) in section.find_element(By.CLASS_NAME, "reconciliation").text
         assert section.find_elements(By.CSS_SELECTOR, ".quarantine tbody tr")
+    # the last builds: this data folder's one build, published, reconciled, no guard fired
+    for client in scored_data.clients:
+        builds = browser.find_elements(By.CSS_SELECTOR, f"#client-{client} .builds tbody tr")
+        assert builds and "published" in builds[0].text and "none fired" in builds[0].text
+    assert errors(browser) == []
     monitoring = browser.find_element(By.ID, "monitoring").text
     if (scored_data.reports_dir / "monitoring" / "summary.json").exists():  # test_overrides ran it first
         assert "make monitor" not in monitoring
@@ -160,13 +172,51 @@ def test_data_health_page_shows_each_clients_reconciliation_quarantine_and_water
     shot(browser, "health")
 
 
-def test_operations_page_shows_volume_latency_and_the_heatmap(console, browser):
+def test_quarantine_sample_is_browsable_by_reason_and_redacted(console, browser, scored_data):
+    signed_in(browser, console.base)
+    import re
+
+    from parity.ingest.warehouse import quarantine_summary
+
+    counts = quarantine_summary(scored_data)
+    client = counts.groupby("client_id")["n_rows"].sum().idxmax()
+    browser.get(f"{console.base}/console/health")
+    browser.find_element(By.CSS_SELECTOR, f"#client-{client} a.browse").click()
+    rows = wait_for(browser, "quarantine-sample").find_elements(By.CSS_SELECTOR, "tbody tr")
+    total = int(counts[counts["client_id"] == client]["n_rows"].sum())
+    assert f"{total} record(s)" in browser.page_source and len(rows) == min(total, 25)
+    email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
+    assert not any(email.search(r.text) for r in rows)  # dbt redacted the record text
+    reason = rows[0].find_elements(By.TAG_NAME, "td")[1].text
+    rows[0].find_element(By.LINK_TEXT, reason).click()
+    wait_for(browser, "quarantine-sample")
+    n = int(counts[(counts["client_id"] == client) & (counts["quarantine_reason"] == reason)]["n_rows"].sum())
+    assert f"{n} record(s)" in browser.page_source
+    assert {r.find_elements(By.TAG_NAME, "td")[1].text
+            for r in browser.find_elements(By.CSS_SELECTOR, "#quarantine-sample tbody tr")} == {reason}
+    assert errors(browser) == []
+    shot(browser, "quarantine")
+
+
+def test_operations_page_shows_volume_latency_and_the_heatmap(console, browser, scored_data):
+    signed_in(browser, console.base)
     # this module's lookups went through /v1/predict and are in the prediction log
-    browser.get(f"{console.base}/console/operations")
-    summary = browser.find_element(By.ID, "ops-summary").text
+    # the service writes its log in the background (every flush_seconds): reload until it has
+    def summary_shown(b):
+        b.get(f"{console.base}/console/operations")
+        return (b.find_elements(By.ID, "ops-summary") or [None])[0]
+
+    try:
+        summary = WebDriverWait(browser, 20, poll_frequency=1).until(summary_shown).text
+    except TimeoutException:
+        pytest.fail("no ops-summary on the operations page: " + browser.find_element(By.TAG_NAME, "main").text[:800])
     assert "Requests" in summary and "p50 / p95 / p99" in summary
     assert browser.find_elements(By.CSS_SELECTOR, "svg.heatmap rect title")
     assert browser.find_element(By.ID, "ops-watermarks").find_elements(By.CSS_SELECTOR, "tbody tr")
+    answers = browser.find_element(By.ID, "ops-errors").text  # the lookups above were answered
+    assert "answers" in answers and "Server errors (5xx)" in answers
+    consistency = browser.find_element(By.ID, "ops-consistency").text
+    assert ("not run" in consistency) != (scored_data.reports_dir / "consistency" / "summary.json").exists()
     assert errors(browser) == []
     shot(browser, "operations")
 
@@ -191,6 +241,8 @@ def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_mode
         assert queued == {"acme"}
         browser.get(f"{svc.base}/console/health")
         assert browser.find_elements(By.ID, "client-acme") and not browser.find_elements(By.ID, "client-bolt")
+        browser.get(f"{svc.base}/console/health/quarantine?client=bolt")
+        assert "does not see client 'bolt'" in browser.find_element(By.ID, "denied").text
         errors(browser)  # the refused models page is a 403 on purpose
     finally:
         browser.delete_all_cookies()

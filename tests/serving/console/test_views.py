@@ -183,3 +183,14 @@ def test_latency_heatmap_cells_by_request_size_and_hour():
     assert operations.heatmap_svg(operations.heatmap(_requests().iloc[0:0])) == ""
     assert [operations.size_label(n) for n in (1, 2, 10, 11, 100, 101, 1000)] == [
         "1", "2-10", "2-10", "11-100", "11-100", "101+", "101+"]
+
+
+def test_status_counts_split_the_predict_answers_by_class():
+    from serving.console import operations
+
+    samples = [({"path": "/v1/predict", "status": "200"}, 90.0), ({"path": "/v1/predict", "status": "422"}, 6.0),
+               ({"path": "/v1/predict", "status": "503"}, 4.0), ({"path": "/health", "status": "500"}, 7.0)]
+    counts = operations.status_counts(samples)
+    assert (counts["total"], counts["client_errors"], counts["server_errors"]) == (100, 6, 4)
+    assert counts["server_error_rate"] == 0.04 and counts["client_error_rate"] == 0.06
+    assert operations.status_counts([])["server_error_rate"] is None
