@@ -172,3 +172,23 @@ def keyed_console(scored_data, tmp_path_factory) -> Iterator[object]:
         yield svc
     finally:
         svc.stop()
+
+
+def wait_until(browser, predicate, timeout: float = 15):
+    """An explicit wait for `predicate(browser)`, retried while the page is being replaced."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+                         ).until(predicate)
+
+
+def wait_text(browser, element_id: str, text: str, timeout: float = 15):
+    """The element with this id once its text contains `text` (a new page's, not the old one's)."""
+    from selenium.webdriver.common.by import By
+
+    def found(b):
+        element = b.find_element(By.ID, element_id)
+        return element if text in element.text else None
+
+    return wait_until(browser, found, timeout)

@@ -10,7 +10,17 @@ from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.serving.console.conftest import KEY, errors, flagged, login, shot, signed_in, wait_for
+from tests.serving.console.conftest import (
+    KEY,
+    errors,
+    flagged,
+    login,
+    shot,
+    signed_in,
+    wait_for,
+    wait_text,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.data, pytest.mark.server]
 
@@ -96,18 +106,18 @@ def test_review_queue_approve_and_override_are_stored_with_who_and_shown(console
     first, second = queued[:2]
 
     _queue_row(browser, first).find_element(By.CSS_SELECTOR, "button.approve").click()
-    assert wait_for(browser, "review-done").text == f"Decision on {first} recorded."
+    wait_text(browser, "review-done", f"Decision on {first} recorded.")
     row = _queue_row(browser, second)
     row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
     Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("other")
     row.find_element(By.CSS_SELECTOR, "button.override").click()  # 'other' without a note: refused
-    assert "needs a note" in wait_for(browser, "review-error").text
+    wait_text(browser, "review-error", "needs a note")
     row = _queue_row(browser, second)
     row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
     Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("already_contacted")
     row.find_element(By.CSS_SELECTOR, "input.note").send_keys("called on Monday")
     row.find_element(By.CSS_SELECTOR, "button.override").click()
-    assert wait_for(browser, "review-done").text == f"Decision on {second} recorded."
+    wait_text(browser, "review-done", f"Decision on {second} recorded.")
 
     # decided customers leave the queue and are listed with their decision and reviewer
     remaining = [r.get_attribute("data-customer") for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")]
@@ -136,13 +146,15 @@ def test_models_page_lists_versions_with_metrics_and_the_training_report(console
     assert "xgboost" in current.text and "as is" in current.text
     shot(browser, "models")
     current.find_element(By.CLASS_NAME, "report").click()
-    assert browser.current_url.endswith("/console/models/v0001/report/report.html")
+    wait_until(browser, lambda b: b.current_url.endswith("/console/models/v0001/report/report.html")
+               and b.find_elements(By.TAG_NAME, "img"))
     images = browser.find_elements(By.TAG_NAME, "img")
     assert images and all(browser.execute_script("return arguments[0].naturalWidth", i) > 0 for i in images)
     for refused in ("v0001/report/metadata.json", "v0001/report/..%2F..%2Fregistry", "x/report/report.html"):
         browser.get(f"{console.base}/console/models/{refused}")
-        page = browser.page_source
-        assert "prepare_spec" not in page and ("No training report file" in page or "Not Found" in page)
+        page = wait_until(browser, lambda b: b.page_source if ("No training report file" in b.page_source
+                                                                or "Not Found" in b.page_source) else None)
+        assert "prepare_spec" not in page
     errors(browser)  # the refused paths above are 404s on purpose
 
 
@@ -189,7 +201,7 @@ def test_quarantine_sample_is_browsable_by_reason_and_redacted(console, browser,
     assert not any(email.search(r.text) for r in rows)  # dbt redacted the record text
     reason = rows[0].find_elements(By.TAG_NAME, "td")[1].text
     rows[0].find_element(By.LINK_TEXT, reason).click()
-    wait_for(browser, "quarantine-sample")
+    wait_until(browser, lambda b: "reason=" in b.current_url and b.find_elements(By.ID, "quarantine-sample"))
     n = int(counts[(counts["client_id"] == client) & (counts["quarantine_reason"] == reason)]["n_rows"].sum())
     assert f"{n} record(s)" in browser.page_source
     assert {r.find_elements(By.TAG_NAME, "td")[1].text

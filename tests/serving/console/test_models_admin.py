@@ -11,7 +11,7 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from parity.models import registry
-from tests.serving.console.conftest import errors, login, shot, signed_in, wait_for
+from tests.serving.console.conftest import errors, login, shot, signed_in, wait_for, wait_text
 
 pytestmark = [pytest.mark.data, pytest.mark.server]
 MODEL = "churn"
@@ -41,7 +41,7 @@ def test_an_admin_promotes_and_rolls_back_with_a_reason_recorded_in_the_audit_lo
     row.find_element(By.XPATH, ".//summary[text()='Promote…']").click()
     row.find_element(By.CSS_SELECTOR, "input.reason").send_keys("retrained on March data")
     row.find_element(By.CSS_SELECTOR, "button.promote").click()
-    assert second_version in wait_for(browser, "models-done").text
+    assert second_version in wait_text(browser, "models-done", "(promote:").text
     assert registry.current_version(scored_data.registry_dir, MODEL) == second_version
     last = registry.read_audit(scored_data.registry_dir, MODEL)[-1]
     assert (last["action"], last["from"], last["to"], last["reason"]) == (
@@ -54,7 +54,7 @@ def test_an_admin_promotes_and_rolls_back_with_a_reason_recorded_in_the_audit_lo
     browser.find_element(By.XPATH, "//details[@id='rollback']/summary").click()
     browser.find_element(By.CSS_SELECTOR, "#rollback input.reason").send_keys("undo the test promotion")
     browser.find_element(By.CSS_SELECTOR, "#rollback button.rollback").click()
-    assert before in wait_for(browser, "models-done").text
+    assert before in wait_text(browser, "models-done", "(rollback:").text
     assert registry.current_version(scored_data.registry_dir, MODEL) == before
     assert registry.read_audit(scored_data.registry_dir, MODEL)[-1]["reason"] == "undo the test promotion"
     assert errors(browser) == []

@@ -9,7 +9,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from tests.serving.console.conftest import errors, shot, signed_in, wait_for
+from tests.serving.console.conftest import errors, shot, signed_in, wait_for, wait_text
 from tests.training.conftest import keep_data_dir_env
 
 pytestmark = [pytest.mark.data, pytest.mark.server]
@@ -31,13 +31,13 @@ def test_approve_and_override_show_in_the_next_batch_export_and_in_monitoring(co
         By.CSS_SELECTOR, "tbody tr")]
     approved, overridden = queued[0], next(c for c in queued[1:] if c.split(":")[0] == queued[0].split(":")[0])
     _row(browser, approved).find_element(By.CSS_SELECTOR, "button.approve").click()
-    assert wait_for(browser, "review-done").text == f"Decision on {approved} recorded."
+    wait_text(browser, "review-done", f"Decision on {approved} recorded.")
     row = _row(browser, overridden)
     row.find_element(By.XPATH, ".//summary[text()='Override…']").click()
     Select(row.find_element(By.CSS_SELECTOR, "select.reason")).select_by_value("not_worth_it")
     row.find_element(By.CSS_SELECTOR, "input.note").send_keys("small account")
     row.find_element(By.CSS_SELECTOR, "button.override").click()
-    assert wait_for(browser, "review-done").text == f"Decision on {overridden} recorded."
+    wait_text(browser, "review-done", f"Decision on {overridden} recorded.")
 
     # the next batch run (same as-of: the online store has not moved) exports both decisions
     with keep_data_dir_env():
