@@ -58,6 +58,17 @@ def _audit(settings: Settings, model: str) -> tuple[list[dict[str, Any]], str | 
         return [], f"audit log of {model} unreadable: {err}"
 
 
+def _approvals(settings: Settings, model: str) -> dict[str, dict[str, Any]]:
+    """version -> its newest recorded approval (parity.models.approvals' ledger); {} if unreadable."""
+    from parity.models import approvals
+
+    try:
+        found = approvals.read_approvals(registry.model_dir(settings.registry_dir, model))
+    except (OSError, ValueError, registry.RegistryError):
+        return {}
+    return {a["version"]: a for a in found if isinstance(a, dict) and "version" in a}
+
+
 @router.get("/models", response_class=HTMLResponse)
 async def models(request: Request, done: str = "", error: str = "") -> Response:
     session = session_of(request, "models")
@@ -65,7 +76,9 @@ async def models(request: Request, done: str = "", error: str = "") -> Response:
     await record(request, session.who, "view_models")
     versions, pointer, problem = await run_in_threadpool(data.model_versions, settings, config.model)
     rows = views.model_rows(versions, pointer, config.canary_version, config.shadow_version)
+    approved = await run_in_threadpool(_approvals, settings, config.model)
     for row in rows:
+        row["approval"] = approved.get(row["version"])
         row["has_report"] = data.training_report(settings, row["version"]) is not None
         row["card"] = await run_in_threadpool(data.model_card, settings, config.model, row["version"])
     segments, seg_pointer, seg_problem = await run_in_threadpool(data.model_versions, settings, config.segments_model)

@@ -32,16 +32,30 @@ def _versions(base: str, key: str) -> str:
 
 def test_an_admin_promotes_and_rolls_back_with_a_reason_recorded_in_the_audit_log(
         console, browser, scored_data, second_version):
+    from parity.models import approvals
     from tests.serving.console.conftest import KEY
 
     before = registry.current_version(scored_data.registry_dir, MODEL)
     signed_in(browser, console.base)
-    browser.get(f"{console.base}/console/models")
-    row = wait_for(browser, "versions").find_element(By.CSS_SELECTOR, f'tr[data-version="{second_version}"]')
-    row.find_element(By.XPATH, ".//summary[text()='Promote…']").click()
-    row.find_element(By.CSS_SELECTOR, "input.reason").send_keys("retrained on March data")
-    row.find_element(By.CSS_SELECTOR, "button.promote").click()
+
+    def promote(reason: str) -> None:
+        browser.get(f"{console.base}/console/models")
+        row = wait_for(browser, "versions").find_element(By.CSS_SELECTOR, f'tr[data-version="{second_version}"]')
+        row.find_element(By.XPATH, ".//summary[text()='Promote…']").click()
+        row.find_element(By.CSS_SELECTOR, "input.reason").send_keys(reason)
+        row.find_element(By.CSS_SELECTOR, "button.promote").click()
+
+    # the registry's approval rule applies to the console too: no approval, no promotion
+    promote("retrained on March data")
+    assert "no recorded approval" in wait_text(browser, "models-error", "promote refused").text
+    assert registry.current_version(scored_data.registry_dir, MODEL) == before
+    folder = registry.model_dir(scored_data.registry_dir, MODEL)
+    metadata = registry.read_metadata(scored_data.registry_dir, MODEL, second_version)
+    approvals.record(folder, second_version, metadata, "Mo Owner", list(approvals.flagged_items(metadata)))
+    promote("retrained on March data")
     assert second_version in wait_text(browser, "models-done", "(promote:").text
+    assert "approved by Mo Owner" in browser.find_element(
+        By.CSS_SELECTOR, f'tr[data-version="{second_version}"] .approval').text
     assert registry.current_version(scored_data.registry_dir, MODEL) == second_version
     last = registry.read_audit(scored_data.registry_dir, MODEL)[-1]
     assert (last["action"], last["from"], last["to"], last["reason"]) == (
