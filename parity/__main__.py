@@ -242,13 +242,12 @@ def cmd_events_push(args: argparse.Namespace) -> int:
 def cmd_cross_engine(args: argparse.Namespace) -> int:
     """Build the raw drops on DuckDB and on Spark and compare every table; non-zero on a difference."""
     from parity.ingest import cross_engine
-    from parity.ingest.preflight import RawFileError
-    from parity.ingest.warehouse import DbtError
+    from parity.ingest.pipeline import BuildFailed
 
     settings = load_settings(args.data_dir)
     try:
         diffs, seconds = cross_engine.run(settings, capture=not args.verbose)
-    except (DbtError, RawFileError) as err:
+    except BuildFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(cross_engine.report(diffs, seconds))

@@ -112,6 +112,64 @@ def offenders(root: Path, base: Path = ROOT) -> list[str]:
     return found
 
 
+WINDOW = re.compile(r"\b(?:over|window\s+\w+\s+as)\s*\(", re.I)
+
+
+def _strip_comments(text: str) -> str:
+    """SQL and Jinja comments blanked (newlines kept, so offsets keep their line)."""
+    blank = lambda m: re.sub(r"[^\n]", " ", m.group())  # noqa: E731
+    return re.sub(r"\{#.*?#\}|--[^\n]*|/\*.*?\*/", blank, text, flags=re.S)
+
+
+def _order_keys(clause: str) -> list[str]:
+    """The keys after `order by` in a window clause, split at top-level commas."""
+    match = re.search(r"\border\s+by\b", clause, re.I)
+    if not match:
+        return []
+    keys, depth, current = [], 0, ""
+    for ch in clause[match.end():]:
+        depth += ch in "({[" and 1 or (-1 if ch in ")}]" else 0)
+        if ch == "," and depth == 0:
+            keys.append(current)
+            current = ""
+        else:
+            current += ch
+    return [k.strip() for k in keys + [current] if k.strip()]
+
+
+def unordered_nulls(text: str) -> list[tuple[int, str]]:
+    """(offset, key) of every window ORDER BY key without an explicit NULLS FIRST/LAST."""
+    text = _strip_comments(text)
+    found = []
+    for match in WINDOW.finditer(text):
+        depth, end = 1, match.end()
+        while end < len(text) and depth:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        for key in _order_keys(text[match.end():end - 1]):
+            if not re.search(r"\bnulls\s+(first|last)\s*$", key, re.I):
+                found.append((match.start(), " ".join(key.split())))
+    return found
+
+
+@pytest.mark.parametrize("root", SQL_ROOTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_window_order_keys_say_where_nulls_go(root: Path) -> None:
+    """DuckDB sorts NULLs last, Spark first (ascending): a dedup ranking over a nullable key picks
+    another row on Spark, silently. Every window ORDER BY key says NULLS FIRST or NULLS LAST."""
+    found = []
+    for path in sorted(root.rglob("*.sql")):
+        text = path.read_text()
+        for offset, key in unordered_nulls(text):
+            found.append(f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, offset) + 1}: order by {key}")
+    assert not found, "window ORDER BY keys without NULLS FIRST/LAST:\n  " + "\n  ".join(found)
+
+
+def test_null_order_scanner() -> None:
+    sql = ("select row_number() over (partition by a order by b, c desc nulls last) as r, "
+           "sum(x) over w -- over (order by z)\nfrom t window w as (order by f(d, e) nulls first)")
+    assert [key for _, key in unordered_nulls(sql)] == ["b"]
+
+
 @pytest.mark.parametrize("root", SQL_ROOTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_double_quoted_identifiers(root: Path) -> None:
     """Every identifier that needs quoting goes through adapter.quote (Spark: a string literal)."""

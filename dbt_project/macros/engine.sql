@@ -110,7 +110,7 @@
 {% macro file_line_number() %}{{ return(adapter.dispatch('file_line_number', 'parity')()) }}{% endmacro %}
 {% macro default__file_line_number() %}row_number() over (){% endmacro %}
 {# Spark's row_number() is an int: bigint, as DuckDB's (types are compared across engines). #}
-{% macro spark__file_line_number() %}cast(row_number() over (order by monotonically_increasing_id()) as bigint){% endmacro %}
+{% macro spark__file_line_number() %}cast(row_number() over (order by monotonically_increasing_id() nulls last) as bigint){% endmacro %}
 
 {# Partial regular-expression match (anywhere in the text). #}
 {% macro contains_match(expr, pattern) %}{{ return(adapter.dispatch('contains_match', 'parity')(expr, pattern)) }}{% endmacro %}
@@ -140,6 +140,11 @@
 
 {# Lists: 1-based element (NULL when out of range), size, 1-based position (0/NULL when absent),
    element-wise transform, and whether a list repeats a value. #}
+{# Position (1-based) of a text in another; 0 when absent. #}
+{% macro text_position(text, part) %}{{ return(adapter.dispatch('text_position', 'parity')(text, part)) }}{% endmacro %}
+{% macro default__text_position(text, part) %}strpos({{ text }}, {{ part }}){% endmacro %}
+{% macro spark__text_position(text, part) %}instr({{ text }}, {{ part }}){% endmacro %}
+
 {% macro list_element(list_expr, index) %}{{ return(adapter.dispatch('list_element', 'parity')(list_expr, index)) }}{% endmacro %}
 {% macro default__list_element(list_expr, index) %}list_extract({{ list_expr }}, {{ index }}){% endmacro %}
 {% macro spark__list_element(list_expr, index) %}try_element_at({{ list_expr }}, cast({{ index }} as int)){% endmacro %}
@@ -168,20 +173,26 @@
 {% macro spark__json_object_key_list(expr) %}json_object_keys({{ expr }}){% endmacro %}
 
 {# JSON type of the document root or of one field: OBJECT, ARRAY, VARCHAR, BIGINT, UBIGINT,
-   DOUBLE, BOOLEAN, NULL (the field absent: NULL). Spark cannot see the type of a field through
-   get_json_object (a string "42" and a number 42 look alike), so its version tells containers,
-   numbers and the rest apart by their text; strictness on Spark is correspondingly coarser. #}
+   DOUBLE, BOOLEAN, NULL (the field absent: NULL). Spark parses the text as a VARIANT and names
+   the type of the value from it (schema_of_variant), so a string "42" and a number 42 differ on
+   both engines (get_json_object would lose the quotes); NULL where the text is not valid JSON. #}
 {% macro json_value_type(expr, key=none) %}{{ return(adapter.dispatch('json_value_type', 'parity')(expr, key)) }}{% endmacro %}
 {% macro default__json_value_type(expr, key=none) %}case when json_valid({{ expr }}) then {% if key is none %}json_type({{ expr }}){% else %}json_type({{ expr }}, '$.{{ key }}'){% endif %} end{% endmacro %}
 {% macro spark__json_value_type(expr, key=none) -%}
-{%- set v = expr if key is none else "get_json_object(" ~ expr ~ ", '$." ~ key ~ "')" -%}
+{%- set parsed = "try_parse_json(" ~ expr ~ ")" -%}
+{%- set v = parsed if key is none else "try_variant_get(" ~ parsed ~ ", '$." ~ key ~ "', 'variant')" -%}
+{%- set t = "schema_of_variant(" ~ v ~ ")" -%}
 case
-    when {{ v }} is null then null
-    when json_array_length({{ v }}) is not null then 'ARRAY'
-    when json_object_keys({{ v }}) is not null then 'OBJECT'
-    when {{ v }} rlike '^-?[0-9]+$' then 'BIGINT'
-    when {{ v }} rlike '^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$' then 'DOUBLE'
-    else 'VARCHAR'
+    when {{ t }} is null then null
+    when {{ t }} = 'STRING' then 'VARCHAR'
+    when {{ t }} in ('BIGINT', 'INT', 'SMALLINT', 'TINYINT') then 'BIGINT'
+    when {{ t }} = 'BOOLEAN' then 'BOOLEAN'
+    when {{ t }} = 'VOID' then 'NULL'
+    when {{ t }} like 'ARRAY%' then 'ARRAY'
+    when {{ t }} like 'OBJECT%' then 'OBJECT'
+    -- an integer beyond bigint: DuckDB's UBIGINT up to 2^64 - 1, a DOUBLE past it
+    when {{ t }} like 'DECIMAL(%,0)' and try_variant_get({{ v }}, '$', 'decimal(38,0)') between 0 and 18446744073709551615 then 'UBIGINT'
+    else 'DOUBLE'
 end
 {%- endmacro %}
 

@@ -77,7 +77,7 @@ end
     -- lines with an odd number of quotes at field boundaries leave a quoted field open; they
     -- pair up (opening, closing) in file order
     open_lines as (
-        select line_number, row_number() over (order by line_number) as open_rank
+        select line_number, row_number() over (order by line_number nulls last) as open_rank
         from nonblank
         where raw_line like '%"%'
           and {{ list_size(all_matches('raw_line', '((?:^|' ~ d ~ ')"|"(?:' ~ d ~ '|$))')) }} % 2 = 1

@@ -86,7 +86,7 @@ end
 {%- set hashed -%}
 left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), ''){% endfor %})), 16)
 {%- endset -%}
-{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ hashed }}) as {{ dbt.type_string() }})
+{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ hashed }} nulls last) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {# The meta of a source table (its own merged over the source's); {} while dbt parses. #}

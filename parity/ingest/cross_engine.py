@@ -20,7 +20,7 @@ import duckdb
 
 from parity.config import Settings
 from parity.ingest import warehouse
-from parity.ingest.preflight import run_preflight
+from parity.ingest.pipeline import build_into
 
 ENGINES = ("duckdb", "spark")
 # where each build is attached (the DuckDB file under its own name: its views name it)
@@ -49,15 +49,13 @@ class TableDiff:
 
 
 def build_on(settings: Settings, target: str, folder: Path, capture: bool = True) -> float:
-    """Pre-flight and `dbt build` with dbt target `target` into `folder`; seconds taken."""
+    """A full build (pre-flight, `dbt build`: every model and test) with dbt target `target` into
+    `folder`, the build pipeline's own steps, not published; seconds taken. Raises BuildFailed."""
     started = time.monotonic()
     if folder.exists():
         shutil.rmtree(folder)
-    (folder / "marts").mkdir(parents=True)
-    engine = dataclasses.replace(settings, dbt_target=target)
-    warehouse.run_dbt(engine, "parse", "--quiet", capture=True, target_dir=folder / "target")
-    run_preflight(folder / "target" / "manifest.json", folder / "physical_counts.csv")
-    warehouse.run_dbt(engine, "build", capture=capture, target_dir=folder / "run", build_dir=folder)
+    folder.mkdir(parents=True)
+    build_into(dataclasses.replace(settings, dbt_target=target), folder, None, None, capture)
     return time.monotonic() - started
 
 

@@ -82,7 +82,7 @@ def run_build(settings: Settings, config: BuildConfig, select: str | None = None
                               "published yet: run a full `make build` first", exit_code=2)
         folder = builds.new_build(settings, select=select, base=base.path if base else None)
         try:
-            _build_into(settings, folder, base if select else None, select, capture, dbt_args)
+            build_into(settings, folder, base if select else None, select, capture, dbt_args)
             allowed = _check_guards(settings, config, base, folder, allow)
         except BuildFailed as err:
             _record_failure(settings, config, folder, str(err))
@@ -115,8 +115,8 @@ def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInf
     return allowed
 
 
-def _build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
-                capture: bool, dbt_args: tuple[str, ...] = ()) -> None:
+def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
+               capture: bool, dbt_args: tuple[str, ...] = ()) -> None:
     """Every step of one build into `folder`; raises BuildFailed naming the step that failed."""
     try:
         if base is not None:

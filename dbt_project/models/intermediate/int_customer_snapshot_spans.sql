@@ -16,7 +16,7 @@ final as (
     select
         -- ids
         customers.customer_id,
-        cast(row_number() over (order by customers.customer_id) as bigint) as customer_key,
+        cast(row_number() over (order by customers.customer_id nulls last) as bigint) as customer_key,
         customers.client_id,
         -- strings
         customers.country,

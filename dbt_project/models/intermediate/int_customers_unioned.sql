@@ -26,7 +26,8 @@ final as (
         min(loaded_at) over (partition by customer_id) as first_loaded_at,
         cast(row_number() over (
             partition by customer_id
-            order by loaded_at desc, signed_up_at, email_hash, country, acquisition_channel, birth_year
+            order by loaded_at desc nulls last, signed_up_at nulls last, email_hash nulls last, country nulls last,
+                acquisition_channel nulls last, birth_year nulls last
         ) as bigint) as record_rank
     from unioned
 )

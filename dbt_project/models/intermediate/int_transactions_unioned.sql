@@ -48,8 +48,8 @@ duplicates as (
         unioned.*,
         cast(row_number() over (
             partition by unioned.client_id, unioned.transaction_id, unioned.loaded_at
-            order by unioned.transacted_at, unioned.amount_usd, unioned.customer_id, unioned.category,
-                unioned.transaction_type, unioned.raw_record
+            order by unioned.transacted_at nulls last, unioned.amount_usd nulls last, unioned.customer_id nulls last,
+                unioned.category nulls last, unioned.transaction_type nulls last, unioned.raw_record nulls last
         ) as bigint) as duplicate_rank
     from {{ unioned }}
     inner join duplicated_keys

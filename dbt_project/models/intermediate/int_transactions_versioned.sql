@@ -29,13 +29,13 @@ final as (
         -- numerics
         amount_local,
         amount_usd,
-        cast(row_number() over (partition by client_id, transaction_id order by loaded_at) as bigint) as version_number,
+        cast(row_number() over (partition by client_id, transaction_id order by loaded_at nulls last) as bigint) as version_number,
         -- booleans
-        row_number() over (partition by client_id, transaction_id order by loaded_at) > 1 as is_correction,
+        row_number() over (partition by client_id, transaction_id order by loaded_at nulls last) > 1 as is_correction,
         -- timestamps
         transacted_at,
         loaded_at,
-        lead(loaded_at) over (partition by client_id, transaction_id order by loaded_at) as superseded_at
+        lead(loaded_at) over (partition by client_id, transaction_id order by loaded_at nulls last) as superseded_at
     from known
 )
 

@@ -120,7 +120,7 @@ category_active as (
         category,
         weeks_before_end,
         change,
-        sum(change) over (partition by customer_key, category order by weeks_before_end desc) as active_versions
+        sum(change) over (partition by customer_key, category order by weeks_before_end desc nulls last) as active_versions
     from category_run_changes
 ),
 
@@ -195,7 +195,7 @@ running as (
     left join changes
         on changes.customer_key = spine.customer_key
         and changes.weeks_before_end = spine.weeks_before_end
-    window customer_weeks as (partition by spine.customer_key order by spine.weeks_before_end desc)
+    window customer_weeks as (partition by spine.customer_key order by spine.weeks_before_end desc nulls last)
 ),
 
 unpacked as (

@@ -26,7 +26,7 @@ parsed as (
     select
         -- the client is the prefix of the platform key '<client>:<customer id>' (the key
         -- /v1/predict takes); no prefix leaves the id malformed
-        case when strpos(trim(customer_key), ':') > 1
+        case when {{ text_position('trim(customer_key)', "':'") }} > 1
             then lower(split_part(trim(customer_key), ':', 1)) else '' end as client_id,
         '{{ options.get('file', '') }}' as source_file,
         line_number,
@@ -34,10 +34,10 @@ parsed as (
         raw_line,
         record_problem,
         nullif(trim(event_id), '') as transaction_id,
-        nullif(substr(trim(customer_key), strpos(trim(customer_key), ':') + 1), '') as source_customer_id,
+        nullif(substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1), '') as source_customer_id,
         coalesce({{ matches("trim(customer_key)", '[A-Za-z0-9_]+:[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}') }}, false)
             as is_customer_id_well_formed,
-        coalesce(lower(substr(trim(customer_key), strpos(trim(customer_key), ':') + 1)) like 'test%', false) as is_test_account,
+        coalesce(lower(substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1)) like 'test%', false) as is_test_account,
         case lower(trim(kind)) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
         category,
         upper(nullif(trim(currency), '')) as currency,
