@@ -231,7 +231,11 @@ def _write_record(settings: Settings, customer: Customer, actor: str, before: tr
     """The erasure's evidence, named by the hashed key: when, by whom, where the data was."""
     path = tracing.erasure_record_path(settings, customer)
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"key_sha256": customer.key_sha256, "erased_at": _now(), "by": actor, "raw_lines": raw_lines,
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    lines = {name: sorted(set(numbers) | set(raw_lines.get(name, [])))  # a re-run keeps what was found
+             for name, numbers in {**raw_lines, **earlier.get("raw_lines", {})}.items()}
+    body = {"key_sha256": customer.key_sha256, "erased_at": earlier.get("erased_at", _now()), "by": actor,
+            "runs": [*earlier.get("runs", []), _now()], "raw_lines": lines,
             "places_before": [{k: v for k, v in row.items() if k != "detail"} for row in before.summary()]}
     tmp = _atomic_tmp(path)
     tmp.write_text(json.dumps(body, indent=2) + "\n")
