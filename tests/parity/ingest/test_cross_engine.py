@@ -84,3 +84,15 @@ def test_the_warehouse_interface_reads_both_profiles_alike(tmp_path: Path) -> No
     assert warehouse.location(spark) == spark / "spark" / "warehouse"
     with pytest.raises(warehouse.WarehouseMissing, match="no warehouse in"):
         warehouse.connect(tmp_path / "nothing")
+
+
+def test_dbt_views_are_left_out(tmp_path: Path) -> None:
+    duck = _duckdb_build(tmp_path / "d")
+    with duckdb.connect(str(duck / warehouse.WAREHOUSE_FILE)) as con:
+        con.execute("create view marts.features_view as select * from marts.features")
+    (duck / "run").mkdir()
+    (duck / "run" / "manifest.json").write_text(
+        '{"nodes": {"model.p.features_view": {"resource_type": "model", "schema": "marts", '
+        '"name": "features_view", "alias": "features_view", "config": {"materialized": "view"}}}}')
+    diffs = cross_engine.compare(duck, _spark_build(tmp_path / "s", SAME))
+    assert [d.table for d in diffs] == ["marts.features"] and diffs[0].identical
