@@ -211,8 +211,10 @@ def copy_duckdb(base: Path, folder: Path, old_dir: str) -> None:
             con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW", 1).replace(f"{old_dir}/", f"{folder}/"))
 
 
-def query(settings: Settings, sql: str, folder: Path | None = None) -> pd.DataFrame:
+def query(settings: Settings | None, sql: str, folder: Path | None = None) -> pd.DataFrame:
     """Run a read-only query on the published warehouse (or on the build in `folder`)."""
+    if folder is None and settings is None:
+        raise ValueError("query needs settings (the published build) or a build folder")
     with connect(folder or settings.published_dir) as con:
         return con.execute(sql).df()
 

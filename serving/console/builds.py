@@ -56,12 +56,12 @@ def reconciliation_of(build_dir: Path) -> Loaded:
     """A build's reconciliation mart, summed per client (read-only; a failed build may have none)."""
     import duckdb
 
-    path = build_dir / "warehouse.duckdb"
-    if not path.exists():
+    from parity.ingest import warehouse
+
+    if not warehouse.exists(build_dir):
         return Loaded(problem="no warehouse in this build")
     try:
-        with duckdb.connect(str(path), read_only=True) as con:
-            frame = con.execute("select * from marts.reconciliation").df()
+        frame = warehouse.query(None, "select * from marts.reconciliation", build_dir)
     except duckdb.Error as err:
         return Loaded(problem=f"reconciliation unreadable: {str(err).splitlines()[0]}")
     columns = [c for c in SUMMED if c in frame.columns]
@@ -77,15 +77,17 @@ def quarantine_page(settings: Settings, client: str, reason: str, offset: int, l
     """Quarantined records of one client (optionally one reason) from the published warehouse."""
     import duckdb
 
+    from parity.ingest import warehouse
+
     if client not in settings.clients or not re.fullmatch(r"[a-z][a-z0-9_]*", client):
         return Loaded(problem=f"unknown client {client!r}")
-    if not settings.warehouse_path.exists():
-        return Loaded(problem=f"warehouse {settings.warehouse_path} does not exist: run `make build`")
+    if not warehouse.exists(settings.published_dir):
+        return Loaded(problem=f"warehouse {warehouse.location(settings.published_dir)} does not exist: run `make build`")
     where, params = ("where quarantine_reason = ?", [reason]) if reason else ("", [])
     sql = (f"select {', '.join(SAMPLE_COLUMNS)}, count(*) over () as total from quarantine.quarantine_{client} "
            f"{where} order by source_table, source_file, line_number limit ? offset ?")
     try:
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        with warehouse.connect(settings.published_dir) as con:
             frame = con.execute(sql, [*params, limit, offset]).df()
     except duckdb.Error as err:
         return Loaded(problem=f"quarantine of {client}: {str(err).splitlines()[0]}")
