@@ -123,8 +123,13 @@ def shot(browser, name: str) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
         height = browser.execute_script("return document.body.scrollHeight")
         browser.set_window_size(1280, min(max(height, 600), 1200))
-        browser.save_screenshot(str(Path(folder) / f"{name}.png"))
+        path = Path(folder) / f"{name}.png"
+        browser.save_screenshot(str(path))
         browser.set_window_size(1280, 1000)
+        from PIL import Image  # committed under docs/: 256 colours keep each file small
+
+        with Image.open(path) as image:
+            image.convert("RGB").quantize(colors=256).save(path, optimize=True)
 
 
 def flagged(settings, n: int = 1) -> list[str]:

@@ -196,14 +196,15 @@ def test_quarantine_sample_is_browsable_by_reason_and_redacted(console, browser,
     browser.find_element(By.CSS_SELECTOR, f"#client-{client} a.browse").click()
     rows = wait_for(browser, "quarantine-sample").find_elements(By.CSS_SELECTOR, "tbody tr")
     total = int(counts[counts["client_id"] == client]["n_rows"].sum())
-    assert f"{total} record(s)" in browser.page_source and len(rows) == min(total, 25)
+    wait_until(browser, lambda b: f"{total} record(s)" in b.page_source)
+    assert len(rows) == min(total, 25)
     email = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
     assert not any(email.search(r.text) for r in rows)  # dbt redacted the record text
     reason = rows[0].find_elements(By.TAG_NAME, "td")[1].text
     rows[0].find_element(By.LINK_TEXT, reason).click()
     wait_until(browser, lambda b: "reason=" in b.current_url and b.find_elements(By.ID, "quarantine-sample"))
     n = int(counts[(counts["client_id"] == client) & (counts["quarantine_reason"] == reason)]["n_rows"].sum())
-    assert f"{n} record(s)" in browser.page_source
+    wait_until(browser, lambda b: f"{n} record(s)" in b.page_source)
     assert {r.find_elements(By.TAG_NAME, "td")[1].text
             for r in browser.find_elements(By.CSS_SELECTOR, "#quarantine-sample tbody tr")} == {reason}
     assert errors(browser) == []
@@ -246,7 +247,8 @@ def test_a_client_scoped_key_without_read_model_sees_only_its_client_and_no_mode
         assert "lacks the role 'read_model'" in browser.find_element(By.ID, "denied").text
         bolt = next(c for c in flagged(scored_data, 500) if c.startswith("bolt:"))
         browser.get(f"{svc.base}/console/customer?" + urlencode({"client": "bolt", "id": bolt.split(":", 1)[1]}))
-        assert "choose a client" in browser.page_source and not browser.find_elements(By.ID, "result")
+        wait_until(browser, lambda b: "choose a client" in b.page_source)
+        assert not browser.find_elements(By.ID, "result")
         browser.get(f"{svc.base}/console/review")
         queued = {r.get_attribute("data-customer").split(":")[0]
                   for r in browser.find_elements(By.CSS_SELECTOR, "#queue tbody tr")}
