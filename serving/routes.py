@@ -106,6 +106,9 @@ def readyz(state: State = Depends(get_state)) -> JSONResponse:
             state.reader.read_columns(["__readyz__"], datetime.now(timezone.utc))
         except Exception as err:
             problems.append(f"online store unreachable: {err}")
+    worker = state.events_worker  # POST /v1/events (serving/events.py): events stay durable meanwhile
+    if worker is not None and worker.last_error:
+        notes.append(f"pushed events are logged but their online update fails: {worker.last_error}")
     marks = state.watermarks.get() if state.watermarks else None
     if marks is not None and marks.problem:  # ready: staleness is judged by feature age alone
         notes.append(f"client watermarks unknown: {marks.problem}")

@@ -119,13 +119,15 @@ class UpdateWorker:
         self._queue: queue.Queue[list[tuple[str, datetime]] | None] = queue.Queue()
         self.last_error: str | None = None
         self.pending = 0
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fresh-updates", daemon=True)
         self._thread.start()
 
     def submit(self, events: list[tuple[str, datetime]]) -> None:
         """Customers of accepted events, with each event's accepted_at."""
         if events:
-            self.pending += len(events)
+            with self._lock:
+                self.pending += len(events)
             self._queue.put(events)
 
     def _drain(self, first: list[tuple[str, datetime]]) -> list[tuple[str, datetime]]:
@@ -154,7 +156,8 @@ class UpdateWorker:
                 self.last_error = f"{type(err).__name__}: {err}"
                 log.exception("online update of %d events failed", len(events))
             finally:
-                self.pending -= len(events)
+                with self._lock:
+                    self.pending -= len(events)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._queue.put(None)

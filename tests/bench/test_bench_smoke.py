@@ -98,3 +98,9 @@ def test_the_consistency_check_runs_on_a_consistent_log(tiny_results: dict) -> N
     check = tiny_results["consistency"]
     assert check["correct"] and check["mismatches"] == 0 and check["features"] == 17
     assert check["checked_rows"] == check["statuses"]["ok"] > 0 and check["rows_per_second"] > 0
+
+
+def test_pushed_events_lag_measured(tiny_results: dict) -> None:
+    events = tiny_results["events"]
+    assert events["correct"], {k: v for k, v in events.items() if k != "lag"}
+    assert events["lag"]["n"] == events["sent"] and events["lag"]["p99"] >= events["lag"]["median"] > 0
