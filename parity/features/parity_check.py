@@ -246,6 +246,8 @@ def run_parity(settings: Settings, services: list[str] | None = None, sample_tim
     from parity.features.fresh import newest_online_at
 
     pushed = newest_online_at(settings.data_dir)
+    # on a whole second: Feast's online path reads the request time in whole seconds
+    pushed = {e: (t + timedelta(seconds=1)).replace(microsecond=0) if t.microsecond else t for e, t in pushed.items()}
     times = [max(t, pushed[e]) if e in pushed else t for e, t in zip(entities, times)]
     report.entities_checked = len(entities)
     for service in services or sorted(s.name for s in store.list_feature_services()):
