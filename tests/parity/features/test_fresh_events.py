@@ -273,3 +273,19 @@ def test_the_incrementally_staged_log_gives_what_staging_the_whole_log_gives(cop
     incremental = recompute(con, plan, [customer], at, pusher.log.path, staged_log=staged)
     whole = recompute(con, plan, [customer], at, pusher.log.path)
     assert incremental.equals(whole) and incremental.column("refund_count_90d")[0].as_py() >= 1
+
+
+def test_an_event_older_than_the_watermark_is_a_late_arrival(copied, pusher):
+    """Accepted (as a late row of a drop would be) and counted from its arrival: it is in the
+    365-day count of a recompute now only if it falls in that window, never in the 30-day one."""
+    from parity.features.fresh import recompute
+
+    customer = _sample(copied, 5)["customer_id"].iloc[4]
+    con, plan = pusher.context.ensure()
+    before = recompute(con, plan, [customer], datetime.now(timezone.utc), pusher.log.path).to_pylist()[0]
+    old = (datetime.now(timezone.utc) - timedelta(days=200)).replace(microsecond=0).isoformat()
+    verdicts, _ = pusher.intake([_event("late-1", customer, transacted_at=old)])
+    assert verdicts[0].status == "accepted", verdicts[0].errors
+    after = recompute(con, plan, [customer], datetime.now(timezone.utc), pusher.log.path).to_pylist()[0]
+    assert after["purchase_count_365d"] == before["purchase_count_365d"] + 1
+    assert after["purchase_count_30d"] == before["purchase_count_30d"]
