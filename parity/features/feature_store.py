@@ -50,8 +50,39 @@ def feast_environment(settings: Settings, **extra: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+def require_services(settings: Settings) -> None:
+    """Fail clearly when the profile's PostgreSQL registry or Redis online store does not answer
+    (the embedded profile has neither: nothing to check)."""
+    config = store_config(settings)
+    registry, online = config.get("registry") or {}, config.get("online_store") or {}
+    if isinstance(registry, dict) and registry.get("registry_type") == "sql":
+        import sqlalchemy
+
+        try:
+            postgres = registry["path"].startswith("postgresql")
+            engine = sqlalchemy.create_engine(registry["path"], connect_args={"connect_timeout": 5} if postgres else {})
+            with engine.connect():
+                pass
+            engine.dispose()
+        except Exception as err:  # any driver's failure to connect means the same thing here
+            where = registry["path"].rsplit("@", 1)[-1]
+            raise FeatureStoreError(f"the Feast SQL registry at {where} does not answer ({type(err).__name__}): "
+                                    "run `make services-up` (or set PARITY_REGISTRY_URL)") from None
+    if online.get("type") == "redis":
+        import redis
+
+        from parity.features.online_redis import connect
+
+        try:
+            connect({**online, "connection_string": f"{online.get('connection_string')},socket_connect_timeout=5"}).ping()
+        except (redis.RedisError, ValueError) as err:
+            raise FeatureStoreError(f"the Redis online store at {online.get('connection_string')} does not answer "
+                                    f"({type(err).__name__}): run `make services-up` (or set PARITY_REDIS_CONNECTION)") from None
+
+
 def open_store(settings: Settings) -> Any:
     """A FeatureStore on the repo with the profile's feature_store*.yaml (${VARS} resolved)."""
+    require_services(settings)
     with feast_environment(settings):
         from feast import FeatureStore
 

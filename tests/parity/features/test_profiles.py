@@ -79,3 +79,26 @@ def test_the_scale_config_resolves_from_the_services_and_never_leaks(tmp_path: P
     with feast_environment(settings):
         assert os.environ["PARITY_REDIS_CONNECTION"] == "127.0.0.1:7101"
     assert "PARITY_REDIS_CONNECTION" not in os.environ  # another data folder resolves its own
+
+
+def test_the_scale_profile_names_the_fix_when_its_services_are_down(tmp_path: Path, monkeypatch):
+    import socket
+
+    from parity.features.feature_store import FeatureStoreError, require_services
+
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("PARITY_PROFILE", "scale")
+    for name in ("PARITY_REDIS_CONNECTION", "PARITY_REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "services.json").write_text(
+        f'{{"redis": {{"port": {closed}}}, "postgres": {{"port": {closed}}}}}')
+    with pytest.raises(FeatureStoreError, match=f"SQL registry at 127.0.0.1:{closed}/parity does not answer.*make services-up"):
+        require_services(load_settings(tmp_path))
+    monkeypatch.setenv("PARITY_REGISTRY_URL", "sqlite:///" + str(tmp_path / "registry.db"))
+    with pytest.raises(FeatureStoreError, match=f"Redis online store at 127.0.0.1:{closed} does not answer.*make services-up"):
+        require_services(load_settings(tmp_path))
+    monkeypatch.delenv("PARITY_PROFILE")
+    require_services(load_settings(tmp_path))  # the embedded profile needs no service
