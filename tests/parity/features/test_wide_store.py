@@ -206,3 +206,31 @@ def test_fast_key_equals_feasts_serialization(customer):
     from parity.features.wide_store import string_key_bytes
 
     assert string_key_bytes("customer_id")(customer) == serialize_entity_key(_key(customer), 3)
+
+
+def test_materialization_lists_counts_deletes_and_teardown_removes_the_store(tmp_path):
+    """What `make materialize` does to the store besides writing: list, count and delete entities
+    (through the store's own table name), and Feast's teardown."""
+    from parity.features.materialization import delete_online, online_count, online_keys
+
+    config, view, store = _setup(tmp_path, WIDE_SQLITE_TYPE)
+    first, _ = _rows()
+    store.online_write_batch(config, view, first, None)
+
+    class _Provider:
+        online_store = store
+
+    class _Store:  # the two FeatureStore members materialization's store helpers use
+        def __init__(self):
+            self.config = config
+
+        def _get_provider(self):
+            return _Provider()
+
+    held = online_keys(_Store(), view)
+    assert sorted(held) == [("acme:1",), ("bolt:7",)] and online_count(_Store(), view) == 2
+    assert delete_online(_Store(), view, [held[("bolt:7",)]]) == 1
+    assert online_count(_Store(), view) == 1
+    assert store.online_read(config, view, [_key("bolt:7")]) == [(None, None)]
+    store.teardown(config, [view], [])
+    assert not (tmp_path / "online.db").exists()
