@@ -61,7 +61,8 @@
 {%- if meta.get('file') and meta.get('format', 'csv') in ('csv', 'jsonl', 'text') -%}
 create view {{ name }} as
 with decoded as (
-    select decode(content, '{{ _spark_charset(meta.get('encoding')) }}') as text
+    -- a UTF-8 byte-order mark is not part of the first line (DuckDB's reader drops it too)
+    select regexp_replace(decode(content, '{{ _spark_charset(meta.get('encoding')) }}'), '^\uFEFF', '') as text
     from binaryFile.`{{ meta['file'] }}`
 ),
 lines as (
