@@ -58,7 +58,7 @@ def events_dir(data_dir: Path) -> Path:
 
 
 def event_log_path(data_dir: Path) -> Path:
-    """The log dbt reads (source `events`, dbt_project/models/staging/events)."""
+    """The log dbt reads (source `events`, dbt_project/models/events)."""
     return events_dir(data_dir) / "log.jsonl"
 
 

@@ -1,5 +1,7 @@
+{{ config(materialized='table', schema='staging') }}
 {#- Pushed events, staged by the same shared rules as every client's transactions
-    (stage_transactions). parity.ingest.events runs this model's compiled SQL on each pushed
+    (stage_transactions). In its own folder, not staging/<client>: the log is the platform's, not
+    a client's drop. parity.ingest.events runs this model's compiled SQL on each pushed
     batch before accepting it, so an event is judged here, once, whether pushed or built. -#}
 {%- set options = parse_options('events', 'transactions') -%}
 {%- set keys = ['event_id', 'customer_id', 'transaction_type', 'amount', 'currency', 'category', 'transacted_at', 'accepted_at'] -%}
