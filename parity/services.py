@@ -259,8 +259,9 @@ def postgres_ready(port: int) -> bool:
     """Whether PostgreSQL accepts a connection to the registry database on HOST:port."""
     try:
         import psycopg
-    except ImportError:
-        return False
+    except ImportError as exc:  # a missing driver is not "not ready yet": say what to install
+        raise ServiceError("PostgreSQL check needs the psycopg package: "
+                           "pip install -e '.[dev]' (or '.[scale]')") from exc
     try:
         with psycopg.connect(host=HOST, port=port, user=DATABASE, dbname="postgres", connect_timeout=2):
             return True
