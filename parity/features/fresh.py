@@ -34,7 +34,17 @@ import pyarrow.parquet as pq
 
 from parity.ingest import warehouse
 from parity.ingest.events import events_dir
-from parity.ingest.fresh_plan import EVENTS_MODEL, Plan, events_reader, load_plan, run_chain
+from parity.ingest.fresh_plan import (
+    EVENTS_MODEL,
+    INSTANT_PARAMETER,
+    Plan,
+    Statements,
+    chain_sql,
+    events_reader,
+    fill,
+    load_plan,
+    run_sql,
+)
 
 KEY = "customer_id"
 PUSHED_AT = "pushed_at"  # the instant the pushed row's features were computed for (its event time)
@@ -49,12 +59,14 @@ def history_dir(data_dir: Path, view: str) -> Path:
 class StagedLog:
     """The event log staged on one connection, incrementally: each round stages only the lines
     appended since the last (an accepted event's staging does not depend on when it is staged,
-    as long as that is after its acceptance), so a round costs its new events, not the whole log."""
+    as long as that is after its acceptance), so a round costs its new events, not the whole log.
+    `statements`: the connection's prepared chains (the staging SQL planned once, not per round)."""
 
     TABLE = "log__staged"
 
-    def __init__(self) -> None:
+    def __init__(self, statements: Statements | None = None) -> None:
         self.offset, self.inode, self.ready = 0, None, False
+        self.statements = statements
 
     def refresh(self, con: duckdb.DuckDBPyConnection, plan: Plan, log_path: Path, instant: str) -> str:
         """The staged table, with every complete line of the log up to now."""
@@ -72,15 +84,12 @@ class StagedLog:
             data = data[: data.rfind(b"\n") + 1]  # complete lines only (an append may be under way)
         if data or not self.ready:
             lines = data.decode("utf-8", errors="replace").split("\n")[:-1] if data else []
-            con.register("log__new", pa.table({"raw_line": pa.array(lines, pa.string())}))
-            try:
-                new = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: "log__new"}, instant, prefix="lognew__")
-                if self.ready:
-                    con.execute(f"insert into {self.TABLE} select * from {new}")
-                else:
-                    con.execute(f"create or replace temp table {self.TABLE} as select * from {new}")
-            finally:
-                con.unregister("log__new")
+            batch = fill(con, "lognew__batch", "raw_line", lines)
+            with_sql, new = chain_sql(plan, EVENTS_MODEL, {}, {plan.events_source: batch}, INSTANT_PARAMETER, "lognew__")
+            if self.ready:  # rows only: no DDL, the prepared chains stay bound
+                run_sql(con, f"insert into {self.TABLE} {with_sql} select * from {new}", instant, self.statements)
+            else:
+                con.execute(f"create or replace temp table {self.TABLE} as {with_sql} select * from {new}", [instant])
             self.offset += len(data)
             self.ready = True
         return self.TABLE
@@ -96,7 +105,8 @@ class FreshContext:
         self.build: Path | None = None
         self.con: duckdb.DuckDBPyConnection | None = None
         self.plan: Plan | None = None
-        self.staged_log = StagedLog()
+        self.statements = Statements()
+        self.staged_log = StagedLog(self.statements)
 
     def ensure(self) -> tuple[duckdb.DuckDBPyConnection, Plan]:
         """The connection and plan of the build published now."""
@@ -105,12 +115,17 @@ class FreshContext:
             plan = load_plan(build)
             con = duckdb.connect()
             con.execute("set TimeZone = 'UTC'")
+            # one thread: the inputs are a few customers, and a regex's per-thread state is
+            # compiled again at each run (the staging rules' PII patterns: ~8 ms each)
+            con.execute("set threads = 1")
             # the build's warehouse, either profile's (parity.ingest.warehouse), as `warehouse`
             warehouse.attach(con, build, "warehouse")
             if self.con is not None:
                 self.con.close()
             self.con, self.plan, self.build = con, plan, build
-            self.staged_log = StagedLog()  # its table lived on the old connection
+            # prepared statements and the staged table lived on the old connection
+            self.statements = Statements()
+            self.staged_log = StagedLog(self.statements)
         return self.con, self.plan
 
     def close(self) -> None:
@@ -130,43 +145,53 @@ def _instant(at: datetime) -> str:
     return at.astimezone(timezone.utc).isoformat()
 
 
+def _whole_log(con: duckdb.DuckDBPyConnection, plan: Plan, log_path: Path, instant: str) -> str:
+    """The whole event log staged now, in a temp table."""
+    with_sql, staged = chain_sql(plan, EVENTS_MODEL, {}, {plan.events_source: events_reader(plan, log_path)},
+                                 INSTANT_PARAMETER, "log__")
+    con.execute(f"create or replace temp table log__whole as {with_sql} select * from {staged}", [instant])
+    return "log__whole"
+
+
+def mart_sql(plan: Plan, mart: str, events: str, keys: str) -> str:
+    """The query of the mart's rows at the instant (`INSTANT_PARAMETER`) for the customers in
+    the table `keys`: the mart's compiled chain with its inputs cut to those customers."""
+    keyed = f"{KEY} in (select {KEY} from {keys})"
+    customers = plan.nodes["int_customers_deduplicated"].relation
+    timelines = plan.nodes["int_client_timelines"].relation
+    staged = {name: node.relation for name, node in plan.nodes.items()
+              if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
+    staged[EVENTS_MODEL] = events
+    # every record sharing a transaction id with these customers' (duplicates and versions are
+    # ranked per id, and may name another customer), and every customer those records name
+    lead = {"fresh__related": " union ".join(
+        f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values())}
+    related = "(client_id, transaction_id) in (select client_id, transaction_id from fresh__related)"
+    inputs = {name: f"select * from {relation} where {related}" for name, relation in staged.items()}
+    named = " union ".join(f"select customer_id from {relation} where {related}" for relation in staged.values())
+    inputs["int_customers_deduplicated"] = f"select * from {customers} where {keyed} or customer_id in ({named})"
+    # one snapshot, at the instant: week 0 of a grid that ends there
+    inputs["int_client_timelines"] = (
+        f"select * replace ({INSTANT_PARAMETER} as snapshot_end, cast(1 as bigint) as n_snapshots) "
+        f"from {timelines} where client_id in (select client_id from {customers} where {keyed})")
+    with_sql, table = chain_sql(plan, mart, inputs, instant_sql=INSTANT_PARAMETER, lead=lead)
+    return f"{with_sql} select * from {table} where {keyed} order by {KEY}"
+
+
 def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence[str], as_of: datetime,
               log_path: Path, mart: str | None = None, staged_log: StagedLog | None = None) -> pa.Table:
     """The mart's rows at `as_of` for these customers (every column, snapshot_at = as_of),
     computed by the mart's compiled SQL over the warehouse and the event log at `log_path`
-    (`staged_log`: the connection's incrementally staged log; default: staged whole, now)."""
+    (`staged_log`: the connection's incrementally staged log, its chains prepared once;
+    default: staged whole, now)."""
     mart = mart or fresh_mart(plan)
     instant = _instant(as_of)
-    con.register("fresh__keys", pa.table({KEY: pa.array(sorted(set(customer_ids)), pa.string())}))
-    try:
-        keyed = f"{KEY} in (select {KEY} from fresh__keys)"
-        customers = plan.nodes["int_customers_deduplicated"].relation
-        timelines = plan.nodes["int_client_timelines"].relation
-        # the event log staged now (accepted events newer than the build included)
-        if staged_log is not None:
-            events = staged_log.refresh(con, plan, log_path, instant)
-        else:
-            events = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: events_reader(plan, log_path)},
-                               instant, prefix="log__")
-        staged = {name: node.relation for name, node in plan.nodes.items()
-                  if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
-        staged[EVENTS_MODEL] = events
-        # every record sharing a transaction id with these customers' (duplicates and versions are
-        # ranked per id, and may name another customer), and every customer those records name
-        con.execute("create or replace temp table fresh__related as " + " union ".join(
-            f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values()))
-        related = "(client_id, transaction_id) in (select client_id, transaction_id from fresh__related)"
-        inputs = {name: f"select * from {relation} where {related}" for name, relation in staged.items()}
-        named = " union ".join(f"select customer_id from {relation} where {related}" for relation in staged.values())
-        inputs["int_customers_deduplicated"] = f"select * from {customers} where {keyed} or customer_id in ({named})"
-        # one snapshot, at as_of: week 0 of a grid that ends there
-        inputs["int_client_timelines"] = (
-            f"select * replace (cast('{instant}' as timestamptz) as snapshot_end, cast(1 as bigint) as n_snapshots) "
-            f"from {timelines} where client_id in (select client_id from {customers} where {keyed})")
-        table = run_chain(con, plan, mart, inputs, instant=instant)
-        return con.execute(f"select * from {table} where {keyed} order by {KEY}").to_arrow_table()
-    finally:
-        con.unregister("fresh__keys")
+    # the event log staged now (accepted events newer than the build included)
+    events = staged_log.refresh(con, plan, log_path, instant) if staged_log is not None else \
+        _whole_log(con, plan, log_path, instant)
+    keys = fill(con, "fresh__keys", KEY, sorted(set(customer_ids)))
+    sql = mart_sql(plan, mart, events, keys)
+    return run_sql(con, sql, instant, staged_log.statements if staged_log is not None else None).to_arrow_table()
 
 
 # contract data_type -> the Value field Feast stores it in

@@ -63,7 +63,7 @@ class Pusher:
         times = [base + timedelta(microseconds=i) for i in range(len(requests))]
         with self.context.lock:
             con, plan = self.context.ensure()
-            results = judge_many(con, plan, requests, times, self.reasons, self.log.refresh())
+            results = judge_many(con, plan, requests, times, self.reasons, self.log.refresh(), self.context.statements)
         self.log.append([v.line for group in results for v in group if v.status == "accepted" and v.line])
         return list(zip(results, times))
 

@@ -27,9 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
-from parity.ingest.fresh_plan import EVENTS_MODEL, Plan, run_chain
+from parity.ingest.fresh_plan import (
+    EVENTS_MODEL,
+    INSTANT_PARAMETER,
+    Plan,
+    Statements,
+    chain_sql,
+    fill,
+    run_sql,
+)
 
 EVENTS_TABLE = "events"  # the source_table of pushed events in the reconciliation
 FIELDS = ("event_id", "customer_id", "transaction_type", "amount", "currency", "category", "transacted_at")
@@ -127,27 +134,25 @@ def judge(con: duckdb.DuckDBPyConnection, plan: Plan, items: Sequence[Any], acce
 
 def judge_many(con: duckdb.DuckDBPyConnection, plan: Plan, requests: Sequence[Sequence[Any]],
                accepted_at: Sequence[datetime], reasons: Mapping[str, str],
-               known: Mapping[str, str]) -> list[list[Verdict]]:
+               known: Mapping[str, str], statements: Statements | None = None) -> list[list[Verdict]]:
     """`judge` for several requests at once (one staging run; the serving intake's group commit),
     each with its own accept time, judged as if one after the other: an event accepted by an
-    earlier request of the batch is known to the later ones."""
+    earlier request of the batch is known to the later ones. `statements`: the connection's
+    prepared chains (the staging SQL is planned once per connection, not per batch)."""
     verdicts = [[_shape(i, item, at.isoformat(), reasons) for i, item in enumerate(items)]
                 for items, at in zip(requests, accepted_at, strict=True)]
     staged = [v for group in verdicts for v in group if v.status == "accepted"]
     if not staged:
         return verdicts
     instant = max(accepted_at).isoformat()  # no event arrives after its own intake
-    con.register("fresh__batch", pa.table({"raw_line": [v.line for v in staged]}))
-    try:
-        view = run_chain(con, plan, EVENTS_MODEL, {}, {plan.events_source: "fresh__batch"}, instant)
-        rows = con.execute(f"select line_number, quarantine_reason, customer_id, client_id, transaction_id, "
-                           f"transacted_at from {view} order by line_number").fetchall()
-        customers = plan.nodes["int_customers_deduplicated"].relation
-        ids = [r[2] for r in rows if r[1] is None]
-        existing = {r[0] for r in con.execute(
-            f"select customer_id from {customers} where customer_id in (select unnest(?))", [ids]).fetchall()}
-    finally:
-        con.unregister("fresh__batch")
+    batch = fill(con, "intake__batch", "raw_line", [v.line for v in staged])
+    with_sql, view = chain_sql(plan, EVENTS_MODEL, {}, {plan.events_source: batch}, INSTANT_PARAMETER, "intake__")
+    rows = run_sql(con, f"{with_sql} select line_number, quarantine_reason, customer_id, client_id, transaction_id, "
+                        f"transacted_at from {view} order by line_number", instant, statements).fetchall()
+    customers = plan.nodes["int_customers_deduplicated"].relation
+    ids = [r[2] for r in rows if r[1] is None]
+    existing = {r[0] for r in con.execute(
+        f"select customer_id from {customers} where customer_id in (select unnest(?))", [ids]).fetchall()}
     if len(rows) != len(staged):  # every line is one record: anything else is a defect here
         raise RuntimeError(f"staging returned {len(rows)} rows for {len(staged)} events")
     judged = dict(zip(map(id, staged), rows))

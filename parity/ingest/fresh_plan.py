@@ -5,7 +5,7 @@ declares fresh features (`meta.fresh` on a column), and for the event log's stag
 SQL dbt compiled and ran, its relation name and what it depends on. The fresh-event path
 (`parity.ingest.events` to judge a pushed event, `parity.features.fresh` to recompute the fresh
 features of a few customers) runs exactly that SQL in DuckDB, with some inputs swapped for
-small relations (`run_chain`): the same definitions as the build, never a second implementation.
+small relations (`chain_sql`): the same definitions as the build, never a second implementation.
 A partial build (`make score`) copies its base's plan (parity.ingest.pipeline.copy_build).
 """
 
@@ -138,34 +138,84 @@ def substitute(sql: str, relations: Mapping[str, str]) -> str:
     return sql
 
 
-def run_chain(con: duckdb.DuckDBPyConnection, plan: Plan, target: str, inputs: Mapping[str, str],
-              extra: Mapping[str, str] | None = None, instant: str | None = None, prefix: str = "fresh__") -> str:
-    """Create temp tables for `target` and every model it needs, from the compiled SQL, stopping at
-    `inputs` (model name -> SQL of the relation to use instead, e.g. a filtered table); returns
-    the temp table name of `target`. `extra`: other relation names to swap (e.g. a source);
-    `instant`: the build time to judge arrivals by; `prefix`: of the temp tables' names."""
+def chain_sql(plan: Plan, target: str, inputs: Mapping[str, str], extra: Mapping[str, str] | None = None,
+              instant_sql: str | None = None, prefix: str = "fresh__",
+              lead: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The compiled SQL of `target` and every model it needs, stopping at `inputs` (model name ->
+    SQL of the relation to use instead, e.g. a filtered table; `extra`: other relation names to
+    swap, e.g. a source), as one query: `with <model> as materialized (<its SQL>), ...` in
+    dependency order (`lead`: CTEs placed first, e.g. a filter the inputs share), the build time
+    replaced by `instant_sql` (a literal, or a parameter such as `cast($1 as timestamptz)` in a
+    statement prepared once). Returns the WITH clause and the CTE name of `target`. One statement
+    instead of one per model: DuckDB parses and plans the chain once, and a prepared chain is
+    only executed again (planning the compiled SQL, not running it, is most of a small run)."""
+    ctes: list[str] = [f"{name} as materialized (\n{sql}\n)" for name, sql in (lead or {}).items()]
     done: dict[str, str] = {}
     swaps: dict[str, str] = dict(extra or {})
 
-    def view(name: str) -> str:
+    def cte(name: str) -> str:
         if name in done:
             return done[name]
         node = plan.nodes[name]
-        temp = f"{prefix}{name}"
-        if name in inputs:
-            con.execute(f"create or replace temp table {temp} as {inputs[name]}")
-        elif node.materialized == "seed" or not node.sql:
+        if name not in inputs and (node.materialized == "seed" or not node.sql):
             done[name] = node.relation  # read from the warehouse as built
             return node.relation
+        alias = f"{prefix}{name}"
+        if name in inputs:
+            sql = inputs[name]
         else:
             for dep in node.depends_on:
-                swaps[plan.nodes[dep].relation] = view(dep)
+                swaps[plan.nodes[dep].relation] = cte(dep)
             sql = substitute(node.sql, swaps)
-            # a table, not a view: the inputs are small, and a model read several times by the next
-            # (the mart reads its intervals eight times) would otherwise be computed again each time
-            con.execute(f"create or replace temp table {temp} as {at_build_time(sql, instant) if instant else sql}")
-        done[name] = temp
-        swaps[node.relation] = temp
-        return temp
+            sql = BUILD_TIME.sub(instant_sql, sql) if instant_sql else sql
+        # materialized: a model read several times by the next (the mart reads its intervals
+        # eight times) is computed once; the target, read once by the caller's select, is
+        # inlined so that columns it does not select are never computed
+        ctes.append(f"{alias} as {'' if name == target else 'materialized '}(\n{sql}\n)")
+        done[name] = alias
+        swaps[node.relation] = alias
+        return alias
 
-    return view(target)
+    name = cte(target)
+    return "with " + ",\n".join(ctes), name
+
+
+INSTANT_PARAMETER = "cast($1 as timestamptz)"  # the build time in a chain run by `Statements.run`
+
+
+class Statements:
+    """Chain queries prepared once on one connection and executed with the instant as their one
+    parameter. The connection must see no DDL between runs (inputs are filled by delete/insert
+    into temp tables kept for it): DuckDB binds a prepared statement again after a catalog change."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, str] = {}
+
+    def run(self, con: duckdb.DuckDBPyConnection, sql: str, instant: str) -> duckdb.DuckDBPyConnection:
+        """Execute `sql` (a statement using `INSTANT_PARAMETER`) at `instant` (ISO, UTC)."""
+        name = self._names.get(sql)
+        if name is None:
+            name = f"parity_chain_{len(self._names)}"
+            con.execute(f"prepare {name} as {sql}")
+            self._names[sql] = name
+        literal = instant.replace("'", "''")
+        # typed as the parameter was bound: a VARCHAR would make DuckDB bind and plan it again
+        return con.execute(f"execute {name}(cast('{literal}' as timestamptz))")
+
+
+def run_sql(con: duckdb.DuckDBPyConnection, sql: str, instant: str,
+            statements: Statements | None = None) -> duckdb.DuckDBPyConnection:
+    """A statement using `INSTANT_PARAMETER`: prepared once (`statements`) or run as is."""
+    if statements is not None:
+        return statements.run(con, sql, instant)
+    return con.execute(sql, [instant])
+
+
+def fill(con: duckdb.DuckDBPyConnection, table: str, column: str, values: list[str]) -> str:
+    """A one-column temp table kept on the connection, holding exactly `values` (no DDL after the
+    first call: prepared statements reading it stay bound)."""
+    con.execute(f"create temp table if not exists {table} ({column} varchar)")
+    con.execute(f"delete from {table}")
+    if values:
+        con.execute(f"insert into {table} select unnest($1::varchar[])", [values])
+    return table
