@@ -11,6 +11,7 @@ Generates its own data in a scratch folder (default bench/work/<size>, gitignore
 5. cold start of `python -m serving` vs `feast serve`
 6. the consistency check (`make consistency`): logged predictions re-checked per second
 7. pushed events: accept -> online lag of POST /v1/events at a bounded rate (bench/events.py)
+8. the console's customer page in headless Chromium with ~100k customers online (bench/console.py)
 
 and writes <out>/results.json and <out>/results.md. Correctness checks (the methods give the same
 rows and values) are part of the results; timings are never asserted.
@@ -33,7 +34,7 @@ from bench import report, synth
 from bench.config import SIZES, Size
 from bench.measure import PROJECT_ROOT, product_state, run_worker
 
-SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency", "events")
+SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency", "events", "console")
 
 
 def log(message: str) -> None:
@@ -189,6 +190,18 @@ def run_serving(size: Size, work: Path, data_dir: Path, results: dict[str, Any],
             results["cold_start"]["import_profile"] = servers.import_profile(data_dir)
 
 
+def run_console(size: Size, work: Path, results: dict[str, Any], data_dir: Path | None) -> None:
+    """Section 8: the customer page at ~`size.console_customers` customers online (own data)."""
+    from bench import console
+
+    results["console"] = console.run(work, size.console_customers, size.console_lookups, size.console_batches,
+                                     list(size.train_overrides), log, data_dir)
+    block = results["console"]
+    log(f"  console: {block['online_customers']:,} online, customer page rendered p50 "
+        f"{block['rendered_ms'].get('p50', float('nan')):.0f} ms, p95 {block['rendered_ms'].get('p95', float('nan')):.0f} ms"
+        f", correct={block['correct']}")
+
+
 def collect_checks(results: dict[str, Any]) -> bool:
     """Every correctness flag in the results."""
     flags = [b["correct"] for b in results.get("retrieval", {}).values()]
@@ -203,6 +216,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
         flags.append(all(n == 0 for n in block["errors"].values()))
     if "events" in results:
         flags.append(results["events"]["correct"])
+    if "console" in results:
+        flags.append(results["console"]["correct"])
     return bool(flags) and all(flags)
 
 
@@ -240,14 +255,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder afterwards")
+    parser.add_argument("--console-data", type=Path, metavar="DIR",
+                        help="section console: its data folder (prepared there when it holds no "
+                             "bench-console.json, else reused as it is; default <work>/console_<customers>)")
     parser.add_argument("--merge-from", type=Path, metavar="RESULTS_JSON",
                         help="measure nothing: add the dbt points and retrieval/materialization cases of "
                              "another run's results.json to <out>/results.json and rewrite <out>/results.md "
                              "(e.g. a partial `--size large` run next to the default results)")
+    parser.add_argument("--console-customers", type=int, metavar="N",
+                        help="section console: customers to generate (default: the size's, 100k for default/large)")
     args = parser.parse_args(argv)
     if args.merge_from:
         return merge_results(args.merge_from, args.out)
     size = SIZES[args.size]
+    if args.console_customers is not None:
+        from dataclasses import replace
+
+        size = replace(size, console_customers=args.console_customers)
     sections = {s.strip() for s in args.sections.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
     if unknown:
@@ -283,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_synthetic(size, work, results, sections)
         if serving_dir is not None and sections & {"online", "http", "cold_start", "events"}:
             run_serving(size, work, serving_dir, results, sections)
+        if "console" in sections and size.console_customers:
+            run_console(size, work, results, args.console_data)
     finally:
         results["meta"]["duration_seconds"] = time.perf_counter() - started
         results["meta"]["load_at_end"] = _load_average()

@@ -44,6 +44,11 @@ class Size:
     serving_workers: int = 2  # the multi-worker server of the throughput comparison
     event_rate: float = 100.0  # events per second POSTed by the events section (one per request)
     event_seconds: float = 0.0  # how long the events section pushes (0: skipped)
+    # section `console` (bench/console.py): customers in its own data folder (0: skipped), page
+    # loads measured, batch runs in the score history
+    console_customers: int = 0
+    console_lookups: int = 200
+    console_batches: int = 2
     train_overrides: tuple[str, ...] = field(default=(
         "progress=false", "bootstrap.reps=10", "bootstrap.segment_reps=5", "cv.folds=2",
         "models.logistic_regression.grid.C=[1.0]",
@@ -87,6 +92,7 @@ SIZES: dict[str, Size] = {
         isolated_memory=True,
         consistency_rows=100_000,
         event_seconds=20.0,
+        console_customers=100_000,
     ),
     "large": Size(
         name="large",
@@ -108,6 +114,8 @@ SIZES: dict[str, Size] = {
         dbt_timeout=480.0,  # 2.7x the 10M target: enough to say by how much it is missed
         consistency_rows=1_000_000,
         event_seconds=60.0,
+        console_customers=100_000,
+        console_lookups=500,
     ),
 }
 
@@ -125,6 +133,7 @@ TARGETS = {
     "ready_s": 0.5,  # serving process spawn -> /readyz 200
     "dbt_10m_s": 180.0,  # dbt build of 10M raw transactions
     "dbt_10m_rss_gb": 4.0,  # ... and its peak RSS
+    "console_customer_p95_ms": 2000.0,  # customer page, request -> load event end, ~100k customers online
 }
 
 

@@ -8,6 +8,7 @@ wrong result that looks right).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,39 @@ def _warehouse(settings: Settings, read: Any) -> Loaded:
         return Loaded(read(settings))
     except Exception as err:  # locked by a running build, table missing: say so
         return Loaded(problem=f"warehouse {where}: {err}")
+
+
+_LINEAGE: dict[str, Any] = {}  # the published build's column lineage, kept while its artefacts are unchanged
+_LINEAGE_LOCK = threading.Lock()
+
+
+def column_lineage(settings: Settings) -> tuple[Any, str | None]:
+    """`parity.ingest.column_lineage.ColumnLineage` of the published build (its run manifest's
+    compiled SQL, else the fresh plan's, which partial builds keep), or why there is none.
+
+    Kept in memory per build: tracing parses every upstream model's SQL (seconds), once."""
+    from parity.ingest.column_lineage import ColumnLineage
+    from parity.ingest.fresh_plan import PLAN_FILE
+
+    build = settings.published_dir
+    manifest_path = build / "run" / "manifest.json"
+    if not manifest_path.exists():
+        manifest_path = settings.dbt_manifest_path
+    try:
+        key = f"{manifest_path.resolve()}:{manifest_path.stat().st_mtime_ns}"
+    except OSError as err:
+        return None, f"no dbt manifest in the published build ({err}): run `make build`"
+    with _LINEAGE_LOCK:
+        if _LINEAGE.get("key") != key:
+            try:
+                manifest = json.loads(manifest_path.read_text())
+                plan = json.loads((build / PLAN_FILE).read_text()) if (build / PLAN_FILE).exists() else {}
+            except (OSError, ValueError) as err:
+                return None, f"{manifest_path}: {err}"
+            sql = {name: node["sql"] for name, node in (plan.get("nodes") or {}).items() if node.get("sql")}
+            _LINEAGE.clear()
+            _LINEAGE.update(key=key, lineage=ColumnLineage(manifest, sql))
+        return _LINEAGE["lineage"], None
 
 
 def watermarks(settings: Settings) -> Loaded:

@@ -168,8 +168,11 @@ def _catalogue(settings: Settings, model: str) -> dict[str, Any]:
     versions, pointer, problem = data.model_versions(settings, model)
     if problem:
         problems.append(problem)
+    columns, problem = data.column_lineage(settings) if manifest is not None else (None, None)
+    if problem:
+        problems.append(f"column lineage: {problem} (model-level lineage only)")
     current = (pointer or {}).get("version")
-    return {"features": catalogue.rows(features, manifest, versions, current), "current": current,
+    return {"features": catalogue.rows(features, manifest, versions, current, columns), "current": current,
             "problems": problems, "layers": catalogue.LAYERS}
 
 
