@@ -194,3 +194,25 @@ def test_status_counts_split_the_predict_answers_by_class():
     assert (counts["total"], counts["client_errors"], counts["server_errors"]) == (100, 6, 4)
     assert counts["server_error_rate"] == 0.04 and counts["client_error_rate"] == 0.06
     assert operations.status_counts([])["server_error_rate"] is None
+
+
+def test_score_history_reads_log_and_batch_and_reports_an_unreadable_file(tmp_path):
+    from parity.config import load_settings
+    from serving.console import data
+
+    settings = load_settings(tmp_path)
+    day = settings.predictions_dir / "date=2026-06-01"
+    day.mkdir(parents=True)
+    at = pd.Timestamp("2026-06-01T10:00", tz="UTC")
+    pd.DataFrame({"customer_id": ["acme:1", "acme:2"], "role": ["primary", "primary"], "score": [0.2, 0.9],
+                  "model_version": ["v1", "v1"], "status": ["ok", "ok"], "request_at": [at, at],
+                  "logged_at": [at, at]}).to_parquet(day / "part-1.parquet")
+    settings.scores_dir.mkdir(parents=True)
+    pd.DataFrame({"customer_id": ["acme:1"], "score": [0.3], "model_version": ["v1"], "status": ["ok"],
+                  "as_of_at": [at - pd.Timedelta(days=7)]}).to_parquet(settings.scores_dir / "scores_20260525.parquet")
+    history = data.score_history(settings, "acme:1")
+    assert history.problem is None
+    assert list(history.frame["source"]) == ["batch", "online"] and list(history.frame["score"]) == [0.3, 0.2]
+    (day / "part-2.parquet").write_bytes(b"not parquet")  # a damaged part: said on the page, not a 500
+    broken = data.score_history(settings, "acme:1")
+    assert "prediction log" in broken.problem and list(broken.frame["source"]) == ["batch"]
