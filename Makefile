@@ -58,6 +58,9 @@ data: $(STAMP) ## Generate the raw client drops under data/raw (SCALE, SEED, END
 build: $(STAMP) ## Check raw files, dbt build into data/builds/<id>, publish only if all passed (ALLOW=client:metric,...)
 	$(PYTHON) -m parity build $(foreach a,$(subst $(comma), ,$(ALLOW)),--allow-guard $(a))
 
+build-incremental: $(STAMP) ## Add the appended raw records to a copy of the published build (DuckDB; else builds everything, saying why)
+	$(PYTHON) -m parity build --incremental $(foreach a,$(subst $(comma), ,$(ALLOW)),--allow-guard $(a))
+
 rollback-build: $(STAMP) ## Publish the previous build again (then `make apply materialize`)
 	$(PYTHON) -m parity rollback-build
 

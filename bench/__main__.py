@@ -12,6 +12,7 @@ Generates its own data in a scratch folder (default bench/work/<size>, gitignore
 6. the consistency check (`make consistency`): logged predictions re-checked per second
 7. pushed events: accept -> online lag of POST /v1/events at a bounded rate (bench/events.py)
 8. the console's customer page in headless Chromium with ~100k customers online (bench/console.py)
+9. incremental build of one appended day vs a full build, tables compared (bench/incremental.py)
 
 and writes <out>/results.json and <out>/results.md. Correctness checks (the methods give the same
 rows and values) are part of the results; timings are never asserted.
@@ -34,7 +35,8 @@ from bench import report, synth
 from bench.config import SIZES, Size
 from bench.measure import PROJECT_ROOT, product_state, run_worker
 
-SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency", "events", "console")
+SECTIONS = ("dbt", "retrieval", "materialization", "online", "http", "cold_start", "consistency", "events", "console",
+            "incremental")
 
 
 def log(message: str) -> None:
@@ -218,6 +220,8 @@ def collect_checks(results: dict[str, Any]) -> bool:
         flags.append(results["events"]["correct"])
     if "console" in results:
         flags.append(results["console"]["correct"])
+    if "incremental" in results:
+        flags.append(results["incremental"]["identical"])
     return bool(flags) and all(flags)
 
 
@@ -309,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             run_serving(size, work, serving_dir, results, sections)
         if "console" in sections and size.console_customers:
             run_console(size, work, results, args.console_data)
+        if "incremental" in sections:  # 9. incremental vs full build (bench/incremental.py)
+            from bench import incremental
+
+            log("incremental build vs full build")
+            results["incremental"] = incremental.run(incremental.transactions_for(size.name), work)
+            print(incremental.markdown(results["incremental"]))
     finally:
         results["meta"]["duration_seconds"] = time.perf_counter() - started
         results["meta"]["load_at_end"] = _load_average()

@@ -243,6 +243,10 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{_fmt(ratio_raw)} | {_fmt(ratio_feast)} | {r['target'] or '—'} | {_fmt(r['met'])} | {r['note']} |")
     lines += ["", f"**Correctness:** {'all checks passed' if results['correct'] else 'SOME CHECKS FAILED'} "
               "(same rows and values across methods, floats to 1e-9, online tables byte for byte).", ""]
+    if "incremental" in results:  # section 8 (bench/incremental.py)
+        from bench.incremental import markdown as incremental_markdown
+
+        lines += ["## Incremental build", "", incremental_markdown(results["incremental"])]
     for line in results.get("notes", []):
         lines.append(f"- {line}")
     return "\n".join(lines) + "\n"

@@ -25,7 +25,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = load_settings(args.data_dir)
     try:
         allow = parse_allow(args.allow_guard)
-        result = run_build(settings, load_build_config(), select=args.select, allow=allow)
+        result = run_build(settings, load_build_config(), select=args.select, allow=allow,
+                           incremental=args.incremental)
     except BuildFailed as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
@@ -39,6 +40,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     for breach in result.allowed:
         print(f"guard allowed by --allow-guard {breach.key}: {breach}")
     replaced = f" (replacing {result.replaced.build_id}, kept for `make rollback-build`)" if result.replaced else ""
+    if args.incremental:
+        print(f"build mode: {result.mode}")
     print(f"published build {result.build.name}{replaced}")
     if result.removed:
         print(f"pruned old builds: {', '.join(p.name for p in result.removed)}")
@@ -386,6 +389,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="let a guard breach through for a deliberate change, e.g. acme:customers_lost "
                        "(guards: raw_rows, quarantine_ratio, customers_lost, feature_rows; '*' matches any); "
                        "repeatable or comma-separated")
+    build.add_argument("--incremental", action="store_true",
+                       help="add the raw records appended since the published build to a copy of it "
+                       "(DuckDB; refused with the reason, and everything built, when a raw file was rewritten, "
+                       "the project, --vars or erasures changed: parity/ingest/incremental.py)")
     build.set_defaults(func=cmd_build)
     sub.add_parser("rollback-build", help="publish the previous build again (swap published and previous)"
                    ).set_defaults(func=cmd_rollback_build)

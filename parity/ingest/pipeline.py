@@ -8,6 +8,7 @@ passed and no guard fired; otherwise the published build is left exactly as it w
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import duckdb
 
 from parity.config import Settings
 from parity.ingest import builds, guards, warehouse
+from parity.ingest import incremental as incremental_state
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
 from parity.ingest.fresh_plan import PLAN_FILE, write_plan
@@ -42,6 +44,7 @@ class BuildResult:
     replaced: builds.BuildInfo | None
     removed: list[Path] = field(default_factory=list)
     allowed: list[guards.Breach] = field(default_factory=list)
+    mode: str = "full"
 
 
 def check_writable(settings: Settings) -> None:
@@ -70,19 +73,24 @@ def unchanged(settings: Settings) -> str:
 
 def run_build(settings: Settings, config: BuildConfig, select: str | None = None,
               capture: bool = False, allow: frozenset[str] = frozenset(),
-              dbt_args: tuple[str, ...] = ()) -> BuildResult:
+              dbt_args: tuple[str, ...] = (), incremental: bool = False) -> BuildResult:
     """Build into a new folder and publish it if every model, test and guard passed (`allow`:
     guard overrides, 'client:guard'; `dbt_args`: extra arguments of dbt parse and build, e.g.
-    --vars); raise BuildFailed otherwise."""
+    --vars; `incremental`: add the appended raw records to a copy of the published build when
+    parity.ingest.incremental allows it, else build everything); raise BuildFailed otherwise."""
     check_writable(settings)
-    with builds.build_lock(settings, f"build {select or 'everything'}"):
+    if select and incremental:
+        raise BuildFailed("--incremental builds every model; it cannot be combined with --select", exit_code=2)
+    with builds.build_lock(settings, f"build {select or ('incremental' if incremental else 'everything')}"):
         base = builds.published(settings)
         if select and base is None:
             raise BuildFailed(f"`--select {select}` adds to the published build, but nothing is "
                               "published yet: run a full `make build` first", exit_code=2)
         folder = builds.new_build(settings, select=select, base=base.path if base else None)
         try:
-            build_into(settings, folder, base if select else None, select, capture, dbt_args)
+            mode = build_into(settings, folder, base if (select or incremental) else None, select, capture,
+                              dbt_args, incremental=incremental)
+            builds.write_info(folder, mode=mode)
             allowed = _check_guards(settings, config, base, folder, allow)
         except BuildFailed as err:
             _record_failure(settings, config, folder, str(err))
@@ -92,7 +100,7 @@ def run_build(settings: Settings, config: BuildConfig, select: str | None = None
             raise BuildFailed(f"{_describe(err)}\nbuild failed; {unchanged(settings)}") from None
         replaced = builds.publish(settings, folder)
         removed = builds.prune(settings, config.keep_builds)
-        return BuildResult(folder, replaced, removed, allowed)
+        return BuildResult(folder, replaced, removed, allowed, mode)
 
 
 def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInfo | None, folder: Path,
@@ -116,27 +124,51 @@ def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInf
 
 
 def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
-               capture: bool, dbt_args: tuple[str, ...] = ()) -> None:
-    """Every step of one build into `folder`; raises BuildFailed naming the step that failed."""
+               capture: bool, dbt_args: tuple[str, ...] = (), incremental: bool = False) -> str:
+    """Every step of one build into `folder`; returns its mode ('full', 'incremental' or 'partial');
+    raises BuildFailed naming the step that failed."""
     try:
-        if base is not None:
+        if base is not None and select:
             copy_build(base.path, folder)
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
         # (Feast's FileSource paths) name <data>/published, valid across publishes
         run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
-        if base is None:
-            sources = run_preflight(folder / "target" / "manifest.json", folder / COUNTS_FILE)
+        parsed = folder / "target" / "manifest.json"
+        mode = "partial" if select else "full"
+        if incremental:
+            mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args)
+        if not select:
+            sources = run_preflight(parsed, folder / COUNTS_FILE)
             print(f"preflight: {len(sources)} raw files readable, records counted")
         run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
                 target_dir=folder / "run", build_dir=folder)
-        if base is None:  # the compiled SQL the fresh-event path runs (a partial build keeps its base's)
+        if mode == "full":  # the compiled SQL the fresh-event path runs (other builds keep their base's)
             write_plan(folder / "run" / "manifest.json", folder / PLAN_FILE)
+        if not select and warehouse.engine_of(folder) == "duckdb":
+            incremental_state.record_state(settings, folder, parsed, dbt_args)
+        return mode
     except RawFileError as err:
         raise BuildFailed(str(err), exit_code=2) from None
     except DbtError as err:
         raise BuildFailed(f"{err}{unaccounted_note(folder)}") from None
+
+
+def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo | None, parsed: Path,
+                       dbt_args: tuple[str, ...]) -> tuple[str, Settings]:
+    """Start an incremental build from a copy of `base` when parity.ingest.incremental allows it;
+    otherwise say why and build everything (the mode and the settings dbt runs with)."""
+    reason = ("nothing is published yet" if base is None
+              else incremental_state.refusal(settings, base.path, parsed, dbt_args))
+    if reason is not None:
+        print(f"incremental build not possible: {reason}; building everything")
+        builds.write_info(folder, incremental_refused=reason)
+        return "full", settings
+    copy_build(base.path, folder)
+    incremental_state.relocate(settings, base.path, folder)
+    env = {**settings.extra_env, incremental_state.ENV: "1"}
+    return "incremental", dataclasses.replace(settings, extra_env=env)
 
 
 def unaccounted_note(folder: Path) -> str:
@@ -178,11 +210,11 @@ def copy_build(base: Path, folder: Path) -> None:
         raise BuildFailed("a partial build (--select) starts from a copy of the published build, which "
                           "the Spark profile cannot make yet (its metastore names the build's paths): "
                           "run a full build", exit_code=2)
-    for name in (COUNTS_FILE, PLAN_FILE):
+    for name in (COUNTS_FILE, PLAN_FILE, incremental_state.STATE_FILE):
         if (base / name).exists():
             shutil.copy2(base / name, folder / name)
     if (base / "marts").is_dir():
-        (folder / "marts").mkdir()
+        (folder / "marts").mkdir(exist_ok=True)
         for mart in (base / "marts").iterdir():
             try:
                 os.link(mart, folder / "marts" / mart.name)

@@ -1,0 +1,42 @@
+{#-
+  Incremental staging (`python -m parity build --incremental`, parity/ingest/incremental.py).
+
+  Raw files only grow (a new day's drop is appended); the Python side proves that before it asks
+  dbt for an incremental run (every raw file's old bytes unchanged, same project, same erasure
+  list) and sets PARITY_INCREMENTAL=1; otherwise it builds everything. An incremental run starts
+  from a copy of the published warehouse and re-parses, per audited staging model (one row per
+  raw record, keyed by line_number):
+    - every record from the previous run's last record on (the last record is re-read: an
+      unclosed quote at the old end may close in the appended lines), and
+    - every record the previous run refused as arriving after the build (the build time moved on)
+  and replaces those rows (delete+insert on line_number). Every other row is exactly what a full
+  run computes, because staging judges each record on its own text only. DuckDB only: the Spark
+  profile builds staging as tables, always in full.
+-#}
+
+{# The config of an audited staging model (called by stage_customers / stage_transactions): a
+   client's drop (models/staging/), not the event log (a table; the fresh-event path runs its SQL). #}
+{% macro staging_materialization() %}
+    {%- if target.type == 'duckdb' and model.original_file_path.startswith('models/staging/') -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'line_number'}) }}
+    {%- endif -%}
+    {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{# Whether this run adds to a copy of the published warehouse (see above). #}
+{% macro incremental_run() %}
+    {#- env first: dbt's unit tests have no relation to ask is_incremental() about -#}
+    {{ return(env_var('PARITY_INCREMENTAL', '') == '1' and model.resource_type != 'unit_test' and is_incremental()) }}
+{% endmacro %}
+
+{# The WHERE clause choosing the records an incremental run re-parses (nothing on a full run). #}
+{% macro incremental_staging_filter(parsed) %}
+{%- if incremental_run() %}
+where {{ parsed }}.line_number >= (select coalesce(max(line_number), 0) from {{ this }})
+    or {{ parsed }}.line_number in (
+        select line_number from {{ this }}
+        where quarantine_reason = 'arrival_after_build_time'
+            or loaded_at > {{ add_hours(build_time(), var('build_time_tolerance_hours')) }}
+    )
+{%- endif %}
+{% endmacro %}

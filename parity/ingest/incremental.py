@@ -1,0 +1,161 @@
+"""When a build may add to the published warehouse instead of rebuilding it (`--incremental`).
+
+Every DuckDB build records ``raw_state.json``: each raw file's size and SHA-256, a fingerprint of
+the dbt project (models, macros, seeds, dbt_project.yml) and of the build's extra dbt arguments,
+and of the erasure list. An incremental build is allowed only when, against the published
+build's record, every raw file still starts with exactly the bytes it had (a drop was appended,
+nothing rewritten), no raw file appeared or disappeared, and project, arguments and erasures are
+unchanged; then dbt re-parses only the appended records (macros/incremental.sql) in a copy of the
+published warehouse. Anything else is refused with the reason, and the caller builds everything:
+an incremental result must equal a full rebuild, never merely look like one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from parity.config import Settings
+from parity.ingest import warehouse
+from parity.ingest.preflight import sources_from_manifest
+
+STATE_FILE = "raw_state.json"
+ENV = "PARITY_INCREMENTAL"
+FORMAT = 1
+_CHUNK = 1 << 22
+
+
+def _sha256(path: Path, limit: int | None = None) -> str:
+    """SHA-256 of the file's first `limit` bytes (all when None)."""
+    digest = hashlib.sha256()
+    left = limit
+    with path.open("rb") as fh:
+        while left is None or left > 0:
+            chunk = fh.read(_CHUNK if left is None else min(_CHUNK, left))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return digest.hexdigest()
+
+
+def project_fingerprint(settings: Settings) -> str:
+    """SHA-256 over every file of the dbt project that shapes a model's result."""
+    digest = hashlib.sha256()
+    root = settings.dbt_project_dir
+    for sub in ("models", "macros", "seeds", "dbt_project.yml", "profiles.yml"):
+        base = root / sub
+        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _context(settings: Settings, dbt_args: tuple[str, ...]) -> dict[str, str]:
+    """What besides the raw files decides a build's tables."""
+    from parity import suppression
+
+    return {"project": project_fingerprint(settings),
+            "dbt_args": json.dumps(list(dbt_args)),
+            "erased": hashlib.sha256(suppression.env_value(settings.data_dir).encode()).hexdigest()}
+
+
+def raw_files(manifest_path: Path) -> list[Path]:
+    """The raw files the project reads (each source's declared file)."""
+    manifest = json.loads(manifest_path.read_text())
+    return sorted({src.file for src in sources_from_manifest(manifest)})
+
+
+def _key(settings: Settings, path: Path) -> str:
+    """A raw file's name in the state: relative to the data folder when inside it (movable)."""
+    try:
+        return str(path.relative_to(settings.data_dir))
+    except ValueError:
+        return str(path)
+
+
+def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> None:
+    """Write the build's ``raw_state.json`` (see the module docstring)."""
+    files = {_key(settings, p): {"size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in raw_files(manifest_path) if p.is_file()}
+    state = {"format": FORMAT, "files": files, "data_dir": str(settings.data_dir), **_context(settings, dbt_args)}
+    (folder / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> str | None:
+    """Why the build cannot add to `base` (None: it can)."""
+    if warehouse.engine_of(base) != "duckdb":
+        return "the published build is not a DuckDB build (incremental builds are DuckDB-only)"
+    try:
+        state: dict[str, Any] = json.loads((base / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return f"the published build has no readable {STATE_FILE} (built before incremental builds existed)"
+    if state.get("format") != FORMAT:
+        return f"the published build's {STATE_FILE} has another format"
+    for key, value in _context(settings, dbt_args).items():
+        if state.get(key) != value:
+            what = {"project": "the dbt project changed", "dbt_args": "the dbt arguments (--vars) changed",
+                    "erased": "the erasure list changed"}[key]
+            return f"{what} since the published build"
+    old: dict[str, dict[str, Any]] = state.get("files", {})
+    now = {_key(settings, p): p for p in raw_files(manifest_path) if p.is_file()}
+    if set(old) != set(now):
+        changed = sorted(set(old) ^ set(now))
+        return f"the set of raw files changed since the published build: {', '.join(changed)}"
+    for name, seen in old.items():
+        path = now[name]
+        if path.stat().st_size < seen["size"]:
+            return f"{path} is shorter than when the published build read it (rewritten, not appended)"
+        if _sha256(path, seen["size"]) != seen["sha256"]:
+            return f"{path} no longer starts with the bytes the published build read (rewritten, not appended)"
+    return None
+
+
+def relocate(settings: Settings, base: Path, folder: Path) -> None:
+    """After copying `base` into `folder`: when the data folder moved since `base` was built,
+    point the staged rows' source_file (the raw file's path) at the raw files' new place, as a
+    full build there would name them."""
+    old = json.loads((base / STATE_FILE).read_text()).get("data_dir")
+    new = str(settings.data_dir)
+    if not old or old == new:
+        return
+    with warehouse.connect_for_update(folder) as con:
+        tables = con.execute("select table_schema, table_name from information_schema.columns "
+                             "where column_name = 'source_file' and table_schema = 'staging'").fetchall()
+        for schema, table in tables:
+            con.execute(f'update "{schema}"."{table}" set source_file = ? || substr(source_file, ?) '
+                        "where starts_with(source_file, ?)", [new + "/", len(old) + 2, old + "/"])
+
+
+def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", "quarantine", "intermediate", "marts")
+                ) -> dict[str, tuple[int, int]]:
+    """Per table of two DuckDB builds (`<schema>.<table>`, and each Parquet mart as
+    `marts/<name>`): rows only in `left` and rows only in `right` (EXCEPT ALL both ways, so
+    duplicates count); a table on one side only counts as (-1, -1)."""
+    import duckdb
+
+    def relations(con: duckdb.DuckDBPyConnection, side: str, folder: Path) -> dict[str, str]:
+        found = {f"{s}.{t}": f'{side}."{s}"."{t}"' for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = ?", [side]).fetchall()
+            if s in schemas}
+        for mart in sorted((folder / "marts").glob("*.parquet")):
+            found[f"marts/{mart.stem}"] = f"read_parquet('{mart}')"
+        return found
+
+    out: dict[str, tuple[int, int]] = {}
+    with duckdb.connect() as con:
+        warehouse.attach(con, left, "l")
+        warehouse.attach(con, right, "r")
+        lhs, rhs = relations(con, "l", left), relations(con, "r", right)
+        for name in sorted(lhs.keys() | rhs.keys()):
+            if name not in lhs or name not in rhs:
+                out[name] = (-1, -1)
+                continue
+            only_left, only_right = (con.execute(
+                f"select count(*) from (select * from {a} except all select * from {b})").fetchone()[0]
+                for a, b in ((lhs[name], rhs[name]), (rhs[name], lhs[name])))
+            out[name] = (only_left, only_right)
+    return out
