@@ -6,7 +6,6 @@ refused (the build falls back to everything) rather than added to."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from parity.ingest import incremental
 from parity.ingest.build_config import load_build_config
 from parity.ingest.datagen_day import append_day
 from parity.ingest.pipeline import BuildResult, run_build
+from parity.ingest.warehouse import query
 from tests.conftest import TEST_END_DATE, build
 
 pytestmark = pytest.mark.data
@@ -33,16 +33,15 @@ def _build_incremental(settings: Settings) -> BuildResult:
     return run_build(settings, load_build_config(), capture=True, incremental=True)
 
 
-def _staged_rows(build_dir: Path) -> dict[str, int]:
-    """Rows each incremental staging model wrote in this build (dbt's run results)."""
-    results = json.loads((build_dir / "run" / "run_results.json").read_text())
-    return {r["unique_id"].split(".")[-1]: r["adapter_response"].get("rows_affected", -1)
-            for r in results["results"] if r["unique_id"].startswith("model.parity.stg_")
-            and r.get("adapter_response")}
+def _newest_lines(folder: Path) -> dict[str, int]:
+    """The last record's line number of each client's transaction staging table in a build."""
+    return {client: int(query(None, f"select max(line_number) as n from staging.stg_{client}__transactions",
+                              folder=folder)["n"].iloc[0]) for client in ("acme", "bolt", "cora")}
 
 
 def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: Path) -> None:
     day_n = _copy_data(built_data, tmp_path / "incremental")
+    before = _newest_lines(day_n.published_dir.resolve())
     appended = append_day(day_n.raw_dir, TEST_END_DATE + timedelta(days=1), records_per_client=5)
 
     added = _build_incremental(day_n)  # day N was built in another folder: its rows are re-pointed
@@ -56,12 +55,13 @@ def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: P
     assert {name: d for name, d in diffs.items() if d != (0, 0)} == {}
 
     # only the appended records (and the old last record, re-read) were parsed again
-    staged = _staged_rows(added.build)
-    for client, table in (("acme", "transactions"), ("bolt", "transactions"), ("cora", "transactions")):
-        assert 0 < staged[f"stg_{client}__{table}"] <= appended[client] + 1
-    # the late row and the correction are in the canonical transactions
-    from parity.ingest.warehouse import query
-
+    for client, line in before.items():
+        compiled = next((added.build / "run" / "compiled").rglob(f"stg_{client}__transactions.sql")).read_text()
+        assert "where parsed.line_number >= (select coalesce(max(line_number), 0)" in compiled
+        reparsed = query(None, f"select count(*) as n from staging.stg_{client}__transactions "
+                         f"where line_number >= {line}", folder=added.build)["n"].iloc[0]
+        assert reparsed == appended[client] + 1
+    # the late rows and the corrections are in the canonical transactions
     versions = query(None, "select transaction_id, is_correction from intermediate.int_transactions_versioned "
                      "where loaded_at >= timestamptz '2026-06-02 00:00:00+00'", folder=added.build)
     assert versions["transaction_id"].str.contains("late").sum() == 3
