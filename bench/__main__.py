@@ -256,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "bench" / "results",
                         help="folder for results.json and results.md (default: bench/results)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: bench/work/<size>; wiped first)")
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
+    parser.add_argument("--sections", default=None,
+                        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all; for --size tiny "
+                        "all but incremental, which builds three times)")
     parser.add_argument("--keep-work", action="store_true", help="keep the scratch folder afterwards")
     parser.add_argument("--console-data", type=Path, metavar="DIR",
                         help="section console: its data folder (prepared there when it holds no "
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         size = replace(size, console_customers=args.console_customers)
-    sections = {s.strip() for s in args.sections.split(",") if s.strip()}
+    chosen = args.sections or ",".join(s for s in SECTIONS if size.name != "tiny" or s != "incremental")
+    sections = {s.strip() for s in chosen.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)
     if unknown:
         parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
