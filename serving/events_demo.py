@@ -73,14 +73,22 @@ def main(argv: list[str] | None = None) -> int:
                    "transacted_at": (now - timedelta(hours=args.events - i)).isoformat()} for i in range(args.events)]
         online = _online_events(base)
         started = time.monotonic()
-        pushed = httpx.post(f"{base}/v1/events", json={"events": events}, timeout=30,
-                            headers={"Authorization": f"Bearer {key}"}).json()
+        response = httpx.post(f"{base}/v1/events", json={"events": events}, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"})
+        if response.status_code != 200:  # e.g. 503: the published build has no usable fresh-event plan
+            print(f"  push refused: HTTP {response.status_code}: {response.text}")
+            return 1
+        pushed = response.json()
         print(f"  pushed {len(events)} purchases: {pushed['accepted']} accepted, {pushed['rejected']} rejected")
         for result in pushed["results"]:
             for error in result["errors"]:
                 print(f"    event {result['index']}: {error['field']}: {error['reason']} ({error['detail']})")
         while _online_events(base) < online + pushed["accepted"] and time.monotonic() - started < 30:
             time.sleep(0.05)
+        if _online_events(base) < online + pushed["accepted"]:  # the online update failed or is stuck
+            ready = httpx.get(f"{base}/readyz", timeout=10).text
+            print(f"  not readable online after 30 s; /readyz: {ready}")
+            return 1
         print(f"  readable online after {time.monotonic() - started:.2f} s (accept -> online, incl. polling)")
         _show("after ", predict([customer], key, base)["predictions"][0])
     finally:

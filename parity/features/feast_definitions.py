@@ -175,6 +175,15 @@ def mart_specs(manifest: dict[str, Any]) -> list[MartSpec]:
     return sorted(specs, key=lambda s: s.feature_view)
 
 
+def source_class(offline_store: str) -> type:
+    """The batch source class of an offline store type: SparkSource for Spark, else FileSource."""
+    if offline_store in SPARK_OFFLINE_STORES:
+        from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+        return SparkSource
+    return FileSource
+
+
 def batch_source(spec: MartSpec, offline_store: str, tags: dict[str, str]) -> DataSource:
     """The mart's Parquet output as the source class of the profile's offline store."""
     common = {"name": f"{spec.model}_source", "path": spec.path, "timestamp_field": spec.timestamp_field,

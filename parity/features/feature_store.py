@@ -115,6 +115,34 @@ def require_applied(settings: Settings) -> None:
                                 f"'{settings.profile}': run `make services-up` and `make apply` first")
 
 
+def replace_moved_sources(settings: Settings) -> list[str]:
+    """Remove from a SQL registry the batch sources (FileSource, SparkSource) registered with
+    another class than the profile's offline store uses; returns their names.
+
+    Feast's SQL registry compares a source being applied with the stored one by reading the stored
+    proto with the new object's class (`type(obj).from_proto`): a registry moved from FileSource
+    to SparkSource (the same registry applied with the DuckDB, then the Spark offline store)
+    failed with an AssertionError in `SparkSource.from_proto` (issue 16), and the reverse move in
+    `FileSource.from_proto`. Apply registers them again with the new class right after; a feature
+    view keeps its own copy of its source, so nothing reads the registry's row in between. The
+    file registry replaces sources by name and needs none of this."""
+    if registry_kind(settings) != "sql":
+        return []
+    from feast import FileSource
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    from parity.features.feast_definitions import source_class
+
+    wanted = source_class((store_config(settings).get("offline_store") or {}).get("type", "duckdb"))
+    store = open_store(settings)
+    project = store.config.project
+    moved = [s.name for s in store.registry.list_data_sources(project=project, allow_cache=False)
+             if isinstance(s, (FileSource, SparkSource)) and type(s) is not wanted]
+    for name in moved:
+        store.registry.delete_data_source(name, project, commit=True)
+    return sorted(moved)
+
+
 def apply(settings: Settings) -> dict[str, list[str]]:
     """`feast apply` on the repo: register derived views, services; delete removed objects."""
     from feast.repo_config import load_repo_config
@@ -126,6 +154,10 @@ def apply(settings: Settings) -> dict[str, list[str]]:
     if problems:
         raise FeatureStoreError("the feature marts do not match their dbt declarations:\n  - " + "\n  - ".join(problems))
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    moved = replace_moved_sources(settings)
+    if moved:
+        print(f"registry: {len(moved)} batch source(s) registered with another source class removed before "
+              f"apply (re-registered now): {', '.join(moved)}")
     repo = settings.feature_repo_dir
     # the repo's modules import each other by bare name (Feast puts the repo on sys.path too)
     if str(repo) not in sys.path:

@@ -10,7 +10,8 @@ the same definition, computed for a few customers instead of every customer ever
 
 `OnlineWriter` writes the fresh columns into the SQLite online store (Feast's per-feature rows or
 the wide store's row per entity, as the store keeps them; tested equal to what materialization
-stored): the other features keep their snapshot's value and event time, so serving's staleness
+stored), `parity.features.fresh_redis.RedisWriter` into Redis (the scale profile; `open_writer`
+picks by the serving manifest): the other features keep their snapshot's value and event time, so serving's staleness
 rule still judges the snapshot.
 `append_history` keeps every pushed row (Parquet, `<data>/events/pushed/<view>/`), which
 `parity.features.retrieval` joins in so that offline retrieval at t returns what serving did.
@@ -199,6 +200,35 @@ _NULL_TIMESTAMP = -9223372036854775808  # feast.type_map.NULL_TIMESTAMP_INT_VALU
 _VALUE_FIELDS = {"bigint": "int64_val", "double": "double_val", "varchar": "string_val", "timestamptz": "unix_timestamp_val"}
 
 
+def find_view(manifest: dict[str, Any], view: str) -> tuple[Any, Any]:
+    """(service plan, view entry) of the first feature service of the serving manifest reading `view`."""
+    from parity.features.online_manifest import ManifestError, service_plan
+
+    for service in manifest["feature_services"]:
+        plan = service_plan(manifest, service)
+        table = next((v for v in plan.views if v.name == view), None)
+        if table is not None:
+            return plan, table
+    raise ManifestError(f"feature view '{view}' is in no feature service of the serving manifest")
+
+
+def open_writer(settings: Any, view: str) -> OnlineWriter:
+    """The fresh-feature writer of the profile's online store: SQLite (`OnlineWriter`) or
+    Feast's Redis store (`parity.features.fresh_redis.RedisWriter`), from the serving manifest."""
+    from parity.features.feature_store import store_config
+    from parity.features.online_manifest import load_manifest
+
+    config = store_config(settings)  # the profile's Feast config, ${VARS} resolved
+    registry_url = (config.get("registry") or {}).get("path") if isinstance(config.get("registry"), dict) else None
+    manifest = load_manifest(settings.feast_dir, settings.feature_store_yaml, registry_url)
+    plan, table = find_view(manifest, view)
+    if plan.store_kind == "redis":
+        from parity.features.fresh_redis import RedisWriter
+
+        return RedisWriter(plan, table, config.get("online_store") or {})
+    return OnlineWriter(settings.feast_dir, settings.feature_store_yaml, view, registry_url)
+
+
 class OnlineWriter:
     """Writes fresh feature values into the SQLite online store, in its layout (from the serving
     manifest): Feast's row per (entity, feature) — the bytes Feast's own write produces, event
@@ -207,26 +237,12 @@ class OnlineWriter:
     way serving's `features_at` stays the snapshot's, so its staleness rule judges the snapshot.
     A customer the store does not hold yet is not written (it has no snapshot to add to)."""
 
-    def __init__(self, feast_dir: Path, store_yaml: Path, view: str):
-        from parity.features.online_manifest import (
-            ManifestError,
-            load_manifest,
-            service_plan,
-            value_message,
-        )
+    def __init__(self, feast_dir: Path, store_yaml: Path, view: str, registry_url: str | None = None):
+        from parity.features.online_manifest import ManifestError, load_manifest, value_message
 
-        manifest = load_manifest(feast_dir, store_yaml)
-        found = None
-        for service in manifest["feature_services"]:
-            plan = service_plan(manifest, service)
-            found = next(((plan, v) for v in plan.views if v.name == view), None)
-            if found:
-                break
-        if found is None:
-            raise ManifestError(f"feature view '{view}' is in no feature service of the serving manifest")
-        plan, table = found
+        plan, table = find_view(load_manifest(feast_dir, store_yaml, registry_url), view)
         if plan.store_kind != "sqlite" or plan.db_path is None:
-            raise ManifestError(f"online store {plan.store_kind} is not SQLite: fresh features are written to SQLite only")
+            raise ManifestError(f"online store {plan.store_kind} is not SQLite: use open_writer (Redis: RedisWriter)")
         self.db_path, self.layout, self.table = plan.db_path, plan.layout, table.table
         self.join_key, self.columns = table.join_key, table.columns or {}
         self._message = value_message()
@@ -293,6 +309,29 @@ class OnlineWriter:
                                               list(keys)).fetchall()} if keys else set()
         finally:
             con.close()
+
+    def snapshot_times(self, keys: Sequence[bytes]) -> dict[bytes, datetime]:
+        """The event time of each stored entity's row (wide: its row's; Feast rows: the oldest)."""
+        quoted = '"' + self.table.replace('"', '""') + '"'
+        marks = ",".join("?" * len(keys))
+        con = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            rows = con.execute(f"SELECT entity_key, min(event_ts) FROM {quoted} WHERE entity_key IN ({marks}) "
+                               "GROUP BY entity_key", list(keys)).fetchall() if keys else []
+        finally:
+            con.close()
+        scale = 1_000_000 if self.layout == "wide" else 1  # the wide store keeps microseconds
+        found = {}
+        for key, stamp in rows:
+            if isinstance(stamp, (int, float)):
+                found[key] = datetime.fromtimestamp(stamp / scale, tz=timezone.utc)
+            elif isinstance(stamp, str):
+                parsed = datetime.fromisoformat(stamp)
+                found[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return found
+
+    def close(self) -> None:
+        """Nothing to release: each write opens its own SQLite connection."""
 
     def write(self, rows: list[tuple], columns: Sequence[str]) -> None:
         """Write in one transaction (readers see all of a push or none of it)."""
@@ -439,27 +478,6 @@ def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str,
     return table
 
 
-def _snapshot_times(writer: OnlineWriter, keys: Sequence[bytes]) -> dict[bytes, datetime]:
-    """The event time of each stored entity's row (wide: its row's; Feast rows: the oldest)."""
-    quoted = '"' + writer.table.replace('"', '""') + '"'
-    marks = ",".join("?" * len(keys))
-    con = sqlite3.connect(writer.db_path, timeout=30)
-    try:
-        rows = con.execute(f"SELECT entity_key, min(event_ts) FROM {quoted} WHERE entity_key IN ({marks}) "
-                           "GROUP BY entity_key", list(keys)).fetchall() if keys else []
-    finally:
-        con.close()
-    scale = 1_000_000 if writer.layout == "wide" else 1  # the wide store keeps microseconds
-    found = {}
-    for key, stamp in rows:
-        if isinstance(stamp, (int, float)):
-            found[key] = datetime.fromtimestamp(stamp / scale, tz=timezone.utc)
-        elif isinstance(stamp, str):
-            parsed = datetime.fromisoformat(stamp)
-            found[key] = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-    return found
-
-
 def reapply_pushed(settings: Any) -> int:
     """After a materialization: pushed fresh values computed after the snapshot row now online
     are written again (the newest wins, as offline retrieval decides: `apply_pushed`). Returns
@@ -484,15 +502,18 @@ def reapply_pushed(settings: Any) -> int:
                                  f"(partition by {KEY} order by {PUSHED_AT} desc) = 1").to_arrow_table()
         finally:
             con.close()
-        writer = OnlineWriter(settings.feast_dir, settings.feature_repo_dir / "feature_store.yaml", folder.name)
-        columns = [c for c in plan.fresh[mart] if c in latest.column_names]
-        ids = latest.column(KEY).to_pylist()
-        times = _snapshot_times(writer, [writer.key(c) for c in ids])
-        pushed = latest.column(PUSHED_AT).to_pylist()
-        newer = [i for i, c in enumerate(ids) if writer.key(c) in times and pushed[i] > times[writer.key(c)]]
-        for at in sorted({pushed[i] for i in newer}):
-            rows = latest.take([i for i in newer if pushed[i] == at])
-            writer.write(writer.rows(rows, columns, plan.types[mart], at), columns)
+        writer = open_writer(settings, folder.name)
+        try:
+            columns = [c for c in plan.fresh[mart] if c in latest.column_names]
+            ids = latest.column(KEY).to_pylist()
+            times = writer.snapshot_times([writer.key(c) for c in ids])
+            pushed = latest.column(PUSHED_AT).to_pylist()
+            newer = [i for i, c in enumerate(ids) if writer.key(c) in times and pushed[i] > times[writer.key(c)]]
+            for at in sorted({pushed[i] for i in newer}):
+                rows = latest.take([i for i in newer if pushed[i] == at])
+                writer.write(writer.rows(rows, columns, plan.types[mart], at), columns)
+        finally:
+            writer.close()
         rewritten += len(newer)
     return rewritten
 

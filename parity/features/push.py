@@ -28,6 +28,7 @@ from parity.features.fresh import (
     append_history,
     append_lags,
     fresh_mart,
+    open_writer,
     recompute,
 )
 from parity.ingest.events import EventLog, Verdict, event_log_path, judge_many
@@ -70,8 +71,9 @@ class Pusher:
     def _writer(self, view: str) -> OnlineWriter:
         build = self.update_context.build
         if (build, view) not in self._writers:
-            self._writers = {(build, view): OnlineWriter(self.settings.feast_dir,
-                                                          self.settings.feature_repo_dir / "feature_store.yaml", view)}
+            for old in self._writers.values():
+                old.close()
+            self._writers = {(build, view): open_writer(self.settings, view)}
         return self._writers[(build, view)]
 
     def update(self, events: Sequence[tuple[str, datetime]]) -> Update:

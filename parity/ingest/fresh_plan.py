@@ -60,6 +60,11 @@ def _fresh_columns(node: dict[str, Any]) -> tuple[str, ...]:
                  if (column.get("meta") or {}).get("fresh") or (column.get("config", {}).get("meta") or {}).get("fresh"))
 
 
+def fresh_marts(manifest: dict[str, Any]) -> list[str]:
+    """The models with columns marked `meta.fresh` (the marts pushed events update)."""
+    return sorted(n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model" and _fresh_columns(n))
+
+
 def build_plan(manifest: dict[str, Any]) -> dict[str, Any]:
     """The plan of a run manifest: the fresh marts' upstream models and the event staging model."""
     nodes = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed")}

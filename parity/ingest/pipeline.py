@@ -9,6 +9,7 @@ passed and no guard fired; otherwise the published build is left exactly as it w
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
 from parity.ingest.fresh_plan import PLAN_FILE, write_plan
 from parity.ingest.preflight import RawFileError, run_preflight
+from parity.ingest.spark_metastore import MetastoreCopyError, copy_spark, link_tree
 from parity.ingest.warehouse import DbtError, describe_duckdb_error, run_dbt
 
 COUNTS_FILE = "physical_counts.csv"
@@ -124,9 +126,11 @@ def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInf
 
 
 def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, select: str | None,
-               capture: bool, dbt_args: tuple[str, ...] = (), incremental: bool = False) -> str:
+               capture: bool, dbt_args: tuple[str, ...] = (), incremental: bool = False,
+               fresh_plan: bool = True) -> str:
     """Every step of one build into `folder`; returns its mode ('full', 'incremental' or 'partial');
-    raises BuildFailed naming the step that failed."""
+    raises BuildFailed naming the step that failed (`fresh_plan=False`: no plan for the
+    fresh-event path, for a build never published)."""
     try:
         if base is not None and select:
             copy_build(base.path, folder)
@@ -144,8 +148,8 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             print(f"preflight: {len(sources)} raw files readable, records counted")
         run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
                 target_dir=folder / "run", build_dir=folder)
-        if mode == "full":  # the compiled SQL the fresh-event path runs (other builds keep their base's)
-            write_plan(folder / "run" / "manifest.json", folder / PLAN_FILE)
+        if mode == "full" and fresh_plan:  # the SQL the fresh-event path runs (other builds keep their base's)
+            write_plan(plan_manifest(settings, folder, dbt_args), folder / PLAN_FILE)
         if not select and warehouse.engine_of(folder) == "duckdb":
             incremental_state.record_state(settings, folder, parsed, dbt_args)
         return mode
@@ -169,6 +173,30 @@ def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo 
     incremental_state.relocate(settings, base.path, folder)
     env = {**settings.extra_env, incremental_state.ENV: "1"}
     return "incremental", dataclasses.replace(settings, extra_env=env)
+
+
+def plan_manifest(settings: Settings, folder: Path, dbt_args: tuple[str, ...] = ()) -> Path:
+    """The manifest whose compiled SQL the fresh-event path runs: this build's own on DuckDB.
+
+    The fresh path runs in DuckDB (parity.features.fresh), over the build's tables either way
+    (a Spark build's through parity.ingest.warehouse). For a Spark build the same models are
+    compiled again by dbt-duckdb — the plan's models only, in a scratch folder removed after —
+    so the event path runs the build's definitions in DuckDB's dialect, never a second copy."""
+    if settings.dbt_target == "duckdb":
+        return folder / "run" / "manifest.json"
+    from parity.ingest.fresh_plan import EVENTS_MODEL, fresh_marts
+
+    marts = fresh_marts(json.loads((folder / "run" / "manifest.json").read_text()))
+    scratch = folder / "fresh_compile"
+    duck = dataclasses.replace(settings, dbt_target="duckdb")
+    scratch.mkdir(exist_ok=True)
+    try:
+        run_dbt(duck, "compile", "--quiet", "--indirect-selection", "empty", "--select", EVENTS_MODEL,
+                *(f"+{m}" for m in marts), *dbt_args, capture=True, target_dir=folder / "fresh_target",
+                build_dir=scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # the empty DuckDB file dbt-duckdb opened
+    return folder / "fresh_target" / "manifest.json"
 
 
 def unaccounted_note(folder: Path) -> str:
@@ -205,21 +233,27 @@ def _describe(err: BaseException) -> str:
 
 def copy_build(base: Path, folder: Path) -> None:
     """Start `folder` as a copy of build `base`: warehouse copied, marts hard-linked (never written
-    in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed."""
-    if warehouse.engine_of(base) == "spark":
-        raise BuildFailed("a partial build (--select) starts from a copy of the published build, which "
-                          "the Spark profile cannot make yet (its metastore names the build's paths): "
-                          "run a full build", exit_code=2)
+    in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed
+    (a Spark build: its metastore's paths, parity.ingest.spark_metastore)."""
     for name in (COUNTS_FILE, PLAN_FILE, incremental_state.STATE_FILE):
         if (base / name).exists():
             shutil.copy2(base / name, folder / name)
     if (base / "marts").is_dir():
         (folder / "marts").mkdir(exist_ok=True)
         for mart in (base / "marts").iterdir():
+            if mart.is_dir():  # a Spark mart: a folder of part files
+                link_tree(mart, folder / "marts" / mart.name)
+                continue
             try:
                 os.link(mart, folder / "marts" / mart.name)
             except OSError:
                 shutil.copy2(mart, folder / "marts" / mart.name)
+    if warehouse.engine_of(base) == "spark":
+        try:
+            copy_spark(base, folder, _recorded_dir(base) or str(base))
+        except MetastoreCopyError as err:
+            raise BuildFailed(str(err)) from None
+        return
     warehouse.copy_duckdb(base, folder, _recorded_dir(base) or str(base))
 
 
