@@ -74,7 +74,10 @@ def run_platform(size: Size, work: Path, results: dict[str, Any], sections: set[
 
 def run_synthetic(size: Size, work: Path, results: dict[str, Any], sections: set[str]) -> None:
     """Sections 1 and 2 on synthetic marts, one repo per entity count."""
-    entity_counts = sorted({c.entities for c in size.retrieval_cases} | set(size.materialize_entities))
+    retrieval_entities = {c.entities for c in size.retrieval_cases} if "retrieval" in sections else set()
+    materialize_entities = set(size.materialize_entities) if "materialization" in sections else set()
+    entity_counts = sorted(retrieval_entities | materialize_entities | (
+        {min(c.entities for c in size.retrieval_cases)} if "consistency" in sections else set()))
     results["retrieval"], results["materialization"] = {}, {}
     checked = "consistency" not in sections or not size.consistency_rows  # run once, on the first mart
     for entities in entity_counts:
@@ -263,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console-data", type=Path, metavar="DIR",
                         help="section console: its data folder (prepared there when it holds no "
                              "bench-console.json, else reused as it is; default <work>/console_<customers>)")
+    parser.add_argument("--dbt-transactions", type=_counts, metavar="N[,N]",
+                        help="dbt build points (raw transactions) instead of the size's, e.g. 10000000 for "
+                             "the 10M point alone (`--size large --sections dbt --dbt-transactions 10000000`)")
+    parser.add_argument("--materialize-entities", type=_counts, metavar="N[,N]",
+                        help="materialization entity counts instead of the size's, e.g. 10000,100000")
+    parser.add_argument("--dbt-timeout", type=float, metavar="SECONDS",
+                        help="stop a dbt build after this many seconds (default: the size's)")
     parser.add_argument("--merge-from", type=Path, metavar="RESULTS_JSON",
                         help="measure nothing: add the dbt points and retrieval/materialization cases of "
                              "another run's results.json to <out>/results.json and rewrite <out>/results.md "
@@ -272,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.merge_from:
         return merge_results(args.merge_from, args.out)
-    size = SIZES[args.size]
+    size = _overridden(SIZES[args.size], args)
     if args.console_customers is not None:
         from dataclasses import replace
 
@@ -371,6 +381,31 @@ def merge_results(source: Path, out: Path) -> int:
     (out / "results.md").write_text(report.markdown(results))
     print(report.console(results))
     return 0
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    """'10000,100000' -> (10000, 100000); argparse reports a bad value."""
+    try:
+        counts = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, got {text!r}") from None
+    if not counts or min(counts) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive counts, got {text!r}")
+    return counts
+
+
+def _overridden(size: Size, args: argparse.Namespace) -> Size:
+    """The size with the command line's dbt points, materialization entities and dbt timeout."""
+    from dataclasses import replace
+
+    changes: dict[str, Any] = {}
+    if args.dbt_transactions:
+        changes["dbt_transactions"] = args.dbt_transactions
+    if args.materialize_entities:
+        changes["materialize_entities"] = args.materialize_entities
+    if args.dbt_timeout:
+        changes["dbt_timeout"] = args.dbt_timeout
+    return replace(size, **changes) if changes else size
 
 
 def _load_average() -> str:

@@ -164,12 +164,16 @@ def mart_sql(plan: Plan, mart: str, events: str, keys: str) -> str:
               if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
     staged[EVENTS_MODEL] = events
     # every record sharing a transaction id with these customers' (duplicates and versions are
-    # ranked per id, and may name another customer), and every customer those records name
+    # ranked per id, and may name another customer), and every customer those records name:
+    # each staged relation is read twice (its keyed ids, then the records of those ids), the
+    # records kept as a CTE that both the model's input and the named customers read
     lead = {"fresh__related": " union ".join(
         f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values())}
     related = "(client_id, transaction_id) in (select client_id, transaction_id from fresh__related)"
-    inputs = {name: f"select * from {relation} where {related}" for name, relation in staged.items()}
-    named = " union ".join(f"select customer_id from {relation} where {related}" for relation in staged.values())
+    for name, relation in staged.items():
+        lead[f"fresh__records_{name}"] = f"select * from {relation} where {related}"
+    inputs = {name: f"select * from fresh__records_{name}" for name in staged}
+    named = " union ".join(f"select customer_id from fresh__records_{name}" for name in staged)
     inputs["int_customers_deduplicated"] = f"select * from {customers} where {keyed} or customer_id in ({named})"
     # one snapshot, at the instant: week 0 of a grid that ends there
     inputs["int_client_timelines"] = (
