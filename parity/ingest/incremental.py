@@ -87,6 +87,8 @@ def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args
 
 def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> str | None:
     """Why the build cannot add to `base` (None: it can)."""
+    if settings.dbt_target != "duckdb":
+        return f"this build runs on {settings.dbt_target} (incremental builds are DuckDB-only)"
     if warehouse.engine_of(base) != "duckdb":
         return "the published build is not a DuckDB build (incremental builds are DuckDB-only)"
     try:

@@ -6,6 +6,7 @@ refused (the build falls back to everything) rather than added to."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -82,3 +83,5 @@ def test_rewritten_raw_file_is_refused(built_data: Settings, tmp_path: Path) -> 
     reason = incremental.refusal(day_n, base, manifest, ())
     assert reason is not None and "transactions.csv" in reason and "rewritten" in reason
     assert "--vars" in (incremental.refusal(day_n, base, manifest, ("--vars", "{a: 1}")) or "")
+    spark = dataclasses.replace(day_n, dbt_target="spark")
+    assert "DuckDB-only" in (incremental.refusal(spark, base, manifest, ()) or "")
