@@ -243,7 +243,8 @@ class Settings:
         # customers erased on request: staging suppresses them on every run (parity/suppression.py)
         from parity import suppression
 
-        env[suppression.ENV] = suppression.env_value(self.data_dir)
+        env.pop(suppression.ENV, None)  # never another data folder's list
+        env.update(suppression.dbt_env(self.data_dir))
         env.update(self.extra_env)
         return env
 

@@ -40,6 +40,11 @@ VALUE_TYPES = {"BYTES": 1, "STRING": 2, "INT32": 3, "INT64": 4, "DOUBLE": 5, "FL
 # Registry fields whose items' `spec` (field 1) define what serving reads: entities,
 # feature_views, feature_services, on_demand_feature_views (feast/core/Registry.proto)
 _DEFINITION_FIELDS = (1, 6, 7, 8)
+# Bookkeeping Feast adds when it re-serializes a view, not a definition: materialization's
+# from_proto/to_proto round trip writes a feature view's batch/stream source's
+# data_source_class_type (DataSource field 17), which a re-apply had not (the manifest then went
+# stale after any materialization that loaded data). Registry field -> spec field -> dropped field.
+_DERIVED = {6: {7: 17, 9: 17}}
 
 
 class ManifestError(RuntimeError):
@@ -194,8 +199,18 @@ def _items_fingerprint(items: Any, drop: dict[int, int] | None = None) -> str:
         spec = next((v for n, _, v in _fields(item) if n == 1), b"")
         if drop and number in drop:
             spec = b"".join(_encode(n, w, v) for n, w, v in _fields(spec) if n != drop[number])
+        if number in _DERIVED:
+            spec = b"".join(_encode(n, w, _without(v, _DERIVED[number][n]) if n in _DERIVED[number] else v)
+                            for n, w, v in _fields(spec))
         specs.append(number.to_bytes(1, "little") + hashlib.sha256(_canonical(spec)).digest())
     return hashlib.sha256(b"".join(sorted(specs))).hexdigest()
+
+
+def _without(message: bytes | int, number: int) -> bytes | int:
+    """A serialized message without its field `number` (a scalar: as it is)."""
+    if not isinstance(message, bytes):
+        return message
+    return b"".join(_encode(n, w, v) for n, w, v in _fields(message) if n != number)
 
 
 def _encode(number: int, wire: int, value: bytes | int) -> bytes:

@@ -5,13 +5,17 @@ Order, so that a failure at any step leaves a state a re-run completes (every st
    (staging turns the customer's records into tombstones on every later build);
 2. files rewritten without the customer's rows, each atomically (temp file + rename): batch
    scores, client exports, prediction log parts, saved training sets (their sidecar records the
-   erasure; the models trained on them are listed), any other Parquet/CSV with a customer_id;
+   erasure; the models trained on them are listed), the fresh-events log (under its appenders'
+   lock) and the pushed-rows history, any other Parquet/CSV with a customer_id;
    SQLite rows deleted in one transaction per file (Feast online store, review decisions, the
-   console's action log); access-request exports deleted;
+   console's action log); the customer's hash in a Redis online store (governance.redis_store);
+   access-request exports deleted;
 3. a full rebuild published atomically (never a half-built state), then every other build
    folder deleted (the previous one too: a rollback must not bring the customer back), then an
    incremental materialization (the changed client's rows are reloaded; the customer's online
    rows are already gone);
+   then the event log and pushed rows once more (events a running service accepted before it
+   judged with the rebuilt, suppressing plan);
 4. proof: trace again (0 rows in places the platform controls), reconciliation balanced.
 Raw drops are the client's files and are not modified (their lines are listed for the client).
 """
@@ -35,10 +39,11 @@ from parity import suppression
 from parity.config import Settings
 from parity.features.online_manifest import entity_key_bytes
 from parity.features.retrieval import ENTITY_KEY
+from parity.governance import redis_store
 from parity.governance import trace as tracing
 from parity.governance.customer import Customer
 from parity.governance.places import KEY, Place
-from parity.ingest.events import event_log_path
+from parity.ingest.events import event_log_path, events_dir, line_names_customer, rewrite_log
 
 # files whose mentions of the key are replaced by ERASED (text stays valid JSON/HTML/log text)
 TEXT_SUFFIXES = (".log", ".json", ".jsonl", ".html", ".md", ".txt", ".yaml", ".yml", ".csv", ".sql")
@@ -77,10 +82,25 @@ def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any,
         _erase_place(settings, place, location, customer, report)
     report.build = rebuild(settings)
     _drop_other_builds(settings, report)
+    _events_again(settings, customer, report)
     if refresh_online is not None:
         refresh_online(settings)
     report.after = tracing.trace(settings, customer)
     return report
+
+
+def _events_again(settings: Settings, customer: Customer, report: ForgetReport) -> None:
+    """The fresh-events log and pushed rows once more, after the rebuild: a running service may
+    have accepted the customer's events before it judged with the rebuilt (suppressing) plan."""
+    log = event_log_path(settings.data_dir)
+    if log.exists():
+        removed = rewrite_log(log, lambda line: line_names_customer(line, customer.key))
+        if removed:
+            report.rewritten.append(f"{removed} lines accepted during the erasure: {log}")
+    for part in sorted((events_dir(settings.data_dir) / "pushed").glob("*/part-*.parquet")):
+        removed = rewrite_parquet(part, customer.key)
+        if removed:
+            report.rewritten.append(f"{removed} rows pushed during the erasure: {part}")
 
 
 def _lines(place: Place) -> list[int]:
@@ -103,11 +123,13 @@ def _under(path: Path, folder: Path) -> bool:
 def _erase_place(settings: Settings, place: Place, location: Path, customer: Customer, report: ForgetReport) -> None:
     """One place: rewrite a file, delete SQLite rows, delete an access export, or say why not."""
     access = tracing.governance_dir(settings) / tracing.ACCESS_DIR
-    if location == event_log_path(settings.data_dir):
-        # the service appends to it through an open descriptor: a rewrite (new inode) would lose
-        # what it appends meanwhile; staging suppresses the customer's events on every build
-        report.not_erased.append(f"{location}: {place.rows} mentions in the event log (append-only, "
-                                 "written by the running service; suppressed in staging, not rewritten)")
+    if redis_store.is_redis(place.location):
+        done = redis_store.delete(settings, customer, place.location)
+        report.deleted.append(f"{done} ({place.rows} feature values): {place.location}")
+    elif place.area == "events" or location == event_log_path(settings.data_dir):
+        # under the appenders' lock: a running service's EventLog reopens the new file
+        removed = rewrite_log(location, lambda line: line_names_customer(line, customer.key))
+        report.rewritten.append(f"{removed} lines: {location}")
     elif _under(location, access):
         shutil.rmtree(location.parent, ignore_errors=True)
         report.deleted.append(f"access-request export {location.parent}")
@@ -138,6 +160,8 @@ def rewrite_parquet(path: Path, key: str) -> int:
     table = pq.read_table(path)
     keep = pc.invert(pc.fill_null(pc.equal(table[KEY], key), False))
     kept = table.filter(keep)
+    if kept.num_rows == table.num_rows:
+        return 0  # nothing of the customer: the file is left as it is
     tmp = _atomic_tmp(path)
     pq.write_table(kept, tmp)
     os.replace(tmp, path)
@@ -215,6 +239,8 @@ def _drop_other_builds(settings: Settings, report: ForgetReport) -> None:
     """Delete every build folder but the published one (and the `previous` link)."""
     from parity.ingest import builds
 
+    if not settings.builds_dir.is_dir():
+        return  # nothing built in this folder (its published build lives elsewhere)
     with builds.build_lock(settings, "forget: dropping builds made before the erasure"):
         published = settings.published_dir.resolve()
         link = settings.data_dir / "previous"

@@ -35,7 +35,7 @@ MAX_SCAN_BYTES = 512 * 1024 * 1024  # larger unknown files are reported, not rea
 class Place:
     """Rows of one customer in one place (a table, a file, a raw drop's lines)."""
 
-    area: str  # raw, warehouse, parquet, csv, sqlite, online_store, mention
+    area: str  # raw, warehouse, parquet, csv, sqlite, online_store (SQLite or Redis), events, mention
     location: str
     rows: int
     detail: str = ""

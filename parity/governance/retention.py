@@ -6,7 +6,8 @@ deleting is not undoable, so the default shows what would go.
   period (its end <= now - days), so nothing younger than the period is deleted;
 - review decisions and console actions: rows whose time is older than the period;
 - quarantine samples: the redacted raw text (`raw_record`) of quarantined records that arrived
-  before the period is blanked in every build's warehouse; the row (reason, file, line, hash)
+  before the period is blanked in every build's warehouse (a DuckDB file by an update, a Spark
+  build by rewriting its quarantine tables' Parquet parts); the row (reason, file, line, hash)
   stays, so reconciliation still balances;
 - old builds: build folders other than the published and previous ones, finished before the period.
 """
@@ -95,6 +96,9 @@ def _quarantine_samples(settings: Settings, before: datetime | None, report: Ret
         return
     for folder in sorted(f for f in settings.builds_dir.iterdir() if warehouse.exists(f)):
         path = warehouse.location(folder)
+        if warehouse.engine_of(folder) == "spark":
+            _spark_quarantine_samples(folder, before, report)
+            continue
         try:
             opened = warehouse.connect_for_update(folder) if report.applied else warehouse.connect(folder)
             with opened as con:
@@ -109,6 +113,35 @@ def _quarantine_samples(settings: Settings, before: datetime | None, report: Ret
                             con.execute(f'update "{schema}"."{table}" set raw_record = null where {where}', [before])
         except (duckdb.Error, warehouse.WarehouseMissing) as err:
             report.skipped.append(f"{path}: not changed ({str(err).splitlines()[0]})")
+
+
+def _spark_quarantine_samples(folder: Path, before: datetime, report: RetentionReport) -> None:
+    """A Spark build's quarantine tables (Parquet parts): the same blanking, part by part."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def blank(table: pa.Table) -> tuple[pa.Table, int]:
+        loaded = table["loaded_at"]
+        if loaded.type.tz is None:  # Spark writes UTC instants without a zone (session time zone UTC)
+            loaded = loaded.cast(pa.timestamp(loaded.type.unit, tz="UTC"))
+        old = pc.fill_null(pc.and_(pc.is_valid(table["raw_record"]), pc.less(loaded, pa.scalar(before))), False)
+        rows = pc.sum(old).as_py() or 0
+        if not rows:
+            return table, 0
+        index = table.schema.get_field_index("raw_record")
+        kept = pc.if_else(old, pa.scalar(None, table["raw_record"].type), table["raw_record"])
+        return table.set_column(index, table.schema.field(index), kept), rows
+
+    tables = sorted(t for s, t in warehouse.spark_relations(folder) if s == "quarantine")
+    for table in tables:
+        try:
+            count = warehouse.update_spark_table(folder, "quarantine", table, blank, report.applied)
+        except (OSError, ValueError, KeyError, pa.ArrowException) as err:
+            report.skipped.append(f"{warehouse.location(folder)}::quarantine.{table}: not changed ({err})")
+            continue
+        if count:
+            report.deleted.append(f"{count} quarantine samples (raw_record) of "
+                                  f"{warehouse.location(folder)}::quarantine.{table}")
 
 
 def _old_builds(settings: Settings, before: datetime | None, report: RetentionReport) -> None:

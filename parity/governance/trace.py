@@ -22,10 +22,11 @@ from typing import Any
 import duckdb
 
 from parity.config import Settings
-from parity.governance import places
+from parity.governance import places, redis_store
 from parity.governance.customer import Customer
 from parity.governance.places import Place
 from parity.ingest import warehouse
+from parity.ingest.events import event_log_path, line_names_customer
 from parity.jsonable import jsonable
 
 GOVERNANCE_DIR = "governance"
@@ -72,14 +73,19 @@ def trace(settings: Settings, customer: Customer, with_records: bool = False) ->
         except duckdb.Error as err:
             problems.append(f"{warehouse.location(folder)}: not searched ({str(err).splitlines()[0]})")
     found += _raw_places(settings, customer, published, problems)
+    found += redis_store.redis_places(settings, customer, problems)  # the online store outside the folder
     # dbt's target/run folders and its debug log hold compiled code and manifests (the project's
     # unit-test fixtures included, whose made-up ids may equal a real one), not data
     # (a Spark build's table files are searched as its warehouse above)
-    skip = (settings.raw_dir, settings.data_dir / "dbt",
+    # the scale profile's local services keep their data files under the data folder: Redis is
+    # searched through its server (above), PostgreSQL holds the Feast registry (definitions only)
+    skip = (settings.raw_dir, settings.data_dir / "dbt", settings.services_dir,
             *(d for b in builds for d in (b / "target", b / "run", b / "spark")))
+    log = event_log_path(settings.data_dir)
     for path in places.data_files(settings.data_dir, skip):
         try:
-            found += _file_places(path, customer, with_records)
+            found += _event_log_places(path, customer, with_records) if path == log else \
+                _file_places(path, customer, with_records)
         except (duckdb.Error, OSError, ValueError, UnicodeDecodeError) as err:
             problems.append(f"{path}: not searched ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
     return Trace(customer, found, problems)
@@ -103,16 +109,32 @@ def _raw_places(settings: Settings, customer: Customer, published: Path | None, 
             lines = places.raw_lines(published, customer)
         except duckdb.Error as err:
             problems.append(f"raw line mapping: not read ({str(err).splitlines()[0]})")
+    # staging's mapping also names the event log's lines: the platform's file, traced on its own
+    lines = {name: numbers for name, numbers in lines.items() if not is_event_log(name)}
     found = [Place("raw", name, len(numbers), "lines " + _ranges(numbers), erasable=False)
              for name, numbers in lines.items()]
     record = erasure_record_path(settings, customer)
     if record.exists():
         erased = json.loads(record.read_text())
         for name, numbers in erased.get("raw_lines", {}).items():
-            if name not in lines:
+            if name not in lines and not is_event_log(name):
                 found.append(Place("raw", name, len(numbers), "lines " + _ranges(numbers) + " (suppressed in "
                                    f"staging since {erased.get('erased_at')}; the client's file)", erasable=False))
     return found
+
+
+def _event_log_places(path: Path, customer: Customer, with_records: bool) -> list[Place]:
+    """The fresh-events log (the platform's, appended by the service): the customer's lines."""
+    numbers, records = [], []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if line_names_customer(raw.rstrip(b"\n"), customer.key):
+                numbers.append(number)
+                if with_records:
+                    records.append({"line_number": number, "event": raw.decode("utf-8", "replace").rstrip("\n")})
+    if not numbers:
+        return []
+    return [Place("events", str(path), len(numbers), "lines " + _ranges(numbers), records=records)]
 
 
 def _file_places(path: Path, customer: Customer, with_records: bool) -> list[Place]:
@@ -128,6 +150,12 @@ def _file_places(path: Path, customer: Customer, with_records: bool) -> list[Pla
         return places.sqlite_places(path, customer, with_records)
     place = places.mention_place(path, customer)
     return [place] if place else []
+
+
+def is_event_log(name: str) -> bool:
+    """Whether a staged row's source file is an event log (`<data>/events/log.jsonl` of this or
+    the data folder the build ran for), not a client's raw drop."""
+    return Path(name).parts[-2:] == event_log_path(Path(".")).parts[-2:]
 
 
 def _ranges(numbers: list[int]) -> str:

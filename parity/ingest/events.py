@@ -20,7 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +75,75 @@ def ensure_event_log(settings: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(exist_ok=True)
     return path
+
+
+def event_customer_key(value: Any) -> str | None:
+    """The customer key staging gives an event's `customer_id` (stg_events__transactions: trimmed,
+    the client prefix lower-cased, the id as written), None when it names no '<client>:<id>'.
+    Governance finds a customer's lines in the log with it (tests/parity/ingest/test_event_log.py
+    checks it against the staging model)."""
+    if not isinstance(value, str):
+        return None
+    client, sep, source = value.strip().partition(":")
+    return f"{client.lower()}:{source}" if sep and client and source else None
+
+
+def line_names_customer(raw: bytes, key: str) -> bool:
+    """Whether a log line is the customer's event: its customer_id keyed as staging keys it; a
+    line that is not a JSON object (never appended by intake) when it holds the key's text."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        return key.encode("utf-8") in raw
+    if not isinstance(event, dict):
+        return key.encode("utf-8") in raw
+    return event_customer_key(event.get("customer_id")) == key
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether the open file is still the one at `path` (a rewrite renames a new file over it)."""
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
+
+def rewrite_log(path: Path, drop: Callable[[bytes], bool]) -> int:
+    """Rewrite the log without the lines `drop` selects (governance's erasure), atomically: a new
+    file renamed over it while holding the appenders' lock, so no append is lost (an `EventLog`
+    holding the old file notices the rename when it next takes the lock and reopens the path).
+    Returns how many lines were removed; the file is left untouched when none is."""
+    while True:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not _same_file(fd, path):
+                continue  # replaced while we waited: lock the file now at the path
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read()
+            lines = data.split(b"\n")  # the last item: b"" after a final newline, else a torn line
+            kept = [line for line in lines[:-1] if not drop(line)]
+            tail = lines[-1] if lines[-1] and not drop(lines[-1]) else b""
+            removed = len(lines) - 1 - len(kept) + (1 if lines[-1] and not tail else 0)
+            if not removed:
+                return 0
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as out:
+                out.write(b"".join(line + b"\n" for line in kept) + tail)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, os.fstat(fd).st_mode & 0o777)
+            os.replace(tmp, path)
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)  # the rename itself is durable
+            finally:
+                os.close(folder)
+            return removed
+        finally:
+            os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -203,12 +272,24 @@ class EventLog:
             self._repair()
             self._catch_up()
 
+    def _lock(self) -> None:
+        """Take the appenders' lock on the file now at the path; after a rewrite (governance's
+        erasure renamed a new log over the old one) reopen it and index it afresh."""
+        while True:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if _same_file(self._fd, self.path):
+                return
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            self._offset, self.known = 0, {}
+
     def _locked(self) -> Any:
         log = self
 
         class _Lock:
             def __enter__(self) -> None:
-                fcntl.flock(log._fd, fcntl.LOCK_EX)
+                log._lock()
 
             def __exit__(self, *exc: Any) -> None:
                 fcntl.flock(log._fd, fcntl.LOCK_UN)

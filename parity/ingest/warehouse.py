@@ -10,14 +10,17 @@ its Parquet files, so no JVM starts to read a few tables); no other module opens
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from parity.config import Settings
 
@@ -181,6 +184,31 @@ def connect_for_update(folder: Path) -> duckdb.DuckDBPyConnection:
     if engine_of(folder) != "duckdb":
         raise WarehouseMissing(f"no DuckDB warehouse in {folder} (a Spark build is not updated in place)")
     return duckdb.connect(str(folder / WAREHOUSE_FILE))
+
+
+def update_spark_table(folder: Path, schema: str, table: str,
+                       change: Callable[[pa.Table], tuple[pa.Table, int]], apply: bool) -> int:
+    """Pass every Parquet part of a Spark build's table through `change` (-> the part as it should
+    be, rows changed); with `apply`, write each changed part back (same schema and Spark's
+    metadata; temp file + rename) and drop Hadoop's checksum beside it (`.<part>.crc`: Spark's
+    local reader verifies it when present, and it no longer matches). Returns the rows changed.
+    Part by part: an interrupted run leaves some parts done, and running again finishes the rest."""
+    import pyarrow.parquet as pq
+
+    path = spark_relations(folder).get((schema, table))
+    if path is None or engine_of(folder) != "spark":
+        raise WarehouseMissing(f"no Spark table {schema}.{table} in {folder}")
+    changed = 0
+    for part in sorted(path.glob("*.parquet")):
+        before = pq.read_table(part)
+        after, rows = change(before)
+        changed += rows
+        if apply and rows:
+            tmp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
+            pq.write_table(after.replace_schema_metadata(before.schema.metadata), tmp)
+            os.replace(tmp, part)
+            part.with_name(f".{part.name}.crc").unlink(missing_ok=True)
+    return changed
 
 
 def attach(con: duckdb.DuckDBPyConnection, folder: Path, alias: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pandas as pd
@@ -70,19 +71,42 @@ def private_copy(built_data, tmp_path):
         yield settings
 
 
+def _event(event_id: str, customer: str, clock) -> dict:
+    at = (clock() - timedelta(hours=2)).replace(microsecond=0).isoformat()  # whole seconds, as online
+    return {"event_id": event_id, "customer_id": customer, "transaction_type": "purchase", "amount": 19.5,
+            "currency": "USD", "category": "books", "transacted_at": at}
+
+
 def test_forget_erases_everywhere_and_a_rebuild_keeps_it_erased(private_copy):
+    from parity.features.push import Pusher
+
     settings = private_copy
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         key, other = [r[0] for r in con.execute(
             "select distinct customer_id from marts.customer_features_weekly where client_id = 'acme' "
             "order by 1 desc limit 2").fetchall()]
+        newest = con.execute("select max(snapshot_at) from marts.customer_features_weekly "
+                             "where client_id = 'acme'").fetchone()[0]
     customer = parse_customer(key, settings.clients)
     _plant(settings, key, other)
+    # fresh events (the log, the pushed rows and the online store), by a pusher that stays open
+    # through the erasure as a running service's would; the key spelled as a client might send it
+    # (a clock two days after the newest snapshot: the test data ends months ago, and a snapshot
+    # older than the view's TTL is stale online and offline alike)
+    newest = newest if newest.tzinfo else newest.replace(tzinfo=timezone.utc)
+    offset = newest + timedelta(days=2) - datetime.now(timezone.utc)
+    pusher = Pusher(settings, clock=lambda: datetime.now(timezone.utc) + offset)
+    clock = pusher.clock
+    verdicts, update = pusher.push([_event("fe-1", key, clock), _event("fe-2", other, clock),
+                                    _event("fe-3", " ACME:" + key[5:], clock)])
+    assert [v.status for v in verdicts] == ["accepted"] * 3 and update is not None and key in update.customers
     before = tracing.trace(settings, customer)
     areas = {p.area for p in before.places}
-    assert {"raw", "warehouse", "parquet", "csv", "online_store", "sqlite", "mention"} <= areas
-    for folder in ("exports", "serving/predictions", "training", "console", "reports/monitoring"):
+    assert {"raw", "warehouse", "parquet", "csv", "online_store", "sqlite", "mention", "events"} <= areas
+    for folder in ("exports", "serving/predictions", "training", "console", "reports/monitoring", "events/pushed"):
         assert any(f"/{folder}/" in p.location for p in before.places), folder
+    assert [(p.rows, p.detail) for p in before.places if p.area == "events"] == [(2, "lines 1, 3")]
+    assert not any(p.area == "raw" and "/events/" in p.location for p in before.places)
 
     def rebuild(s):
         return build(s).build.name
@@ -114,6 +138,15 @@ def test_forget_erases_everywhere_and_a_rebuild_keeps_it_erased(private_copy):
     raw_lines = sum(len(v) for v in report.raw_lines.values())
     assert recon == (raw_lines, 0) and quarantined == 0
     assert [p.name for p in settings.builds_dir.iterdir()] == [report.build]
+    # the open pusher appends to the rewritten log; the erased customer's events are refused now
+    log = settings.data_dir / "events" / "log.jsonl"
+    verdicts, _ = pusher.push([_event("fe-4", other, clock), _event("fe-5", key, clock)])
+    assert [v.status for v in verdicts] == ["accepted", "rejected"], [v.as_dict() for v in verdicts]
+    assert [json.loads(line)["event_id"] for line in log.read_text().splitlines()] == ["fe-2", "fe-4"]
+    pusher.close()
+    pushed = pd.read_parquet(settings.data_dir / "events" / "pushed")
+    assert key not in set(pushed["customer_id"]) and other in set(pushed["customer_id"])
+    assert tracing.trace(settings, customer).held_rows == 0
     from parity.features.parity_check import run_parity
 
     with keep_data_dir_env():

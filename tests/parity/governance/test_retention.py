@@ -81,3 +81,30 @@ def test_a_bad_config_names_the_key(tmp_path):
     bad.write_text("retention: {prediction_log_dayz: 3}\n")
     with pytest.raises(GovernanceError, match="prediction_log_dayz"):
         load_config(bad)
+
+
+def test_a_spark_build_s_quarantine_samples_are_blanked_in_its_parquet_parts(tmp_path):
+    """The scale profile's build keeps its quarantine as Spark Parquet parts (no DuckDB file):
+    the same rule, part by part, other columns and rows untouched, Hadoop's stale checksum gone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = load_settings(tmp_path)
+    table_dir = settings.builds_dir / "s1" / "spark" / "warehouse" / "quarantine.db" / "quarantine_acme"
+    table_dir.mkdir(parents=True)
+    naive = pa.timestamp("us")  # Spark's TIMESTAMP_NTZ-like UTC instants (session time zone UTC)
+    stamps = [datetime(2026, 6, 10, 11, 59, 59), datetime(2026, 6, 10, 12, 0, 0), datetime(2026, 6, 1)]
+    part = pa.table({"quarantine_reason": ["a", "b", "c"], "raw_record": ["x1", "x2", None],
+                     "loaded_at": pa.array(stamps, naive)}).replace_schema_metadata({"org.apache.spark": "meta"})
+    pq.write_table(part, table_dir / "part-00000.parquet")
+    (table_dir / ".part-00000.parquet.crc").write_bytes(b"old checksum")
+    dry = apply_retention(settings, CONFIG, now=NOW)  # cutoff 2026-06-10 12:00 UTC
+    assert [line for line in dry.deleted if "quarantine" in line] == [
+        f"1 quarantine samples (raw_record) of {settings.builds_dir / 's1' / 'spark' / 'warehouse'}::quarantine.quarantine_acme"]
+    assert pq.read_table(table_dir / "part-00000.parquet").equals(part)
+    apply_retention(settings, CONFIG, now=NOW, apply=True)
+    after = pq.read_table(table_dir / "part-00000.parquet")
+    assert after["raw_record"].to_pylist() == [None, "x2", None]
+    assert after["quarantine_reason"].to_pylist() == ["a", "b", "c"] and after.schema.metadata == part.schema.metadata
+    assert not (table_dir / ".part-00000.parquet.crc").exists()
+    assert apply_retention(settings, CONFIG, now=NOW).deleted == []
