@@ -17,6 +17,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from parity.config import Settings
 from parity.features.online_manifest import string_key_prefix
 from parity.features.retrieval import ENTITY_KEY
@@ -65,7 +67,11 @@ def entity_key(customer: Customer, project: str) -> bytes:
 def redis_places(settings: Settings, customer: Customer, problems: list[str]) -> list[Place]:
     """The customer's hash in each Redis online store (rows: its feature values); an unreachable
     Redis is a problem named, never a silent 0."""
-    chosen = targets(settings)
+    try:
+        chosen = targets(settings)
+    except (OSError, ValueError, yaml.YAMLError) as err:  # an unreadable Feast config: said, never skipped silently
+        problems.append(f"online store of {settings.feature_store_yaml}: not searched ({err})")
+        return []
     if not chosen:
         return []
     import redis

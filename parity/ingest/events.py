@@ -80,8 +80,8 @@ def ensure_event_log(settings: Any) -> Path:
 def event_customer_key(value: Any) -> str | None:
     """The customer key staging gives an event's `customer_id` (stg_events__transactions: trimmed,
     the client prefix lower-cased, the id as written), None when it names no '<client>:<id>'.
-    Governance finds a customer's lines in the log with it (tests/parity/ingest/test_event_log.py
-    checks it against the staging model)."""
+    Governance finds a customer's lines in the log with it (tests/parity/governance/test_forget.py:
+    an event staging accepted for the customer, spelled ' ACME:<id>', is found and erased)."""
     if not isinstance(value, str):
         return None
     client, sep, source = value.strip().partition(":")
