@@ -104,3 +104,9 @@ def dbt_env(data_dir: Path) -> dict[str, str]:
     """What a dbt run needs to suppress: the list's path when it holds a key (checked here, so a
     malformed list stops the build before dbt runs), else nothing (staging is left as it is)."""
     return {ENV: str(path(data_dir).resolve())} if keys(data_dir) else {}
+
+
+def env_value(data_dir: Path) -> str:
+    """The erased keys as one JSON text: what a build's erasures were (incremental builds compare
+    it with their base's, parity.ingest.incremental)."""
+    return json.dumps(keys(data_dir))
