@@ -91,6 +91,8 @@ def event_customer_key(value: Any) -> str | None:
 def line_names_customer(raw: bytes, key: str) -> bool:
     """Whether a log line is the customer's event: its customer_id keyed as staging keys it; a
     line that is not a JSON object (never appended by intake) when it holds the key's text."""
+    if key.partition(":")[2].encode("utf-8") not in raw:
+        return False  # staging keeps the id as written and intake writes it unescaped: not this customer
     try:
         event = json.loads(raw)
     except ValueError:
