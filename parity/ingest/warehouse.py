@@ -205,7 +205,10 @@ def update_spark_table(folder: Path, schema: str, table: str,
         changed += rows
         if apply and rows:
             tmp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
-            pq.write_table(after.replace_schema_metadata(before.schema.metadata), tmp)
+            # Spark writes timestamps as INT96 by default and reads no nanosecond INT64: keep INT96
+            int96 = any(c.physical_type == "INT96" for c in pq.ParquetFile(part).schema)
+            pq.write_table(after.replace_schema_metadata(before.schema.metadata), tmp,
+                           use_deprecated_int96_timestamps=int96)
             os.replace(tmp, part)
             part.with_name(f".{part.name}.crc").unlink(missing_ok=True)
     return changed

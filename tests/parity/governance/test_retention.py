@@ -96,15 +96,18 @@ def test_a_spark_build_s_quarantine_samples_are_blanked_in_its_parquet_parts(tmp
     stamps = [datetime(2026, 6, 10, 11, 59, 59), datetime(2026, 6, 10, 12, 0, 0), datetime(2026, 6, 1)]
     part = pa.table({"quarantine_reason": ["a", "b", "c"], "raw_record": ["x1", "x2", None],
                      "loaded_at": pa.array(stamps, naive)}).replace_schema_metadata({"org.apache.spark": "meta"})
-    pq.write_table(part, table_dir / "part-00000.parquet")
+    # Spark's default timestamp encoding (INT96); it reads no nanosecond INT64, so INT96 must stay
+    pq.write_table(part, table_dir / "part-00000.parquet", use_deprecated_int96_timestamps=True)
     (table_dir / ".part-00000.parquet.crc").write_bytes(b"old checksum")
     dry = apply_retention(settings, CONFIG, now=NOW)  # cutoff 2026-06-10 12:00 UTC
     assert [line for line in dry.deleted if "quarantine" in line] == [
         f"1 quarantine samples (raw_record) of {settings.builds_dir / 's1' / 'spark' / 'warehouse'}::quarantine.quarantine_acme"]
-    assert pq.read_table(table_dir / "part-00000.parquet").equals(part)
+    assert pq.read_table(table_dir / "part-00000.parquet")["raw_record"].equals(part["raw_record"])
     apply_retention(settings, CONFIG, now=NOW, apply=True)
     after = pq.read_table(table_dir / "part-00000.parquet")
     assert after["raw_record"].to_pylist() == [None, "x2", None]
     assert after["quarantine_reason"].to_pylist() == ["a", "b", "c"] and after.schema.metadata == part.schema.metadata
+    assert after["loaded_at"].cast(naive).to_pylist() == stamps
     assert not (table_dir / ".part-00000.parquet.crc").exists()
+    assert pq.ParquetFile(table_dir / "part-00000.parquet").schema.column(2).physical_type == "INT96"
     assert apply_retention(settings, CONFIG, now=NOW).deleted == []
