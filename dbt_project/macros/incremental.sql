@@ -29,14 +29,20 @@
     {{ return(env_var('PARITY_INCREMENTAL', '') == '1' and model.resource_type != 'unit_test' and is_incremental()) }}
 {% endmacro %}
 
-{# The WHERE clause choosing the records an incremental run re-parses (nothing on a full run). #}
+{# The WHERE clause choosing the records an incremental run re-parses (nothing on a full run). The
+   line numbers are looked up first and written as constants: a subquery in the filter keeps
+   DuckDB from pushing it below the parsing, which then runs on every record again. #}
 {% macro incremental_staging_filter(parsed) %}
-{%- if incremental_run() %}
-where {{ parsed }}.line_number >= (select coalesce(max(line_number), 0) from {{ this }})
-    or {{ parsed }}.line_number in (
-        select line_number from {{ this }}
-        where quarantine_reason = 'arrival_after_build_time'
-            or loaded_at > {{ add_hours(build_time(), var('build_time_tolerance_hours')) }}
-    )
+{%- if execute and incremental_run() %}
+    {%- set cutoff = run_query("select coalesce(max(line_number), 0) from " ~ this).columns[0].values()[0] | int -%}
+    {%- set again = run_query("select line_number from " ~ this ~ " where line_number < " ~ cutoff
+        ~ " and (quarantine_reason = 'arrival_after_build_time' or loaded_at > "
+        ~ add_hours(build_time(), var('build_time_tolerance_hours')) ~ ") order by line_number").columns[0].values() | list -%}
+    {#- many records to judge again: re-parse from the first of them on (a long IN list costs more) -#}
+    {%- if again | length > 1000 -%}{%- set cutoff = again[0] | int -%}{%- set again = [] -%}{%- endif %}
+where {{ parsed }}.line_number >= {{ cutoff }}
+    {%- if again %}
+    or {{ parsed }}.line_number in ({% for line in again %}{{ line | int }}{{ ', ' if not loop.last }}{% endfor %})
+    {%- endif %}
 {%- endif %}
 {% endmacro %}
