@@ -210,6 +210,8 @@ def run_console(size: Size, work: Path, results: dict[str, Any], data_dir: Path 
 def collect_checks(results: dict[str, Any]) -> bool:
     """Every correctness flag in the results."""
     flags = [b["correct"] for b in results.get("retrieval", {}).values()]
+    # a build that fails raises; one stopped at dbt_timeout is a timing, reported, not an error
+    flags += [bool(p.get("completed") or p.get("stopped")) for p in results.get("dbt", [])]
     flags += [b["correct"] for b in results.get("materialization", {}).values()]
     if "online" in results:
         flags.append(results["online"]["correct"])

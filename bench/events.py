@@ -74,10 +74,24 @@ def push_at_rate(base: str, key: str, customers: list[str], rate: float, seconds
             "post_latency": stats(latencies)}
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
 def run(data_dir: Path, server: Any, customers: list[str], rate: float, seconds: float,
         wait_seconds: float = 60.0) -> dict[str, Any]:
-    """The section's result: POST figures, then the lag of every accepted event."""
+    """The section's result: POST figures, then the lag of every accepted event, and the server's
+    CPU per accepted event (on a shared machine the lag measures its load; the CPU much less)."""
     since = datetime.now(timezone.utc)
+    pid = getattr(getattr(server, "proc", None), "pid", None)
+    cpu_before, wall_before = _cpu_seconds(pid), time.perf_counter()
     sent = push_at_rate(server.base, server.key, customers, rate, seconds)
     accepted = sent["statuses"].get("accepted", 0)
     deadline = time.monotonic() + wait_seconds
@@ -85,12 +99,16 @@ def run(data_dir: Path, server: Any, customers: list[str], rate: float, seconds:
     while len(rows) < accepted and time.monotonic() < deadline:
         time.sleep(0.2)
         rows = _lags(data_dir, since)
+    cpu_after, wall = _cpu_seconds(pid), time.perf_counter() - wall_before
     lags = [r["lag_seconds"] for r in rows if r["lag_seconds"] is not None]
     figures = stats(lags) if lags else None
+    cpu = cpu_after - cpu_before if cpu_before is not None and cpu_after is not None else None
     return {
         "rate_per_second": rate, "seconds": seconds, "customers": len(customers), **sent,
         "online_events": len(lags), "not_online_events": sum(r["lag_seconds"] is None for r in rows),
         "lag": figures, "target_p99_seconds": TARGET_P99_SECONDS,
+        "server_cpu_seconds": cpu, "server_cpu_share": cpu / wall if cpu is not None and wall > 0 else None,
+        "server_cpu_ms_per_event": 1000 * cpu / accepted if cpu is not None and accepted else None,
         "met": figures is not None and figures["p99"] <= TARGET_P99_SECONDS,
         "correct": accepted == sent["sent"] and len(lags) == accepted,
     }

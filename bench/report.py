@@ -94,6 +94,10 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(_row("event -> online lag (accept -> readable), median", "s", lag["median"], note=note))
         rows.append(_row("event -> online lag (accept -> readable), p99", "s", lag["p99"],
                          target=f"<= {pushed['target_p99_seconds']:g} s", met=pushed["met"]))
+        if pushed.get("server_cpu_ms_per_event") is not None:
+            rows.append(_row("events: serving CPU per accepted event (intake + online update)", "ms",
+                             pushed["server_cpu_ms_per_event"],
+                             note=f"server busy {100 * pushed['server_cpu_share']:.0f}% of one core while pushing"))
     rows += _console_rows(results.get("console"))
     online = results.get("online", {}).get("by_entities", {})
     for n, block in online.items():
