@@ -200,11 +200,15 @@ def run_console(size: Size, work: Path, results: dict[str, Any], data_dir: Path 
     from bench import console
 
     results["console"] = console.run(work, size.console_customers, size.console_lookups, size.console_batches,
-                                     list(size.train_overrides), log, data_dir)
+                                     list(size.train_overrides), log, data_dir, size.console_log_parts)
     block = results["console"]
     log(f"  console: {block['online_customers']:,} online, customer page rendered p50 "
         f"{block['rendered_ms'].get('p50', float('nan')):.0f} ms, p95 {block['rendered_ms'].get('p95', float('nan')):.0f} ms"
         f", correct={block['correct']}")
+    if block.get("padded_log"):
+        padded = block["padded_log"]["rendered_ms"]
+        log(f"  console, log padded to {block['padded_log']['log_parts']} parts: p50 {padded['p50']:.0f} ms, "
+            f"p95 {padded['p95']:.0f} ms")
 
 
 def collect_checks(results: dict[str, Any]) -> bool:
@@ -279,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure nothing: add the dbt points and retrieval/materialization cases of "
                              "another run's results.json to <out>/results.json and rewrite <out>/results.md "
                              "(e.g. a partial `--size large` run next to the default results)")
+    parser.add_argument("--console-log-parts", type=int, metavar="N",
+                        help="section console: measure again with the prediction log padded to N Parquet parts "
+                             "(copies of its own parts: an older log's file count)")
     parser.add_argument("--console-customers", type=int, metavar="N",
                         help="section console: customers to generate (default: the size's, 100k for default/large)")
     args = parser.parse_args(argv)
@@ -289,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
         from dataclasses import replace
 
         size = replace(size, console_customers=args.console_customers)
+    if args.console_log_parts is not None:
+        from dataclasses import replace
+
+        size = replace(size, console_log_parts=args.console_log_parts)
     chosen = args.sections or ",".join(s for s in SECTIONS if size.name != "tiny" or s != "incremental")
     sections = {s.strip() for s in chosen.split(",") if s.strip()}
     unknown = sections - set(SECTIONS)

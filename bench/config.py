@@ -49,6 +49,7 @@ class Size:
     console_customers: int = 0
     console_lookups: int = 200
     console_batches: int = 2
+    console_log_parts: int = 0  # > 0: measure again with the log padded to this many Parquet parts
     train_overrides: tuple[str, ...] = field(default=(
         "progress=false", "bootstrap.reps=10", "bootstrap.segment_reps=5", "cv.folds=2",
         "models.logistic_regression.grid.C=[1.0]",

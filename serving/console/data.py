@@ -61,17 +61,14 @@ def score_history(settings: Settings, customer_id: str, limit: int = 500) -> Loa
 
 
 def _score_history(settings: Settings, customer_id: str, limit: int, con: Any) -> Loaded:
+    from serving.console.history import index_of
+
     parts, problems = [], []
     log_dir = settings.predictions_dir
-    if any(log_dir.glob("**/*.parquet")):
-        try:
-            parts.append(_scan(
-                f"select request_at as at, score, model_version, status, 'online' as source "
-                f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, "
-                "hive_partitioning=false) where customer_id = ? and role = 'primary' "
-                "order by logged_at desc limit ?", [customer_id, limit], con))
-        except ScanError as err:
-            problems.append(f"prediction log {log_dir}: {err}")
+    if log_dir.is_dir():  # online scores from the process's index of the log (serving/console/history.py)
+        online, unreadable = index_of(log_dir).history(customer_id, limit)
+        parts.append(online)
+        problems += [f"prediction log part {p}" for p in unreadable]
     if any(settings.scores_dir.glob(SCORES_GLOB)):
         try:
             parts.append(_scan(

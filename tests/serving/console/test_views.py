@@ -215,4 +215,30 @@ def test_score_history_reads_log_and_batch_and_reports_an_unreadable_file(tmp_pa
     assert list(history.frame["source"]) == ["batch", "online"] and list(history.frame["score"]) == [0.3, 0.2]
     (day / "part-2.parquet").write_bytes(b"not parquet")  # a damaged part: said on the page, not a 500
     broken = data.score_history(settings, "acme:1")
-    assert "prediction log" in broken.problem and list(broken.frame["source"]) == ["batch"]
+    assert "part-2.parquet" in broken.problem and list(broken.frame["source"]) == ["batch", "online"]
+
+
+def test_the_history_index_follows_the_log_parts_added_rewritten_and_removed(tmp_path):
+    """The in-memory index (serving/console/history.py) never shows what the log no longer holds."""
+    from serving.console.history import LogIndex
+
+    def part(path, customers, score):
+        at = pd.Timestamp("2026-06-01T10:00", tz="UTC")
+        n = len(customers)
+        tmp = path.with_name(path.name + ".tmp")  # replaced as the log and an erasure write parts
+        pd.DataFrame({"customer_id": customers, "role": ["primary"] * (n - 1) + ["shadow"], "score": [score] * n,
+                      "model_version": ["v1"] * n, "status": ["ok"] * n, "request_at": [at] * n,
+                      "logged_at": [at] * n}).to_parquet(tmp)
+        tmp.replace(path)
+
+    day = tmp_path / "date=2026-06-01"
+    day.mkdir()
+    part(day / "part-1.parquet", ["acme:1", "acme:2", "acme:1"], 0.1)  # the last row is a shadow model's
+    index = LogIndex(tmp_path)
+    assert list(index.history("acme:1", 10)[0]["score"]) == [0.1]
+    part(day / "part-2.parquet", ["acme:1", "acme:9"], 0.2)  # a new part is read at the next lookup
+    assert sorted(index.history("acme:1", 10)[0]["score"]) == [0.1, 0.2]
+    part(day / "part-1.parquet", ["acme:2", "acme:3"], 0.3)  # rewritten without acme:1 (an erasure)
+    assert list(index.history("acme:1", 10)[0]["score"]) == [0.2]
+    (day / "part-2.parquet").unlink()  # removed (retention)
+    assert index.history("acme:1", 10)[0].empty and list(index.history("acme:2", 10)[0]["score"]) == [0.3]
