@@ -60,3 +60,21 @@ def test_trace_counts_and_forget_deletes_the_customer_in_redis(redis_feature_dat
         reader.close()
     assert got["__found__"] == [False, True]
     client.close()
+
+
+def test_an_embedded_profile_folder_used_with_the_scale_profile_has_its_redis_searched(tmp_path, monkeypatch):
+    from parity.config import Settings
+
+    for name in ("PARITY_FEAST_CONFIG", "PARITY_REDIS_CONNECTION", "PARITY_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    embedded = Settings(data_dir=tmp_path, profile="embedded")
+    assert targets(embedded) == []  # SQLite online store: its file is searched as a file
+    (tmp_path / "feast-scale").mkdir()
+    monkeypatch.setenv("PARITY_REDIS_CONNECTION", "127.0.0.1:1")
+    [found] = targets(embedded)
+    assert found.label == "redis://127.0.0.1:1/parity"
+    problems: list[str] = []  # nothing answers there: said, never a silent 0
+    from parity.governance.redis_store import redis_places
+
+    assert redis_places(embedded, parse_customer("acme:AC-1", embedded.clients), problems) == []
+    assert len(problems) == 1 and problems[0].startswith("redis://127.0.0.1:1/parity: not searched")
