@@ -17,6 +17,7 @@ documented format).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,12 +131,15 @@ def raw_and_quarantine(old: dict, new: dict, config: GuardConfig) -> list[Breach
 
 
 def mart_guards(con: duckdb.DuckDBPyConnection, old_file: Path, new_file: Path, key: str,
-                config: GuardConfig) -> list[Breach]:
-    """Breaches of customers_lost and feature_rows for one feature mart."""
+                config: GuardConfig, erased: Sequence[str] = ()) -> list[Breach]:
+    """Breaches of customers_lost and feature_rows for one feature mart. Customers erased on
+    request (`erased`: sha256 hex of their keys, parity.suppression) are left out of both sides:
+    their rows vanish by design, not by a faulty drop (a small client would trip the guard)."""
     client = f"split_part({key}, ':', 1)"
+    kept = f"coalesce(sha256({key}) not in (select unnest(?::varchar[])), true)"
     rows = con.execute(f"""
-        with old as (select {key} as k, {client} as client_id from read_parquet(?)),
-             new as (select {key} as k, {client} as client_id from read_parquet(?)),
+        with old as (select {key} as k, {client} as client_id from read_parquet(?) where {kept}),
+             new as (select {key} as k, {client} as client_id from read_parquet(?) where {kept}),
              old_rows as (select client_id, count(*) as n from old group by client_id),
              new_rows as (select client_id, count(*) as n from new group by client_id),
              old_keys as (select distinct client_id, k from old where k is not null),
@@ -149,7 +153,7 @@ def mart_guards(con: duckdb.DuckDBPyConnection, old_file: Path, new_file: Path, 
         select client_id, old_rows.n, new_rows.n, lost.keys_old, lost.keys_lost
         from old_rows full join new_rows using (client_id) left join lost using (client_id)
         order by client_id
-    """, [str(old_file), str(new_file)]).fetchall()
+    """, [str(old_file), list(erased), str(new_file), list(erased)]).fetchall()
     found = []
     mart = new_file.stem
     for client_id, rows_old, rows_new, keys_old, keys_lost in rows:
@@ -167,8 +171,10 @@ def mart_guards(con: duckdb.DuckDBPyConnection, old_file: Path, new_file: Path, 
     return found
 
 
-def check(published_dir: Path, new_dir: Path, manifest_path: Path, config: GuardConfig) -> list[Breach]:
-    """Every guard breach of the build in `new_dir` against the published build, per client."""
+def check(published_dir: Path, new_dir: Path, manifest_path: Path, config: GuardConfig,
+          erased: Sequence[str] = ()) -> list[Breach]:
+    """Every guard breach of the build in `new_dir` against the published build, per client
+    (`erased`: the suppression list's hashed keys, see mart_guards)."""
     manifest = json.loads(manifest_path.read_text())
     with duckdb.connect() as con:
         warehouse.attach(con, published_dir, "old_build")
@@ -177,5 +183,5 @@ def check(published_dir: Path, new_dir: Path, manifest_path: Path, config: Guard
         for name, key in feature_marts(manifest):
             old_file, new_file = published_dir / "marts" / name, new_dir / "marts" / name
             if old_file.exists() and new_file.exists():
-                found += mart_guards(con, old_file, new_file, key, config)
+                found += mart_guards(con, old_file, new_file, key, config, erased)
     return sorted(found, key=lambda b: (b.client, GUARDS.index(b.guard)))

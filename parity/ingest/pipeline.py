@@ -110,7 +110,10 @@ def _check_guards(settings: Settings, config: BuildConfig, base: builds.BuildInf
     """Compare the new build with the published one; raise BuildFailed on a breach not allowed."""
     if base is None:
         return []  # the first build has nothing to be compared with
-    breaches = guards.check(base.path, folder, folder / "target" / "manifest.json", config.guards)
+    from parity import suppression
+
+    breaches = guards.check(base.path, folder, folder / "target" / "manifest.json", config.guards,
+                            suppression.keys(settings.data_dir))
     allowed = [b for b in breaches if guards.is_allowed(b, allow)]
     blocking = [b for b in breaches if not guards.is_allowed(b, allow)]
     builds.write_info(folder, guards=[str(b) for b in breaches], allowed=[b.key for b in allowed])

@@ -124,3 +124,21 @@ def test_the_shipped_thresholds_load() -> None:
     config = load_build_config()
     assert config.keep_builds >= 2
     assert 0 < config.guards.customers_lost_max < 1
+
+
+def test_customers_erased_on_request_are_not_lost(tmp_path: Path, published: Path) -> None:
+    """`make forget` rebuilds without the erased customers: by design, not a faulty drop."""
+    import hashlib
+
+    new = _build(tmp_path / "new", BASE_RECON, {"acme": 0, "bolt": 200})
+    gone = [f"acme:{i}" for i in range(10)]  # 10% of acme, and 10% of its feature rows
+    with duckdb.connect() as con:
+        con.execute(f"""copy (select * from read_parquet('{published / 'marts' / 'features.parquet'}')
+                              where customer_id not in (select unnest(?)))
+                        to '{new / 'marts' / 'features.parquet'}' (format parquet)""", [gone])
+    manifest = _manifest(tmp_path / "m.json")
+    assert {b.guard for b in guards.check(published, new, manifest, CONFIG)} == {"customers_lost"}
+    erased = [hashlib.sha256(k.encode()).hexdigest() for k in gone]
+    assert guards.check(published, new, manifest, CONFIG, erased) == []
+    # an erasure does not hide another loss of the same client
+    assert [b.guard for b in guards.check(published, new, manifest, CONFIG, erased[:5])] == ["customers_lost"]
