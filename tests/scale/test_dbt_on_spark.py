@@ -18,7 +18,7 @@ import pytest
 from parity.config import Settings
 from parity.ingest import cross_engine, warehouse
 
-pytestmark = [pytest.mark.scale, pytest.mark.data]
+pytestmark = [pytest.mark.scale, pytest.mark.data, pytest.mark.timeout(1800)]  # setup pays the Spark build
 
 
 def _spark(settings: Settings) -> Path:

@@ -11,7 +11,7 @@ from parity.governance.customer import key_sha256
 from parity.ingest import cross_engine, warehouse
 from tests.conftest import generate_raw
 
-pytestmark = [pytest.mark.scale, pytest.mark.data]
+pytestmark = [pytest.mark.scale, pytest.mark.data, pytest.mark.timeout(1800)]  # setup pays the Spark build
 
 
 def _erasure_figures(folder, key: str) -> tuple[int, int, int]:

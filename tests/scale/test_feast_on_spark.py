@@ -29,7 +29,7 @@ from parity.features.parity_check import run_parity
 from parity.features.retrieval import training_frame
 from tests.training.conftest import keep_data_dir_env
 
-pytestmark = [pytest.mark.scale, pytest.mark.data]
+pytestmark = [pytest.mark.scale, pytest.mark.data, pytest.mark.timeout(1800)]  # setup pays the Spark build
 SERVICE = "churn_v1"
 UNKNOWN = ["acme:NOPE", "nobody:1"]
 
