@@ -29,7 +29,7 @@ from bench.measure import PROJECT_ROOT, run_worker
 from bench.platform_data import measure_build, platform_env
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--window-size=1280,1000")
 TIMING_JS = ("const t = performance.getEntriesByType('navigation')[0]; return [t.startTime, t.requestStart, "
              "t.responseEnd, t.domContentLoadedEventEnd, t.loadEventEnd];")
@@ -122,7 +122,8 @@ def fill_log(base: str, key: str, ids: list[str], at: str) -> tuple[dict[str, in
 
 
 def open_browser() -> tuple[Any, str]:
-    """Headless Debian Chromium via chromedriver (and its profile folder, removed by the caller)."""
+    """Headless Debian Chromium via chromedriver (and its profile folder, removed by the caller);
+    the console's browser tests open theirs with this too."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as ChromeService
 

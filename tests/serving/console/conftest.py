@@ -4,7 +4,6 @@ in a private folder), the real service on loopback, and one headless Chromium, s
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,11 +13,7 @@ from parity.config import Settings
 from tests.batch.fixtures import drift_data_dir, private_copy
 from tests.training.conftest import keep_data_dir_env
 
-CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
 KEY = "console-test-key"
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,1000")
 
 
 @pytest.fixture(scope="session")
@@ -41,20 +36,12 @@ def scored_data(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     """Headless Debian Chromium driven by chromedriver (one for every console test)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as ChromeService
+    from bench.console import open_browser
 
-    missing = [p for p in CHROMIUM if not Path(p).exists()]
-    if missing:
-        pytest.fail(f"{', '.join(missing)} missing: `apt-get install -y chromium chromium-driver` (.ci/run does)")
-    profile = tempfile.mkdtemp(prefix="console-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM[0]
-    for flag in CHROMIUM_FLAGS + (f"--user-data-dir={profile}",):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=ChromeService(CHROMIUM[1]))
-    driver.set_page_load_timeout(60)
+    try:
+        driver, profile = open_browser()
+    except RuntimeError as err:  # Chromium or its driver missing: a failure, never a skip
+        pytest.fail(f"{err} (.ci/run does)")
     try:
         yield driver
     finally:
