@@ -421,11 +421,14 @@ def data_dir_of(store: Any, mart_path: str | Path) -> Path:
     return Path(mart_path).parent.parent.parent
 
 
-def apply_pushed(store: Any, view_names: Sequence[str], table: pa.Table, key: str, time_column: str) -> pa.Table:
+def apply_pushed(store: Any, view_names: Sequence[str], table: pa.Table, key: str, time_column: str,
+                 readable_column: str | None = None) -> pa.Table:
     """Point in time between snapshots: for each entity row (key, time t) of an offline join,
     the fresh columns of the newest pushed row readable online by t (online_at <= t) replace
     the snapshot's when that row was computed after the snapshot the join used (newest snapshot
-    <= t, within the view's TTL) — what serving returned at t. Views with no pushed rows: as is."""
+    <= t, within the view's TTL) — what serving returned at t. Views with no pushed rows: as is.
+    `readable_column`: the pushed rows readable by that column's time instead of t (parity's
+    check of what the online store holds for a customer pushed onto an expired snapshot)."""
     for name in view_names:
         view = store.get_feature_view(name)
         source = view.batch_source
@@ -435,11 +438,12 @@ def apply_pushed(store: Any, view_names: Sequence[str], table: pa.Table, key: st
         glob = history_glob(data_dir_of(store, path), name)
         if glob is None:
             continue
-        table = _overlay(table, str(path), source.timestamp_field, glob, view.ttl, key, time_column)
+        table = _overlay(table, str(path), source.timestamp_field, glob, view.ttl, key, time_column, readable_column)
     return table
 
 
-def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str, time_column: str) -> pa.Table:
+def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str, time_column: str,
+             readable_column: str | None = None) -> pa.Table:
     pushed_columns = [f.name for f in pq.read_schema(sorted(Path(glob).parent.glob("part-*.parquet"))[0])]
     fresh = [c for c in pushed_columns if c not in (KEY, PUSHED_AT, ONLINE_AT, ACCEPTED_AT) and c in table.column_names]
     if not fresh:
@@ -449,21 +453,23 @@ def _overlay(table: pa.Table, mart: str, ts: str, glob: str, ttl: Any, key: str,
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        entities = pa.table({"k": table.column(key), "t": table.column(time_column).cast(pa.timestamp("us", tz="UTC")),
+        utc = pa.timestamp("us", tz="UTC")
+        entities = pa.table({"k": table.column(key), "t": table.column(time_column).cast(utc),
+                             "r": table.column(readable_column or time_column).cast(utc),
                              "i": pa.array(range(table.num_rows), pa.int64())})
         con.register("entities", entities)
         # Feast's TTL rule: the snapshot row counts when snapshot_at >= t - ttl
         within = f"and snapshot_at >= t - to_seconds({seconds})" if seconds else ""
         rows = con.execute(f"""
             with snap as (
-                select e.i, e.k, e.t, s.{q(ts)} as snapshot_at
+                select e.i, e.k, e.t, e.r, s.{q(ts)} as snapshot_at
                 from entities e asof left join (select {q(KEY)} as k, {q(ts)} from read_parquet('{mart}')) s
                     on s.k = e.k and s.{q(ts)} <= e.t
             ),
             pushed as (
                 select snap.i, snap.snapshot_at, snap.t, p.*
                 from snap asof left join read_parquet('{glob}') p
-                    on p.{q(KEY)} = snap.k and p.{q(ONLINE_AT)} <= snap.t
+                    on p.{q(KEY)} = snap.k and p.{q(ONLINE_AT)} <= snap.r
             )
             select i, {", ".join(q(c) for c in fresh)} from pushed
             where {q(PUSHED_AT)} > snapshot_at and snapshot_at is not null {within}

@@ -3,7 +3,10 @@
 For EVERY entity of every feature view, the online features (at the materialization time T)
 are compared with Feast's offline point-in-time features at T, for every feature service:
 same value (floats to 1e-9 relative), same Arrow type, same Python type, same missing-ness.
-In addition, for a sample of historical timestamps, Feast's offline point-in-time join is
+A customer with pushed fresh features is compared as of its newest push (the online store holds
+the pushed values); one pushed onto a snapshot already older than the view's TTL (data that ends
+months before the push) is served `stale_features` there and has no features offline, so it is
+checked as such (`check_expired_pushes`). In addition, for a sample of historical timestamps, Feast's offline point-in-time join is
 compared with an independent lookup on the dbt Parquet marts (newest snapshot <= t by group-by, not ASOF,
 within the TTL), so the offline path itself is checked against its source.
 """
@@ -33,6 +36,7 @@ from parity.features.retrieval import (
 )
 
 FLOAT_TOLERANCE = 1e-9
+READABLE_AT = "pushes_readable_at"  # entity-frame column: pushed values readable by this time
 
 
 @dataclass
@@ -65,6 +69,8 @@ class ParityReport:
     coverage_problems: list[str] = field(default_factory=list)
     # per client, the time its entities were compared at (its own materialized end)
     client_as_of: dict[str, datetime] = field(default_factory=dict)
+    # entities pushed onto a snapshot older than the TTL (checked by check_expired_pushes)
+    expired_pushes: int = 0
 
     @property
     def ok(self) -> bool:
@@ -81,6 +87,9 @@ class ParityReport:
             f"  online coverage:     {len(self.coverage_problems)} problem(s)",
             f"  mismatches:          {len(self.mismatches)}",
         ]
+        if self.expired_pushes:
+            lines.append(f"  pushed onto an expired snapshot: {self.expired_pushes} entities (served stale_features "
+                         "at the push, no features offline there; stored values compared at the client's end)")
         if len(set(self.client_as_of.values())) > 1:  # clients on their own timelines
             lines.append("  compared as of:      " + ", ".join(
                 f"{c} {t.isoformat()}" for c, t in sorted(self.client_as_of.items())))
@@ -161,6 +170,59 @@ def check_online_offline(store: Any, service: str, entities: list[str], as_of: d
     online = online.take(pa.compute.sort_indices(online, [(ENTITY_KEY, "ascending")]))
     compared, mismatches = compare_tables(f"{service} online-vs-offline", offline, online, schema.names)
     return compared, mismatches, len(schema.names)
+
+
+def expired_pushes(store: Any, settings: Settings, times: dict[str, datetime]) -> set[str]:
+    """The pushed entities (entity -> the time compared at, after its newest push) whose newest
+    snapshot at that time is older than the view's TTL: Feast's offline join has no row for them
+    there, and serving (max_feature_age_days <= the TTL) answers stale_features."""
+    from parity.features.fresh import KEY, history_glob
+
+    if not times:
+        return set()
+    expired: set[str] = set()
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone='UTC'")
+        con.register("pushed", pd.DataFrame({"k": list(times), "t": pd.to_datetime(list(times.values()), utc=True)}))
+        for view in store.list_feature_views():
+            glob = history_glob(settings.data_dir, view.name)
+            if glob is None:
+                continue
+            ts = view.batch_source.timestamp_field
+            ttl = int(view.ttl.total_seconds()) if view.ttl else 0
+            within = f"and m.{ts} >= p.t - interval '{ttl} seconds'" if ttl else ""
+            expired |= {k for (k,) in con.execute(
+                f"""select p.k from pushed p
+                    left join {source_sql(view)} m on m.{ENTITY_KEY} = p.k and m.{ts} <= p.t {within}
+                    where p.k in (select {KEY} from read_parquet('{glob}'))
+                    group by p.k having count(m.{ts}) = 0""").fetchall()}
+    finally:
+        con.close()
+    return expired
+
+
+def check_expired_pushes(store: Any, service: str, entities: list[str], ends: list[datetime],
+                         pushes: list[datetime]) -> tuple[int, list[Mismatch]]:
+    """Entities pushed onto an expired snapshot: at the push serving answers stale_features, so
+    offline must have no feature there; what the online store holds (the snapshot's values with
+    the pushed fresh ones) must equal the offline join at the client's end with the pushed rows
+    readable by the push (parity.features.fresh.apply_pushed), request time the client's end."""
+    schema = service_schema(store, service)
+    at_push = offline_arrow(store, pd.DataFrame({ENTITY_KEY: entities, TIME_COLUMN: pushes}), service)
+    mismatches = [Mismatch(f"{service} expired-at-push", key, name, value, None,
+                           "offline has a value where the snapshot had expired (serving answers stale_features)")
+                  for name in schema.names
+                  for key, value in zip(at_push.column(ENTITY_KEY).to_pylist(), at_push.column(name).to_pylist())
+                  if value is not None and value == value]  # NaN: missing
+    frame = pd.DataFrame({ENTITY_KEY: entities, TIME_COLUMN: ends, READABLE_AT: pd.to_datetime(pushes, utc=True)})
+    offline = offline_arrow(store, frame, service, READABLE_AT)
+    offline = offline.take(pa.compute.sort_indices(offline, [(ENTITY_KEY, "ascending")]))
+    online = online_arrow(store, entities, service, ends)
+    online = online.take(pa.compute.sort_indices(online, [(ENTITY_KEY, "ascending")]))
+    compared, found = compare_tables(f"{service} online-vs-offline (pushed onto an expired snapshot)", offline, online,
+                                     schema.names)
+    return compared + len(entities) * len(schema.names), mismatches + found
 
 
 def check_offline_against_marts(store: Any, settings: Settings, times: list[datetime], per_time: int = 200) -> tuple[int, list[Mismatch]]:
@@ -248,13 +310,23 @@ def run_parity(settings: Settings, services: list[str] | None = None, sample_tim
     pushed = newest_online_at(settings.data_dir)
     # on a whole second: Feast's online path reads the request time in whole seconds
     pushed = {e: (t + timedelta(seconds=1)).replace(microsecond=0) if t.microsecond else t for e, t in pushed.items()}
+    ends = times
     times = [max(t, pushed[e]) if e in pushed else t for e, t in zip(entities, times)]
-    report.entities_checked = len(entities)
+    expired = expired_pushes(store, settings, {e: t for e, t in zip(entities, times) if e in pushed})
+    report.entities_checked, report.expired_pushes = len(entities), len(expired)
+    live = [i for i, e in enumerate(entities) if e not in expired]
+    gone = [i for i, e in enumerate(entities) if e in expired]
     for service in services or sorted(s.name for s in store.list_feature_services()):
-        compared, found, n_features = check_online_offline(store, service, entities, times)
+        compared, found, n_features = check_online_offline(
+            store, service, [entities[i] for i in live], [times[i] for i in live])
         report.values_compared += compared
         report.features_checked += n_features
         report.mismatches += found
+        if gone:
+            compared, found = check_expired_pushes(store, service, [entities[i] for i in gone],
+                                                   [ends[i] for i in gone], [times[i] for i in gone])
+            report.values_compared += compared
+            report.mismatches += found
     if sample_times:
         compared, found = check_offline_against_marts(store, settings, historical_times(report.as_of, sample_times))
         report.historical_values_compared = compared

@@ -193,15 +193,17 @@ def run_on_demand(table: pa.Table, steps: Sequence[OnDemandStep]) -> pa.Table:
     return table
 
 
-def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str) -> pa.Table:
+def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str, readable_column: str | None = None) -> pa.Table:
     """Point-in-time result (request_at = event_timestamp): Feast's offline store joins the batch
     features; the service's on-demand views run on their input columns (see the module doc).
+    `readable_column`: pushed fresh values readable online by that column's time, not the row's
+    (parity.features.fresh.apply_pushed).
 
     Columns: the entity frame's, request_at, then the service's features (not yet `conform`ed)."""
-    return _offline_table(store, get_service(store, service_name), entity_df)
+    return _offline_table(store, get_service(store, service_name), entity_df, readable_column)
 
 
-def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame) -> pa.Table:
+def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame, readable_column: str | None = None) -> pa.Table:
     frame = entity_df.copy()
     # cache=False: the cache check alone iterates the column as Timestamps (~25 ms per 100k rows)
     frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True, cache=False)
@@ -215,7 +217,8 @@ def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame) -> pa.Tabl
     # fresh features pushed between snapshots (parity.features.fresh): what serving returned at t
     from parity.features.fresh import apply_pushed
 
-    table = apply_pushed(store, sorted({r.split(":", 1)[0] for r in refs}), table, ENTITY_KEY, TIME_COLUMN)
+    table = apply_pushed(store, sorted({r.split(":", 1)[0] for r in refs}), table, ENTITY_KEY, TIME_COLUMN,
+                         readable_column)
     table = table.append_column(REQUEST_TIME, table.column(TIME_COLUMN))
     table = run_on_demand(table, steps)
     # the shape of Feast's own result: entity frame columns, request_at, then the service's features

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 from parity.config import Settings, load_settings
@@ -289,3 +291,33 @@ def test_an_event_older_than_the_watermark_is_a_late_arrival(copied, pusher):
     after = recompute(con, plan, [customer], datetime.now(timezone.utc), pusher.log.path).to_pylist()[0]
     assert after["purchase_count_365d"] == before["purchase_count_365d"] + 1
     assert after["purchase_count_30d"] == before["purchase_count_30d"]
+
+
+def test_parity_holds_after_a_push_at_the_real_current_time(copied, pusher):
+    """`make events-push` at the real time (no shifted clock) onto data that ends months earlier,
+    then `make parity`: every entity agrees online and offline, the pushed customers included."""
+    from parity.features.feature_store import open_store
+    from parity.features.parity_check import run_parity
+
+    customer = _sample(copied, 6)["customer_id"].iloc[5]
+    verdicts, update = pusher.push([_event("real-1", customer, amount=31.0)])
+    assert verdicts[0].status == "accepted", verdicts[0].errors
+    report = run_parity(copied, services=["churn_v1"], sample_times=0)
+    assert report.ok, report.summary()
+    # the snapshot is months older than the TTL at the push: checked as served (stale) and stored
+    assert report.expired_pushes >= 1 and update is not None and update.customers == (customer,)
+    # a pushed value online that the offline history does not hold is caught, naming the feature
+    from parity.features.fresh import OnlineWriter, fresh_mart, recompute
+    from parity.features.parity_check import check_expired_pushes
+
+    con, plan = pusher.context.ensure()
+    mart = fresh_mart(plan)
+    writer = OnlineWriter(copied.feast_dir, copied.feature_repo_dir / "feature_store.yaml", plan.views[mart])
+    skewed = recompute(con, plan, [customer], update.as_of, pusher.log.path)
+    skewed = skewed.set_column(skewed.column_names.index("spend_30d"), "spend_30d",
+                               pa.compute.add(skewed.column("spend_30d"), 1.0))
+    writer.write(writer.rows(skewed, ["spend_30d"], plan.types[mart], update.as_of), ["spend_30d"])
+    end = report.client_as_of[customer.split(":")[0]]
+    _, found = check_expired_pushes(open_store(copied), "churn_v1", [customer], [end],
+                                    [update.online_at + timedelta(seconds=1)])
+    assert {m.feature for m in found} == {"spend_30d"}, found
