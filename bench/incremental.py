@@ -32,6 +32,7 @@ def _build(data_dir: Path, *args: str) -> dict[str, Any]:
     """One `python -m parity build` (wall seconds, the build it published, its slowest dbt nodes)."""
     from bench.platform_data import platform_env
 
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "parity", "build", *args], cwd=PROJECT_ROOT,
                           env=platform_env(data_dir), capture_output=True, text=True)
@@ -43,8 +44,14 @@ def _build(data_dir: Path, *args: str) -> dict[str, Any]:
     slowest = sorted(results, key=lambda r: r.get("execution_time") or 0, reverse=True)[:6]
     info = json.loads((folder / "build.json").read_text())
     return {"seconds": seconds, "build": str(folder), "mode": info.get("mode"),
+            # the 1-minute load average before and after (the machine is shared: say how busy)
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "refused": info.get("incremental_refused"),
             "dbt_node_seconds": sum(r.get("execution_time") or 0 for r in results),
+            # where the wall time went: parse, check + copy, pre-flight, dbt build, guards, ...
+            "phase_seconds": info.get("phase_seconds", {}),
+            "data_test_seconds": round(sum(r.get("execution_time") or 0 for r in results
+                                           if r["unique_id"].startswith("test.")), 2),
             "slowest": [[r["unique_id"].split(".", 2)[-1], round(r.get("execution_time") or 0, 2)] for r in slowest]}
 
 
@@ -80,8 +87,11 @@ def markdown(point: dict[str, Any]) -> str:
     return "\n".join([
         f"Incremental build at {point['raw_transactions']:,} raw transactions, one day appended "
         f"({sum(point['appended_records'].values()):,} records incl. a late row and a correction per client):",
-        "", "| build | wall s | dbt node s | slowest nodes |", "| --- | ---: | ---: | --- |",
-        *(f"| {name} | {b['seconds']:.1f} | {b['dbt_node_seconds']:.1f} | "
+        "", "| build | wall s | load before/after | dbt node s | data tests s | phases s | slowest nodes |",
+        "| --- | ---: | --- | ---: | ---: | --- | --- |",
+        *(f"| {name} | {b['seconds']:.1f} | {'/'.join(str(x) for x in b.get('load_average', []))} | "
+          f"{b['dbt_node_seconds']:.1f} | {b.get('data_test_seconds', 0):.1f} | "
+          + ", ".join(f"{k} {v}" for k, v in b.get("phase_seconds", {}).items()) + " | "
           + ", ".join(f"{n} {s}s" for n, s in b["slowest"][:4]) + " |"
           for name, b in (("full, day N", point["full_day_n"]), ("incremental, day N+1", inc), ("full, day N+1", full))),
         "", f"incremental / full: **{point['ratio']:.0%}** (target <= 10%); identical tables "

@@ -46,3 +46,32 @@ where {{ parsed }}.line_number >= {{ cutoff }}
     {%- endif %}
 {%- endif %}
 {% endmacro %}
+
+{#- ---- The incremental feature mart (README "Incremental builds") ------------------------------
+  int_customer_feature_changes compares a fingerprint of each customer's inputs with the previous
+  build's and says which of its snapshots this build computes (rebuild_week); the feature mart
+  then computes those rows and keeps the previous build's others. -#}
+
+{# int_customer_feature_changes keeps the previous build's fingerprints (DuckDB: incremental,
+   every row replaced each run; Spark: a table, full builds only). #}
+{% macro feature_changes_materialization() %}
+    {%- if target.type == 'duckdb' -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'customer_id'}) }}
+    {%- endif -%}
+    {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{# Whether this run of a mart adds to the previous build's rows (an incremental run of a copied
+   DuckDB warehouse whose mart exists): the mart's own relation holds the previous rows. #}
+{% macro incremental_mart_run() %}
+    {%- if not execute or target.type != 'duckdb' or model.resource_type == 'unit_test'
+           or env_var('PARITY_INCREMENTAL', '') != '1' -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(load_relation(this) is not none) }}
+{% endmacro %}
+
+{# A number that changes when any of the columns' values does (summed over rows: order-free). #}
+{% macro row_fingerprint(columns) %}{{ return(adapter.dispatch('row_fingerprint', 'parity')(columns)) }}{% endmacro %}
+{% macro default__row_fingerprint(columns) %}cast(hash({{ columns | join(', ') }}) as hugeint){% endmacro %}
+{% macro spark__row_fingerprint(columns) %}cast(xxhash64({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}

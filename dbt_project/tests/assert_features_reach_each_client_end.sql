@@ -1,5 +1,5 @@
 -- Every client with a timeline has feature rows at its own last snapshot (its end, the last
--- midnight at or before its watermark) and at its first one, no more and no less: the per-client
+-- grid point at or before its watermark) and at its first one, no more and no less: the per-client
 -- form of a recency test. A client's first customer exists from its first snapshot to its end.
 with features as (
     select client_id, min(snapshot_at) as oldest_at, max(snapshot_at) as newest_at

@@ -132,17 +132,28 @@ def relocate(settings: Settings, base: Path, folder: Path) -> None:
                         "where starts_with(source_file, ?)", [new + "/", len(old) + 2, old + "/"])
 
 
+# Columns that say what one build did rather than what the data is: int_customer_feature_changes
+# records, beside each customer's input fingerprint (compared), whether this build found it
+# changed and which of its snapshots it computed (an incremental and a full build differ there by
+# design: on a full build every customer is changed).
+BUILD_STEP_COLUMNS = {"intermediate.int_customer_feature_changes":
+                      ("is_changed", "rebuild_week", "previous_snapshot_end", "previous_first_snapshot_at")}
+
+
 def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", "quarantine", "intermediate", "marts")
                 ) -> dict[str, tuple[int, int]]:
     """Per table of two DuckDB builds (`<schema>.<table>`, and each Parquet mart as
     `marts/<name>`): rows only in `left` and rows only in `right` (EXCEPT ALL both ways, so
-    duplicates count); a table on one side only counts as (-1, -1)."""
+    duplicates count; BUILD_STEP_COLUMNS left out); a table on one side only counts as (-1, -1)."""
     import duckdb
 
     def relations(con: duckdb.DuckDBPyConnection, side: str, folder: Path) -> dict[str, str]:
         found = {f"{s}.{t}": f'{side}."{s}"."{t}"' for s, t in con.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = ?", [side]).fetchall()
             if s in schemas}
+        for name, columns in BUILD_STEP_COLUMNS.items():
+            if name in found:
+                found[name] = f"(select * exclude ({', '.join(columns)}) from {found[name]})"
         for mart in sorted((folder / "marts").glob("*.parquet")):
             found[f"marts/{mart.stem}"] = f"read_parquet('{mart}')"
         return found

@@ -12,6 +12,9 @@ import dataclasses
 import json
 import os
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +50,22 @@ class BuildResult:
     removed: list[Path] = field(default_factory=list)
     allowed: list[guards.Breach] = field(default_factory=list)
     mode: str = "full"
+
+
+@contextmanager
+def _phase(folder: Path, name: str) -> Iterator[None]:
+    """Record the wall seconds of one step of a build in its build.json (`phase_seconds`), so a
+    build says where its time went outside dbt too (bench.incremental reports it)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        try:
+            phases = json.loads((folder / builds.INFO_FILE).read_text()).get("phase_seconds", {})
+        except (OSError, ValueError):
+            phases = {}
+        phases[name] = round(phases.get(name, 0) + time.perf_counter() - started, 2)
+        builds.write_info(folder, phase_seconds=phases)
 
 
 def check_writable(settings: Settings) -> None:
@@ -93,15 +112,17 @@ def run_build(settings: Settings, config: BuildConfig, select: str | None = None
             mode = build_into(settings, folder, base if (select or incremental) else None, select, capture,
                               dbt_args, incremental=incremental)
             builds.write_info(folder, mode=mode)
-            allowed = _check_guards(settings, config, base, folder, allow)
+            with _phase(folder, "guards"):
+                allowed = _check_guards(settings, config, base, folder, allow)
         except BuildFailed as err:
             _record_failure(settings, config, folder, str(err))
             raise BuildFailed(f"{err}\nbuild failed; {unchanged(settings)}", err.exit_code) from None
         except (OSError, duckdb.Error) as err:
             _record_failure(settings, config, folder, str(err))
             raise BuildFailed(f"{_describe(err)}\nbuild failed; {unchanged(settings)}") from None
-        replaced = builds.publish(settings, folder)
-        removed = builds.prune(settings, config.keep_builds)
+        with _phase(folder, "publish_and_prune"):
+            replaced = builds.publish(settings, folder)
+            removed = builds.prune(settings, config.keep_builds)
         return BuildResult(folder, replaced, removed, allowed, mode)
 
 
@@ -141,20 +162,26 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
         # (Feast's FileSource paths) name <data>/published, valid across publishes
-        run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
+        with _phase(folder, "dbt_parse"):
+            run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
         parsed = folder / "target" / "manifest.json"
         mode = "partial" if select else "full"
         if incremental:
-            mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args)
+            with _phase(folder, "incremental_check_and_copy"):
+                mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args)
         if not select:
-            sources = run_preflight(parsed, folder / COUNTS_FILE)
+            with _phase(folder, "preflight"):
+                sources = run_preflight(parsed, folder / COUNTS_FILE)
             print(f"preflight: {len(sources)} raw files readable, records counted")
-        run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
-                target_dir=folder / "run", build_dir=folder)
+        with _phase(folder, "dbt_build"):
+            run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
+                    target_dir=folder / "run", build_dir=folder)
         if mode == "full" and fresh_plan:  # the SQL the fresh-event path runs (other builds keep their base's)
-            write_plan(plan_manifest(settings, folder, dbt_args), folder / PLAN_FILE)
+            with _phase(folder, "fresh_plan"):
+                write_plan(plan_manifest(settings, folder, dbt_args), folder / PLAN_FILE)
         if not select and warehouse.engine_of(folder) == "duckdb":
-            incremental_state.record_state(settings, folder, parsed, dbt_args)
+            with _phase(folder, "raw_state"):
+                incremental_state.record_state(settings, folder, parsed, dbt_args)
         return mode
     except RawFileError as err:
         raise BuildFailed(str(err), exit_code=2) from None
@@ -172,8 +199,9 @@ def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo 
         print(f"incremental build not possible: {reason}; building everything")
         builds.write_info(folder, incremental_refused=reason)
         return "full", settings
-    copy_build(base.path, folder)
-    incremental_state.relocate(settings, base.path, folder)
+    with _phase(folder, "copy_warehouse"):
+        copy_build(base.path, folder)
+        incremental_state.relocate(settings, base.path, folder)
     env = {**settings.extra_env, incremental_state.ENV: "1"}
     return "incremental", dataclasses.replace(settings, extra_env=env)
 

@@ -8,9 +8,11 @@ timeline (its watermark and weekly grid), the snapshot spine and every feature w
 
 Per-client timelines (README "Point in time"): a client's watermark is the time up to which its
 data is known complete -- by default midnight UTC after its newest arrival, or the rule declared
-in vars.client_watermarks. Its snapshots run every 7 days back from the last midnight at or before
-its watermark, snapshot_weeks of them, but none before the first snapshot at which one of its
-customers exists. Labels need their whole outcome window at or before the watermark.
+in vars.client_watermarks. Snapshots are on one fixed weekly grid, vars.snapshot_anchor + 7k days;
+a client's run back every 7 days from the last grid point at or before its watermark,
+snapshot_weeks of them, but none before the first snapshot at which one of its customers exists.
+Labels are at every label_every_n_snapshots-th grid point counted from the anchor, and need their
+whole outcome window at or before the watermark.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ SNAPSHOT_WEEKS = int(_VARS["snapshot_weeks"])
 CHURN_ACTIVITY_DAYS = int(_VARS["churn_activity_days"])
 CHURN_HORIZON_DAYS = int(_VARS["churn_horizon_days"])
 LABEL_EVERY = int(_VARS["label_every_n_snapshots"])
+ANCHOR = pd.Timestamp(_VARS["snapshot_anchor"]).tz_convert("UTC")
+WEEK = pd.Timedelta(days=7)
+
+
+def grid_week(t: pd.Timestamp) -> int:
+    """The number of the last grid point at or before t (weeks since the anchor, floor)."""
+    return (t - ANCHOR) // WEEK
 
 
 @dataclass
@@ -78,8 +87,8 @@ def watermark(rule: dict | None, versions: pd.DataFrame) -> pd.Timestamp:
 
 
 def timeline(watermark_at: pd.Timestamp, customers: pd.DataFrame) -> Timeline:
-    """The weekly grid back from the last midnight <= the watermark, from the first customer on."""
-    end = watermark_at.floor("D")
+    """The weekly grid back from the last grid point <= the watermark, from the first customer on."""
+    end = ANCHOR + grid_week(watermark_at) * WEEK
     exists_from = customers[["signed_up_at", "first_loaded_at"]].max(axis=1)
     exists_from = exists_from[exists_from <= end]
     if exists_from.empty:
@@ -148,13 +157,14 @@ def spine(wh: Warehouse, customer_id: str) -> pd.DatetimeIndex:
 
 
 def label_times(wh: Warehouse, client_id: str) -> list[pd.Timestamp]:
-    """Every 4th snapshot back from the client's end whose outcome window ends <= its watermark."""
+    """The client's snapshots at every 4th grid point (counted from the anchor) whose outcome
+    window ends <= its watermark."""
     tl = wh.timelines.get(client_id)
     if tl is None or tl.end is None:
         return []
     return [t for t in tl.snapshots
             if t + CHURN_HORIZON_DAYS * DAY <= tl.watermark_at
-            and ((tl.end - t).days // 7) % LABEL_EVERY == 0]
+            and grid_week(t) % LABEL_EVERY == 0]
 
 
 def _ns(s: pd.Series) -> np.ndarray:

@@ -14,7 +14,17 @@ import pandas as pd
 import pytest
 
 from parity.config import Settings
-from tests.data.oracle import DAY, CustomerOracle, Warehouse, load, mismatches, read_mart, spine
+from tests.data.oracle import (
+    ANCHOR,
+    DAY,
+    WEEK,
+    CustomerOracle,
+    Warehouse,
+    load,
+    mismatches,
+    read_mart,
+    spine,
+)
 
 pytestmark = pytest.mark.data
 
@@ -118,6 +128,10 @@ def test_snapshot_times_follow_each_clients_timeline(wh: Warehouse, mart: pd.Dat
         assert times.max() == tl.end <= tl.watermark_at, client
         assert set(times) == set(tl.snapshots), client
         assert (times == times.dt.floor("D")).all()  # midnight UTC
+        # on the fixed grid (anchor + 7k days, the same instants in every build), the newest
+        # grid point at or before the watermark
+        assert ((times - ANCHOR) % WEEK == pd.Timedelta(0)).all(), client
+        assert tl.watermark_at - WEEK < tl.end, client
 
 
 def test_client_watermarks_mart_equals_the_oracle(built_data: Settings, wh: Warehouse) -> None:

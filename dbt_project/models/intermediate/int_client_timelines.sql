@@ -1,8 +1,10 @@
 -- Every client's own timeline: its watermark (the time up to which its data is known complete,
 -- by the rule declared in vars.client_watermarks, default newest_arrival: see
--- macros/watermarks.sql) and its weekly snapshot grid, which ends at the last midnight UTC at or
--- before the watermark and runs back snapshot_weeks weeks, but no further back than the first
--- snapshot at which one of its customers exists (so a client's mart rows follow its own span).
+-- macros/watermarks.sql) and its part of the fixed weekly grid (snapshots at vars.snapshot_anchor
+-- + 7k days, macros/grid.sql): it ends at the last grid point at or before the watermark and runs
+-- back snapshot_weeks weeks, but no further back than the first snapshot at which one of its
+-- customers exists (so a client's mart rows follow its own span). Between grid points the newest
+-- snapshot is up to 6 days older than the watermark (fresh events cover that gap: README).
 -- One rule for every client, parameterised by the watermark: snapshots, as-of times and label
 -- windows never reach past a client's watermark, so "the client has not sent data for t yet"
 -- is never read as "the customer did not buy".
@@ -58,8 +60,9 @@ watermarks as (
 grid_ends as (
     select
         *,
-        -- the last midnight UTC at or before the watermark (the watermark itself by default)
-        {{ add_days(next_midnight('watermark_at'), -1) }} as snapshot_end
+        -- the last grid point at or before the watermark: a new day's drop moves it only when
+        -- it crosses a grid point, so old snapshots keep their times (incremental marts)
+        {{ grid_point_at_or_before('watermark_at') }} as snapshot_end
     from watermarks
 ),
 

@@ -1,7 +1,7 @@
 {{ config(materialized='external', location=mart_location('churn_labels')) }}
 
--- Churn labels (see README "Churn definition"). At an as-of time t (every 4th weekly snapshot of
--- the customer's client, counted back from the client's own end), a customer who was active
+-- Churn labels (see README "Churn definition"). At an as-of time t (every 4th point of the fixed
+-- weekly grid, counted from vars.snapshot_anchor, on the customer's client's own timeline), a customer who was active
 -- (>= 1 purchase in the 90 days before t, as known at t) is labelled churned (1) when they make
 -- no purchase in (t, t + 60 days], else 0. A label is emitted only when its whole future window
 -- is observed: t + 60 days <= the client's own watermark (int_client_timelines).
@@ -35,13 +35,13 @@ eligible as (
     where features.purchase_count_{{ var('churn_activity_days') }}d >= 1
         -- snapshots are at midnight, so whole days to the watermark = the observed future
         and {{ days_between('features.snapshot_at', 'timelines.watermark_at') }} >= {{ var('churn_horizon_days') }}
-        and mod({{ days_between('features.snapshot_at', 'timelines.snapshot_end') }} / 7, {{ var('label_every_n_snapshots') }}) = 0
+        and mod({{ grid_week('features.snapshot_at') }}, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
 label_times as (
     select client_id, snapshot_at as as_of_at, weeks_before_end
     from snapshots
-    where mod(weeks_before_end, {{ var('label_every_n_snapshots') }}) = 0
+    where mod(grid_week, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
 purchase_spans as (

@@ -1,4 +1,5 @@
 {{ config(materialized='external', location=mart_location('customer_features_weekly')) }}
+-- depends_on: {{ ref('int_customer_feature_changes') }}
 
 -- Readable specification: tests/data/oracle.py (plain pandas, one customer at a time); the
 -- oracle tests (tests/data/test_feature_oracle.py, test_timelines.py) check every snapshot of
@@ -21,24 +22,53 @@
 --     out, every earlier one has too); superseded versions, a few, are expanded to their
 --     snapshots and compared directly.
 
+--
+-- Incremental (DuckDB, `python -m parity build --incremental`; README "Incremental builds"): only
+-- the rows int_customer_feature_changes names are computed -- per customer the snapshots at
+-- weeks_before_end <= rebuild_week: all of a customer whose inputs changed, else the new grid
+-- points -- and the previous build's other rows are kept. Changes at older weeks are folded
+-- into week rebuild_week (a running sum from there on is the same), so the result equals a full
+-- run's (tests/parity/ingest/test_incremental.py compares them).
+
+{%- set incremental = incremental_mart_run() %}
+{%- set windows = [30, 60, 90, 365] %}
+
 {#- The transaction versions with their deltas, read afresh by each branch below instead of as a
     CTE: DuckDB materializes a CTE that is referenced more than once (9M rows at 10M and a scan of
     the copy per branch), while a subquery on the table scans only the columns and rows it needs. #}
 {%- set intervals -%}
 (
     select
+        {%- if incremental %}
+        intervals.* replace (
+            least(intervals.entered_week, rebuilds.rebuild_week) as entered_week
+            {%- for days in windows %},
+            least(intervals.left_week_{{ days }}d, rebuilds.rebuild_week) as left_week_{{ days }}d
+            {%- endfor %}
+        ),
+        {%- else %}
         *,
+        {%- endif %}
         case when transaction_type = 'purchase' then 1 else 0 end as purchases,
         case when transaction_type = 'refund' then 1 else 0 end as refunds,
         -- in nano-dollars, an exact integer (amounts have far fewer than 9 decimals)
         case when transaction_type = 'purchase' then cast(round(amount_usd * 1000000000) as bigint) else 0 end as spend
-    from {{ ref('int_transactions_snapshot_intervals') }}
+    from {{ ref('int_transactions_snapshot_intervals') }}{% if incremental %} as intervals
+    inner join {{ ref('int_customer_feature_changes') }} as rebuilds
+        on rebuilds.customer_id = intervals.customer_id and rebuilds.rebuild_week >= 0{% endif %}
 ) as intervals
 {%- endset %}
 
 with customer_spans as (
     select * from {{ ref('int_customer_snapshot_spans') }}
 ),
+
+{%- if incremental %}
+
+rebuilds as (
+    select * from {{ ref('int_customer_feature_changes') }}
+),
+{%- endif %}
 
 snapshots as (
     select * from {{ ref('int_snapshots') }}
@@ -56,7 +86,13 @@ spine as (
         customer_spans.customer_key,
         grid_weeks.weeks_before_end
     from customer_spans
+    {%- if incremental %}
+    -- incremental: the snapshots this build computes
+    inner join rebuilds on rebuilds.customer_id = customer_spans.customer_id
+    inner join grid_weeks on grid_weeks.weeks_before_end <= rebuilds.rebuild_week
+    {%- else %}
     inner join grid_weeks on grid_weeks.weeks_before_end <= customer_spans.first_week
+    {%- endif %}
 ),
 
 window_changes as (
@@ -276,6 +312,16 @@ final as (
         aggregated.last_purchase_at,
         aggregated.snapshot_at
     from aggregated
+    {%- if incremental %}
+    union all by name
+    -- the previous build's rows this build does not compute: on the customer's spine, older than
+    -- its rebuild_week (a customer without a spine now has none)
+    select previous.*
+    from {{ this }} as previous
+    inner join rebuilds on rebuilds.customer_id = previous.customer_id
+    where {{ floor_weeks_between('previous.snapshot_at', 'rebuilds.snapshot_end') }} > rebuilds.rebuild_week
+        and {{ floor_weeks_between('previous.snapshot_at', 'rebuilds.snapshot_end') }} <= rebuilds.first_week
+    {%- endif %}
 )
 
 select * from final

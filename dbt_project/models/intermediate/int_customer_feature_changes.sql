@@ -1,0 +1,144 @@
+{{ config(**feature_changes_materialization()) }}
+
+-- Which feature rows this build must compute, per customer (the incremental feature mart,
+-- README "Incremental builds"). A snapshot at t sees only what was known at t, and snapshots sit
+-- on a fixed grid, so a customer's row at an old snapshot changes only when the data says so:
+-- its attributes changed (the newest record is taken onto every snapshot), one of its
+-- transaction versions appeared, changed or went away (a backdated arrival, a correction
+-- superseding an old version, an orphan finding its customer), or its client's grid moved in
+-- another way than by new grid points at its end. Such a customer is recomputed whole; any other
+-- customer of a client whose grid gained new points gets those new snapshots only; every other
+-- row is the previous build's. Nothing is assumed about how late data may arrive: the previous
+-- build's fingerprint of each customer's inputs is compared with this build's.
+--
+-- The table keeps, per customer ever seen: the fingerprint (customer_hash, versions_hash,
+-- n_versions), the client's grid (snapshot_end, first_snapshot_at) and the previous build's,
+-- is_changed, first_week (the customer's spine, int_customer_snapshot_spans) and rebuild_week:
+-- rows at weeks_before_end <= rebuild_week are computed by this build, older ones up to
+-- first_week are the previous build's (-1: none computed; NULL: no snapshot, no row). On a full
+-- build every customer is changed.
+
+{%- set previous_run = incremental_run() %}
+
+with customers as (
+    select * from {{ ref('int_customers_deduplicated') }}
+),
+
+transactions as (
+    select * from {{ ref('int_transactions_versioned') }}
+),
+
+timelines as (
+    select * from {{ ref('int_client_timelines') }}
+),
+
+customer_spans as (
+    select * from {{ ref('int_customer_snapshot_spans') }}
+),
+
+version_fingerprints as (
+    -- every column a feature row reads from a version; a sum of hashes does not depend on order
+    select
+        customer_id,
+        count(*) as n_versions,
+        sum({{ row_fingerprint(['client_id', 'transaction_id', 'transaction_type', 'category', 'amount_usd',
+                                'transacted_at', 'loaded_at', 'superseded_at']) }}) as versions_hash
+    from transactions
+    group by customer_id
+),
+
+current_inputs as (
+    select
+        customers.customer_id,
+        customers.client_id,
+        {{ row_fingerprint(['customers.client_id', 'customers.country', 'customers.acquisition_channel',
+                            'customers.birth_year', 'customers.signed_up_at', 'customers.first_loaded_at']) }} as customer_hash,
+        coalesce(version_fingerprints.n_versions, 0) as n_versions,
+        version_fingerprints.versions_hash,
+        timelines.snapshot_end,
+        case when timelines.n_snapshots > 0
+            then {{ add_days('timelines.snapshot_end', '-7 * (timelines.n_snapshots - 1)') }}
+        end as first_snapshot_at
+    from customers
+    left join version_fingerprints on version_fingerprints.customer_id = customers.customer_id
+    left join timelines on timelines.client_id = customers.client_id
+),
+
+{%- if previous_run %}
+
+previous_inputs as (
+    select * from {{ this }}
+),
+
+compared as (
+    -- a customer that went away stays as a row without inputs: should it come back, it is changed
+    select
+        coalesce(current_inputs.customer_id, previous_inputs.customer_id) as customer_id,
+        current_inputs.client_id,
+        current_inputs.customer_hash,
+        coalesce(current_inputs.n_versions, 0) as n_versions,
+        current_inputs.versions_hash,
+        current_inputs.snapshot_end,
+        current_inputs.first_snapshot_at,
+        previous_inputs.snapshot_end as previous_snapshot_end,
+        previous_inputs.first_snapshot_at as previous_first_snapshot_at,
+        coalesce(
+            previous_inputs.customer_id is null
+            or current_inputs.customer_id is null
+            or previous_inputs.customer_hash is distinct from current_inputs.customer_hash
+            or previous_inputs.n_versions is distinct from current_inputs.n_versions
+            or previous_inputs.versions_hash is distinct from current_inputs.versions_hash
+            -- the grid moved otherwise than by new points at its end: back, or its start earlier
+            or previous_inputs.snapshot_end is null
+            or previous_inputs.first_snapshot_at is null
+            or current_inputs.snapshot_end < previous_inputs.snapshot_end
+            or current_inputs.first_snapshot_at < previous_inputs.first_snapshot_at,
+            true) as is_changed
+    from current_inputs
+    full outer join previous_inputs on previous_inputs.customer_id = current_inputs.customer_id
+),
+
+{%- else %}
+
+compared as (
+    select
+        *,
+        cast(null as {{ engine_type('timestamptz') }}) as previous_snapshot_end,
+        cast(null as {{ engine_type('timestamptz') }}) as previous_first_snapshot_at,
+        true as is_changed
+    from current_inputs
+),
+
+{%- endif %}
+
+final as (
+    select
+        -- ids
+        compared.customer_id,
+        compared.client_id,
+        -- numerics
+        compared.customer_hash,
+        compared.n_versions,
+        compared.versions_hash,
+        -- the snapshots this build computes: all of a changed customer's, else the new grid points
+        -- (NULL: the customer has no snapshot, and no row in the mart)
+        cast(case
+            when customer_spans.customer_id is null then null
+            when compared.is_changed then customer_spans.first_week
+            else least(
+                {{ floor_weeks_between('compared.previous_snapshot_end', 'compared.snapshot_end') }} - 1,
+                customer_spans.first_week)
+        end as bigint) as rebuild_week,
+        customer_spans.first_week,
+        -- booleans
+        compared.is_changed,
+        -- timestamps
+        compared.snapshot_end,
+        compared.first_snapshot_at,
+        compared.previous_snapshot_end,
+        compared.previous_first_snapshot_at
+    from compared
+    left join customer_spans on customer_spans.customer_id = compared.customer_id
+)
+
+select * from final
