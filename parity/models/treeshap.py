@@ -39,6 +39,7 @@ MAX_PATH_FEATURES = 8  # 2^8 patterns x 8 values per leaf; deeper trees use xgbo
 MAX_TABLE_VALUES = 20_000_000  # ~160 MB of float64 tables at most
 CHECK_ROWS = 96
 CHECK_TOLERANCE = 1e-4  # log-odds; xgboost accumulates in float32
+CHUNK_ROWS = 64  # rows per block in `contributions`
 
 
 class Unsupported(ValueError):
@@ -182,6 +183,15 @@ class TreeShap:
         out[:, -1] = self.bias
         if n == 0 or len(self.sorted_leaf) == 0:
             return out
+        # in blocks of rows: the (rows, slots) temporaries of a whole 500-row request fall out of
+        # the CPU caches (2x slower per row than in 64-row blocks, measured)
+        for start in range(0, n, CHUNK_ROWS):
+            block = slice(start, start + CHUNK_ROWS)
+            out[block, self.present] = self._present(x[block])
+        return out
+
+    def _present(self, x: np.ndarray) -> np.ndarray:
+        """The contributions of the features with a slot (`present`), for a block of rows."""
         values = x.astype(np.float32)[:, self.node_feature]  # xgboost compares in float32
         goes_left = np.where(np.isnan(values), self.node_default_left, values < self.node_threshold)
         follows = goes_left[:, self.step_node] == self.step_left  # (n, slots)
@@ -189,8 +199,7 @@ class TreeShap:
             follows[:, slots] &= goes_left[:, nodes] == left
         pattern = np.add.reduceat(follows * self.slot_bit, self.leaf_start, axis=1, dtype=np.int32)  # (n, leaves)
         phi = self.table[self.sorted_base + pattern[:, self.sorted_leaf] * self.sorted_width]
-        out[:, self.present] = np.add.reduceat(phi, self.feature_start, axis=1)
-        return out
+        return np.add.reduceat(phi, self.feature_start, axis=1)
 
     def check(self, booster: Any, rows: int = CHECK_ROWS, seed: int = 0) -> float:
         """Largest |difference| from xgboost's pred_contribs on rows at, just below and just
