@@ -20,6 +20,12 @@ of the training cover that follows the path at j's splits and o_j = 1 if the row
 expectation; summed over leaves it is xgboost's TreeSHAP). The sum over subsets is the
 polynomial prod_{j != i} (z_j + o_j t), weighted by degree.
 
+For small trees (depth 3: 7 split nodes) the leaf tables are summed once more per tree: a tree's
+contribution to each of its features depends only on which way the row goes at each of its split
+nodes, so it is tabulated for every combination of those decisions (`_TreeTables`, 2^7 codes x
+the tree's features); a row then costs one comparison per split node and one lookup per (tree,
+feature) — 3-4x faster than per (leaf, path feature), ~10x faster than `pred_contribs`.
+
 `TreeShap.from_booster` reads the model's own JSON and checks itself against xgboost's
 `pred_contribs` on rows built around every split threshold (NaN included); a model it cannot
 represent (categorical splits, several outputs, dart, trees too deep for the tables) raises
@@ -28,6 +34,7 @@ represent (categorical splits, several outputs, dart, trees too deep for the tab
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -37,6 +44,8 @@ import numpy as np
 
 MAX_PATH_FEATURES = 8  # 2^8 patterns x 8 values per leaf; deeper trees use xgboost's TreeSHAP
 MAX_TABLE_VALUES = 20_000_000  # ~160 MB of float64 tables at most
+MAX_TREE_SPLITS = 10  # per-tree tables (2^splits codes) for trees this small (depth 3: 7)
+MAX_SCRATCH_VALUES = 4_000_000  # codes x slots evaluated to build them (32 MB)
 CHECK_ROWS = 96
 CHECK_TOLERANCE = 1e-4  # log-odds; xgboost accumulates in float32
 CHUNK_ROWS = 64  # rows per block in `contributions`
@@ -75,6 +84,7 @@ class TreeShap:
     feature_start: np.ndarray  # first sorted slot of each present feature
     present: np.ndarray  # the features with at least one slot
     table: np.ndarray  # all leaves' (2^M, M) tables, flattened
+    trees: _TreeTables | None = None  # the same values per tree (small trees): what `contributions` uses
 
     @classmethod
     def from_booster(cls, booster: Any, check: bool = True) -> TreeShap:
@@ -91,6 +101,7 @@ class TreeShap:
         n_features = int(learner["learner_model_param"]["num_feature"])
         leaves: list[_Leaf] = []
         features, thresholds, defaults = [], [], []
+        splits: list[np.ndarray] = []  # per tree: its split nodes (global ids)
         offset = 0
         for tree in trees:
             if any(int(s) != 0 for s in tree.get("split_type", [])):
@@ -101,6 +112,7 @@ class TreeShap:
             features.extend(int(i) for i in tree["split_indices"])
             thresholds.extend(float(c) for c in tree["split_conditions"])
             defaults.extend(bool(d) for d in tree["default_left"])
+            splits.append(offset + np.flatnonzero(np.asarray(tree["left_children"]) != -1))
             offset += len(tree["left_children"])
         leaves = [leaf for leaf in leaves if leaf.features]  # single-leaf trees: bias only
         widest = max((len(leaf.features) for leaf in leaves), default=0)
@@ -113,6 +125,7 @@ class TreeShap:
                                     validate_features=False)[0, -1])
         shap = cls._build(n_features, bias, leaves, np.asarray(features, dtype=np.intp),
                           np.asarray(thresholds, dtype=np.float32), np.asarray(defaults, dtype=bool))
+        shap = dataclasses.replace(shap, trees=_TreeTables.build(shap, [s for s in splits if len(s)]))
         if check:
             shap.check(booster)
         return shap
@@ -185,21 +198,29 @@ class TreeShap:
             return out
         # in blocks of rows: the (rows, slots) temporaries of a whole 500-row request fall out of
         # the CPU caches (2x slower per row than in 64-row blocks, measured)
+        x32 = x.astype(np.float32)  # xgboost compares in float32
         for start in range(0, n, CHUNK_ROWS):
             block = slice(start, start + CHUNK_ROWS)
-            out[block, self.present] = self._present(x[block])
+            if self.trees is not None:
+                out[block, self.trees.present] = self.trees.present_values(x32[block])
+            else:
+                out[block, self.present] = self._present(x32[block])
         return out
 
-    def _present(self, x: np.ndarray) -> np.ndarray:
+    def _present(self, x32: np.ndarray) -> np.ndarray:
         """The contributions of the features with a slot (`present`), for a block of rows."""
-        values = x.astype(np.float32)[:, self.node_feature]  # xgboost compares in float32
+        values = x32[:, self.node_feature]
         goes_left = np.where(np.isnan(values), self.node_default_left, values < self.node_threshold)
+        return np.add.reduceat(self._slot_values(goes_left), self.feature_start, axis=1)
+
+    def _slot_values(self, goes_left: np.ndarray) -> np.ndarray:
+        """(rows, slots) each leaf's contribution to each of its path features (slots sorted by
+        feature), from every node's decision per row."""
         follows = goes_left[:, self.step_node] == self.step_left  # (n, slots)
         for slots, nodes, left in self.extra:
             follows[:, slots] &= goes_left[:, nodes] == left
         pattern = np.add.reduceat(follows * self.slot_bit, self.leaf_start, axis=1, dtype=np.int32)  # (n, leaves)
-        phi = self.table[self.sorted_base + pattern[:, self.sorted_leaf] * self.sorted_width]
-        return np.add.reduceat(phi, self.feature_start, axis=1)
+        return self.table[self.sorted_base + pattern[:, self.sorted_leaf] * self.sorted_width]
 
     def check(self, booster: Any, rows: int = CHECK_ROWS, seed: int = 0) -> float:
         """Largest |difference| from xgboost's pred_contribs on rows at, just below and just
@@ -214,6 +235,72 @@ class TreeShap:
         if not worst <= CHECK_TOLERANCE:
             raise Unsupported(f"differs from xgboost's pred_contribs by {worst:.3g} (tolerance {CHECK_TOLERANCE})")
         return worst
+
+
+@dataclass(frozen=True)
+class _TreeTables:
+    """The leaf tables summed per tree: a tree's contribution to each of its features depends only
+    on which way the row goes at each of its split nodes (k of them: a k-bit code), so for trees
+    of at most MAX_TREE_SPLITS splits it is tabulated for all 2^k codes. A row then costs one
+    comparison per split node and one lookup per (tree, feature) pair, instead of one per (leaf,
+    path feature): ~3x fewer for depth-3 trees. The same sums as the leaf tables (to rounding)."""
+
+    split_feature: np.ndarray  # (splits,) split nodes of all trees, tree by tree
+    split_threshold: np.ndarray
+    split_default_left: np.ndarray
+    split_bit: np.ndarray  # (splits,) 1 << position of the node in its tree
+    tree_start: np.ndarray  # (trees,) first split of each tree
+    pair_base: np.ndarray  # (pairs,) table offset of each (tree, feature) pair, pairs sorted by feature
+    pair_tree: np.ndarray  # (pairs,) the pair's tree
+    feature_start: np.ndarray  # first pair of each present feature
+    present: np.ndarray
+    codes: int  # 2^(most splits in one tree): table values per pair
+    table: np.ndarray  # (pairs, codes) flattened
+
+    @classmethod
+    def build(cls, shap: TreeShap, splits: list[np.ndarray]) -> _TreeTables | None:
+        """From the leaf tables: every leaf evaluated for every code of its tree at once (row c
+        of the scratch decisions = code c in every tree). None when a tree is too big."""
+        most = max((len(nodes) for nodes in splits), default=0)
+        codes = 1 << most
+        if not splits or most > MAX_TREE_SPLITS or codes * len(shap.sorted_leaf) > MAX_SCRATCH_VALUES:
+            return None
+        tree_of_node = np.full(len(shap.node_feature), -1, dtype=np.intp)
+        goes_left = np.zeros((codes, len(shap.node_feature)), dtype=bool)
+        for tree, nodes in enumerate(splits):
+            tree_of_node[nodes] = tree
+            goes_left[:, nodes] = (np.arange(codes)[:, None] >> np.arange(len(nodes))[None, :]) & 1
+        values = shap._slot_values(goes_left)  # (codes, slots), slots sorted by feature
+        # a leaf's tree is its first split node's tree
+        slot_tree = tree_of_node[shap.step_node[shap.leaf_start]][shap.sorted_leaf]
+        slot_feature = np.repeat(shap.present, np.diff(np.append(shap.feature_start, len(shap.sorted_leaf))))
+        # slots of one feature are in leaf order, hence tree order: each pair is a contiguous run
+        new_pair = np.ones(len(slot_tree), dtype=bool)
+        new_pair[1:] = (slot_tree[1:] != slot_tree[:-1]) | (slot_feature[1:] != slot_feature[:-1])
+        pair_start = np.flatnonzero(new_pair)
+        pair_feature = slot_feature[pair_start]
+        present, feature_start = np.unique(pair_feature, return_index=True)
+        all_splits = np.concatenate(splits)
+        return cls(
+            split_feature=shap.node_feature[all_splits],
+            split_threshold=shap.node_threshold[all_splits],
+            split_default_left=shap.node_default_left[all_splits],
+            split_bit=np.concatenate([1 << np.arange(len(nodes), dtype=np.int32) for nodes in splits]),
+            tree_start=np.cumsum([0] + [len(nodes) for nodes in splits[:-1]]).astype(np.intp),
+            pair_base=(np.arange(len(pair_start)) * codes).astype(np.intp),
+            pair_tree=slot_tree[pair_start],
+            feature_start=feature_start,
+            present=present,
+            codes=codes,
+            table=np.ascontiguousarray(np.add.reduceat(values, pair_start, axis=1).T).ravel(),
+        )
+
+    def present_values(self, x32: np.ndarray) -> np.ndarray:
+        """The contributions of the `present` features for a block of float32 rows."""
+        values = x32[:, self.split_feature]
+        goes_left = np.where(np.isnan(values), self.split_default_left, values < self.split_threshold)
+        code = np.add.reduceat(goes_left * self.split_bit, self.tree_start, axis=1, dtype=np.int32)  # (n, trees)
+        return np.add.reduceat(self.table[self.pair_base + code[:, self.pair_tree]], self.feature_start, axis=1)
 
 
 def check_rows(shap: TreeShap, rows: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from parity.models.treeshap import TreeShap, Unsupported, check_rows
+from parity.models.treeshap import MAX_TREE_SPLITS, TreeShap, Unsupported, check_rows
 
 
 def _data(rows: int = 1500, features: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -37,18 +37,24 @@ def test_equals_pred_contribs(depth):
     shap = TreeShap.from_booster(booster)
     rows = np.vstack([x[:300], check_rows(shap, 200, seed=9)])
     np.testing.assert_allclose(shap.contributions(rows), _xgb(booster, rows), rtol=0, atol=1e-5)
+    # trees of up to MAX_TREE_SPLITS splits use per-tree tables: the leaf tables' sums, reordered
+    assert (shap.trees is not None) == (2**depth - 1 <= MAX_TREE_SPLITS)
+    by_leaf = dataclasses.replace(shap, trees=None).contributions(rows)
+    np.testing.assert_allclose(shap.contributions(rows), by_leaf, rtol=0, atol=1e-12)
 
 
-def test_repeated_splits_on_one_feature_and_a_regression_base_score():
-    # two features only and deep trees: most paths split on the same feature several times
+@pytest.mark.parametrize("depth", [3, 6])  # per-tree tables at depth 3, leaf tables at 6
+def test_repeated_splits_on_one_feature_and_a_regression_base_score(depth):
+    # two features only: most paths split on the same feature several times
     rng = np.random.default_rng(4)
     x = rng.normal(size=(2000, 2))
     x[rng.random(x.shape) < 0.05] = np.nan
     y = np.sin(3 * np.nan_to_num(x[:, 0])) + np.nan_to_num(x[:, 1]) ** 2
-    booster = xgb.train({"objective": "reg:squarederror", "max_depth": 6, "base_score": 3.0, "nthread": 1},
+    booster = xgb.train({"objective": "reg:squarederror", "max_depth": depth, "base_score": 3.0, "nthread": 1},
                         xgb.DMatrix(x, y), 20)
     shap = TreeShap.from_booster(booster)
     assert shap.extra, "expected paths that split on one feature more than once"
+    assert (shap.trees is not None) == (depth == 3)
     rows = np.vstack([x[:300], check_rows(shap, 200, seed=2)])
     contribs = shap.contributions(rows)
     np.testing.assert_allclose(contribs, _xgb(booster, rows), rtol=0, atol=1e-5)
@@ -75,9 +81,12 @@ def test_shapes_and_bad_input():
 def test_the_self_check_catches_a_wrong_table():
     booster, _ = _train({"max_depth": 3})
     shap = TreeShap.from_booster(booster)
-    broken = dataclasses.replace(shap, table=shap.table * 1.01)
+    broken = dataclasses.replace(shap, table=shap.table * 1.01, trees=None)
     with pytest.raises(Unsupported, match="differs from xgboost"):
         broken.check(booster)
+    broken_trees = dataclasses.replace(shap.trees, table=shap.trees.table * 1.01)
+    with pytest.raises(Unsupported, match="differs from xgboost"):
+        dataclasses.replace(shap, trees=broken_trees).check(booster)
 
 
 def test_refuses_models_it_does_not_cover():
