@@ -33,6 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from parity.features.fresh_cut import StagedPairs
 from parity.ingest import warehouse
 from parity.ingest.events import events_dir
 from parity.ingest.fresh_plan import (
@@ -100,7 +101,7 @@ class FreshContext:
     """A DuckDB connection with the published warehouse attached and its build's plan; reopened
     when another build is published. One user at a time (`lock`)."""
 
-    def __init__(self, published_dir: Path):
+    def __init__(self, published_dir: Path, index_pairs: bool = False):
         self.published_dir = published_dir
         self.lock = threading.RLock()
         self.build: Path | None = None
@@ -108,6 +109,10 @@ class FreshContext:
         self.plan: Plan | None = None
         self.statements = Statements()
         self.staged_log = StagedLog(self.statements)
+        # rounds find their customers' transaction ids by customer number once the pairs are
+        # built (parity.features.fresh_cut); until then, in the warehouse's tables
+        self.index_pairs = index_pairs
+        self.pairs: StagedPairs | None = None
 
     def ensure(self) -> tuple[duckdb.DuckDBPyConnection, Plan]:
         """The connection and plan of the build published now."""
@@ -119,6 +124,11 @@ class FreshContext:
             # one thread: the inputs are a few customers, and a regex's per-thread state is
             # compiled again at each run (the staging rules' PII patterns: ~8 ms each)
             con.execute("set threads = 1")
+            # statements are prepared once and run on temp tables whose rows change every round:
+            # DuckDB 1.5 bakes the tables' statistics at preparation into the plan (a filter
+            # dropped, a join cut to a stale range: wrong rows, duckdb#23704/#24182; fixed
+            # upstream by not propagating statistics for prepared plans, duckdb#24696), so not here
+            con.execute("set disabled_optimizers = 'statistics_propagation'")
             # the build's warehouse, either profile's (parity.ingest.warehouse), as `warehouse`
             warehouse.attach(con, build, "warehouse")
             if self.con is not None:
@@ -127,6 +137,7 @@ class FreshContext:
             # prepared statements and the staged table lived on the old connection
             self.statements = Statements()
             self.staged_log = StagedLog(self.statements)
+            self.pairs = StagedPairs(con, staged_models(plan)) if self.index_pairs else None
         return self.con, self.plan
 
     def close(self) -> None:
@@ -154,21 +165,29 @@ def _whole_log(con: duckdb.DuckDBPyConnection, plan: Plan, log_path: Path, insta
     return "log__whole"
 
 
-def mart_sql(plan: Plan, mart: str, events: str, keys: str) -> str:
+def staged_models(plan: Plan) -> dict[str, str]:
+    """The staged transaction models of the warehouse (the event log's aside): name -> relation."""
+    return {name: node.relation for name, node in plan.nodes.items()
+            if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
+
+
+def mart_sql(plan: Plan, mart: str, events: str, keys: str, pairs: str | None = None) -> str:
     """The query of the mart's rows at the instant (`INSTANT_PARAMETER`) for the customers in
-    the table `keys`: the mart's compiled chain with its inputs cut to those customers."""
+    the table `keys`: the mart's compiled chain with its inputs cut to those customers.
+    `pairs`: a query of the (client_id, transaction_id) of these customers' warehouse records
+    (parity.features.fresh_cut), default: found in the staged tables."""
     keyed = f"{KEY} in (select {KEY} from {keys})"
     customers = plan.nodes["int_customers_deduplicated"].relation
     timelines = plan.nodes["int_client_timelines"].relation
-    staged = {name: node.relation for name, node in plan.nodes.items()
-              if name.startswith("stg_") and name.endswith("__transactions") and name != EVENTS_MODEL}
+    staged = staged_models(plan)
     staged[EVENTS_MODEL] = events
     # every record sharing a transaction id with these customers' (duplicates and versions are
     # ranked per id, and may name another customer), and every customer those records name:
     # each staged relation is read twice (its keyed ids, then the records of those ids), the
     # records kept as a CTE that both the model's input and the named customers read
     lead = {"fresh__related": " union ".join(
-        f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values())}
+        [f"select client_id, transaction_id from {events} where {keyed}", pairs] if pairs is not None else
+        [f"select client_id, transaction_id from {relation} where {keyed}" for relation in staged.values()])}
     related = "(client_id, transaction_id) in (select client_id, transaction_id from fresh__related)"
     for name, relation in staged.items():
         lead[f"fresh__records_{name}"] = f"select * from {relation} where {related}"
@@ -184,18 +203,24 @@ def mart_sql(plan: Plan, mart: str, events: str, keys: str) -> str:
 
 
 def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence[str], as_of: datetime,
-              log_path: Path, mart: str | None = None, staged_log: StagedLog | None = None) -> pa.Table:
+              log_path: Path, mart: str | None = None, staged_log: StagedLog | None = None,
+              pairs: StagedPairs | None = None) -> pa.Table:
     """The mart's rows at `as_of` for these customers (every column, snapshot_at = as_of),
     computed by the mart's compiled SQL over the warehouse and the event log at `log_path`
     (`staged_log`: the connection's incrementally staged log, its chains prepared once;
-    default: staged whole, now)."""
+    default: staged whole, now; `pairs`: the warehouse records' transaction ids by customer
+    number, used once built, parity.features.fresh_cut; default: found in the staged tables)."""
     mart = mart or fresh_mart(plan)
     instant = _instant(as_of)
     # the event log staged now (accepted events newer than the build included)
     events = staged_log.refresh(con, plan, log_path, instant) if staged_log is not None else \
         _whole_log(con, plan, log_path, instant)
-    keys = fill(con, "fresh__keys", KEY, sorted(set(customer_ids)))
-    sql = mart_sql(plan, mart, events, keys)
+    ids = sorted(set(customer_ids))
+    keys = fill(con, "fresh__keys", KEY, ids)
+    found = pairs.sql() if pairs is not None else None
+    if found is not None:
+        pairs.fill(con, ids)
+    sql = mart_sql(plan, mart, events, keys, found)
     return run_sql(con, sql, instant, staged_log.statements if staged_log is not None else None).to_arrow_table()
 
 

@@ -48,7 +48,7 @@ class Pusher:
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests shift it to a snapshot's week
         self.context = FreshContext(settings.published_dir)  # intake
         # updates on their own connection: a recompute never holds up the next intake
-        self.update_context = FreshContext(settings.published_dir)
+        self.update_context = FreshContext(settings.published_dir, index_pairs=True)
         self.log = EventLog(event_log_path(settings.data_dir))
         self.reasons: Mapping[str, str] = dbt_vars(settings.project_root).get("quarantine_reasons") or {}
         self._writers: dict[tuple[Any, str], OnlineWriter] = {}
@@ -86,7 +86,8 @@ class Pusher:
         with self.update_context.lock:
             con, plan = self.update_context.ensure()
             mart = fresh_mart(plan)
-            table = recompute(con, plan, list(accepted), as_of, self.log.path, mart, self.update_context.staged_log)
+            table = recompute(con, plan, list(accepted), as_of, self.log.path, mart, self.update_context.staged_log,
+                              self.update_context.pairs)
             view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
             writer = self._writer(view)
         # only customers the online store holds (a snapshot row to complete): the others are

@@ -321,3 +321,26 @@ def test_parity_holds_after_a_push_at_the_real_current_time(copied, pusher):
     _, found = check_expired_pushes(open_store(copied), "churn_v1", [customer], [end],
                                     [update.online_at + timedelta(seconds=1)])
     assert {m.feature for m in found} == {"spend_30d"}, found
+
+
+def test_the_pairs_index_gives_what_the_staged_tables_give(copied, pusher):
+    """A round finding its customers' transaction ids by customer number (parity.features.fresh_cut)
+    computes what reading the staged tables computes, every column — also when a later round's
+    numbers lie outside an earlier round's (a prepared plan must not keep stale statistics)."""
+    from parity.features.fresh import fresh_mart, recompute
+
+    context = pusher.update_context
+    with context.lock:
+        con, plan = context.ensure()
+        assert context.pairs is not None and context.pairs.wait(120), context.pairs and context.pairs.problem
+        numbers = context.pairs.numbers
+        known = set(_mart(copied, "select distinct customer_id from MART")["customer_id"])
+        ordered = sorted((c for c in numbers if c in known), key=numbers.get)
+        # low numbers first, then high ones, then a customer with pushed events among others
+        rounds = [ordered[:3], ordered[-3:], [ordered[len(ordered) // 2], *_sample(copied, 3)["customer_id"]]]
+        at = datetime.now(timezone.utc)
+        for customers in rounds:
+            indexed = recompute(con, plan, customers, at, pusher.log.path, fresh_mart(plan), context.staged_log,
+                                context.pairs)
+            staged = recompute(con, plan, customers, at, pusher.log.path, fresh_mart(plan), context.staged_log)
+            assert indexed.num_rows == len(set(customers)) and indexed.equals(staged)
