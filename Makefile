@@ -152,13 +152,17 @@ demo: $(STAMP) ## End to end: data -> dbt build -> Feast -> parity -> train -> s
 	$(PYTHON) -m monitoring || test $$? -eq 3
 
 ##@ Quality
-test: $(STAMP) ## Run the test suite (code, data and parity tests); "no tests" counts as failure
+test: $(STAMP) ## The default test suite (code, data, parity; groups heavy and scale left out); "no tests" counts as failure
 	@$(PYTHON) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 test-fast: $(STAMP) ## Code tests only: no dbt build, no server, no bench (markers data/server/bench)
 	@$(PYTHON) -m pytest -m "not data and not server and not bench" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-heavy: $(STAMP) ## The heavy group (pytest -m heavy): multi-build checks and the bench smoke, run by CI after make test
+	@$(PYTHON) -m pytest -m heavy $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no heavy tests" >&2; exit 1; fi; exit $$rc
 
 # the scale extra (dbt-spark, pyspark, redis, psycopg) on top of dev, installed once
 SCALE_STAMP := $(VENV)/.installed-scale
@@ -179,4 +183,4 @@ lint: $(STAMP) ## Ruff over the Python packages
 clean: ## Remove generated data (data/) — raw drops included
 	rm -rf $(PARITY_DATA_DIR)
 
-.PHONY: setup help data build rollback-build reconcile apply materialize features parity events-push docs train promote approve rollback models serve segments score monitor consistency trace forget retention risk-register share-profile demo test test-fast bench lint clean
+.PHONY: setup help data build rollback-build reconcile apply materialize features parity events-push docs train promote approve rollback models serve segments score monitor consistency trace forget retention risk-register share-profile demo test test-fast test-heavy test-scale bench lint clean

@@ -98,6 +98,13 @@ def redis_feature_data(built_data: Settings, tmp_path_factory: pytest.TempPathFa
 # Session fixtures that build data (dbt build, Feast, training): a test using one, directly or
 # through another fixture, must carry the `data` marker so `make test-fast` leaves it out.
 DATA_FIXTURES = ("built_data", "drift_data")
+# Marked groups left out of `make test` (skipped with this reason) and run by their own make
+# target in .ci/run: `scale` needs Spark/Redis/PostgreSQL; `heavy` holds the multi-build checks
+# (several dbt builds or the whole benchmark each) that would push the default suite over budget.
+SEPARATE_GROUPS = {
+    "scale": "scale group: run with `pytest -m scale` / `make test-scale` (needs Java)",
+    "heavy": "heavy group (several builds): run with `pytest -m heavy` / `make test-heavy`",
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -113,9 +120,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "tests that build data need @pytest.mark.data (or pytestmark = pytest.mark.data):\n  "
             + "\n  ".join(unmarked)
         )
-    # the scale group (Spark, Redis, PostgreSQL) runs only when a marker expression names it
-    if "scale" not in (config.getoption("markexpr") or ""):
-        skip = pytest.mark.skip(reason="scale group: run with `pytest -m scale` (needs Java)")
-        for item in items:
-            if item.get_closest_marker("scale") is not None:
-                item.add_marker(skip)
+    # the separately run groups (.ci/run runs each after the default suite) run only when a
+    # marker expression names them
+    markexpr = config.getoption("markexpr") or ""
+    for group, reason in SEPARATE_GROUPS.items():
+        if group not in markexpr:
+            skip = pytest.mark.skip(reason=reason)
+            for item in items:
+                if item.get_closest_marker(group) is not None:
+                    item.add_marker(skip)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-# builds its own tiny drop with dbt and starts the serving and Feast HTTP servers
-pytestmark = [pytest.mark.data, pytest.mark.server, pytest.mark.bench]
+# builds its own tiny drop with dbt and starts the serving and Feast HTTP servers: the whole
+# benchmark (~2 min), so in the heavy group (make test-heavy), not the default suite
+pytestmark = [pytest.mark.data, pytest.mark.server, pytest.mark.bench, pytest.mark.heavy]
 
 SECTIONS = ("retrieval", "materialization", "online", "http", "cold_start", "dbt")
 

@@ -14,7 +14,9 @@ from parity.features.parity_check import run_parity
 from parity.ingest.warehouse import run_dbt
 from tests.conftest import build, generate_raw
 
-pytestmark = pytest.mark.data
+# two dbt builds, apply, materialize and parity on a project copy (the type test parses over the
+# build the first test published): the heavy group, make test-heavy
+pytestmark = [pytest.mark.data, pytest.mark.heavy]
 
 NEW_COLUMN_SQL = (
     "        cast(coalesce(aggregated.refund_count_90d, 0) as bigint) as refund_count_90d,\n"

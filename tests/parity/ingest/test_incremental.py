@@ -108,6 +108,7 @@ def append_changes(raw_dir: Path, day: date, customer_ids: set[str]) -> dict[str
             "dune": f"dune:{template[:14].strip()}"}
 
 
+@pytest.mark.heavy  # an incremental and a full build: make test-heavy
 def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: Path) -> None:
     day_n = _copy_data(built_data, tmp_path / "incremental")
     base = day_n.published_dir.resolve()

@@ -115,6 +115,7 @@ def _manifest(settings: Settings) -> dict:
     return json.loads(settings.dbt_manifest_path.read_text())
 
 
+@pytest.mark.heavy  # a refused and an allowed build, then a rollback: make test-heavy
 def test_a_wiped_out_client_is_stopped_by_the_guards_unless_allowed_and_rollback_restores(live: Settings) -> None:
     customers = live.raw_dir / "acme" / "customers.csv"
     original = customers.read_bytes()
