@@ -218,7 +218,7 @@ def cmd_events_push(args: argparse.Namespace) -> int:
         print(f"error: {args.file}: {err}", file=sys.stderr)
         return 2
     try:
-        pusher = Pusher(settings)
+        pusher = Pusher(settings, index_pairs=False)  # one run: rounds would not wait for the index
     except (PlanError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -235,6 +235,11 @@ def cmd_events_push(args: argparse.Namespace) -> int:
                 lag = (update.online_at - update.as_of).total_seconds()
                 print(f"online: {len(update.customers)} customer(s) updated as of {update.as_of.isoformat()} "
                       f"({lag:.3f} s to write)")
+                stale = pusher.served_stale(update)
+                if stale:
+                    print(f"note: {len(stale)} of them (e.g. {stale[0]}) have a snapshot older than "
+                          "max_feature_age_days at the push: served stale_features (no score) until a newer "
+                          "snapshot is built and materialized; the events are in the log for the next build")
     finally:
         pusher.close()
     print(f"{args.file}: {counts['accepted']} accepted, {counts['duplicate']} duplicate (already in the log), "

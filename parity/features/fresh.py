@@ -131,8 +131,7 @@ class FreshContext:
             con.execute("set disabled_optimizers = 'statistics_propagation'")
             # the build's warehouse, either profile's (parity.ingest.warehouse), as `warehouse`
             warehouse.attach(con, build, "warehouse")
-            if self.con is not None:
-                self.con.close()
+            self.close()
             self.con, self.plan, self.build = con, plan, build
             # prepared statements and the staged table lived on the old connection
             self.statements = Statements()
@@ -141,6 +140,8 @@ class FreshContext:
         return self.con, self.plan
 
     def close(self) -> None:
+        if self.pairs is not None:
+            self.pairs.cancelled = True
         if self.con is not None:
             self.con.close()
             self.con = None

@@ -39,6 +39,7 @@ class StagedPairs:
         self.ready = threading.Event()
         self.problem: str | None = None
         self.numbers: dict[str, int] = {}
+        self.cancelled = False  # set before the connection is closed on purpose
         # on the round's connection, before any statement is prepared on it (no DDL afterwards)
         con.execute(f"create temp table if not exists {NUMBERS} (n bigint)")
         self.rows = sum(con.execute(f"select count(*) from {r}").fetchone()[0] for r in self.staged.values())
@@ -63,9 +64,10 @@ class StagedPairs:
             cursor.execute(f"drop table {DATABASE}.records")
             self.numbers = dict(cursor.execute(f"select customer_id, {NUMBER} from {DATABASE}.customers").fetchall())
             self.ready.set()
-        except Exception as err:  # e.g. the connection closed for a newer build: rounds keep the warehouse
+        except Exception as err:  # rounds keep reading the warehouse's tables
             self.problem = f"{type(err).__name__}: {err}"
-            log.warning("fresh pairs not built: %s", self.problem)
+            # closed on purpose (the process ends, or a newer build is published): nothing lost
+            (log.debug if self.cancelled else log.warning)("fresh pairs not built: %s", self.problem)
         finally:
             cursor.close()
 

@@ -43,12 +43,12 @@ def client_of(customer_id: str) -> str:
 class Pusher:
     """The event log, the published build's plan and the online writer, for one process."""
 
-    def __init__(self, settings: Any, clock: Callable[[], datetime] | None = None):
+    def __init__(self, settings: Any, clock: Callable[[], datetime] | None = None, index_pairs: bool = True):
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(timezone.utc))  # tests shift it to a snapshot's week
         self.context = FreshContext(settings.published_dir)  # intake
         # updates on their own connection: a recompute never holds up the next intake
-        self.update_context = FreshContext(settings.published_dir, index_pairs=True)
+        self.update_context = FreshContext(settings.published_dir, index_pairs=index_pairs)
         self.log = EventLog(event_log_path(settings.data_dir))
         self.reasons: Mapping[str, str] = dbt_vars(settings.project_root).get("quarantine_reasons") or {}
         self._writers: dict[tuple[Any, str], OnlineWriter] = {}
@@ -101,6 +101,21 @@ class Pusher:
         update = Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
         append_lags(self.settings.data_dir, events, update)
         return update
+
+    def served_stale(self, update: Update) -> list[str]:
+        """The updated customers whose snapshot was already too old to score at the push (serving's
+        rule, parity.features.freshness): online as pushed, but answered `stale_features` until a
+        newer snapshot is built — e.g. a push at the real time onto data that ends months earlier."""
+        from parity.features.freshness import STALE, age_days, max_feature_age, verdict
+
+        if not update.customers:
+            return []
+        plan = self.update_context.plan
+        writer = self._writer(plan.views[fresh_mart(plan)])
+        times = writer.snapshot_times([writer.key(c) for c in update.customers])
+        limit = max_feature_age(self.settings.project_root)
+        return [c for c in update.customers if (at := times.get(writer.key(c))) is not None
+                and verdict(age_days(update.as_of, at), limit) == STALE]
 
     def push(self, items: Sequence[Any]) -> tuple[list[Verdict], Update | None]:
         """Intake and update at once (the CLI's path)."""

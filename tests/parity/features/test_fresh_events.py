@@ -201,6 +201,7 @@ def test_offline_retrieval_after_a_push_returns_what_serving_returned(copied):
                    # whole seconds: the online store keeps timestamps in seconds (as Feast does)
                    transacted_at=(before_push - timedelta(hours=2)).replace(microsecond=0).isoformat())
     verdicts, update = pusher.push([event])
+    assert update is not None and pusher.served_stale(update) == []  # two days old: still served
     pusher.close()
     assert verdicts[0].status == "accepted", verdicts[0].errors
     assert update is not None and update.customers == (customer,)
@@ -306,6 +307,7 @@ def test_parity_holds_after_a_push_at_the_real_current_time(copied, pusher):
     assert report.ok, report.summary()
     # the snapshot is months older than the TTL at the push: checked as served (stale) and stored
     assert report.expired_pushes >= 1 and update is not None and update.customers == (customer,)
+    assert pusher.served_stale(update) == [customer]  # what `events push` tells the user
     # a pushed value online that the offline history does not hold is caught, naming the feature
     from parity.features.fresh import OnlineWriter, fresh_mart, recompute
     from parity.features.parity_check import check_expired_pushes
