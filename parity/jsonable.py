@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 import orjson
-import pandas as pd
+
+from parity.pandas_lazy import na
 
 
 def jsonable(value: Any) -> Any:
@@ -21,9 +22,11 @@ def jsonable(value: Any) -> Any:
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, np.ndarray)):
         return [jsonable(v) for v in value]
-    if value is None or value is pd.NA:
+    if value is None or value is na():
         return None
-    if isinstance(value, (pd.Timestamp, datetime)):  # NaT is a datetime too
+    if isinstance(value, datetime):  # pd.Timestamp and NaT are datetimes too
+        import pandas as pd  # (only here: the serving process starts without pandas)
+
         return None if pd.isna(value) else pd.Timestamp(value).isoformat()
     if isinstance(value, Path):
         return str(value)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-import sys
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from parity.models.loaded import apply_calibrator
 from parity.models.prepare import prepare_matrix
 from parity.models.treeshap import TreeShap, Unsupported
+from parity.pandas_lazy import na
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("serving.predict")
 
@@ -71,8 +73,8 @@ def shown_values(columns: Mapping[str, Sequence[Any]], names: Sequence[str], mat
 
 def _raw_floats(values: Sequence[Any]) -> np.ndarray:
     """float(value) of each value, NaN for None / pd.NA / NaN (an infinite value stays infinite)."""
-    na = getattr(sys.modules.get("pandas"), "NA", None)  # no pandas loaded: no pd.NA to meet
-    return np.array([np.nan if v is None or v is na else v for v in values], dtype="float64")
+    missing = na()
+    return np.array([np.nan if v is None or v is missing else v for v in values], dtype="float64")
 
 
 _NAMES: dict[tuple[str, ...], np.ndarray] = {}

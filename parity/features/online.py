@@ -26,9 +26,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from parity.features.retrieval import (
@@ -43,6 +42,9 @@ from parity.features.retrieval import (
     service_schema,
     to_frame,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("parity.features.online")
 
@@ -190,7 +192,8 @@ class SqliteReader(_TypedReads):
         self._con = sqlite3.connect(plan.db_path.as_uri() + "?mode=ro", uri=True, check_same_thread=False)
         self._inode = os.stat(plan.db_path).st_ino  # a deleted or re-created file is noticed (health)
         self._lock = threading.Lock()
-        self._message = value_message()
+        # Feast's Value message (protobuf, ~15 ms to load) decodes Feast's layout only
+        self._message = value_message() if plan.layout != "wide" else None
         self._views = plan.views
         self._tables = [
             (view, f'SELECT entity_key, feature_name, value, event_ts FROM "{view.table.replace(chr(34), chr(34) * 2)}" '

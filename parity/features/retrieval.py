@@ -20,13 +20,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from parity.features.feature_store import FeatureStoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ENTITY_KEY = "customer_id"
 TIME_COLUMN = "event_timestamp"
@@ -39,7 +41,6 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "Bool": pa.bool_(),
     "UnixTimestamp": pa.timestamp("us", tz="UTC"),
 }
-PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 # tag of an on-demand view whose python function also accepts pyarrow columns
 ARROW_UDF_TAG = "udf_accepts_arrow"
 
@@ -108,7 +109,9 @@ def conform(table: pa.Table, schema: ServiceSchema) -> pa.Table:
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """Arrow -> pandas with nullable integers/booleans (NaN never turns an int into a float)."""
-    return table.to_pandas(types_mapper=PANDAS_TYPES.get)
+    import pandas as pd  # here, not at the top: the serving process imports this module, not pandas
+
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get)
 
 
 @dataclass(frozen=True)
@@ -204,6 +207,8 @@ def offline_arrow(store: Any, entity_df: pd.DataFrame, service_name: str, readab
 
 
 def _offline_table(store: Any, service: Any, entity_df: pd.DataFrame, readable_column: str | None = None) -> pa.Table:
+    import pandas as pd
+
     frame = entity_df.copy()
     # cache=False: the cache check alone iterates the column as Timestamps (~25 ms per 100k rows)
     frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN], utc=True, cache=False)
@@ -274,6 +279,8 @@ def training_frame(store: Any, entity_df: pd.DataFrame, service_name: str) -> pd
     if not extra:
         return features
     # copy=False: both frames are this call's own (the labels were copied by the selection)
+    import pandas as pd
+
     return pd.concat([features, entity_df[extra].reset_index(drop=True)], axis=1, copy=False)
 
 

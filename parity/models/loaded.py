@@ -10,10 +10,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from parity.config import Settings
 from parity.models.prepare import PrepareSpec, prepare
@@ -27,6 +26,10 @@ from parity.models.registry import (
     entry_dir,
     verified_files,
 )
+from parity.pandas_lazy import is_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CALIBRATION_METHODS = ("isotonic", "platt")
 PLATT_EPS = 1e-7
@@ -80,7 +83,7 @@ class LoadedModel:
     def _matrix(self, prepared: pd.DataFrame | np.ndarray) -> Any:
         import xgboost as xgb
 
-        if isinstance(prepared, pd.DataFrame):
+        if is_frame(prepared):
             if tuple(prepared.columns) != self.spec.columns:
                 raise ValueError("prepared frame columns differ from the model's prepare spec")
             prepared = prepared.to_numpy(dtype="float64")
@@ -116,7 +119,9 @@ class LoadedModel:
     def contributions(self, prepared: pd.DataFrame | np.ndarray) -> pd.DataFrame:
         """TreeSHAP contributions (xgboost pred_contribs) in log-odds, one column per input + bias."""
         values = self.booster.predict(self._matrix(prepared), pred_contribs=True)
-        index = prepared.index if isinstance(prepared, pd.DataFrame) else None
+        import pandas as pd
+
+        index = prepared.index if is_frame(prepared) else None
         return pd.DataFrame(values, columns=list(self.spec.columns) + ["bias"], index=index)
 
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+from parity.pandas_lazy import is_frame, is_series, na
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPEC_FORMAT = 1
 OTHER = "__other__"
@@ -123,6 +127,8 @@ def column_name(feature: str, level: str | None = None) -> str:
 
 def _numeric(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A column as float64 with NaN for every kind of missing value (pd.NA, None, inf)."""
+    import pandas as pd
+
     try:
         values = pd.to_numeric(frame[name], errors="raise").to_numpy(
             dtype="float64", na_value=np.nan
@@ -141,7 +147,7 @@ def _derive(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def _require(frame: Mapping[str, Any] | pd.DataFrame, names: Sequence[str]) -> None:
-    have = frame.columns if isinstance(frame, pd.DataFrame) else frame
+    have = frame.columns if is_frame(frame) else frame
     missing = [name for name in names if name not in have]
     if missing:
         raise PrepareError(f"frame lacks feature column(s) {missing}")
@@ -239,17 +245,19 @@ def _median(values: np.ndarray) -> float:
 
 def _text(values: Any) -> list[str | None]:
     """A categorical column (Series or sequence) as str-or-None values."""
-    if isinstance(values, pd.Series):
+    if is_series(values):
         values = values.astype(object).where(values.notna(), None).to_numpy()
-    return [None if v is None or v is pd.NA or v != v else str(v) for v in values]
+    missing = na()
+    return [None if v is None or v is missing or v != v else str(v) for v in values]
 
 
 def _floats(values: Any, name: str) -> np.ndarray:
     """A numeric column (Series or sequence) as float64 with NaN for every kind of missing value."""
-    if isinstance(values, pd.Series):
-        return _numeric(pd.DataFrame({name: values}), name)
+    if is_series(values):
+        return _numeric(values.to_frame(name), name)
+    missing = na()
     try:
-        array = np.array([np.nan if v is None or v is pd.NA else v for v in values], dtype="float64")
+        array = np.array([np.nan if v is None or v is missing else v for v in values], dtype="float64")
     except (TypeError, ValueError) as err:
         raise PrepareError(f"feature '{name}' is not numeric: {err}") from None
     return np.where(np.isfinite(array), array, np.nan)
@@ -336,10 +344,10 @@ def _float_block(columns: Mapping[str, Any], names: Sequence[str], n: int) -> np
     sequences (serving's online read), column by column for pandas (and to name a bad column)."""
     if not names:
         return np.empty((0, n))
-    if not isinstance(columns, pd.DataFrame):
-        na = pd.NA
+    if not is_frame(columns):
+        missing = na()
         try:
-            block = np.array([[np.nan if v is None or v is na else v for v in columns[name]] for name in names],
+            block = np.array([[np.nan if v is None or v is missing else v for v in columns[name]] for name in names],
                              dtype="float64")
         except (TypeError, ValueError):
             block = None  # find and name the column below
@@ -360,7 +368,7 @@ def prepare_matrix(columns: Mapping[str, Any], spec: PrepareSpec) -> np.ndarray:
     plan = _plan(spec)
     if plan.width == 0:
         return np.empty((0, 0))
-    n = len(columns) if isinstance(columns, pd.DataFrame) else len(columns[spec.features[0][0]])
+    n = len(columns) if is_frame(columns) else len(columns[spec.features[0][0]])
     out = np.zeros((n, plan.width))
     raw = _float_block(columns, plan.numeric, n)
     missing = np.isnan(raw)
@@ -384,7 +392,9 @@ def prepare_matrix(columns: Mapping[str, Any], spec: PrepareSpec) -> np.ndarray:
 def prepare(frame: pd.DataFrame | Mapping[str, Any], spec: PrepareSpec) -> pd.DataFrame:
     """The model input: float64 columns in `spec.columns` order, one row per frame row."""
     matrix = prepare_matrix(frame, spec)
-    index = frame.index if isinstance(frame, pd.DataFrame) else None
+    import pandas as pd
+
+    index = frame.index if is_frame(frame) else None
     return pd.DataFrame(matrix, index=index, columns=list(spec.columns))
 
 

@@ -121,7 +121,8 @@ class TreeShap:
             raise Unsupported(f"paths of up to {widest} features ({size:,} table values)")
         import xgboost as xgb
 
-        bias = float(booster.predict(xgb.DMatrix(np.zeros((1, n_features))), pred_contribs=True,
+        # nthread=1: a DMatrix's default thread pool (all cores) spins for ms on a busy machine
+        bias = float(booster.predict(xgb.DMatrix(np.zeros((1, n_features)), nthread=1), pred_contribs=True,
                                     validate_features=False)[0, -1])
         shap = cls._build(n_features, bias, leaves, np.asarray(features, dtype=np.intp),
                           np.asarray(thresholds, dtype=np.float32), np.asarray(defaults, dtype=bool))
@@ -228,7 +229,7 @@ class TreeShap:
         import xgboost as xgb
 
         x = check_rows(self, rows, seed)
-        expected = booster.predict(xgb.DMatrix(x), pred_contribs=True, validate_features=False)
+        expected = booster.predict(xgb.DMatrix(x, nthread=1), pred_contribs=True, validate_features=False)
         if expected.shape != (len(x), self.n_features + 1):
             raise Unsupported(f"pred_contribs has shape {expected.shape}")
         worst = float(np.max(np.abs(self.contributions(x) - expected)))

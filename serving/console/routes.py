@@ -10,21 +10,22 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Mount
 
 from parity import reviews
 from parity.config import Settings
 from parity.models.prepare import PrepareSpec
 from serving.console import auth, data, svg, views
+from serving.console.errors import FormError, LoginRequired, NotAllowed
 
 log = logging.getLogger("serving.console")
 HERE = Path(__file__).parent
@@ -41,10 +42,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 MAX_FORM_BYTES = 16_384  # a console form is a few fields; anything larger is refused unread
-
-
-class FormError(ValueError):
-    """A posted form that is not a small url-encoded form."""
 
 
 async def form_of(request: Request) -> dict[str, str]:
@@ -64,17 +61,6 @@ async def form_of(request: Request) -> dict[str, str]:
     except UnicodeDecodeError as err:
         raise FormError("form is not UTF-8") from err
     return {name: values[0] for name, values in fields.items()}
-
-
-class NotAllowed(Exception):
-    """The session's key lacks the role a page needs (HTTP 403 page)."""
-
-
-class LoginRequired(Exception):
-    """No valid session: the browser is sent to the login form."""
-
-    def __init__(self, next_path: str):
-        self.next_path = next_path
 
 
 def _state(request: Request) -> Any:
@@ -262,29 +248,21 @@ async def customer(request: Request, client: str = "", id: str = "", at: str = "
     return _page(request, "customer.html", session, **context)
 
 
-def install(app: FastAPI) -> None:
-    """Add the console's routes, static files and its login redirect to the app."""
+def routes(app: FastAPI) -> list[Any]:
+    """The console's routes and static files (for `serving.console.install`, which serves them
+    from the first /console request on), and its session store on the app."""
     # the other pages register themselves on `router` when imported
     from serving.console import models_routes, ops_routes, review_routes  # noqa: F401
 
-    app.include_router(router)
-    app.mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")
-
-    async def _login_required(request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse(f"/console/login?next={quote(exc.next_path, safe='')}", status_code=303)
-
-    async def _bad_form(request: Request, exc: FormError) -> Response:
-        return HTMLResponse(f"<p>Bad form: {escape(str(exc))}</p>", status_code=400)
-
-    async def _not_allowed(request: Request, exc: NotAllowed) -> Response:
-        response = _page(request, "denied.html", session_of(request), reason=str(exc))
-        response.status_code = 403
-        return response
-
     app.state.console_sessions = auth.Sessions()
-    app.add_exception_handler(LoginRequired, _login_required)
-    app.add_exception_handler(NotAllowed, _not_allowed)
-    app.add_exception_handler(FormError, _bad_form)
+    return [*router.routes, Mount("/console/static", StaticFiles(directory=str(HERE / "static")), name="console-static")]
+
+
+def not_allowed_page(request: Request, exc: NotAllowed) -> Response:
+    """The 403 page for a key that lacks a page's role."""
+    response = _page(request, "denied.html", session_of(request), reason=str(exc))
+    response.status_code = 403
+    return response
 
 
 def redirect_with(path: str, **params: Any) -> RedirectResponse:
