@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,9 +62,27 @@ async def _run(base: str, request: bytes, concurrency: int, seconds: float) -> t
     return statuses, latencies, time.perf_counter() - started
 
 
-def run_load(base: str, request: bytes, concurrency: int, seconds: float, warmup: float = 0.5) -> dict[str, Any]:
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the given processes have used so far (/proc/<pid>/stat; a
+    process that is gone counts 0)."""
+    import os
+
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15)
+    return total
+
+
+def run_load(base: str, request: bytes, concurrency: int, seconds: float, warmup: float = 0.5,
+             server_pids: list[int] | None = None) -> dict[str, Any]:
     """Requests per second (200s only), errors (any other status or a broken connection) and
-    latency of `concurrency` connections for `seconds` (after `warmup` seconds not counted)."""
+    latency of `concurrency` connections for `seconds` (after `warmup` seconds not counted); with
+    `server_pids`, the CPU the server processes and this client used per request in that time
+    (on 2 shared cores, what bounds a second worker's gain: see `cpu_bound_ratio`)."""
     try:
         import uvloop
 
@@ -72,8 +91,22 @@ def run_load(base: str, request: bytes, concurrency: int, seconds: float, warmup
         runner = asyncio.run
     if warmup > 0:
         runner(_run(base, request, concurrency, warmup))
+    pids = list(server_pids or [])
+    server_before, client_before = process_cpu_seconds(pids), time.process_time()
     statuses, latencies, elapsed = runner(_run(base, request, concurrency, seconds))
+    server_cpu, client_cpu = process_cpu_seconds(pids) - server_before, time.process_time() - client_before
     ok = statuses.get(200, 0)
-    return {"concurrency": concurrency, "seconds": elapsed, "ok": ok, "rps": ok / elapsed,
-            "errors": sum(n for status, n in statuses.items() if status != 200),
-            "statuses": {str(k): v for k, v in statuses.items()}, "latency_ms": stats(latencies, 1000.0)}
+    out = {"concurrency": concurrency, "seconds": elapsed, "ok": ok, "rps": ok / elapsed,
+           "errors": sum(n for status, n in statuses.items() if status != 200),
+           "statuses": {str(k): v for k, v in statuses.items()}, "latency_ms": stats(latencies, 1000.0)}
+    if pids and ok:
+        out["cpu_ms_per_request"] = {"server": 1000 * server_cpu / ok, "client": 1000 * client_cpu / ok}
+        out["cpu_cores_busy"] = {"server": server_cpu / elapsed, "client": client_cpu / elapsed}
+    return out
+
+
+def cpu_bound_ratio(server_ms: float, client_ms: float, cores: int = 2) -> float:
+    """The most a multi-worker server can gain over one worker when the load client shares the
+    machine's `cores`: one worker is bound by one core (server_ms per request), several by all
+    cores shared with the client ((server_ms + client_ms) per request over `cores`)."""
+    return cores * server_ms / (server_ms + client_ms)

@@ -282,6 +282,14 @@ def http_bench(predict_base: str, api_key: str, feast_base: str, ids: list[str],
     return results
 
 
+def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Median server and client CPU ms per request over runs (None when not measured)."""
+    measured = [r["cpu_ms_per_request"] for r in runs if "cpu_ms_per_request" in r]
+    if not measured:
+        return None
+    return {k: sorted(m[k] for m in measured)[len(measured) // 2] for k in ("server", "client")}
+
+
 def throughput(single: Any, multi: Any, customer: str, request_at: datetime, concurrencies: tuple[int, ...],
                seconds: float, rounds: int) -> dict[str, Any]:
     """Requests per second at each concurrency (1 customer per request) against the single- and
@@ -289,7 +297,8 @@ def throughput(single: Any, multi: Any, customer: str, request_at: datetime, con
     per-round ratios (both measured under the same machine load)."""
     import json
 
-    from bench.load import http_request, run_load
+    from bench.load import cpu_bound_ratio, http_request, run_load
+    from bench.servers import server_pids
 
     body = json.dumps({"customers": [{"customer_id": customer, "request_at": request_at.isoformat()}]}).encode()
     out: dict[str, Any] = {}
@@ -299,7 +308,7 @@ def throughput(single: Any, multi: Any, customer: str, request_at: datetime, con
             order = (single, multi) if round_ % 2 == 0 else (multi, single)
             for server in order:
                 request = http_request(server.base, "/v1/predict", body, {"X-API-Key": server.key})
-                runs[server.name].append(run_load(server.base, request, c, seconds))
+                runs[server.name].append(run_load(server.base, request, c, seconds, server_pids=server_pids(server)))
         ratios = sorted(m["rps"] / s["rps"] for s, m in zip(runs[single.name], runs[multi.name]) if s["rps"] > 0)
         out[str(c)] = {
             "runs": runs,
@@ -308,4 +317,10 @@ def throughput(single: Any, multi: Any, customer: str, request_at: datetime, con
             "p99_ms": {name: sorted(r["latency_ms"]["p99"] for r in rs)[len(rs) // 2] for name, rs in runs.items()},
             "ratio_multi_vs_single": ratios[len(ratios) // 2] if ratios else None,
         }
+        cpu = {name: _median_cpu(rs) for name, rs in runs.items()}
+        if all(cpu.values()):
+            out[str(c)]["cpu_ms_per_request"] = cpu
+            # what the machine allows: the single worker's CPU per request, the client's of the
+            # multi-worker run (both cores then hold the workers and the client)
+            out[str(c)]["cpu_bound_ratio"] = cpu_bound_ratio(cpu[single.name]["server"], cpu[multi.name]["client"])
     return out

@@ -203,6 +203,15 @@ def http_rows(http: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cpu_note(c: dict[str, Any]) -> str:
+    """CPU per request of server and load client, and the ratio two shared cores allow."""
+    cpu = c.get("cpu_ms_per_request")
+    if not cpu:
+        return ""
+    parts = "; ".join(f"{name}: server {v['server']:.2f} / client {v['client']:.2f}" for name, v in cpu.items())
+    return f"; CPU ms per request ({parts}); the 2 shared cores allow {c['cpu_bound_ratio']:.2f}x"
+
+
 def throughput_rows(block: dict[str, Any]) -> list[dict[str, Any]]:
     """Requests/s of one vs several workers per concurrency, and peak RSS per process."""
     rows = []
@@ -217,7 +226,7 @@ def throughput_rows(block: dict[str, Any]) -> list[dict[str, Any]]:
                          f">= {target:g}x 1 worker, 0 errors" if target else "",
                          (ratio is not None and ratio >= target and errors == 0) if target else None,
                          f"raw column = 1 worker; errors {errors}; p99 " + " / ".join(
-                             f"{v:.1f}" for v in c["p99_ms"].values()) + " ms (1 / multi)"))
+                             f"{v:.1f}" for v in c["p99_ms"].values()) + " ms (1 / multi)" + _cpu_note(c)))
     for name, rss in block.get("peak_rss_mb", {}).items():
         rows.append(_row(f"serving peak RSS, {name}", "MB", max(rss.values()) if rss else None,
                          note=", ".join(f"{k} {v:.0f}" for k, v in rss.items())))

@@ -94,6 +94,11 @@ def _status_kb(pid: int, field: str) -> int | None:
     return None
 
 
+def server_pids(server: Server) -> list[int]:
+    """The server's process and its worker processes."""
+    return [] if server.proc is None else [server.proc.pid, *_children(server.proc.pid)]
+
+
 def peak_rss(server: Server) -> dict[str, float]:
     """Peak RSS (VmHWM, MB) of a running server process and of each of its worker processes."""
     if server.proc is None:

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from serving.log_batch import record_batch
+
 log = logging.getLogger("serving.log")
 
 SCHEMA = pa.schema(
@@ -173,8 +175,7 @@ class PredictionLog:
         raises LogUnavailable when the records cannot be written."""
         if not rows:
             return self._appended
-        columns = [pa.array(values, type=field.type) for values, field in zip(zip(*rows), SCHEMA)]
-        batch = pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+        batch = record_batch(rows, SCHEMA)
         payload = batch.serialize()
         frame = _FRAME.pack(_MAGIC, payload.size) + payload.to_pybytes()
         with self._lock:

@@ -23,14 +23,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from parity.jsonable import jsonable
 from parity.models import registry
-from parity.models.prepare import DERIVED, PrepareSpec, fit_spec, prepare
+from parity.models.prepare import DERIVED, PrepareSpec, fit_spec, prepare, prepare_matrix
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODEL_NAME = "segments"
 SEGMENTS_FORMAT = 1
@@ -94,10 +96,16 @@ class SegmentModel:
         """Number of segments."""
         return len(self.centroids)
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Retrieval frame -> standardized matrix of the clustered columns."""
-        prepared = prepare(frame, self.spec)
-        return standardize(prepared, self.columns, self.log1p, self.mean, self.scale)
+    def transform(self, frame: pd.DataFrame | Mapping[str, Sequence[Any]]) -> np.ndarray:
+        """Retrieval frame (or serving's column dict) -> standardized matrix of the clustered
+        columns; the same values as `standardize(prepare(frame, spec), ...)` without a DataFrame
+        (serving assigns segments on every request)."""
+        missing = [c for c in self.columns if c not in self.spec.columns]
+        if missing:
+            raise SegmentError(f"prepared frame lacks segment column(s) {missing}")
+        matrix = prepare_matrix(frame, self.spec)
+        values = _log1p(matrix[:, [self.spec.columns.index(c) for c in self.columns]], self.columns, self.log1p)
+        return (values - self.mean) / self.scale
 
     def assign(self, frame: pd.DataFrame) -> np.ndarray:
         """Segment id of every row (nearest centroid)."""
@@ -113,7 +121,11 @@ def log_transform(prepared: pd.DataFrame, columns: Sequence[str], log1p: Sequenc
     missing = [c for c in columns if c not in prepared.columns]
     if missing:
         raise SegmentError(f"prepared frame lacks segment column(s) {missing}")
-    values = prepared[list(columns)].to_numpy(dtype="float64").copy()
+    return _log1p(prepared[list(columns)].to_numpy(dtype="float64").copy(), columns, log1p)
+
+
+def _log1p(values: np.ndarray, columns: Sequence[str], log1p: Sequence[str]) -> np.ndarray:
+    """log1p (at >= 0) of the skewed columns, in place."""
     for j, column in enumerate(columns):
         if column in log1p:
             values[:, j] = np.log1p(np.clip(values[:, j], 0.0, None))

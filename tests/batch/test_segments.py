@@ -60,6 +60,18 @@ def test_numpy_nearest_centroid_equals_kmeans_predict():
     np.testing.assert_array_equal(model.assign(frame), kmeans.predict(points))
 
 
+def test_transform_of_serving_columns_equals_the_prepared_frame_path():
+    model, frame, _ = fitted()
+    frame = frame.copy()
+    frame.loc[::7, "spend_365d"] = np.nan  # imputed, with its missing indicator
+    frame["purchase_count_90d"] = frame["purchase_count_90d"].mask(frame.index % 11 == 0)
+    expected = segments.standardize(prepare(frame, model.spec), model.columns, model.log1p, model.mean, model.scale)
+    np.testing.assert_array_equal(model.transform(frame), expected)
+    # serving's form: plain python lists by feature name, None for missing
+    columns = {name: [None if pd.isna(v) else v for v in frame[name].astype(object)] for name, _ in FEATURES}
+    np.testing.assert_array_equal(model.transform(columns), expected)
+
+
 def test_profiles_have_churn_rates_medians_and_distinct_readable_names():
     model, _, _ = fitted()
     assert len(set(model.names)) == 3

@@ -122,3 +122,34 @@ def test_fsync_mode_group_commits(tmp_path):
     log.sync_to(second)
     log.close()
     assert _logged(tmp_path) == ["r1", "r2"]
+
+
+def test_record_batches_equal_pyarrow_arrays_of_the_same_values():
+    import math
+    import random
+    from datetime import timedelta
+
+    import pyarrow as pa
+
+    from serving.log import SCHEMA
+    from serving.log_batch import record_batch
+
+    rng = random.Random(5)
+    base = datetime(2026, 3, 29, 1, 59, 59, 999999, tzinfo=timezone.utc)
+    stamps = [None, base, base.replace(tzinfo=None), base - timedelta(days=20000, microseconds=1),
+              base.astimezone(timezone(timedelta(hours=-7)))]
+    strings = [None, "", "acme:AC-000001", "ünïcødé ✓", '{"spend_30d": 1.5, "x": null}']
+    numbers = [None, 0.0, -1.25, 1e300, math.nan, math.inf, 3]
+    rows = []
+    for _ in range(300):
+        rows.append(tuple(rng.choice(stamps) if f.type.id == pa.timestamp("us").id
+                          else rng.choice(numbers) if f.type == pa.float64()
+                          else rng.choice([None, True, False]) if f.type == pa.bool_()
+                          else rng.choice(strings) for f in SCHEMA))
+    for n in (1, 7, 300):
+        got = record_batch(rows[:n], SCHEMA)
+        expected = pa.RecordBatch.from_arrays([pa.array(v, type=f.type) for v, f in zip(zip(*rows[:n]), SCHEMA)],
+                                              schema=SCHEMA)
+        got.validate(full=True)
+        # NaN != NaN in equals(): compare the IPC bytes (values, validity and NaN bits alike)
+        assert got.serialize().to_pybytes() == expected.serialize().to_pybytes(), n

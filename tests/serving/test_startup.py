@@ -1,4 +1,5 @@
-"""What the serving process loads: no Feast and no scikit-learn, same scores and explanations."""
+"""What the serving process loads: no Feast, no scikit-learn and no pandas (nor the console's
+pages before a /console request), same scores and explanations."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ from serving.schemas import Prediction, PredictResponse
 PredictResponse.model_validate(predicted)  # the plain-JSON response has the declared shape
 assert all(list(p) == list(Prediction.model_fields) for p in predicted["predictions"])
 print(json.dumps({"lean": lean, "ready": ready, "statuses": [p["status"] for p in predicted["predictions"]],
-                  "loaded": sorted(m for m in ("feast", "sklearn", "xgboost.sklearn") if m in sys.modules)}))
+                  "loaded": sorted(m for m in ("feast", "sklearn", "xgboost.sklearn", "pandas", "serving.console.routes",
+                                               "pyarrow.compute") if m in sys.modules)}))
 """
 
 # scores and TreeSHAP of a fixed matrix with the lean xgboost import
@@ -68,7 +70,7 @@ def _known_customer(settings) -> str:
     ).fetchone()[0]
 
 
-def test_serving_process_never_imports_feast_or_sklearn(trained_data):
+def test_serving_process_never_imports_feast_sklearn_or_pandas(trained_data):
     from tests.serving.test_app import as_of
 
     out = _run(_START, str(trained_data.data_dir), _known_customer(trained_data), as_of(trained_data),
