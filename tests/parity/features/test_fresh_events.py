@@ -346,3 +346,9 @@ def test_the_pairs_index_gives_what_the_staged_tables_give(copied, pusher):
                                 context.pairs)
             staged = recompute(con, plan, customers, at, pusher.log.path, fresh_mart(plan), context.staged_log)
             assert indexed.num_rows == len(set(customers)) and indexed.equals(staged)
+        # too many records for memory: no index, rounds keep reading the staged tables
+        from parity.features.fresh import staged_models
+        from parity.features.fresh_cut import StagedPairs
+
+        skipped = StagedPairs(con, staged_models(plan), max_rows=1)
+        assert skipped.sql() is None and not skipped.wait(0) and "staged rows" in skipped.problem
