@@ -162,6 +162,8 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
         # (Feast's FileSource paths) name <data>/published, valid across publishes
+        if incremental and base is not None:
+            _reuse_parse_state(base.path, folder)
         with _phase(folder, "dbt_parse"):
             run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
         parsed = folder / "target" / "manifest.json"
@@ -173,8 +175,12 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             with _phase(folder, "preflight"):
                 sources = run_preflight(parsed, folder / COUNTS_FILE)
             print(f"preflight: {len(sources)} raw files readable, records counted")
+        # an incremental build runs on the very project and --vars its base was built and
+        # unit-tested with (parity.ingest.incremental refuses otherwise): its unit tests, which
+        # depend on nothing else, are not run again
+        skip = ["--exclude-resource-type", "unit_test"] if mode == "incremental" else []
         with _phase(folder, "dbt_build"):
-            run_dbt(settings, "build", *(["--select", select] if select else []), *dbt_args, capture=capture,
+            run_dbt(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
                     target_dir=folder / "run", build_dir=folder)
         if mode == "full" and fresh_plan:  # the SQL the fresh-event path runs (other builds keep their base's)
             with _phase(folder, "fresh_plan"):
@@ -187,6 +193,17 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         raise BuildFailed(str(err), exit_code=2) from None
     except DbtError as err:
         raise BuildFailed(f"{err}{unaccounted_note(folder)}") from None
+
+
+def _reuse_parse_state(base: Path, folder: Path) -> None:
+    """Start dbt's parse and build from the base build's partial-parse state (dbt re-parses every
+    file, or everything, whose text, vars, profile or env vars changed: here the build folder's
+    paths), so an incremental build does not parse the whole project twice."""
+    for sub in ("target", "run"):
+        state = base / sub / "partial_parse.msgpack"
+        if state.is_file():
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(state, folder / sub / state.name)
 
 
 def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo | None, parsed: Path,
