@@ -50,6 +50,7 @@ def _build(data_dir: Path, *args: str) -> dict[str, Any]:
             "dbt_node_seconds": sum(r.get("execution_time") or 0 for r in results),
             # where the wall time went: parse, check + copy, pre-flight, dbt build, guards, ...
             "phase_seconds": info.get("phase_seconds", {}),
+            "feature_customers": info.get("feature_customers"),  # what the incremental mart computed
             "data_test_seconds": round(sum(r.get("execution_time") or 0 for r in results
                                            if r["unique_id"].startswith("test.")), 2),
             "slowest": [[r["unique_id"].split(".", 2)[-1], round(r.get("execution_time") or 0, 2)] for r in slowest]}
@@ -94,6 +95,7 @@ def markdown(point: dict[str, Any]) -> str:
           + ", ".join(f"{k} {v}" for k, v in b.get("phase_seconds", {}).items()) + " | "
           + ", ".join(f"{n} {s}s" for n, s in b["slowest"][:4]) + " |"
           for name, b in (("full, day N", point["full_day_n"]), ("incremental, day N+1", inc), ("full, day N+1", full))),
+        "", f"feature mart of the incremental build, customers: {inc.get('feature_customers')}",
         "", f"incremental / full: **{point['ratio']:.0%}** (target <= 10%); identical tables "
         f"(EXCEPT ALL both ways, {point['tables_compared']} tables): {point['identical']}"
         + (f"; differing: {point['unequal_tables']}" if point["unequal_tables"] else ""), ""])

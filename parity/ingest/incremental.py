@@ -137,7 +137,8 @@ def relocate(settings: Settings, base: Path, folder: Path) -> None:
 # changed and which of its snapshots it computed (an incremental and a full build differ there by
 # design: on a full build every customer is changed).
 BUILD_STEP_COLUMNS = {"intermediate.int_customer_feature_changes":
-                      ("is_changed", "rebuild_week", "previous_snapshot_end", "previous_first_snapshot_at")}
+                      ("is_changed", "change_reason", "rebuild_week", "previous_snapshot_end",
+                       "previous_first_snapshot_at")}
 
 
 def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", "quarantine", "intermediate", "marts")
@@ -172,3 +173,20 @@ def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", 
                 for a, b in ((lhs[name], rhs[name]), (rhs[name], lhs[name])))
             out[name] = (only_left, only_right)
     return out
+
+
+def feature_rebuilds(folder: Path) -> dict[str, int]:
+    """What an incremental build's feature mart computed (int_customer_feature_changes): customers
+    recomputed whole per reason, customers given new grid points only, customers kept as they were."""
+    import duckdb
+
+    with warehouse.connect(folder) as con:
+        try:
+            rows = con.execute(
+                "select case when change_reason is not null then 'whole: ' || change_reason "
+                "when rebuild_week >= 0 then 'new grid points only' else 'kept' end, count(*) "
+                "from intermediate.int_customer_feature_changes where rebuild_week is not null group by 1 order by 1"
+            ).fetchall()
+        except duckdb.Error:
+            return {}
+    return {str(what): int(n) for what, n in rows}

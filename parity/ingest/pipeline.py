@@ -182,6 +182,10 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         with _phase(folder, "dbt_build"):
             run_dbt(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
                     target_dir=folder / "run", build_dir=folder)
+        if mode == "incremental":
+            rebuilt = incremental_state.feature_rebuilds(folder)
+            builds.write_info(folder, feature_customers=rebuilt)
+            print("feature mart, customers: " + ", ".join(f"{what} {n}" for what, n in rebuilt.items()))
         if mode == "full" and fresh_plan:  # the SQL the fresh-event path runs (other builds keep their base's)
             with _phase(folder, "fresh_plan"):
                 write_plan(plan_manifest(settings, folder, dbt_args), folder / PLAN_FILE)

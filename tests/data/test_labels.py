@@ -71,7 +71,7 @@ def expected(wh: Warehouse) -> pd.DataFrame:
 
 
 def test_label_times_have_a_fully_observed_window(labels: pd.DataFrame, wh: Warehouse) -> None:
-    """Per client: labels every 4th snapshot of its grid, windows ending <= its watermark."""
+    """Per client: labels at every 4th point of the fixed grid (from the anchor), windows ending <= its watermark."""
     assert len(labels) > 0
     assert (labels["label_window_end_at"] == labels["as_of_at"] + CHURN_HORIZON_DAYS * DAY).all()
     assert set(labels["client_id"]) == set(wh.timelines)

@@ -216,7 +216,13 @@ def test_customers_only_drop_is_accounted_for_and_not_scored(shapes: Settings) -
     assert q["raw_record"].str.endswith((",yes", ",no")).all()  # the client's own flag is kept
     mart = pd.read_parquet(shapes.marts_dir / "customer_features_weekly.parquet")
     assert not mart["customer_id"].str.startswith("customers_only:").any()
-    assert set(mart["customer_id"].str.split(":").str[0]) == {"whitespace_log", "fixed_width"}
+    # fixed_width's one drop arrived (1998-06-05, a Friday) after the last point of the fixed weekly
+    # grid at or before its watermark (Monday 1998-06-01): its customers exist at no snapshot yet
+    # (README "Point in time"), so only whitespace_log has feature rows
+    assert set(mart["customer_id"].str.split(":").str[0]) == {"whitespace_log"}
+    marks = pd.read_parquet(shapes.marts_dir / "client_watermarks.parquet").set_index("client_id")
+    assert marks.loc["fixed_width", "n_snapshots"] == 0
+    assert marks.loc["fixed_width", "watermark_at"] > DROP_DATE > marks.loc["fixed_width", "watermark_at"] - pd.Timedelta(days=7)
 
 
 def test_reconciliation_accounts_for_every_line(shapes: Settings) -> None:

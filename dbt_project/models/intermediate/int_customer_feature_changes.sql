@@ -13,7 +13,8 @@
 --
 -- The table keeps, per customer ever seen: the fingerprint (customer_hash, versions_hash,
 -- n_versions), the client's grid (snapshot_end, first_snapshot_at) and the previous build's,
--- is_changed, first_week (the customer's spine, int_customer_snapshot_spans) and rebuild_week:
+-- is_changed with its change_reason, first_week (the customer's spine, int_customer_snapshot_spans)
+-- and rebuild_week:
 -- rows at weeks_before_end <= rebuild_week are computed by this build, older ones up to
 -- first_week are the previous build's (-1: none computed; NULL: no snapshot, no row). On a full
 -- build every customer is changed.
@@ -82,18 +83,18 @@ compared as (
         current_inputs.first_snapshot_at,
         previous_inputs.snapshot_end as previous_snapshot_end,
         previous_inputs.first_snapshot_at as previous_first_snapshot_at,
-        coalesce(
-            previous_inputs.customer_id is null
-            or current_inputs.customer_id is null
-            or previous_inputs.customer_hash is distinct from current_inputs.customer_hash
-            or previous_inputs.n_versions is distinct from current_inputs.n_versions
-            or previous_inputs.versions_hash is distinct from current_inputs.versions_hash
+        case
+            when previous_inputs.customer_id is null then 'new_customer'
+            when current_inputs.customer_id is null then 'removed'
+            when previous_inputs.customer_hash is distinct from current_inputs.customer_hash then 'attributes'
+            when previous_inputs.n_versions is distinct from current_inputs.n_versions
+                or previous_inputs.versions_hash is distinct from current_inputs.versions_hash then 'transactions'
             -- the grid moved otherwise than by new points at its end: back, or its start earlier
-            or previous_inputs.snapshot_end is null
-            or previous_inputs.first_snapshot_at is null
-            or current_inputs.snapshot_end < previous_inputs.snapshot_end
-            or current_inputs.first_snapshot_at < previous_inputs.first_snapshot_at,
-            true) as is_changed
+            when previous_inputs.snapshot_end is null
+                or previous_inputs.first_snapshot_at is null
+                or current_inputs.snapshot_end < previous_inputs.snapshot_end
+                or current_inputs.first_snapshot_at < previous_inputs.first_snapshot_at then 'grid_moved'
+        end as change_reason
     from current_inputs
     full outer join previous_inputs on previous_inputs.customer_id = current_inputs.customer_id
 ),
@@ -105,7 +106,7 @@ compared as (
         *,
         cast(null as {{ engine_type('timestamptz') }}) as previous_snapshot_end,
         cast(null as {{ engine_type('timestamptz') }}) as previous_first_snapshot_at,
-        true as is_changed
+        'full_build' as change_reason
     from current_inputs
 ),
 
@@ -124,14 +125,18 @@ final as (
         -- (NULL: the customer has no snapshot, and no row in the mart)
         cast(case
             when customer_spans.customer_id is null then null
-            when compared.is_changed then customer_spans.first_week
+            when compared.change_reason is not null then customer_spans.first_week
             else least(
                 {{ floor_weeks_between('compared.previous_snapshot_end', 'compared.snapshot_end') }} - 1,
                 customer_spans.first_week)
         end as bigint) as rebuild_week,
         customer_spans.first_week,
+        -- strings
+        -- why the customer is recomputed whole (NULL: it is not): full_build, new_customer,
+        -- removed, attributes, transactions, grid_moved
+        compared.change_reason,
         -- booleans
-        compared.is_changed,
+        compared.change_reason is not null as is_changed,
         -- timestamps
         compared.snapshot_end,
         compared.first_snapshot_at,

@@ -148,10 +148,11 @@ def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: P
 
     # not vacuous: the cases changed snapshots the previous build had, and only their customers
     # (and the day's) were computed whole; every other customer got the new grid point only
-    changes = query(None, "select customer_id, is_changed, rebuild_week from intermediate.int_customer_feature_changes",
-                    folder=added.build).set_index("customer_id")
+    changes = query(None, "select customer_id, is_changed, change_reason, rebuild_week "
+                    "from intermediate.int_customer_feature_changes", folder=added.build).set_index("customer_id")
+    reasons = {"backdated": "transactions", "moved": "attributes", "dune": "transactions"}
     for case, customer in cases.items():
-        assert changes.loc[customer, "is_changed"], case
+        assert changes.loc[customer, "change_reason"] == reasons[case], case
         old, new = _mart_rows(base, customer), _mart_rows(added.build, customer)
         differing = [t for t in old if t in new and any(
             old[t][k] != new[t][k] and not (old[t][k] != old[t][k] and new[t][k] != new[t][k]) for k in old[t])]
@@ -162,6 +163,8 @@ def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: P
     assert set(unchanged.loc[daily, "rebuild_week"]) == {0}
     assert set(unchanged.loc[~daily, "rebuild_week"]) == {-1}
     assert changes["is_changed"].sum() < 0.2 * len(customers)
+    info = json.loads((added.build / "build.json").read_text())
+    assert info["feature_customers"]["new grid points only"] == int(daily.sum())
 
 
 def test_rewritten_raw_file_is_refused(built_data: Settings, tmp_path: Path) -> None:
