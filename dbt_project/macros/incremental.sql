@@ -71,7 +71,10 @@ where {{ parsed }}.line_number >= {{ cutoff }}
     {{ return(load_relation(this) is not none) }}
 {% endmacro %}
 
-{# A number that changes when any of the columns' values does (summed over rows: order-free). #}
+{# A number that changes when any of the columns' values does (summed over rows: order-free).
+   DECIMAL(38, 0) on both engines, so that the fingerprint columns have one type everywhere (the
+   scale group compares every table's types across engines); the values are engine-specific
+   (DuckDB's hash vs Spark's xxhash64) and only ever compared with the same engine's previous build. #}
 {% macro row_fingerprint(columns) %}{{ return(adapter.dispatch('row_fingerprint', 'parity')(columns)) }}{% endmacro %}
-{% macro default__row_fingerprint(columns) %}cast(hash({{ columns | join(', ') }}) as hugeint){% endmacro %}
+{% macro default__row_fingerprint(columns) %}cast(hash({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}
 {% macro spark__row_fingerprint(columns) %}cast(xxhash64({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}
