@@ -71,9 +71,10 @@ def fresh_data(feature_data: Settings, tmp_path: Path) -> Settings:
     return private_data_dir(feature_data, tmp_path)
 
 
-@pytest.fixture(scope="module")
-def trained(feature_data: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Two identical training runs (same seed) into one private data folder: v0001 and v0002."""
+@pytest.fixture(scope="session")
+def trained_once(feature_data: Settings, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two identical training runs (same seed) into one private data folder: v0001 and v0002,
+    once per session; tests read it through `trained`, never write into it."""
     from training.pipeline import run
 
     with keep_data_dir_env():
@@ -82,3 +83,17 @@ def trained(feature_data: Settings, tmp_path_factory: pytest.TempPathFactory) ->
         first = run(settings, config)
         second = run(settings, config)
     return {"settings": settings, "config": config, "first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def trained(trained_once: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`trained_once` (its runs' results, entries and saved datasets) with copies of its registry
+    and saved datasets in a data folder of the module's own: tests promote, approve and retrain
+    into the copy."""
+    import shutil
+
+    shared = trained_once["settings"]
+    settings = private_data_dir(shared, tmp_path_factory.mktemp("trained_copy"))
+    for name in ("registry", "training"):
+        shutil.copytree(shared.data_dir / name, settings.data_dir / name)
+    return {**trained_once, "settings": settings}

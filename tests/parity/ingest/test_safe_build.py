@@ -33,7 +33,9 @@ from parity.ingest.pipeline import BuildFailed
 from parity.ingest.preflight import sources_from_manifest
 from tests.conftest import build
 
-pytestmark = pytest.mark.data
+# one drop built, applied and materialized, then four more builds (a failed, a refused, an
+# allowed one, a CLI one) and a rollback: the heavy group, make test-heavy
+pytestmark = [pytest.mark.data, pytest.mark.heavy]
 
 # the project copy's acme transactions reader: lines over DuckDB's max_line_size (2 MB by default)
 # are skipped silently instead of read
@@ -115,7 +117,6 @@ def _manifest(settings: Settings) -> dict:
     return json.loads(settings.dbt_manifest_path.read_text())
 
 
-@pytest.mark.heavy  # a refused and an allowed build, then a rollback: make test-heavy
 def test_a_wiped_out_client_is_stopped_by_the_guards_unless_allowed_and_rollback_restores(live: Settings) -> None:
     customers = live.raw_dir / "acme" / "customers.csv"
     original = customers.read_bytes()
