@@ -24,6 +24,7 @@ from parity import suppression
 from parity.config import Settings, load_settings
 from parity.ingest import incremental
 from parity.ingest.build_config import load_build_config
+from parity.ingest.datagen_day import append_day
 from parity.ingest.pipeline import BuildFailed, BuildResult, run_build
 from parity.ingest.warehouse import query
 from tests.conftest import build
@@ -185,3 +186,25 @@ def test_erasure_between_builds_is_refused(built_data: Settings, tmp_path: Path)
     reason = incremental.refusal(settings, base, manifest, ())
     assert reason is not None and "erasure" in reason
 
+
+# clients on their own timelines: bolt's watermark follows its newest event (+48 h), cora's is fixed
+WATERMARK_VARS = ("--vars", "{client_watermarks: {bolt: {rule: newest_event_plus_delay, delay_hours: 48}, "
+                  "cora: {rule: fixed, watermark_at: '2026-05-20T00:00:00+00:00'}}}")
+
+
+def test_declared_watermark_rules_one_client_crosses_the_grid(built_data: Settings, tmp_path: Path) -> None:
+    settings = _copy_data(built_data, tmp_path / "data")
+    base = build(settings, dbt_args=WATERMARK_VARS).build  # the published build, under these rules
+    ends = dict(query(None, "select client_id, last_snapshot_at from marts.client_watermarks", folder=base).values)
+    # bolt's day crosses its next grid point (events 8 days after its end); cora's records arrive
+    # after its fixed watermark (no new snapshot)
+    day = (ends["bolt"] + timedelta(days=8)).date()
+    append_day(settings.raw_dir, day, records_per_client=4)
+    added = run_build(settings, load_build_config(), capture=True, incremental=True, dbt_args=WATERMARK_VARS)
+    assert added.mode == "incremental", _refused(added)
+    now = dict(query(None, "select client_id, last_snapshot_at from marts.client_watermarks", folder=added.build).values)
+    assert now["bolt"] > ends["bolt"] and now["cora"] == ends["cora"]
+    rebuilt = build(settings, dbt_args=WATERMARK_VARS)
+    assert rebuilt.mode == "full"
+    diffs = incremental.differences(added.build, rebuilt.build)
+    assert {name: d for name, d in diffs.items() if d != (0, 0)} == {}
