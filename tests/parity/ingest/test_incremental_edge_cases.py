@@ -14,45 +14,25 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from parity import suppression
-from parity.config import Settings, load_settings
+from parity.config import Settings
 from parity.ingest import incremental
 from parity.ingest.build_config import load_build_config
 from parity.ingest.datagen_day import append_day
 from parity.ingest.pipeline import BuildFailed, BuildResult, run_build
 from parity.ingest.warehouse import query
 from tests.conftest import build
+from tests.parity.ingest.test_incremental import _build_incremental as _incremental
+from tests.parity.ingest.test_incremental import _copy_data, _jsonl
 
 pytestmark = [pytest.mark.heavy, pytest.mark.data]
 
 ISO = "%Y-%m-%dT%H:%M:%S+00:00"
-
-
-def _copy_data(settings: Settings, to: Path) -> Settings:
-    shutil.copytree(settings.data_dir, to, symlinks=True, ignore=shutil.ignore_patterns("build.lock", "feast*"))
-    return load_settings(to)
-
-
-def _incremental(settings: Settings) -> BuildResult:
-    return run_build(settings, load_build_config(), capture=True, incremental=True)
-
-
-def _jsonl(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
 
 
 def _append(path: Path, text: str, encoding: str = "utf-8") -> None:
