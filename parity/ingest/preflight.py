@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ import duckdb
 CHUNK = 16 * 1024 * 1024
 # formats with one record per line and no header (JSON lines; header-less text, fixed width)
 LINE_FORMATS = ("jsonl", "text")
+LATIN1 = ("latin-1", "latin1", "iso-8859-1")
+# C1 control characters: valid ISO-8859-1 code points that no text carries, and DuckDB refuses
+_C1 = re.compile(rb"[\x80-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,8 @@ def _check_bytes(src: RawSource) -> str | None:
             return "file is truncated: the last line has no line terminator (cut off mid-write?)"
         fh.seek(0)
         utf8 = codecs.getincrementaldecoder("utf-8")()
-        offset, is_utf8, has_non_ascii = 0, True, False
+        offset, is_utf8, has_non_ascii, lines, c1_at = 0, True, False, 0, None
+        latin1 = src.encoding in LATIN1
         while chunk := fh.read(CHUNK):
             if not has_non_ascii and not chunk.isascii():
                 has_non_ascii = True
@@ -157,11 +162,25 @@ def _check_bytes(src: RawSource) -> str | None:
                 except UnicodeDecodeError as err:
                     is_utf8 = False
                     bad_at = offset + err.start
+            if latin1 and c1_at is None and has_non_ascii:
+                found = _C1.search(chunk)
+                if found:
+                    c1_at = (offset + found.start(), lines + chunk.count(b"\n", 0, found.start()) + 1,
+                             chunk[found.start()])
+            lines += chunk.count(b"\n")
             offset += len(chunk)
     if src.encoding in ("utf-8", "utf8") and not is_utf8:
         return f"wrong encoding: not valid UTF-8 at byte {bad_at} (declared utf-8; is it Latin-1?)"
-    if src.encoding in ("latin-1", "latin1", "iso-8859-1") and is_utf8 and has_non_ascii:
+    if latin1 and is_utf8 and has_non_ascii:
         return "wrong encoding: the file is UTF-8 but the source declares latin-1"
+    if c1_at is not None:
+        # DuckDB's latin-1 reader refuses the whole file at such a byte ("File is not latin-1
+        # encoded", no position); Windows-1252 puts printable characters there (0x80 is the euro sign)
+        at, line, byte = c1_at
+        return (f"wrong encoding: byte 0x{byte:02x} at byte {at} (line {line}) is a control character in "
+                f"latin-1, which the engine cannot read; the file is probably Windows-1252 "
+                f"(where 0x{byte:02x} is {bytes([byte]).decode('cp1252', errors='replace')!r}): "
+                "re-encode it as latin-1 or UTF-8 and declare that encoding")
     return None
 
 

@@ -212,6 +212,22 @@ def test_latin1_byte_found_past_the_first_read_chunk(tmp_path: Path, monkeypatch
     assert f"at byte {len(good) + bad_line.index('ö')}" in problem
 
 
+@pytest.mark.parametrize("chunk", [preflight.CHUNK, 16])
+def test_windows_1252_byte_in_latin1_file_names_byte_and_line(tmp_path: Path, monkeypatch, chunk: int) -> None:
+    # a euro sign written by Windows (0x80): a C1 control in latin-1, which DuckDB's reader refuses
+    # for the whole file without saying where; the pre-flight names the byte, the line and the cause
+    monkeypatch.setattr(preflight, "CHUNK", chunk)
+    f = tmp_path / "transactions.csv"
+    good = _csv_text(ACME_TX_ROWS, ";").encode("latin-1")
+    bad = b"AT-0000009;AC-000049;04/06/2024 10:47;\x8025,04;EUR;b\xfccher;K;05/06/2024 14:04:17\n"
+    f.write_bytes(good + bad)
+    problem = _problem(acme_source(f))
+    lines = good.count(b"\n") + 1
+    at = len(good) + bad.index(bytes([0x80]))
+    assert f"byte 0x80 at byte {at} (line {lines})" in problem
+    assert "Windows-1252" in problem and "\u20ac" in problem
+
+
 def test_comma_file_for_semicolon_source_is_a_wrong_delimiter(tmp_path: Path) -> None:
     f = tmp_path / "transactions.csv"
     f.write_bytes(_csv_text(ACME_TX_ROWS, ",").encode("latin-1"))
