@@ -3,7 +3,8 @@
 - reference: the saved training set of the current model (<data>/training/<service>/dataset-*.parquet,
   named in the model's metadata) restricted to its held-out test period, and the model's scores
   on those rows (the test-period score distribution);
-- serving: the prediction log (<data>/serving/predictions/**/*.parquet; `features` is JSON);
+- serving: the prediction log (<data>/serving/predictions/date=*/*.parquet; `features` is JSON),
+  the drift window's day folders in full, older parts' score columns only;
 - batch: the results files of `python -m batch score` (<data>/scores/scores_*.parquet);
 - labels: the churn_labels mart.
 """
@@ -18,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
+from parity import prediction_log
 from parity.config import Settings
 from parity.models import loaded, registry
 
@@ -118,31 +121,50 @@ def parse_features(values: pd.Series, features: list[tuple[str, str]]) -> tuple[
     return frame, {k: v for k, v in missing.items() if v}
 
 
-def read_parquet_parts(folder: Path, messages: list[str], what: str) -> pd.DataFrame | None:
-    """All Parquet parts under a folder (recursively); unreadable parts are skipped with a message."""
-    parts = sorted(p for p in folder.rglob("*.parquet") if not p.name.startswith("."))
+# the columns realised performance needs of a log row (`features`, most of a part's bytes, only
+# the drift window needs)
+SCORE_COLUMNS = ("request_id", "logged_at", "request_at", "customer_id", "model_version", "role", "status", "score")
+
+
+def read_parquet_parts(parts: list[Path], messages: list[str], what: str,
+                       columns: tuple[str, ...] | None = None) -> pd.DataFrame | None:
+    """The given Parquet parts (only `columns` of them, those a part has; None: all);
+    unreadable parts are skipped with a message."""
     if not parts:
         return None
     frames = []
     for part in parts:
         try:
-            frames.append(pd.read_parquet(part))
+            if columns is None:
+                frames.append(pd.read_parquet(part))
+            else:
+                names = set(pq.read_schema(part).names)
+                frames.append(pd.read_parquet(part, columns=[c for c in columns if c in names]))
         except (OSError, ValueError) as err:  # a corrupt part must not hide the others (ArrowInvalid)
             messages.append(f"{what}: cannot read {part}: {err}")
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def read_serving_log(settings: Settings, messages: list[str]) -> pd.DataFrame | None:
-    """Every prediction log row (None with a message when there is no usable log)."""
-    folder = settings.data_dir / "serving" / "predictions"
-    log = read_parquet_parts(folder, messages, "serving log") if folder.is_dir() else None
-    if log is None:
+def read_serving_log(settings: Settings, messages: list[str], since: datetime) -> pd.DataFrame | None:
+    """The prediction log's scored rows (None with a message when there is no usable log): the
+    day folders the drift window (logged at or after `since`) reaches in full, older parts only
+    their SCORE_COLUMNS (realised performance judges old scores; `features` is left NULL)."""
+    folder = settings.predictions_dir
+    recent = prediction_log.parts(folder, logged_since=since)
+    older = sorted(set(prediction_log.parts(folder)) - set(recent))
+    frames = [f for f in (read_parquet_parts(recent, messages, "serving log"),
+                          read_parquet_parts(older, messages, "serving log", SCORE_COLUMNS)) if f is not None]
+    if not frames:
         messages.append(f"no serving logs under {folder}: serving drift not computed")
         return None
+    frames = [f for f in frames if len(f)]
+    log = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if log.empty:
         messages.append(f"the serving logs under {folder} are empty: serving drift not computed")
         return None
+    if "features" not in log and not recent:
+        log["features"] = None  # only older parts: nothing recent to compare (serving_sample says so)
     lacking = sorted({"logged_at", "status", "role", "features", "score", "customer_id"} - set(log.columns))
     if lacking:
         messages.append(f"serving logs lack column(s) {lacking}: serving drift not computed")

@@ -278,8 +278,8 @@ def collect(settings: Settings, config: MonitoringConfig, now: datetime | None =
     now = now or datetime.now(timezone.utc)
     messages: list[str] = []
     ref = inputs.load_reference(settings, config.model_name, config.reference, messages)
-    log = inputs.read_serving_log(settings, messages)
     since = now - timedelta(days=config.serving_window_days)
+    log = inputs.read_serving_log(settings, messages, since)
     batches = inputs.list_batches(settings)
     samples = {
         "batch": inputs.batch_sample(batches[-1] if batches else None, ref.features, messages),

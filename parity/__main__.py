@@ -322,15 +322,18 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 def cmd_retention(args: argparse.Namespace) -> int:
     """Delete what is older than the governance config's retention periods (dry run by default)."""
+    from parity.config import ProjectConfigError, quarantine_sample_days
     from parity.governance.config import GovernanceError, load_config
     from parity.governance.retention import apply_retention
 
+    settings = load_settings(args.data_dir)
     try:
         config = load_config(args.config)
-    except GovernanceError as err:
+        quarantine_days = quarantine_sample_days(settings.project_root)
+    except (GovernanceError, ProjectConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    report = apply_retention(load_settings(args.data_dir), config.retention, apply=args.apply)
+    report = apply_retention(settings, config.retention, quarantine_days, apply=args.apply)
     verb = "deleted" if report.applied else "would delete"
     for line in report.deleted:
         print(f"{verb}: {line}")

@@ -73,6 +73,26 @@ def churn_population(project_root: Path = PROJECT_ROOT) -> ChurnPopulation:
     return ChurnPopulation(days)
 
 
+# Overrides vars.quarantine_sample_days for a run (dbt reads it too: macros/retention.sql); `none`
+# keeps every sample. The tests set `none`: their drops end 2026-06-01, older than the period.
+QUARANTINE_SAMPLE_DAYS_ENV = "PARITY_QUARANTINE_SAMPLE_DAYS"
+
+
+def quarantine_sample_days(project_root: Path = PROJECT_ROOT) -> int | None:
+    """Days a quarantined record's redacted text is kept: ``vars.quarantine_sample_days`` in
+    dbt_project.yml, its one home (every build blanks older samples; `make retention` too)."""
+    override = os.environ.get(QUARANTINE_SAMPLE_DAYS_ENV, "").strip()
+    if override:
+        where = QUARANTINE_SAMPLE_DAYS_ENV
+        days = None if override.lower() in ("none", "null") else yaml.safe_load(override)
+    else:
+        where = f"{project_root / 'dbt_project' / 'dbt_project.yml'}: `vars.quarantine_sample_days`"
+        days = dbt_vars(project_root).get("quarantine_sample_days")
+    if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 0):
+        raise ProjectConfigError(f"{where} must be a whole number of days >= 0 or null; got {days!r}")
+    return days
+
+
 # The profiles: which engines run the same project. `embedded` (the default): dbt on DuckDB, Feast's
 # DuckDB offline store, SQLite online store and file registry. `scale`: dbt-spark, Feast's Spark
 # offline store, Redis online store and a PostgreSQL SQL registry (README "Scale-out profile").

@@ -8,11 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from parity.config import Settings, load_settings
+from parity.config import QUARANTINE_SAMPLE_DAYS_ENV, Settings, load_settings
 
 # A fixed end date keeps every generated drop (and so every test) reproducible.
 TEST_END_DATE = date(2026, 6, 1)
 TEST_SCALE = 0.3
+
+# Quarantine samples older than vars.quarantine_sample_days are blanked by every build, measured
+# from the build's (wall-clock) time: the test drops, ending TEST_END_DATE, would lose every sample
+# as the calendar moves on. Test builds keep them (tests of the rule set the period themselves).
+os.environ.setdefault(QUARANTINE_SAMPLE_DAYS_ENV, "none")
 
 
 def generate_raw(data_dir: Path, scale: float = TEST_SCALE, seed: int = 7, **kwargs) -> Settings:

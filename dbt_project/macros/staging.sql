@@ -292,7 +292,7 @@ final as (
         {{ redact_id('record_id') }} as record_id,
         {{ redact_id('source_customer_id') }} as source_customer_id,
         quarantine_reason,
-        raw_record,
+        {{ retained_sample('raw_record', 'loaded_at') }} as raw_record,
         loaded_at,
         source_file,
         line_number,

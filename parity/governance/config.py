@@ -23,11 +23,11 @@ class RiskConfig(ConfigModel):
 
 
 class RetentionConfig(ConfigModel):
-    """Days each kind of record is kept (None: forever)."""
+    """Days each kind of record is kept (None: forever). Quarantine samples: dbt's
+    `vars.quarantine_sample_days` (the builds apply it; parity.config.quarantine_sample_days)."""
 
     prediction_log_days: int | None
     review_decisions_days: int | None
-    quarantine_sample_days: int | None
     old_builds_days: int | None
 
 

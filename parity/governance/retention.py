@@ -8,27 +8,26 @@ deleting is not undoable, so the default shows what would go.
 - quarantine samples: the redacted raw text (`raw_record`) of quarantined records that arrived
   before the period is blanked in every build's warehouse (a DuckDB file by an update, a Spark
   build by rewriting its quarantine tables' Parquet parts); the row (reason, file, line, hash)
-  stays, so reconciliation still balances;
+  stays, so reconciliation still balances. The period is dbt's `vars.quarantine_sample_days`:
+  every build blanks the same samples as of its own time (macros/retention.sql), so a rebuild
+  never brings one back; this rule catches up builds as they age;
 - old builds: build folders other than the published and previous ones, finished before the period.
 """
 
 from __future__ import annotations
 
-import re
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
 
-from parity import reviews
+from parity import prediction_log, reviews
 from parity.config import Settings
 from parity.governance.config import RetentionConfig
 from parity.ingest import builds, warehouse
-
-DAY_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\Z")
 
 
 @dataclass
@@ -46,13 +45,14 @@ def cutoff(now: datetime, days: int | None) -> datetime | None:
     return None if days is None else now - timedelta(days=days)
 
 
-def apply_retention(settings: Settings, config: RetentionConfig, now: datetime | None = None,
-                    apply: bool = False) -> RetentionReport:
-    """Every retention rule; deletes only when `apply`."""
+def apply_retention(settings: Settings, config: RetentionConfig, quarantine_sample_days: int | None,
+                    now: datetime | None = None, apply: bool = False) -> RetentionReport:
+    """Every retention rule; deletes only when `apply`. The quarantine period is dbt's
+    (`parity.config.quarantine_sample_days`): builds blank the same samples when they run."""
     report = RetentionReport(apply, now or datetime.now(timezone.utc))
     _prediction_log(settings.predictions_dir, cutoff(report.now, config.prediction_log_days), report)
     _reviews(settings.console_dir, cutoff(report.now, config.review_decisions_days), report)
-    _quarantine_samples(settings, cutoff(report.now, config.quarantine_sample_days), report)
+    _quarantine_samples(settings, cutoff(report.now, quarantine_sample_days), report)
     _old_builds(settings, cutoff(report.now, config.old_builds_days), report)
     return report
 
@@ -61,11 +61,9 @@ def _prediction_log(folder: Path, before: datetime | None, report: RetentionRepo
     if before is None or not folder.is_dir():
         return
     for part in sorted(folder.iterdir()):
-        match = DAY_PARTITION.match(part.name)
-        if not match or not part.is_dir():
+        day_end = prediction_log.day_end(part.name)
+        if day_end is None or not part.is_dir():
             continue
-        day_end = datetime.combine(date.fromisoformat(match.group(1)) + timedelta(days=1), datetime.min.time(),
-                                   tzinfo=timezone.utc)
         if day_end <= before:
             files = len(list(part.glob("*.parquet")))
             report.deleted.append(f"prediction log {part} ({files} parts, day ended {day_end.isoformat()})")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from parity import prediction_log
 from parity.config import Settings
 from parity.features.freshness import read_watermarks
 from parity.models import registry
@@ -86,21 +88,26 @@ def _score_history(settings: Settings, customer_id: str, limit: int, con: Any) -
     return Loaded(frame, "; ".join(problems) or None)
 
 
-def served_requests(settings: Settings, days: int = 14) -> Loaded:
+def served_requests(settings: Settings, days: int = 14, now: datetime | None = None) -> Loaded:
     """One row per answered /v1/predict request of the last `days` days in the prediction log:
-    when, size (customers answered), latency, and how many were ok / stale / unknown."""
+    when, size (customers answered), latency, and how many were ok / stale / unknown. Only the
+    log's day folders the window reaches are opened (parity.prediction_log)."""
     log_dir = settings.predictions_dir
-    if not any(log_dir.glob("**/*.parquet")):
-        return Loaded(problem=f"no prediction log under {log_dir} yet (the service writes it as it answers)")
+    since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+    window = prediction_log.parts(log_dir, logged_since=since)
+    if not window:
+        if not prediction_log.parts(log_dir):
+            return Loaded(problem=f"no prediction log under {log_dir} yet (the service writes it as it answers)")
+        return Loaded(pd.DataFrame(columns=["request_id", "at", "customers", "latency_ms", "ok", "stale", "unknown"]))
     try:
         frame = _scan(
-            f"select request_id, min(logged_at) as logged_at, count(*) as customers, max(latency_ms) as latency_ms, "
+            "select request_id, min(logged_at) as logged_at, count(*) as customers, max(latency_ms) as latency_ms, "
             "count(*) filter (where status = 'ok') as ok, "
             "count(*) filter (where status = 'stale_features') as stale, "
             "count(*) filter (where status = 'unknown_customer') as unknown "
-            f"from read_parquet('{_sql_path(log_dir)}/**/*.parquet', union_by_name=true, hive_partitioning=false) "
-            "where role <> 'shadow' and logged_at >= now() - to_days(?) group by request_id order by 2",
-            [days])
+            "from read_parquet(?, union_by_name=true, hive_partitioning=false) "
+            "where role <> 'shadow' and logged_at >= ? group by request_id order by 2",
+            [[str(p) for p in window], since])
     except ScanError as err:
         return Loaded(problem=f"prediction log {log_dir}: {err}")
     frame = frame.rename(columns={"logged_at": "at"})

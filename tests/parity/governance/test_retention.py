@@ -16,8 +16,8 @@ from parity.governance.retention import apply_retention
 from parity.ingest import builds
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=timezone.utc)
-CONFIG = RetentionConfig(prediction_log_days=10, review_decisions_days=30, quarantine_sample_days=20,
-                         old_builds_days=5)
+CONFIG = RetentionConfig(prediction_log_days=10, review_decisions_days=30, old_builds_days=5)
+QUARANTINE_DAYS = 20
 
 
 def _data(tmp_path):
@@ -48,10 +48,10 @@ def _data(tmp_path):
 
 def test_retention_is_a_dry_run_unless_applied_and_deletes_exactly_the_old(tmp_path):
     settings = _data(tmp_path)
-    dry = apply_retention(settings, CONFIG, now=NOW)
+    dry = apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW)
     assert not dry.applied and len(dry.deleted) == 5
     assert (settings.predictions_dir / "date=2026-06-19").exists() and (settings.builds_dir / "b3").exists()
-    report = apply_retention(settings, CONFIG, now=NOW, apply=True)
+    report = apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW, apply=True)
     assert report.deleted == dry.deleted and report.skipped == []
     assert sorted(p.name for p in settings.predictions_dir.iterdir()) == ["date=2026-06-20", "date=2026-06-21"]
     con = sqlite3.connect(settings.console_dir / reviews.FILE)
@@ -63,15 +63,38 @@ def test_retention_is_a_dry_run_unless_applied_and_deletes_exactly_the_old(tmp_p
     with duckdb.connect(str(settings.builds_dir / "b1" / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute("select raw_record from quarantine.quarantine_acme order by loaded_at").fetchall()
     assert rows == [(None,), ("new",)]  # the row stays (reconciliation counts it); its sample goes
-    assert apply_retention(settings, CONFIG, now=NOW, apply=True).deleted == []  # idempotent
+    assert apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW, apply=True).deleted == []  # idempotent
 
 
 def test_null_keeps_forever_and_the_shipped_config_loads(tmp_path):
     settings = _data(tmp_path)
-    keep = RetentionConfig(prediction_log_days=None, review_decisions_days=None, quarantine_sample_days=None,
-                           old_builds_days=None)
-    assert apply_retention(settings, keep, now=NOW, apply=True).deleted == []
+    keep = RetentionConfig(prediction_log_days=None, review_decisions_days=None, old_builds_days=None)
+    assert apply_retention(settings, keep, None, now=NOW, apply=True).deleted == []
     assert load_config().retention.prediction_log_days == 180
+
+
+def test_the_quarantine_period_has_one_home_dbt_s_var(tmp_path, monkeypatch):
+    """The builds and `make retention` read one period: vars.quarantine_sample_days (a run may
+    override it through the environment, as the tests do); the governance config refuses it."""
+    from parity.config import (
+        QUARANTINE_SAMPLE_DAYS_ENV,
+        ProjectConfigError,
+        dbt_vars,
+        quarantine_sample_days,
+    )
+    from parity.governance.config import GovernanceError
+
+    monkeypatch.delenv(QUARANTINE_SAMPLE_DAYS_ENV, raising=False)
+    assert quarantine_sample_days() == dbt_vars()["quarantine_sample_days"] == 90
+    monkeypatch.setenv(QUARANTINE_SAMPLE_DAYS_ENV, "none")
+    assert quarantine_sample_days() is None
+    monkeypatch.setenv(QUARANTINE_SAMPLE_DAYS_ENV, "-3")
+    with pytest.raises(ProjectConfigError, match=QUARANTINE_SAMPLE_DAYS_ENV):
+        quarantine_sample_days()
+    old = tmp_path / "g.yaml"
+    old.write_text("retention: {quarantine_sample_days: 30}\n")
+    with pytest.raises(GovernanceError, match="quarantine_sample_days"):
+        load_config(old)
 
 
 def test_a_bad_config_names_the_key(tmp_path):
@@ -99,15 +122,15 @@ def test_a_spark_build_s_quarantine_samples_are_blanked_in_its_parquet_parts(tmp
     # Spark's default timestamp encoding (INT96); it reads no nanosecond INT64, so INT96 must stay
     pq.write_table(part, table_dir / "part-00000.parquet", use_deprecated_int96_timestamps=True)
     (table_dir / ".part-00000.parquet.crc").write_bytes(b"old checksum")
-    dry = apply_retention(settings, CONFIG, now=NOW)  # cutoff 2026-06-10 12:00 UTC
+    dry = apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW)  # cutoff 2026-06-10 12:00 UTC
     assert [line for line in dry.deleted if "quarantine" in line] == [
         f"1 quarantine samples (raw_record) of {settings.builds_dir / 's1' / 'spark' / 'warehouse'}::quarantine.quarantine_acme"]
     assert pq.read_table(table_dir / "part-00000.parquet")["raw_record"].equals(part["raw_record"])
-    apply_retention(settings, CONFIG, now=NOW, apply=True)
+    apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW, apply=True)
     after = pq.read_table(table_dir / "part-00000.parquet")
     assert after["raw_record"].to_pylist() == [None, "x2", None]
     assert after["quarantine_reason"].to_pylist() == ["a", "b", "c"] and after.schema.metadata == part.schema.metadata
     assert after["loaded_at"].cast(naive).to_pylist() == stamps
     assert not (table_dir / ".part-00000.parquet.crc").exists()
     assert pq.ParquetFile(table_dir / "part-00000.parquet").schema.column(2).physical_type == "INT96"
-    assert apply_retention(settings, CONFIG, now=NOW).deleted == []
+    assert apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW).deleted == []
