@@ -1,7 +1,7 @@
 {#-
   Quarantine-sample retention (README "Privacy and governance"): a rejected record's redacted text
-  (raw_record) is kept `quarantine_sample_days` days after its arrival (loaded_at), measured back
-  from the build's time, so a rebuild from the raw drops never brings back a sample that
+  (raw_record) is kept `quarantine_sample_days` days after its arrival (loaded_at), counted back
+  from the start of the build's UTC day, so a rebuild from the raw drops never brings back a sample that
   `make retention` blanked (parity/governance/retention.py applies the same period to builds as
   they age). The row itself, its reason, file, line and hash stay: the reconciliation still counts
   it. The period's one home is vars.quarantine_sample_days (null keeps forever); the environment's
@@ -21,10 +21,12 @@
     {{ return(days | int) }}
 {% endmacro %}
 
-{# The sample column as kept: NULL when the record arrived before the period (SQL text). #}
+{# The sample column as kept: NULL when the record arrived before the period (SQL text). The
+   period is counted in whole UTC days back from the start of the build's day (the same cutoff as
+   parity.governance.retention.sample_cutoff), so every build of one day keeps the same samples. #}
 {% macro retained_sample(sample_column, loaded_at_column) %}
     {%- set days = quarantine_sample_days() -%}
     {%- if days is none -%}{{ sample_column }}
-    {%- else -%}case when {{ loaded_at_column }} < {{ add_days(build_time(), -days) }} then cast(null as {{ dbt.type_string() }}) else {{ sample_column }} end
+    {%- else -%}case when {{ loaded_at_column }} < {{ add_days(next_midnight(build_time()), -(days + 1)) }} then cast(null as {{ dbt.type_string() }}) else {{ sample_column }} end
     {%- endif -%}
 {% endmacro %}

@@ -6,7 +6,7 @@ deleting is not undoable, so the default shows what would go.
   period (its end <= now - days), so nothing younger than the period is deleted;
 - review decisions and console actions: rows whose time is older than the period;
 - quarantine samples: the redacted raw text (`raw_record`) of quarantined records that arrived
-  before the period is blanked in every build's warehouse (a DuckDB file by an update, a Spark
+  before the period (whole UTC days back from the start of today) is blanked in every build's warehouse (a DuckDB file by an update, a Spark
   build by rewriting its quarantine tables' Parquet parts); the row (reason, file, line, hash)
   stays, so reconciliation still balances. The period is dbt's `vars.quarantine_sample_days`:
   every build blanks the same samples as of its own time (macros/retention.sql), so a rebuild
@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 
 import duckdb
@@ -45,6 +45,15 @@ def cutoff(now: datetime, days: int | None) -> datetime | None:
     return None if days is None else now - timedelta(days=days)
 
 
+def sample_cutoff(now: datetime, days: int | None) -> datetime | None:
+    """Quarantine samples: `days` whole UTC days back from the start of `now`'s day, the cutoff
+    every build applies too (dbt_project/macros/retention.sql), so builds of one day agree."""
+    if days is None:
+        return None
+    day_start = datetime.combine(now.astimezone(timezone.utc).date(), time.min, tzinfo=timezone.utc)
+    return day_start - timedelta(days=days)
+
+
 def apply_retention(settings: Settings, config: RetentionConfig, quarantine_sample_days: int | None,
                     now: datetime | None = None, apply: bool = False) -> RetentionReport:
     """Every retention rule; deletes only when `apply`. The quarantine period is dbt's
@@ -52,7 +61,7 @@ def apply_retention(settings: Settings, config: RetentionConfig, quarantine_samp
     report = RetentionReport(apply, now or datetime.now(timezone.utc))
     _prediction_log(settings.predictions_dir, cutoff(report.now, config.prediction_log_days), report)
     _reviews(settings.console_dir, cutoff(report.now, config.review_decisions_days), report)
-    _quarantine_samples(settings, cutoff(report.now, quarantine_sample_days), report)
+    _quarantine_samples(settings, sample_cutoff(report.now, quarantine_sample_days), report)
     _old_builds(settings, cutoff(report.now, config.old_builds_days), report)
     return report
 

@@ -26,7 +26,7 @@ from parity.ingest import incremental as incremental_state
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
 from parity.ingest.fresh_plan import PLAN_FILE, write_plan
-from parity.ingest.preflight import RawFileError, run_preflight
+from parity.ingest.preflight import RawFileError, check_present, run_preflight
 from parity.ingest.spark_metastore import MetastoreCopyError, copy_spark, link_tree
 from parity.ingest.warehouse import DbtError, describe_duckdb_error, run_dbt
 
@@ -156,8 +156,6 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
     raises BuildFailed naming the step that failed (`fresh_plan=False`: no plan for the
     fresh-event path, for a build never published)."""
     try:
-        if base is not None and select:
-            copy_build(base.path, folder)
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
@@ -167,6 +165,11 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         with _phase(folder, "dbt_parse"):
             run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
         parsed = folder / "target" / "manifest.json"
+        if base is not None and select:
+            if settings.dbt_target != "duckdb":  # said before a JVM starts (the metastore copy's, dbt's)
+                check_present(parsed, settings.raw_dir, f"a {settings.dbt_target} build registers every "
+                              f"declared raw file before any model runs, even for `--select {select}`")
+            copy_build(base.path, folder)
         mode = "partial" if select else "full"
         if incremental:
             with _phase(folder, "incremental_check_and_copy"):

@@ -318,6 +318,32 @@ def write_counts(path: Path, sources: list[RawSource], counts: list[int]) -> Non
     os.replace(tmp, path)
 
 
+def check_present(manifest_path: Path, raw_dir: Path, why: str) -> None:
+    """Every declared raw file is there (a non-empty file, unless it may be empty), without reading
+    it: raise RawFileError naming the missing raw folder, each missing client folder, or each
+    missing or empty file; `why` says what needs them."""
+    try:
+        sources = sources_from_manifest(json.loads(manifest_path.read_text()))
+    except (OSError, ValueError) as err:
+        raise RawFileError([], f"cannot read dbt's manifest {manifest_path}: {err}") from None
+    inside = [src.file for src in sources if raw_dir in src.file.parents]
+    if inside and (not raw_dir.is_dir() or not any(raw_dir.iterdir())):
+        state = "does not exist" if not raw_dir.exists() else "is not a folder" if not raw_dir.is_dir() else "is empty"
+        raise RawFileError([], f"the raw folder {raw_dir} {state}; {why} "
+                               f"({len(inside)} raw files declared there, e.g. {inside[0]})")
+    problems = []
+    for src in sources:
+        if not src.file.parent.is_dir():
+            problems.append(Problem(src.client, src.table, src.file, f"its folder {src.file.parent} does not exist"))
+        elif not src.file.is_file():
+            problems.append(Problem(src.client, src.table, src.file, "file not found"))
+        elif src.file.stat().st_size == 0 and not src.may_be_empty:
+            problems.append(Problem(src.client, src.table, src.file, "file is empty"))
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise RawFileError(problems, f"{len(problems)} raw file(s) missing; {why}:\n{lines}")
+
+
 def run_preflight(manifest_path: Path, counts_path: Path | None = None) -> list[RawSource]:
     """Check every declared raw file; raise RawFileError naming each unreadable one. With
     `counts_path`, write each file's physical record count there."""

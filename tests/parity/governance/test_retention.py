@@ -41,7 +41,7 @@ def _data(tmp_path):
     with duckdb.connect(str(settings.builds_dir / "b1" / "warehouse.duckdb")) as con:
         con.execute("create schema quarantine")
         con.execute("create table quarantine.quarantine_acme as select * from (values "
-                    "('old', timestamptz '2026-06-10 11:59:59+00'), ('new', timestamptz '2026-06-10 12:00:00+00')) "
+                    "('old', timestamptz '2026-06-09 23:59:59+00'), ('new', timestamptz '2026-06-10 00:00:00+00')) "
                     "as t(raw_record, loaded_at)")
     return settings
 
@@ -116,13 +116,13 @@ def test_a_spark_build_s_quarantine_samples_are_blanked_in_its_parquet_parts(tmp
     table_dir = settings.builds_dir / "s1" / "spark" / "warehouse" / "quarantine.db" / "quarantine_acme"
     table_dir.mkdir(parents=True)
     naive = pa.timestamp("us")  # Spark's TIMESTAMP_NTZ-like UTC instants (session time zone UTC)
-    stamps = [datetime(2026, 6, 10, 11, 59, 59), datetime(2026, 6, 10, 12, 0, 0), datetime(2026, 6, 1)]
+    stamps = [datetime(2026, 6, 9, 23, 59, 59), datetime(2026, 6, 10, 0, 0, 0), datetime(2026, 6, 1)]
     part = pa.table({"quarantine_reason": ["a", "b", "c"], "raw_record": ["x1", "x2", None],
                      "loaded_at": pa.array(stamps, naive)}).replace_schema_metadata({"org.apache.spark": "meta"})
     # Spark's default timestamp encoding (INT96); it reads no nanosecond INT64, so INT96 must stay
     pq.write_table(part, table_dir / "part-00000.parquet", use_deprecated_int96_timestamps=True)
     (table_dir / ".part-00000.parquet.crc").write_bytes(b"old checksum")
-    dry = apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW)  # cutoff 2026-06-10 12:00 UTC
+    dry = apply_retention(settings, CONFIG, QUARANTINE_DAYS, now=NOW)  # samples: 20 days back from the start of 06-30, 06-10 00:00 UTC
     assert [line for line in dry.deleted if "quarantine" in line] == [
         f"1 quarantine samples (raw_record) of {settings.builds_dir / 's1' / 'spark' / 'warehouse'}::quarantine.quarantine_acme"]
     assert pq.read_table(table_dir / "part-00000.parquet")["raw_record"].equals(part["raw_record"])

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
@@ -16,8 +16,9 @@ from tests.conftest import build, generate_raw
 
 pytestmark = [pytest.mark.data, pytest.mark.heavy]
 
-BUILD_TIME = datetime(2026, 6, 2, tzinfo=timezone.utc)  # the test drops end 2026-06-01
+BUILD_TIME = datetime(2026, 6, 2, 15, 30, tzinfo=timezone.utc)  # the test drops end 2026-06-01
 DAYS = 30
+CUTOFF = datetime(2026, 5, 3, tzinfo=timezone.utc)  # 30 whole days back from the start of the build's day
 
 
 def test_a_build_blanks_samples_older_than_the_period_and_keeps_every_row(tmp_path, monkeypatch):
@@ -25,7 +26,7 @@ def test_a_build_blanks_samples_older_than_the_period_and_keeps_every_row(tmp_pa
     settings = generate_raw(tmp_path, scale=0.05)
     args = ("--vars", json.dumps({"build_time": BUILD_TIME.isoformat(), "quarantine_sample_days": DAYS}))
     folder = build(settings, dbt_args=args).build
-    cutoff = BUILD_TIME - timedelta(days=DAYS)
+    cutoff = CUTOFF
     union = " union all ".join(f"select '{c}' as client, source_table, source_file, line_number, raw_record, "
                                f"loaded_at from quarantine.quarantine_{c}" for c in settings.clients)
     q = query(None, f"select * from ({union})", folder=folder)
