@@ -53,3 +53,5 @@ def test_no_log_and_no_request_in_the_window_are_told_apart(tmp_path):
     write_part(settings.predictions_dir, NOW - timedelta(days=60), [NOW - timedelta(days=60)], "old")
     quiet = data.served_requests(settings, 14, now=NOW)
     assert quiet.problem is None and quiet.frame.empty
+
+
