@@ -8,7 +8,8 @@
   raw record, keyed by line_number):
     - every record from the previous run's last record on (the last record is re-read: an
       unclosed quote at the old end may close in the appended lines), and
-    - every record the previous run refused as arriving after the build (the build time moved on)
+    - every record the previous run refused as arriving after the build (the build time moved on:
+      `arrival_after_build_time`, or a `future_date` given to a declared arrival, see below)
   and replaces those rows (delete+insert on line_number). Every other row is exactly what a full
   run computes, because staging judges each record on its own text only. DuckDB only: the Spark
   profile builds staging as tables, always in full.
@@ -32,12 +33,16 @@
 {# The WHERE clause choosing the records an incremental run re-parses (nothing on a full run). The
    line numbers are looked up first and written as constants: a subquery in the filter keeps
    DuckDB from pushing it below the parsing, which then runs on every record again. #}
-{% macro incremental_staging_filter(parsed) %}
+{% macro incremental_staging_filter(parsed, event) %}
 {%- if execute and incremental_run() %}
     {%- set cutoff = run_query("select coalesce(max(line_number), 0) from " ~ this).columns[0].values()[0] | int -%}
+    {#- a `future_date` not earned by the event itself (after its arrival) is a declared arrival
+        after the previous build's start (arrival_after_build, macros/shapes.sql): it may have arrived since -#}
     {%- set again = run_query("select line_number from " ~ this ~ " where line_number < " ~ cutoff
         ~ " and (quarantine_reason = 'arrival_after_build_time' or loaded_at > "
-        ~ add_hours(build_time(), var('build_time_tolerance_hours')) ~ ") order by line_number").columns[0].values() | list -%}
+        ~ add_hours(build_time(), var('build_time_tolerance_hours'))
+        ~ " or (quarantine_reason = 'future_date' and coalesce(" ~ event ~ " <= "
+        ~ add_hours('loaded_at', var('future_tolerance_hours')) ~ ", true))) order by line_number").columns[0].values() | list -%}
     {#- many records to judge again: re-parse from the first of them on (a long IN list costs more) -#}
     {%- if again | length > 1000 -%}{%- set cutoff = again[0] | int -%}{%- set again = [] -%}{%- endif %}
 where {{ parsed }}.line_number >= {{ cutoff }}

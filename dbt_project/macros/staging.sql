@@ -126,7 +126,7 @@ select
         when {{ parsed }}.signed_up_at > {{ add_hours(parsed ~ '.loaded_at', var('future_tolerance_hours')) }} then 'future_date'
     end as quarantine_reason
 from {{ parsed }}
-{%- if audited %}{{ incremental_staging_filter(parsed) }}{% endif %}
+{%- if audited %}{{ incremental_staging_filter(parsed, 'signed_up_at') }}{% endif %}
 ) as judged
 {% endcall %}
 {% endmacro %}
@@ -209,7 +209,7 @@ select
 from {{ parsed }}
 left join {{ ref('currency_rates') }} as rates
     on {{ parsed }}.currency = rates.currency
-{%- if audited %}{{ incremental_staging_filter(parsed) }}{% endif %}
+{%- if audited %}{{ incremental_staging_filter(parsed, 'transacted_at') }}{% endif %}
 ) as judged
 {% endcall %}
 {% endmacro %}

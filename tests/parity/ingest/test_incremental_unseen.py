@@ -223,3 +223,169 @@ def test_wrong_encoding_bytes_stop_the_incremental_build(built_data: Settings, t
     assert "acme/transactions.csv (source acme.transactions): wrong encoding: byte 0x80" in message
     assert f"(line {line}) is a control character in latin-1" in message and "Windows-1252" in message
     assert settings.published_dir.resolve() == published
+
+
+# --- clients onboarded with dbt files only ----------------------------------------------------
+# `whitespace_log` (tests/data/shapes: no header, no customer file, no id, declared arrival 48 h
+# after the purchase, 1997-98: a timeline 28 years before everyone else's) and `retail`, written
+# here: an Online-Retail-like invoice CSV with a header but no line id (the key is derived from
+# the content), no customer file and no arrival column (declared: one hour after the purchase).
+# `retail` reads its records with csv_records, so its staging is incremental (audited).
+
+RETAIL_SOURCES = """version: 2
+sources:
+  - name: retail
+    config: {enabled: "{{ 'retail' in var('clients') }}"}
+    meta: {client_id: retail}
+    tables:
+      - name: invoices
+        meta:
+          file: "{{ env_var('PARITY_DATA_DIR', '../data') }}/raw/retail/invoices.csv"
+          format: csv
+          encoding: utf-8
+          delimiter: ","
+          required_fields: [Invoice, Customer, InvoiceDate, Price]
+          arrival: {rule: delay, hours: 1}
+          external_location: "read_csv('{{ env_var('PARITY_DATA_DIR', '../data') }}/raw/retail/invoices.csv', header=false, columns=struct_pack(raw_line := 'VARCHAR'), auto_detect=false, delim='\\\\n', quote='', escape='', strict_mode=false, max_line_size=67108864, encoding='utf-8')"
+"""
+
+RETAIL_TRANSACTIONS = """{%- set options = parse_options('retail', 'invoices') -%}
+with source as (
+    select * from {{ csv_records(source('retail', 'invoices'), ',', ['Invoice', 'Customer', 'InvoiceDate', 'Price', 'Country']) }} as records
+),
+
+parsed as (
+    select
+        'retail' as client_id,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line,
+        record_problem,
+        {{ row_hash_id(['"Invoice"', '"Customer"', '"InvoiceDate"', '"Price"']) }} as transaction_id,
+        nullif(trim("Customer"), '') as source_customer_id,
+        coalesce({{ matches('trim("Customer")', '[0-9]{5}') }}, false) as is_customer_id_well_formed,
+        false as is_test_account,
+        'purchase' as transaction_type,
+        cast(null as {{ dbt.type_string() }}) as category,
+        'GBP' as currency,
+        {{ strict_decimal('trim("Price")', options) }} as amount_local,
+        {{ decimal_problem('trim("Price")', options) }} as amount_problem,
+        {{ strict_timestamp('trim("InvoiceDate")', timestamp_spec(options, 'InvoiceDate')) }} as transacted_at,
+        {{ timestamp_problem('trim("InvoiceDate")', timestamp_spec(options, 'InvoiceDate'), 'unparseable_date') }} as transacted_at_problem,
+        cast(null as {{ dbt.type_string() }}) as loaded_at_problem,
+        case when record_problem is null then concat_ws(',', "Invoice", "Customer", "InvoiceDate", "Price", "Country")
+            else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record
+    from source
+),
+
+arrived as (
+    select *, {{ declared_arrival('transacted_at', 'retail', 'invoices') }} as loaded_at from parsed
+),
+
+checked as (
+    select *, coalesce({{ arrival_after_build('loaded_at') }}, amount_problem) as parse_reason from arrived
+)
+
+{{ stage_transactions('checked', parse_reason='parse_reason', audited=true) }}
+"""
+
+RETAIL_LINES = [  # Invoice, Customer, InvoiceDate (UTC), Price, Country
+    ("536365", "17850", "2011-01-04 08:26:00", "15.30", "United Kingdom"),
+    ("536365", "17850", "2011-01-04 08:26:00", "15.30", "United Kingdom"),  # the same line twice: two purchases
+    ("536366", "17850", "2011-02-01 08:28:00", "11.10", "United Kingdom"),
+    ("536367", "13047", "2011-03-01 08:34:00", "54.08", "United Kingdom"),
+    ("536368", "13047", "2011-06-01 08:34:00", "1,234.50", "United Kingdom"),  # ambiguous_amount
+    ("536369", "12583", "2011-11-30 08:45:00", "20.00", "France"),
+]
+
+
+def _dbt_only_project(root: Path) -> Path:
+    """A copy of the dbt project whose only clients are `whitespace_log` and `retail`."""
+    import shutil
+
+    import yaml
+
+    from parity.config import PROJECT_ROOT
+    from tests.data.test_shapes import SHAPES
+
+    project = root / "dbt_project"
+    shutil.copytree(PROJECT_ROOT / "dbt_project", project, ignore=shutil.ignore_patterns("target", "logs", "dbt_packages"))
+    for staged in (project / "models" / "staging").iterdir():
+        if staged.is_dir():
+            shutil.rmtree(staged)
+    for model in (project / "models" / "quarantine").iterdir():
+        model.unlink()
+    shutil.copytree(SHAPES / "models" / "staging" / "whitespace_log", project / "models" / "staging" / "whitespace_log")
+    retail = project / "models" / "staging" / "retail"
+    retail.mkdir()
+    (retail / "_retail__sources.yml").write_text(RETAIL_SOURCES)
+    (retail / "stg_retail__transactions.sql").write_text(RETAIL_TRANSACTIONS)
+    (retail / "stg_retail__customers.sql").write_text("{{ stage_customers_from_transactions('retail') }}\n")
+    quarantine = project / "models" / "quarantine"
+    for client in ("whitespace_log", "retail"):
+        (quarantine / f"quarantine_{client}.sql").write_text(f"{{{{ quarantine_for_client('{client}') }}}}\n")
+    config_path = project / "dbt_project.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["vars"]["clients"] = ["whitespace_log", "retail"]
+    config["vars"]["parsing"]["retail"] = {"date_order": "YMD", "timezone": "UTC", "decimal_separator": ".",
+                                           "formats": {"InvoiceDate": "%Y-%m-%d %H:%M:%S"}}
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def _retail_csv(rows) -> str:
+    return "".join(",".join(row) + "\n" for row in rows)
+
+
+def test_dbt_only_clients_no_header_no_ids_old_timeline_equal_full_build(tmp_path: Path) -> None:
+    """Both dbt-only clients: base build, a day appended, incremental == full. retail also holds
+    (mid-file) a purchase whose declared arrival is a minute or two after the base build started: refused
+    there as `future_date` (no row can have arrived after the build), it has arrived by the
+    incremental build and must be accepted, as a full build then accepts it."""
+    import time
+
+    from tests.data.test_shapes import _whitespace_line
+
+    settings = Settings(data_dir=tmp_path / "data", project_root=_dbt_only_project(tmp_path / "project"))
+    raw = settings.raw_dir
+    (raw / "whitespace_log").mkdir(parents=True)
+    (raw / "retail").mkdir(parents=True)
+    legacy = [("00001", "19970101", "1", "11.77"), ("00002", "19970112", "1", "12.00"),
+              ("00003", "19970102", "2", "20.76"), ("00003", "19970330", "2", "20.76"),
+              ("00004", "19971212", "2", "26.48"), ("00005", "19980101", "2", "29.33")]
+    (raw / "whitespace_log" / "purchases.txt").write_text("".join(_whitespace_line(f) + "\n" for f in legacy))
+    # arrives (purchase + 1 h) 150 s from now: after the base build's start, before the next build
+    arrival = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=150)
+    soon = ("536370", "12583", f"{arrival - timedelta(hours=1):%Y-%m-%d %H:%M:%S}", "9.99", "France")
+    (raw / "retail" / "invoices.csv").write_text("Invoice,Customer,InvoiceDate,Price,Country\n"
+                                                  + _retail_csv([*RETAIL_LINES[:3], soon, *RETAIL_LINES[3:]]))
+    base = build(settings)
+    staged = query(None, "select quarantine_reason from staging.stg_retail__transactions "
+                   "where raw_record like '536370,%'", folder=base.build)["quarantine_reason"].tolist()
+    if staged != ["future_date"]:  # the base build started after the arrival: nothing to check
+        pytest.skip(f"the base build started after {arrival} (the purchase was {staged})")
+
+    # the next day: a line re-sent verbatim and one re-aligned (same derived id, next occurrence), a
+    # backdated purchase (arrival 1997, before the last snapshot), and retail lines the same way
+    _append(raw / "whitespace_log" / "purchases.txt",
+            _whitespace_line(legacy[1]) + "\n" + "  " + _whitespace_line(legacy[4]).replace(" ", "  ") + "\n"
+            + _whitespace_line(("00002", "19970301", "1", "7.50")) + "\n")
+    _append(raw / "retail" / "invoices.csv", _retail_csv([RETAIL_LINES[2], ("536371", "13047", "2011-04-01 09:00:00", "5.00", "UK")]))
+    time.sleep(max(0.0, (arrival - datetime.now(timezone.utc)).total_seconds() + 2))
+
+    # once accepted, retail's purchase of today moves its timeline from 2011 to today: its feature
+    # rows grow fivefold, which the feature_rows guard refuses unless allowed
+    allow = frozenset({"retail:feature_rows"})
+    added = run_build(settings, load_build_config(), capture=True, incremental=True, allow=allow)
+    assert added.mode == "incremental", _refused(added)
+    rec = query(None, "select * from marts.reconciliation", folder=added.build)
+    assert (rec["unaccounted_rows"] == 0).all(), rec.to_string()
+    rebuilt = build(settings, allow=allow)
+    assert rebuilt.mode == "full"
+    accepted = query(None, "select quarantine_reason from staging.stg_retail__transactions where raw_record like '536370,%'",
+                     folder=rebuilt.build)["quarantine_reason"].tolist()
+    assert accepted == [None]  # arrived before this build: a full build takes it
+    diffs = incremental.differences(added.build, rebuilt.build)
+    assert "marts/customer_features_weekly" in diffs
+    assert {name: d for name, d in diffs.items() if d != (0, 0)} == {}
