@@ -26,7 +26,7 @@ from parity.ingest import incremental as incremental_state
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
 from parity.ingest.fresh_plan import PLAN_FILE, write_plan
-from parity.ingest.preflight import RawFileError, check_present, run_preflight
+from parity.ingest.preflight import RawFileError, check_present, run_preflight, undeclared_files
 from parity.ingest.spark_metastore import MetastoreCopyError, copy_spark, link_tree
 from parity.ingest.warehouse import DbtError, describe_duckdb_error, run_dbt
 
@@ -178,6 +178,8 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             with _phase(folder, "preflight"):
                 sources = run_preflight(parsed, folder / COUNTS_FILE)
             print(f"preflight: {len(sources)} raw files readable, records counted")
+            for path in undeclared_files(sources):
+                print(f"preflight: warning: {path} is declared by no source and is not read")
         # an incremental build runs on the very project and --vars its base was built and
         # unit-tested with (parity.ingest.incremental refuses otherwise): its unit tests, which
         # depend on nothing else, are not run again

@@ -344,6 +344,17 @@ def check_present(manifest_path: Path, raw_dir: Path, why: str) -> None:
         raise RawFileError(problems, f"{len(problems)} raw file(s) missing; {why}:\n{lines}")
 
 
+def undeclared_files(sources: Iterable[RawSource]) -> list[Path]:
+    """Files in a client's drop folder (`<data>/raw/<client>/`) that no source declares: never
+    read, so a drop re-sent under a new name (`transactions_0602.csv`) would be lost silently.
+    Names starting with '_' or '.' (the generator's `_manifest.json`, editor files) are left out."""
+    sources = list(sources)
+    declared = {src.file for src in sources}
+    folders = {src.file.parent for src in sources if src.file.parent.parent.name == "raw"}
+    return sorted(path for folder in folders if folder.is_dir() for path in folder.iterdir()
+                  if path.is_file() and path not in declared and not path.name.startswith(("_", ".")))
+
+
 def run_preflight(manifest_path: Path, counts_path: Path | None = None) -> list[RawSource]:
     """Check every declared raw file; raise RawFileError naming each unreadable one. With
     `counts_path`, write each file's physical record count there."""

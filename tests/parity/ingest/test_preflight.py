@@ -365,3 +365,15 @@ def test_cli_build_stops_on_an_unreadable_file_before_writing_anything(tmp_path:
     assert_rejected(_cli_build(settings.data_dir))
     assert _fingerprint(written) == before
     assert sorted(settings.marts_dir.glob("*.parquet")) == written[1:]
+
+
+def test_a_file_no_source_declares_is_named(tmp_path: Path) -> None:
+    # a drop re-sent under a new name sits beside the declared file and is never read: say so
+    folder = tmp_path / "raw" / "acme"
+    folder.mkdir(parents=True)
+    declared = folder / "transactions.csv"
+    declared.write_bytes(_csv_text(ACME_TX_ROWS, ";").encode("latin-1"))
+    (folder / "transactions_2026-06-02.csv").write_bytes(declared.read_bytes())
+    (folder / "_manifest.json").write_text("{}")
+    (folder / "archive").mkdir()
+    assert preflight.undeclared_files([acme_source(declared)]) == [folder / "transactions_2026-06-02.csv"]
