@@ -73,3 +73,23 @@ def test_the_published_spark_build_reconciles_through_the_warehouse_interface(en
     assert set(table["client_id"]) >= {"acme", "bolt", "cora", "dune"}
     assert int(table["unaccounted_rows"].abs().sum()) == 0
     assert len(warehouse.quarantine_summary(settings)) > 0
+
+
+def test_both_engines_blank_the_quarantine_samples_older_than_the_period(engines, sample_period) -> None:
+    """The retention rule in the quarantine models (macros/retention.sql), on each engine: every
+    sample that arrived before the cutoff NULL, every newer one kept as staging has it."""
+    from datetime import datetime, time, timedelta, timezone
+
+    settings, _ = engines
+
+    def cutoff(day):
+        return datetime.combine(day, time.min, tzinfo=timezone.utc) - timedelta(days=sample_period["days"])
+
+    earliest, latest = cutoff(sample_period["first_day"]), cutoff(sample_period["last_day"])  # equal unless past midnight
+    for folder in (_spark(settings), sample_period["duckdb"]):
+        union = " union all ".join(f"select raw_record, loaded_at from quarantine.quarantine_{c}" for c in settings.clients)
+        q = warehouse.query(None, f"select * from ({union})", folder=folder)
+        at = pd.to_datetime(q["loaded_at"], utc=True)  # Spark's tables hold UTC instants without a zone
+        old, new = q[at < earliest], q[at >= latest]
+        assert len(old) > 10 and new["raw_record"].notna().sum() > 10, (folder, len(old), len(new))
+        assert old["raw_record"].isna().all(), (folder, old.head().to_string())
