@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,14 +20,23 @@ class CustomerIn(BaseModel):
         default=None, description="Time to predict for (UTC if no offset); default: now."
     )
 
-    @field_validator("request_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        from datetime import timezone
 
+def utc_times(values: Sequence[datetime | None], default: datetime) -> list[datetime]:
+    """Each `request_at` in UTC (a naive time is UTC; None -> `default`), converted once per distinct
+    time: a request's customers usually share one, and a pydantic validator per customer cost
+    ~1 ms per 500 customers. Equal instants hash alike whatever their offset, so the cache is exact."""
+    utc: dict[datetime, datetime] = {}
+    out = []
+    for value in values:
         if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            out.append(default)
+            continue
+        converted = utc.get(value)
+        if converted is None:
+            converted = utc[value] = (value.replace(tzinfo=timezone.utc) if value.tzinfo is None
+                                      else value.astimezone(timezone.utc))
+        out.append(converted)
+    return out
 
 
 class PredictRequest(BaseModel):

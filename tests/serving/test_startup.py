@@ -1,5 +1,5 @@
-"""What the serving process loads: no Feast, no scikit-learn and no pandas (nor the console's
-pages before a /console request), same scores and explanations."""
+"""What the serving process loads: no Feast, no scikit-learn, no pandas and no pydantic.v1 (nor the
+console's pages before a /console request), same scores and explanations."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ pytestmark = pytest.mark.data
 # `python -m serving`'s start-up in a fresh interpreter (lean xgboost import, app, lifespan),
 # then one prediction and the readiness answer; prints what got imported
 _START = """
-import json, sys
+import gc, json, sys
+from serving.lean import refuse_pydantic_v1
+refuse_pydantic_v1()
 from serving.models import import_xgboost_lean
 lean = import_xgboost_lean()
 from fastapi.testclient import TestClient
@@ -36,8 +38,9 @@ from serving.schemas import Prediction, PredictResponse
 PredictResponse.model_validate(predicted)  # the plain-JSON response has the declared shape
 assert all(list(p) == list(Prediction.model_fields) for p in predicted["predictions"])
 print(json.dumps({"lean": lean, "ready": ready, "statuses": [p["status"] for p in predicted["predictions"]],
+                  "gc_enabled": gc.isenabled(),  # the predict route pauses the collector, then resumes it
                   "loaded": sorted(m for m in ("feast", "sklearn", "xgboost.sklearn", "pandas", "serving.console.routes",
-                                               "pyarrow.compute") if m in sys.modules)}))
+                                               "pyarrow.compute", "pydantic.v1") if sys.modules.get(m) is not None)}))
 """
 
 # scores and TreeSHAP of a fixed matrix with the lean xgboost import
@@ -78,6 +81,7 @@ def test_serving_process_never_imports_feast_sklearn_or_pandas(trained_data):
     assert out["lean"] is True
     assert out["ready"]["status"] == "ready" and out["ready"]["feature_reader"] == "sqlite", out["ready"]
     assert out["statuses"] == ["ok", "unknown_customer"]
+    assert out["gc_enabled"] is True
     assert out["loaded"] == []
 
 
