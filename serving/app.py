@@ -70,6 +70,8 @@ class ObserveMiddleware:
         finally:
             state.in_flight -= 1
             state.last_done = time.monotonic()
+            if state.plog is not None:  # the answer is sent: a due log compaction may start now
+                state.plog.after_answer()
             route = scope.get("route")  # set on this scope by the router once matched
             path = route.path if route is not None else "unmatched"
             self.metrics.requests.labels(path, str(status[0])).inc()
@@ -95,7 +97,8 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         state.watermarks = WatermarkCache(settings.marts_dir)
         state.plog = PredictionLog(settings.data_dir / "serving" / "predictions",
                                    config.log_flush_seconds, config.log_flush_rows,
-                                   sync=config.log_sync, max_backlog_rows=config.log_max_backlog_rows)
+                                   sync=config.log_sync, max_backlog_rows=config.log_max_backlog_rows,
+                                   wake_after_answers=True)
         watch_log(state.metrics, state.plog)
         Gauge("parity_model_pointer_ok", "1 while the registry's current pointer names a loadable model, "
               "else 0 (the loaded model keeps serving)", registry=state.metrics.registry

@@ -153,3 +153,23 @@ def test_record_batches_equal_pyarrow_arrays_of_the_same_values():
         got.validate(full=True)
         # NaN != NaN in equals(): compare the IPC bytes (values, validity and NaN bits alike)
         assert got.serialize().to_pybytes() == expected.serialize().to_pybytes(), n
+
+
+def test_the_service_mode_compacts_after_the_answer_not_inside_the_appending_request(tmp_path):
+    """wake_after_answers: a full buffer does not wake the writer from `extend`; `after_answer`
+    does (records or time due), and the records were durable all along."""
+    log = PredictionLog(tmp_path, flush_seconds=3600, flush_rows=3, wake_after_answers=True)
+    log.extend(_rows("a", 5))  # past flush_rows
+    time.sleep(0.2)  # (a writer woken by extend would have compacted by now)
+    assert log.written == 0 and log.backlog == 5 and _logged(tmp_path) == []
+    log.after_answer()
+    _wait(lambda: log.written == 5)
+    log.extend(_rows("b", 1))  # below flush_rows, flush_seconds not reached: not due
+    log.after_answer()
+    time.sleep(0.2)
+    assert log.written == 5 and log.backlog == 1
+    log.flush_seconds = 0.0  # time due
+    log.after_answer()
+    _wait(lambda: log.written == 6)
+    log.close()
+    assert _logged(tmp_path) == ["a0", "a1", "a2", "a3", "a4", "b0"]
