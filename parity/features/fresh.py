@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from parity.features.fresh_cut import StagedPairs
+from parity.features.fresh_cut import StagedPairs, previous_owners
 from parity.ingest import warehouse
 from parity.ingest.events import events_dir
 from parity.ingest.fresh_plan import (
@@ -205,12 +205,13 @@ def mart_sql(plan: Plan, mart: str, events: str, keys: str, pairs: str | None = 
 
 def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence[str], as_of: datetime,
               log_path: Path, mart: str | None = None, staged_log: StagedLog | None = None,
-              pairs: StagedPairs | None = None) -> pa.Table:
+              pairs: StagedPairs | None = None, owners: bool = False) -> pa.Table:
     """The mart's rows at `as_of` for these customers (every column, snapshot_at = as_of),
     computed by the mart's compiled SQL over the warehouse and the event log at `log_path`
     (`staged_log`: the connection's incrementally staged log, its chains prepared once;
     default: staged whole, now; `pairs`: the warehouse records' transaction ids by customer
-    number, used once built, parity.features.fresh_cut; default: found in the staged tables)."""
+    number, used once built, parity.features.fresh_cut; default: found in the staged tables;
+    `owners`: also the previous owners of the customers' pushed transactions, `previous_owners`)."""
     mart = mart or fresh_mart(plan)
     instant = _instant(as_of)
     # the event log staged now (accepted events newer than the build included)
@@ -218,6 +219,9 @@ def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence
         _whole_log(con, plan, log_path, instant)
     ids = sorted(set(customer_ids))
     keys = fill(con, "fresh__keys", KEY, ids)
+    if owners and (moved := previous_owners(con, list(staged_models(plan).values()), events, keys)):
+        ids = sorted({*ids, *moved})
+        keys = fill(con, "fresh__keys", KEY, ids)
     found = pairs.sql() if pairs is not None else None
     if found is not None:
         pairs.fill(con, ids)

@@ -78,7 +78,8 @@ class Pusher:
 
     def update(self, events: Sequence[tuple[str, datetime]]) -> Update:
         """Recompute and write the fresh features of the customers of these accepted events
-        (customer, accepted_at); each event's accept -> online lag goes to the lag log."""
+        (customer, accepted_at) and of the previous owners of their event ids (a correction that
+        moves a purchase changes both); each event's accept -> online lag goes to the lag log."""
         accepted: dict[str, datetime] = {}
         for customer, at in events:
             accepted[customer] = min(at, accepted.get(customer, at))
@@ -87,7 +88,7 @@ class Pusher:
             con, plan = self.update_context.ensure()
             mart = fresh_mart(plan)
             table = recompute(con, plan, list(accepted), as_of, self.log.path, mart, self.update_context.staged_log,
-                              self.update_context.pairs)
+                              self.update_context.pairs, owners=True)
             view, columns, types = plan.views[mart], plan.fresh[mart], plan.types[mart]
             writer = self._writer(view)
         # only customers the online store holds (a snapshot row to complete): the others are

@@ -74,11 +74,6 @@ def test_event_times_before_signup_ahead_and_unknown_customers(copied, pusher): 
         assert online[name][0] == pytest.approx(_recomputed(pusher, [customer])[customer][name])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a pushed correction that moves an event id to another customer recomputes only the new "
-    "customer (Pusher.update recomputes the customers of the accepted events; fresh.mart_sql returns "
-    "rows for those keys only), so the previous customer's online fresh features still count the "
-    "moved purchase until the next build, while the mart's SQL over the same log no longer does"))
 def test_an_event_moved_to_another_customer_leaves_the_first_customer_online(copied, pusher):  # noqa: F811
     sample = _sample(copied, 6)
     first, second = sample["customer_id"].iloc[4], sample["customer_id"].iloc[5]
@@ -88,7 +83,28 @@ def test_an_event_moved_to_another_customer_leaves_the_first_customer_online(cop
     assert _online(copied, [first])["spend_30d"][0] == pytest.approx(_recomputed(pusher, [first])[first]["spend_30d"])
     verdicts, update = pusher.push([{**moved, "customer_id": second}])  # the same event, now the other's
     assert verdicts[0].status == "accepted"
+    assert update is not None and set(update.customers) == {first, second}  # the previous owner recomputed too
     truth = _recomputed(pusher, [first, second])
     online = _online(copied, [first, second])
     assert online["spend_30d"][1] == pytest.approx(truth[second]["spend_30d"])
-    assert online["spend_30d"][0] == pytest.approx(truth[first]["spend_30d"])  # fails: still counts 55.0
+    assert online["spend_30d"][0] == pytest.approx(truth[first]["spend_30d"])  # no longer counts 55.0
+
+
+def test_an_event_id_of_the_warehouse_pushed_for_another_customer_recomputes_its_owner(copied, pusher):  # noqa: F811
+    from parity.features.fresh import staged_models
+
+    sample = _sample(copied, 6)
+    owner, other = sample["customer_id"].iloc[0], sample["customer_id"].iloc[1]
+    assert owner.split(":")[0] == other.split(":")[0]
+    con, plan = pusher.update_context.ensure()
+    union = " union all ".join(f"select customer_id, transaction_id from {r}" for r in staged_models(plan).values())
+    row = con.execute(f"select transaction_id from ({union}) where customer_id = ? and transaction_id is not null "
+                      "order by transaction_id limit 1", [owner]).fetchone()
+    assert row is not None, f"{owner} has no warehouse transaction"
+    verdicts, update = pusher.push([_event(row[0], other, amount=7.0)])  # the owner's id, now the other's
+    assert verdicts[0].status == "accepted"
+    assert update is not None and set(update.customers) == {owner, other}
+    truth = _recomputed(pusher, [owner, other])
+    online = _online(copied, [owner, other])
+    for name in FRESH:
+        assert online[name] == pytest.approx([truth[owner][name], truth[other][name]])
