@@ -219,7 +219,8 @@ def recompute(con: duckdb.DuckDBPyConnection, plan: Plan, customer_ids: Sequence
         _whole_log(con, plan, log_path, instant)
     ids = sorted(set(customer_ids))
     keys = fill(con, "fresh__keys", KEY, ids)
-    if owners and (moved := previous_owners(con, list(staged_models(plan).values()), events, keys)):
+    if owners and (moved := previous_owners(con, list(staged_models(plan).values()), events, keys,
+                                                 staged_log.statements if staged_log is not None else None)):
         ids = sorted({*ids, *moved})
         keys = fill(con, "fresh__keys", KEY, ids)
     found = pairs.sql() if pairs is not None else None

@@ -196,13 +196,16 @@ class Statements:
     def __init__(self) -> None:
         self._names: dict[str, str] = {}
 
-    def run(self, con: duckdb.DuckDBPyConnection, sql: str, instant: str) -> duckdb.DuckDBPyConnection:
-        """Execute `sql` (a statement using `INSTANT_PARAMETER`) at `instant` (ISO, UTC)."""
+    def run(self, con: duckdb.DuckDBPyConnection, sql: str, instant: str | None) -> duckdb.DuckDBPyConnection:
+        """Execute `sql` (a statement using `INSTANT_PARAMETER`) at `instant` (ISO, UTC);
+        `instant` None: a statement without parameters."""
         name = self._names.get(sql)
         if name is None:
             name = f"parity_chain_{len(self._names)}"
             con.execute(f"prepare {name} as {sql}")
             self._names[sql] = name
+        if instant is None:
+            return con.execute(f"execute {name}")
         literal = instant.replace("'", "''")
         # typed as the parameter was bound: a VARCHAR would make DuckDB bind and plan it again
         return con.execute(f"execute {name}(cast('{literal}' as timestamptz))")
