@@ -19,7 +19,9 @@
    client's drop (models/staging/), not the event log (a table; the fresh-event path runs its SQL). #}
 {% macro staging_materialization() %}
     {%- if target.type == 'duckdb' and model.original_file_path.startswith('models/staging/') -%}
-        {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'line_number'}) }}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'line_number',
+                   'pre_hook': ["{{ record_staging_increment('old') }}"],
+                   'post_hook': ["{{ record_staging_increment('new') }}"]}) }}
     {%- endif -%}
     {{ return({'materialized': 'table'}) }}
 {% endmacro %}
@@ -35,6 +37,17 @@
    DuckDB from pushing it below the parsing, which then runs on every record again. #}
 {% macro incremental_staging_filter(parsed, event) %}
 {%- if execute and incremental_run() %}
+    {%- set lines = staging_reparsed_lines() %}
+where {{ parsed }}.line_number >= {{ lines.cutoff }}
+    {%- if lines.again %}
+    or {{ parsed }}.line_number in ({% for line in lines.again %}{{ line | int }}{{ ', ' if not loop.last }}{% endfor %})
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
+{# The records an incremental run of an audited staging model re-parses: every line from `cutoff`
+   on, and the lines in `again` (looked up in the model's previous rows, before the run). #}
+{% macro staging_reparsed_lines() %}
     {%- set cutoff = run_query("select coalesce(max(line_number), 0) from " ~ this).columns[0].values()[0] | int -%}
     {#- a `future_date` not earned by the event itself (after its arrival) is a declared arrival
         after the previous build's start (arrival_after_build, macros/shapes.sql): it may have arrived since -#}
@@ -45,11 +58,154 @@
         ~ add_hours('loaded_at', var('future_tolerance_hours')) ~ ", true))) order by line_number").columns[0].values() | list -%}
     {#- many records to judge again: re-parse from the first of them on (a long IN list costs more) -#}
     {%- if again | length > 1000 -%}{%- set cutoff = again[0] | int -%}{%- set again = [] -%}{%- endif %}
-where {{ parsed }}.line_number >= {{ cutoff }}
-    {%- if again %}
-    or {{ parsed }}.line_number in ({% for line in again %}{{ line | int }}{{ ', ' if not loop.last }}{% endfor %})
+    {{ return({'cutoff': cutoff, 'again': again}) }}
+{% endmacro %}
+
+{#- ---- What an incremental run changed, for the models downstream of staging ------------------
+  An audited staging model's incremental run records in increments.<model> the keys of the rows it
+  replaces (side 'old', written before the run: the same lines the run re-parses) and of the rows
+  it wrote for them (side 'new', after the run: those lines and every line past the old end).
+  int_transactions_unioned and int_transactions_versioned recompute only the keys named there (or
+  found changed by comparing rows, for a staging table rebuilt whole), and keep every other row;
+  the incremental build drops the schema first (parity.ingest.pipeline), so no table of a
+  previous build is ever read as this one's. -#}
+
+{% macro increments_schema() %}{{ return('increments') }}{% endmacro %}
+
+{# The key a staging model's rows are recomputed by downstream: the transaction id or the customer id. #}
+{% macro staging_key_column() %}
+    {{ return('customer_id' if this.identifier.endswith('__customers') else 'transaction_id') }}
+{% endmacro %}
+
+{# Pre-hook ('old') and post-hook ('new') of an audited staging model's incremental run. #}
+{% macro record_staging_increment(side) %}
+{%- if execute and incremental_run() %}
+    {%- set table = increments_schema() ~ '.' ~ this.identifier %}
+    {%- if side == 'old' %}
+        {%- set lines = staging_reparsed_lines() %}
+        {%- do run_query('create schema if not exists ' ~ increments_schema()) %}
+create or replace table {{ table }} as
+select 'old' as side, line_number, client_id, {{ staging_key_column() }} as key_id
+from {{ this }}
+where line_number >= {{ lines.cutoff }}
+    {%- if lines.again %} or line_number in ({{ lines.again | join(', ') }}){% endif %}
+    {%- else %}
+insert into {{ table }}
+select 'new', line_number, client_id, {{ staging_key_column() }}
+from {{ this }}
+where line_number > (select coalesce(max(line_number), 0) from {{ table }} where side = 'old')
+    or line_number in (select line_number from {{ table }} where side = 'old')
     {%- endif %}
 {%- endif %}
+{% endmacro %}
+
+{# Whether `model_name` (a staging or keyed model) recorded its increment in this run. #}
+{#- asked of the database, not dbt's relation cache: the increments tables are written by hooks,
+    which the cache does not see -#}
+{% macro has_increment(model_name) %}
+    {%- set found = run_query("select count(*) from duckdb_tables() where database_name = current_database()"
+        ~ " and schema_name = '" ~ increments_schema() ~ "' and table_name = '" ~ model_name ~ "'") -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{% endmacro %}
+
+{# The config of a model recomputed per key on an incremental run (DuckDB): its pre-hooks write the
+   keys to recompute into increments.<model> and delete their rows; the model then appends the
+   recomputed rows. Spark: a table, full builds only. #}
+{% macro keyed_materialization(keys_macro) %}
+    {%- if target.type == 'duckdb' -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
+                   'pre_hook': ["{{ record_changed_keys('" ~ keys_macro ~ "') }}",
+                                "{{ delete_changed_keys() }}"]}) }}
+    {%- endif -%}
+    {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{% macro changed_keys_table() %}{{ return(increments_schema() ~ '.' ~ this.identifier) }}{% endmacro %}
+
+{% macro record_changed_keys(keys_macro) %}
+{%- if execute and incremental_run() %}
+    {%- do run_query('create schema if not exists ' ~ increments_schema()) %}
+create or replace table {{ changed_keys_table() }} as
+select distinct client_id, transaction_id from (
+    {%- if keys_macro == 'unioned' %}{{ unioned_changed_keys() }}{% else %}{{ versioned_changed_keys() }}{% endif %}
+) as changed
+where transaction_id is not null
+{%- endif %}
+{% endmacro %}
+
+{% macro delete_changed_keys() %}
+{%- if execute and incremental_run() %}
+delete from {{ this }} using {{ changed_keys_table() }} as changed
+where {{ this }}.client_id = changed.client_id and {{ this }}.transaction_id = changed.transaction_id
+{%- endif %}
+{% endmacro %}
+
+{# The filter of a keyed model's rows on an incremental run: only the recorded keys (`alias`: the
+   relation whose client_id and transaction_id are matched). #}
+{% macro only_changed_keys(alias) %}
+{%- if execute and incremental_run() -%}
+exists (select 1 from {{ changed_keys_table() }} as changed
+        where changed.client_id = {{ alias }}.client_id and changed.transaction_id = {{ alias }}.transaction_id)
+{%- else -%}
+true
+{%- endif -%}
+{% endmacro %}
+
+{# int_transactions_unioned: the (client, transaction id) keys whose accepted records may differ from
+   the previous run's. A staging model that recorded its increment names them; a staging table
+   rebuilt whole (dune's log) is compared with the previous run's rows of its client, row by row;
+   every pushed event's key is taken (the log is small). #}
+{% macro unioned_changed_keys() %}
+{%- set columns = 'client_id, transaction_id, customer_id, source_customer_id, transaction_type, category, currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record' %}
+    {%- for client in var('clients') %}
+        {%- set model_name = 'stg_' ~ client ~ '__transactions' %}
+        {%- if has_increment(model_name) %}
+    select client_id, key_id as transaction_id from {{ increments_schema() }}.{{ model_name }}
+        {%- else %}
+    select client_id, transaction_id from (
+        (select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
+         union all
+         select {{ columns }} from {{ ref('stg_events__transactions') }} where quarantine_reason is null and client_id = '{{ client }}'
+         except all
+         select {{ columns }} from {{ this }} where client_id = '{{ client }}')
+        union all
+        (select {{ columns }} from {{ this }} where client_id = '{{ client }}'
+         except all
+         (select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
+          union all
+          select {{ columns }} from {{ ref('stg_events__transactions') }} where quarantine_reason is null and client_id = '{{ client }}'))
+    ) as differing
+        {%- endif %}
+    union all
+    {%- endfor %}
+    select client_id, transaction_id from {{ ref('stg_events__transactions') }}
+{% endmacro %}
+
+{# int_transactions_versioned: the keys int_transactions_unioned recomputed, and every key of a
+   customer that became known (a customer record arrived: its orphans get versions) or unknown
+   (its versions go). #}
+{% macro versioned_changed_keys() %}
+    {%- set unioned = ref('int_transactions_unioned') %}
+    {%- if has_increment(unioned.identifier) %}
+    select client_id, transaction_id from {{ increments_schema() }}.{{ unioned.identifier }}
+    {%- else %}
+    {#- unioned was rebuilt whole: every key -#}
+    select client_id, transaction_id from {{ unioned }}
+    union all
+    select client_id, transaction_id from {{ this }}
+    {%- endif %}
+    union all
+    select client_id, transaction_id from {{ unioned }}
+    where duplicate_rank = 1 and customer_id in (
+        select customer_id from {{ ref('int_customers_deduplicated') }}
+        except
+        select customer_id from {{ this }})
+    union all
+    select client_id, transaction_id from {{ this }}
+    where customer_id in (
+        select customer_id from {{ this }}
+        except
+        select customer_id from {{ ref('int_customers_deduplicated') }})
 {% endmacro %}
 
 {#- ---- The incremental feature mart (README "Incremental builds") ------------------------------
@@ -83,3 +239,56 @@ where {{ parsed }}.line_number >= {{ cutoff }}
 {% macro row_fingerprint(columns) %}{{ return(adapter.dispatch('row_fingerprint', 'parity')(columns)) }}{% endmacro %}
 {% macro default__row_fingerprint(columns) %}cast(hash({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}
 {% macro spark__row_fingerprint(columns) %}cast(xxhash64({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}
+
+{#- ---- Data tests on an incremental run ------------------------------------------------------
+  dbt's generic tests read the tested model through get_where_subquery (overridden here: a
+  root-project macro takes precedence over dbt's own). On an incremental run, a test whose outcome
+  on a row depends only on that row and on the other rows of its key (not_null, accepted values and
+  ranges, expressions, relationships -- the parent is read whole --,
+  uniqueness over columns that include the key) reads only the rows this run computed, by key:
+    - int_transactions_unioned, int_transactions_versioned: the keys they recomputed;
+    - customer_features_weekly: the customers with rows computed by this run (rebuild_week >= 0).
+  Every other row is the previous build's, which passed the same tests (the project and the
+  arguments are unchanged: parity.ingest.incremental), and did not change: a customer who is no
+  longer known has its keys recomputed, its feature rows dropped. Aggregate tests (row counts,
+  recency, equal row counts) and every other model read the whole table. -#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where', '') -%}
+    {%- set restricted = incremental_test_restriction(relation) -%}
+    {%- if where or restricted -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} as tested where ({{ where or 'true' }}) and ({{ restricted or 'true' }})) dbt_subquery
+        {%- endset -%}
+        {% do return(filtered) %}
+    {%- endif -%}
+    {% do return(relation) %}
+{%- endmacro %}
+
+{# The condition on `tested` rows a test of `relation` may be restricted to (none: the whole table). #}
+{% macro incremental_test_restriction(relation) %}
+    {%- if not execute or target.type != 'duckdb' or env_var('PARITY_INCREMENTAL', '') != '1' -%}{{ return(none) }}{%- endif -%}
+    {%- set test = model.get('test_metadata') or {} -%}
+    {%- set name = test.get('name') -%}
+    {%- set kwargs = test.get('kwargs') or {} -%}
+    {%- set columns = kwargs.get('combination_of_columns') or [] -%}
+    {#- (not not_null_proportion: on no rows at all it fails) -#}
+    {%- set per_row = name in ['not_null', 'accepted_values', 'accepted_values_from_var', 'accepted_range',
+                                'expression_is_true', 'relationships'] -%}
+    {%- if relation.identifier in ('int_transactions_unioned', 'int_transactions_versioned') -%}
+        {%- if not (per_row or (name == 'unique_combination_of_columns' and 'client_id' in columns
+                                and 'transaction_id' in columns)) or not has_increment(relation.identifier) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {{ return("exists (select 1 from " ~ increments_schema() ~ "." ~ relation.identifier ~ " as changed"
+                  ~ " where changed.client_id = tested.client_id and changed.transaction_id = tested.transaction_id)") }}
+    {%- elif relation.identifier == 'customer_features_weekly' -%}
+        {%- if not (per_row or (name == 'unique_combination_of_columns' and 'customer_id' in columns)) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {#- by name, not ref(): a test may only ref what it depends on -#}
+        {%- set changes = graph.nodes['model.parity.int_customer_feature_changes'] -%}
+        {{ return("tested.customer_id in (select customer_id from " ~ changes.database ~ "." ~ changes.schema ~ "."
+                  ~ changes.alias ~ " where rebuild_week >= 0)") }}
+    {%- endif -%}
+    {{ return(none) }}
+{% endmacro %}

@@ -132,6 +132,17 @@ def relocate(settings: Settings, base: Path, folder: Path) -> None:
                         "where starts_with(source_file, ?)", [new + "/", len(old) + 2, old + "/"])
 
 
+# Where an incremental dbt run records the keys each model recomputed (macros/incremental.sql)
+INCREMENTS_SCHEMA = "increments"
+
+
+def drop_increments(folder: Path) -> None:
+    """Drop the record of what an incremental run changed: before the run (a copied build's must
+    never be read as this run's) and after it (it describes the run, not the data)."""
+    with warehouse.connect_for_update(folder) as con:
+        con.execute(f"drop schema if exists {INCREMENTS_SCHEMA} cascade")
+
+
 # Columns that say what one build did rather than what the data is: int_customer_feature_changes
 # records, beside each customer's input fingerprint (compared), whether this build found it
 # changed and which of its snapshots it computed (an incremental and a full build differ there by

@@ -7,22 +7,25 @@
 -- (the keys are never NULL here, staging quarantines such rows). The union is written out per
 -- use instead of as a CTE, which DuckDB would materialize whole, raw text included.
 
+{{ config(**keyed_materialization('unioned')) }}
+{#- Incremental (DuckDB, README "Incremental builds"): only the keys whose records may have changed
+    (macros/incremental.sql: unioned_changed_keys) are ranked again; every other row is kept. #}
 {%- set unioned -%}
 (
     {% for client in var('clients') %}
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ ref('stg_' ~ client ~ '__transactions') }}
-    where quarantine_reason is null
+    from {{ ref('stg_' ~ client ~ '__transactions') }} as staged
+    where quarantine_reason is null and {{ only_changed_keys('staged') }}
     union all
     {% endfor %}
     -- pushed events (the event log), every client's, judged by the same staging rules
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ ref('stg_events__transactions') }}
-    where quarantine_reason is null
+    from {{ ref('stg_events__transactions') }} as staged
+    where quarantine_reason is null and {{ only_changed_keys('staged') }}
 ) as unioned
 {%- endset %}
 

@@ -1,9 +1,13 @@
 -- Canonical transactions, bitemporal: every version of every transaction with the time it
 -- became known (loaded_at) and the time a correction replaced it (superseded_at, NULL while
 -- current). "What did we know at time t" = versions with loaded_at <= t < superseded_at.
+{{ config(**keyed_materialization('versioned')) }}
+-- Incremental (DuckDB, README "Incremental builds"): only the keys int_transactions_unioned
+-- recomputed and those of customers who became known or unknown (macros/incremental.sql:
+-- versioned_changed_keys) are versioned again; every other row is kept.
 with transactions as (
-    select * from {{ ref('int_transactions_unioned') }}
-    where duplicate_rank = 1
+    select * from {{ ref('int_transactions_unioned') }} as unioned
+    where duplicate_rank = 1 and {{ only_changed_keys('unioned') }}
 ),
 
 customers as (
