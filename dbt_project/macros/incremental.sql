@@ -67,8 +67,9 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
   it wrote for them (side 'new', after the run: those lines and every line past the old end).
   int_transactions_unioned and int_transactions_versioned recompute only the keys named there (or
   found changed by comparing rows, for a staging table rebuilt whole), and keep every other row;
-  the incremental build drops the schema first (parity.ingest.pipeline), so no table of a
-  previous build is ever read as this one's. -#}
+  the incremental build creates the schema empty first and drops it after the run
+  (parity.ingest.incremental.reset_increments), so no table of a previous build is ever read as
+  this one's. -#}
 
 {% macro increments_schema() %}{{ return('increments') }}{% endmacro %}
 
@@ -83,7 +84,6 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
     {%- set table = increments_schema() ~ '.' ~ this.identifier %}
     {%- if side == 'old' %}
         {%- set lines = staging_reparsed_lines() %}
-        {%- do run_query('create schema if not exists ' ~ increments_schema()) %}
 create or replace table {{ table }} as
 select 'old' as side, line_number, client_id, {{ staging_key_column() }} as key_id
 from {{ this }}
@@ -124,7 +124,6 @@ where line_number > (select coalesce(max(line_number), 0) from {{ table }} where
 
 {% macro record_changed_keys(keys_macro) %}
 {%- if execute and incremental_run() %}
-    {%- do run_query('create schema if not exists ' ~ increments_schema()) %}
 create or replace table {{ changed_keys_table() }} as
 select distinct client_id, transaction_id from (
     {%- if keys_macro == 'unioned' %}{{ unioned_changed_keys() }}{% else %}{{ versioned_changed_keys() }}{% endif %}
@@ -140,21 +139,31 @@ where {{ this }}.client_id = changed.client_id and {{ this }}.transaction_id = c
 {%- endif %}
 {% endmacro %}
 
-{# The filter of a keyed model's rows on an incremental run: only the recorded keys (`alias`: the
-   relation whose client_id and transaction_id are matched). #}
-{% macro only_changed_keys(alias) %}
+{# The filter of a keyed model's rows on an incremental run, one client's (`client`): only the
+   recorded keys (`alias`: the relation whose transaction_id is matched). An uncorrelated IN: a
+   correlated EXISTS is planned by DuckDB as a much slower delim join. #}
+{% macro only_changed_keys(alias, client) %}
 {%- if execute and incremental_run() -%}
-exists (select 1 from {{ changed_keys_table() }} as changed
-        where changed.client_id = {{ alias }}.client_id and changed.transaction_id = {{ alias }}.transaction_id)
+{{ alias }}.transaction_id in (select transaction_id from {{ changed_keys_table() }} where client_id = '{{ client }}')
 {%- else -%}
 true
 {%- endif -%}
 {% endmacro %}
 
+{# The same for rows of any client: a semi join, written after `from <relation> as <alias>`. #}
+{% macro changed_keys_join(alias) %}
+{%- if execute and incremental_run() -%}
+semi join {{ changed_keys_table() }} as changed
+    on changed.client_id = {{ alias }}.client_id and changed.transaction_id = {{ alias }}.transaction_id
+{%- endif -%}
+{% endmacro %}
+
 {# int_transactions_unioned: the (client, transaction id) keys whose accepted records may differ from
    the previous run's. A staging model that recorded its increment names them; a staging table
-   rebuilt whole (dune's log) is compared with the previous run's rows of its client, row by row;
-   every pushed event's key is taken (the log is small). #}
+   rebuilt whole (dune's log) is compared with the previous run's rows of its client per key (row
+   count and a sum of 64-bit row hashes over every column: ~10x cheaper than EXCEPT ALL on the raw
+   text; the feature mart's fingerprints rest on the same hashes); every pushed event's key is
+   taken (the log is small). #}
 {% macro unioned_changed_keys() %}
 {%- set columns = 'client_id, transaction_id, customer_id, source_customer_id, transaction_type, category, currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record' %}
     {%- for client in var('clients') %}
@@ -162,19 +171,22 @@ true
         {%- if has_increment(model_name) %}
     select client_id, key_id as transaction_id from {{ increments_schema() }}.{{ model_name }}
         {%- else %}
-    select client_id, transaction_id from (
-        (select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
-         union all
-         select {{ columns }} from {{ ref('stg_events__transactions') }} where quarantine_reason is null and client_id = '{{ client }}'
-         except all
-         select {{ columns }} from {{ this }} where client_id = '{{ client }}')
-        union all
-        (select {{ columns }} from {{ this }} where client_id = '{{ client }}'
-         except all
-         (select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
-          union all
-          select {{ columns }} from {{ ref('stg_events__transactions') }} where quarantine_reason is null and client_id = '{{ client }}'))
-    ) as differing
+    select '{{ client }}' as client_id, transaction_id from (
+        select transaction_id, count(*) as n_rows, sum(hash({{ columns }})) as rows_hash
+        from (
+            select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
+            union all
+            select {{ columns }} from {{ ref('stg_events__transactions') }}
+            where quarantine_reason is null and client_id = '{{ client }}'
+        ) as staged
+        group by transaction_id
+    ) as now
+    full outer join (
+        select transaction_id, count(*) as n_rows, sum(hash({{ columns }})) as rows_hash
+        from {{ this }} where client_id = '{{ client }}'
+        group by transaction_id
+    ) as before using (transaction_id)
+    where now.n_rows is distinct from before.n_rows or now.rows_hash is distinct from before.rows_hash
         {%- endif %}
     union all
     {%- endfor %}
@@ -257,14 +269,14 @@ true
     {%- set restricted = incremental_test_restriction(relation) -%}
     {%- if where or restricted -%}
         {%- set filtered -%}
-            (select * from {{ relation }} as tested where ({{ where or 'true' }}) and ({{ restricted or 'true' }})) dbt_subquery
+            (select tested.* from {{ relation }} as tested {{ restricted or '' }} where {{ where or 'true' }}) dbt_subquery
         {%- endset -%}
         {% do return(filtered) %}
     {%- endif -%}
     {% do return(relation) %}
 {%- endmacro %}
 
-{# The condition on `tested` rows a test of `relation` may be restricted to (none: the whole table). #}
+{# The semi join restricting the `tested` rows of a test of `relation` (none: the whole table). #}
 {% macro incremental_test_restriction(relation) %}
     {%- if not execute or target.type != 'duckdb' or env_var('PARITY_INCREMENTAL', '') != '1' -%}{{ return(none) }}{%- endif -%}
     {%- set test = model.get('test_metadata') or {} -%}
@@ -279,16 +291,16 @@ true
                                 and 'transaction_id' in columns)) or not has_increment(relation.identifier) -%}
             {{ return(none) }}
         {%- endif -%}
-        {{ return("exists (select 1 from " ~ increments_schema() ~ "." ~ relation.identifier ~ " as changed"
-                  ~ " where changed.client_id = tested.client_id and changed.transaction_id = tested.transaction_id)") }}
+        {{ return("semi join " ~ increments_schema() ~ "." ~ relation.identifier ~ " as changed"
+                  ~ " on changed.client_id = tested.client_id and changed.transaction_id = tested.transaction_id") }}
     {%- elif relation.identifier == 'customer_features_weekly' -%}
         {%- if not (per_row or (name == 'unique_combination_of_columns' and 'customer_id' in columns)) -%}
             {{ return(none) }}
         {%- endif -%}
         {#- by name, not ref(): a test may only ref what it depends on -#}
         {%- set changes = graph.nodes['model.parity.int_customer_feature_changes'] -%}
-        {{ return("tested.customer_id in (select customer_id from " ~ changes.database ~ "." ~ changes.schema ~ "."
-                  ~ changes.alias ~ " where rebuild_week >= 0)") }}
+        {{ return("semi join (select customer_id from " ~ changes.database ~ "." ~ changes.schema ~ "."
+                  ~ changes.alias ~ " where rebuild_week >= 0) as changed on changed.customer_id = tested.customer_id") }}
     {%- endif -%}
     {{ return(none) }}
 {% endmacro %}

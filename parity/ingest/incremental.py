@@ -27,19 +27,37 @@ FORMAT = 1
 _CHUNK = 1 << 22
 
 
+# Whole-file digests computed while checking a prefix (refusal), by (path, size, mtime_ns): the
+# build's own record_state then reads each raw file once, not twice (seconds at 10M records)
+_WHOLE: dict[tuple[str, int, int], str] = {}
+
+
 def _sha256(path: Path, limit: int | None = None) -> str:
-    """SHA-256 of the file's first `limit` bytes (all when None)."""
+    """SHA-256 of the file's first `limit` bytes (all when None); the whole file's digest is
+    computed in the same pass and remembered for a later whole-file request."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if limit is None and key in _WHOLE:
+        return _WHOLE[key]
     digest = hashlib.sha256()
-    left = limit
+    prefix = None
+    read = 0
     with path.open("rb") as fh:
-        while left is None or left > 0:
-            chunk = fh.read(_CHUNK if left is None else min(_CHUNK, left))
+        while True:
+            if limit is not None and prefix is None and read == limit:
+                prefix = digest.hexdigest()
+            step = _CHUNK if limit is None or prefix is not None else min(_CHUNK, limit - read)
+            chunk = fh.read(step)
             if not chunk:
                 break
             digest.update(chunk)
-            if left is not None:
-                left -= len(chunk)
-    return digest.hexdigest()
+            read += len(chunk)
+    whole = digest.hexdigest()
+    if path.stat().st_mtime_ns == stat.st_mtime_ns and read == stat.st_size:
+        _WHOLE[key] = whole
+    if limit is None:
+        return whole
+    return prefix if prefix is not None else whole  # a file shorter than `limit`: all of it
 
 
 def project_fingerprint(settings: Settings) -> str:
@@ -136,11 +154,14 @@ def relocate(settings: Settings, base: Path, folder: Path) -> None:
 INCREMENTS_SCHEMA = "increments"
 
 
-def drop_increments(folder: Path) -> None:
+def reset_increments(folder: Path, create: bool) -> None:
     """Drop the record of what an incremental run changed: before the run (a copied build's must
-    never be read as this run's) and after it (it describes the run, not the data)."""
+    never be read as this run's; `create`: an empty schema for the run, made here once because
+    dbt's threads creating it at once conflict) and after it (it describes the run, not the data)."""
     with warehouse.connect_for_update(folder) as con:
         con.execute(f"drop schema if exists {INCREMENTS_SCHEMA} cascade")
+        if create:
+            con.execute(f"create schema {INCREMENTS_SCHEMA}")
 
 
 # Columns that say what one build did rather than what the data is: int_customer_feature_changes

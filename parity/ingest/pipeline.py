@@ -188,7 +188,7 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             run_dbt(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
                     target_dir=folder / "run", build_dir=folder)
         if mode == "incremental":
-            incremental_state.drop_increments(folder)
+            incremental_state.reset_increments(folder, create=False)
             rebuilt = incremental_state.feature_rebuilds(folder)
             builds.write_info(folder, feature_customers=rebuilt)
             print("feature mart, customers: " + ", ".join(f"{what} {n}" for what, n in rebuilt.items()))
@@ -229,7 +229,7 @@ def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo 
     with _phase(folder, "copy_warehouse"):
         copy_build(base.path, folder)
         incremental_state.relocate(settings, base.path, folder)
-        incremental_state.drop_increments(folder)
+        incremental_state.reset_increments(folder, create=True)
     env = {**settings.extra_env, incremental_state.ENV: "1"}
     return "incremental", dataclasses.replace(settings, extra_env=env)
 

@@ -17,15 +17,15 @@
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
     from {{ ref('stg_' ~ client ~ '__transactions') }} as staged
-    where quarantine_reason is null and {{ only_changed_keys('staged') }}
+    where quarantine_reason is null and {{ only_changed_keys('staged', client) }}
     union all
     {% endfor %}
     -- pushed events (the event log), every client's, judged by the same staging rules
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ ref('stg_events__transactions') }} as staged
-    where quarantine_reason is null and {{ only_changed_keys('staged') }}
+    from {{ ref('stg_events__transactions') }} as staged {{ changed_keys_join('staged') }}
+    where quarantine_reason is null
 ) as unioned
 {%- endset %}
 

@@ -6,8 +6,8 @@
 -- recomputed and those of customers who became known or unknown (macros/incremental.sql:
 -- versioned_changed_keys) are versioned again; every other row is kept.
 with transactions as (
-    select * from {{ ref('int_transactions_unioned') }} as unioned
-    where duplicate_rank = 1 and {{ only_changed_keys('unioned') }}
+    select unioned.* from {{ ref('int_transactions_unioned') }} as unioned {{ changed_keys_join('unioned') }}
+    where unioned.duplicate_rank = 1
 ),
 
 customers as (
