@@ -120,6 +120,46 @@ where line_number > (select coalesce(max(line_number), 0) from {{ table }} where
     {{ return({'materialized': 'table'}) }}
 {% endmacro %}
 
+{# The same per customer (int_transactions_snapshot_intervals): its pre-hooks write the customers
+   to recompute into increments.<model> and delete their rows. #}
+{% macro customer_keyed_materialization() %}
+    {%- if target.type == 'duckdb' -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
+                   'pre_hook': ["{{ record_changed_customers() }}", "{{ delete_changed_customers() }}"]}) }}
+    {%- endif -%}
+    {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{# The customers whose interval rows may differ from the previous run's: every customer
+   int_customer_feature_changes recomputes whole (its attributes, versions or span changed, new,
+   removed), and every customer of a client whose grid changed at all (the week coordinates count
+   back from the grid's end; a new first snapshot moves first_week). #}
+{% macro record_changed_customers() %}
+{%- if execute and incremental_run() %}
+    {%- do run_query('create schema if not exists ' ~ increments_schema()) %}
+create or replace table {{ changed_keys_table() }} as
+select customer_id from {{ ref('int_customer_feature_changes') }}
+where change_reason is not null
+    or snapshot_end is distinct from previous_snapshot_end
+    or first_snapshot_at is distinct from previous_first_snapshot_at
+{%- endif %}
+{% endmacro %}
+
+{% macro delete_changed_customers() %}
+{%- if execute and incremental_run() %}
+delete from {{ this }} using {{ changed_keys_table() }} as changed
+where {{ this }}.customer_id = changed.customer_id
+{%- endif %}
+{% endmacro %}
+
+{% macro only_changed_customers(alias) %}
+{%- if execute and incremental_run() -%}
+{{ alias }}.customer_id in (select customer_id from {{ changed_keys_table() }})
+{%- else -%}
+true
+{%- endif -%}
+{% endmacro %}
+
 {% macro changed_keys_table() %}{{ return(increments_schema() ~ '.' ~ this.identifier) }}{% endmacro %}
 
 {% macro record_changed_keys(keys_macro) %}
@@ -248,6 +288,22 @@ semi join {{ changed_keys_table() }} as changed
    DECIMAL(38, 0) on both engines, so that the fingerprint columns have one type everywhere (the
    scale group compares every table's types across engines); the values are engine-specific
    (DuckDB's hash vs Spark's xxhash64) and only ever compared with the same engine's previous build. #}
+{# Whether a label at as-of time `as_of` may differ between this run and the previous one because
+   the client's watermark moved (`windows`: a relation with watermark_at and previous_watermark_at,
+   none before): its window (as_of, as_of + horizon] is observed under one watermark and not the
+   other. churn_labels (incremental). #}
+{% macro churn_window_moved(as_of, windows) -%}
+({{ windows }}.previous_watermark_at is null
+ or ({{ days_between(as_of, windows ~ '.watermark_at') }} >= {{ var('churn_horizon_days') }})
+    != ({{ days_between(as_of, windows ~ '.previous_watermark_at') }} >= {{ var('churn_horizon_days') }}))
+{%- endmacro %}
+
+{# A bigint that depends on the text alone (63 bits of the engine's 64-bit hash; engine-specific,
+   like row_fingerprint: DuckDB's hash, Spark's xxhash64). #}
+{% macro stable_key(expr) %}{{ return(adapter.dispatch('stable_key', 'parity')(expr)) }}{% endmacro %}
+{% macro default__stable_key(expr) %}cast(hash({{ expr }}) >> 1 as bigint){% endmacro %}
+{% macro spark__stable_key(expr) %}(xxhash64({{ expr }}) & 9223372036854775807){% endmacro %}
+
 {% macro row_fingerprint(columns) %}{{ return(adapter.dispatch('row_fingerprint', 'parity')(columns)) }}{% endmacro %}
 {% macro default__row_fingerprint(columns) %}cast(hash({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}
 {% macro spark__row_fingerprint(columns) %}cast(xxhash64({{ columns | join(', ') }}) as decimal(38, 0)){% endmacro %}

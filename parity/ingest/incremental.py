@@ -170,7 +170,7 @@ def reset_increments(folder: Path, create: bool) -> None:
 # design: on a full build every customer is changed).
 BUILD_STEP_COLUMNS = {"intermediate.int_customer_feature_changes":
                       ("is_changed", "change_reason", "rebuild_week", "previous_snapshot_end",
-                       "previous_first_snapshot_at")}
+                       "previous_first_snapshot_at", "previous_watermark_at")}
 
 
 def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", "quarantine", "intermediate", "marts")

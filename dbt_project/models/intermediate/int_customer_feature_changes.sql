@@ -57,6 +57,7 @@ current_inputs as (
         coalesce(version_fingerprints.n_versions, 0) as n_versions,
         version_fingerprints.versions_hash,
         timelines.snapshot_end,
+        timelines.watermark_at,
         case when timelines.n_snapshots > 0
             then {{ add_days('timelines.snapshot_end', '-7 * (timelines.n_snapshots - 1)') }}
         end as first_snapshot_at
@@ -81,7 +82,9 @@ compared as (
         current_inputs.versions_hash,
         current_inputs.snapshot_end,
         current_inputs.first_snapshot_at,
+        current_inputs.watermark_at,
         previous_inputs.snapshot_end as previous_snapshot_end,
+        previous_inputs.watermark_at as previous_watermark_at,
         previous_inputs.first_snapshot_at as previous_first_snapshot_at,
         case
             when previous_inputs.customer_id is null then 'new_customer'
@@ -106,6 +109,7 @@ compared as (
         *,
         cast(null as {{ engine_type('timestamptz') }}) as previous_snapshot_end,
         cast(null as {{ engine_type('timestamptz') }}) as previous_first_snapshot_at,
+        cast(null as {{ engine_type('timestamptz') }}) as previous_watermark_at,
         'full_build' as change_reason
     from current_inputs
 ),
@@ -140,8 +144,11 @@ final as (
         -- timestamps
         compared.snapshot_end,
         compared.first_snapshot_at,
+        -- the client's watermark (churn_labels: which as-of times' label windows are observed)
+        compared.watermark_at,
         compared.previous_snapshot_end,
-        compared.previous_first_snapshot_at
+        compared.previous_first_snapshot_at,
+        compared.previous_watermark_at
     from compared
     left join customer_spans on customer_spans.customer_id = compared.customer_id
 )

@@ -1,7 +1,7 @@
 -- Every customer's run of weekly snapshots on its client's own grid (int_client_timelines): from
 -- the first snapshot at which the customer is signed up and known (first_week, in the client's
--- weeks_before_end) to the client's end (week 0), with a compact integer key so the per-snapshot
--- work joins and sorts on 8 bytes, not on the text id, and the customer attributes the feature
+-- weeks_before_end) to the client's end (week 0), with a compact integer key (a 63-bit hash of the
+-- id) so the per-snapshot work joins and sorts on 8 bytes, not on the text id, and the customer attributes the feature
 -- mart carries on every snapshot row.
 
 with customers as (
@@ -16,7 +16,9 @@ final as (
     select
         -- ids
         customers.customer_id,
-        cast(row_number() over (order by customers.customer_id nulls last) as bigint) as customer_key,
+        -- a function of the id alone, so a customer keeps its key when others come and go (the
+        -- incremental interval table keeps the rows of unchanged customers); unique (tested)
+        {{ stable_key('customers.customer_id') }} as customer_key,
         customers.client_id,
         -- strings
         customers.country,

@@ -13,8 +13,14 @@
 {%- set day_us = 86400000000 %}
 {%- set week_us = 7 * day_us %}
 
+{{ config(**customer_keyed_materialization()) }}
+-- Incremental (DuckDB, README "Incremental builds"): only the customers whose inputs or client grid
+-- changed (macros/incremental.sql: record_changed_customers) are computed again; every other
+-- customer's rows are kept (their customer_key is a function of the id: int_customer_snapshot_spans).
+-- depends_on: {{ ref('int_customer_feature_changes') }}
 with transactions as (
-    select * from {{ ref('int_transactions_versioned') }}
+    select * from {{ ref('int_transactions_versioned') }} as versions
+    where {{ only_changed_customers('versions') }}
 ),
 
 customer_spans as (

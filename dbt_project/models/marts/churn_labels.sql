@@ -5,9 +5,56 @@
 -- (>= 1 purchase in the 90 days before t, as known at t) is labelled churned (1) when they make
 -- no purchase in (t, t + 60 days], else 0. A label is emitted only when its whole future window
 -- is observed: t + 60 days <= the client's own watermark (int_client_timelines).
+--
+-- Incremental (DuckDB, `python -m parity build --incremental`; README "Incremental builds"): a
+-- customer's labels change only when its feature rows or purchases do (int_customer_feature_changes
+-- recomputes it whole: change_reason) or when its client's watermark moves past the end of a label
+-- window (the as-of times whose window became -- or stopped being -- observed, for every customer of
+-- the client). Those labels are computed; the previous build's others are kept, except labels at
+-- as-of times no longer on the client's grid.
+-- depends_on: {{ ref('int_customer_feature_changes') }}
+{%- set incremental = incremental_mart_run() %}
 
-with features as (
+with
+{%- if incremental %}
+
+changes as (
+    select * from {{ ref('int_customer_feature_changes') }}
+),
+
+recomputed as (
+    select customer_id from changes where change_reason is not null
+),
+
+moved_windows as (
+    -- per client: the watermarks of this run and the previous one (none: every as-of time moved)
+    select
+        client_id,
+        max(watermark_at) as watermark_at,
+        max(previous_watermark_at) as previous_watermark_at,
+        min(first_snapshot_at) as first_snapshot_at,
+        max(snapshot_end) as snapshot_end
+    from changes
+    where client_id is not null
+    group by client_id
+),
+
+{%- endif %}
+
+features as (
+    {%- if incremental %}
+    -- (joins, not correlated EXISTS: DuckDB plans those as much slower delim joins)
+    select features.* from {{ ref('customer_features_weekly') }} as features
+    where features.customer_id in (select customer_id from recomputed)
+    union all
+    select features.* from {{ ref('customer_features_weekly') }} as features
+    inner join moved_windows
+        on moved_windows.client_id = features.client_id
+        and {{ churn_window_moved('features.snapshot_at', 'moved_windows') }}
+    where features.customer_id not in (select customer_id from recomputed)
+    {%- else %}
     select * from {{ ref('customer_features_weekly') }}
+    {%- endif %}
 ),
 
 snapshots as (
@@ -22,6 +69,20 @@ transactions as (
     -- current versions only: the outcome is judged on what we know now
     select * from {{ ref('int_transactions_versioned') }}
     where superseded_at is null and transaction_type = 'purchase'
+    {%- if incremental %}
+        -- the purchases the computed labels read: the recomputed customers', and those that can fall
+        -- in the window of an as-of time whose window moved (it ends after the earlier watermark
+        -- minus a horizon, so its purchases are after that minus another horizon and a day)
+        and customer_id in (select customer_id from recomputed)
+    union all
+    select versions.* from {{ ref('int_transactions_versioned') }} as versions
+    inner join moved_windows
+        on moved_windows.client_id = versions.client_id
+        and (moved_windows.previous_watermark_at is null
+             or versions.transacted_at > {{ add_days('least(moved_windows.watermark_at, moved_windows.previous_watermark_at)', -2 * var('churn_horizon_days') - 1) }})
+    where versions.superseded_at is null and versions.transaction_type = 'purchase'
+        and versions.customer_id not in (select customer_id from recomputed)
+    {%- endif %}
 ),
 
 eligible as (
@@ -86,6 +147,17 @@ final as (
     left join future_purchases
         on future_purchases.customer_id = eligible.customer_id
         and future_purchases.as_of_at = eligible.as_of_at
+    {%- if incremental %}
+    union all
+    -- the previous build's labels not computed here, at as-of times still on the client's grid
+    select previous.customer_id, previous.client_id, previous.is_churned, previous.as_of_at, previous.label_window_end_at
+    from {{ this }} as previous
+    inner join moved_windows on moved_windows.client_id = previous.client_id
+    where previous.customer_id not in (select customer_id from recomputed)
+        and not {{ churn_window_moved('previous.as_of_at', 'moved_windows') }}
+        and previous.as_of_at >= moved_windows.first_snapshot_at
+        and previous.as_of_at <= moved_windows.snapshot_end
+    {%- endif %}
 )
 
 select * from final
