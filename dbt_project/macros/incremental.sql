@@ -149,6 +149,8 @@ where change_reason is not null
 {%- if execute and incremental_run() %}
 delete from {{ this }} using {{ changed_keys_table() }} as changed
 where {{ this }}.customer_id = changed.customer_id
+{%- elif execute and is_incremental() %}
+delete from {{ this }}
 {%- endif %}
 {% endmacro %}
 
@@ -172,10 +174,14 @@ where transaction_id is not null
 {%- endif %}
 {% endmacro %}
 
+{# Deletes the rows the run recomputes. Run on an existing table outside an incremental build (an
+   ad hoc `dbt build`), the model computes every row: all the old ones are deleted first. #}
 {% macro delete_changed_keys() %}
 {%- if execute and incremental_run() %}
 delete from {{ this }} using {{ changed_keys_table() }} as changed
 where {{ this }}.client_id = changed.client_id and {{ this }}.transaction_id = changed.transaction_id
+{%- elif execute and is_incremental() %}
+delete from {{ this }}
 {%- endif %}
 {% endmacro %}
 
