@@ -16,12 +16,13 @@
 -#}
 
 {# The config of an audited staging model (called by stage_customers / stage_transactions): a
-   client's drop (models/staging/), not the event log (a table; the fresh-event path runs its SQL). #}
-{% macro staging_materialization() %}
+   client's drop (models/staging/), not the event log (a table; the fresh-event path runs its SQL).
+   `event`: the record's event time column (see staging_reparsed_lines). #}
+{% macro staging_materialization(event) %}
     {%- if target.type == 'duckdb' and model.original_file_path.startswith('models/staging/') -%}
         {{ return({'materialized': 'incremental', 'incremental_strategy': 'delete+insert', 'unique_key': 'line_number',
-                   'pre_hook': ["{{ record_staging_increment('old') }}"],
-                   'post_hook': ["{{ record_staging_increment('new') }}"]}) }}
+                   'pre_hook': ["{{ record_staging_increment('old', '" ~ event ~ "') }}"],
+                   'post_hook': ["{{ record_staging_increment('new', '" ~ event ~ "') }}"]}) }}
     {%- endif -%}
     {{ return({'materialized': 'table'}) }}
 {% endmacro %}
@@ -37,7 +38,7 @@
    DuckDB from pushing it below the parsing, which then runs on every record again. #}
 {% macro incremental_staging_filter(parsed, event) %}
 {%- if execute and incremental_run() %}
-    {%- set lines = staging_reparsed_lines() %}
+    {%- set lines = staging_reparsed_lines(event) %}
 where {{ parsed }}.line_number >= {{ lines.cutoff }}
     {%- if lines.again %}
     or {{ parsed }}.line_number in ({% for line in lines.again %}{{ line | int }}{{ ', ' if not loop.last }}{% endfor %})
@@ -46,8 +47,9 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
 {% endmacro %}
 
 {# The records an incremental run of an audited staging model re-parses: every line from `cutoff`
-   on, and the lines in `again` (looked up in the model's previous rows, before the run). #}
-{% macro staging_reparsed_lines() %}
+   on, and the lines in `again` (looked up in the model's previous rows, before the run; `event`:
+   the record's event time column). #}
+{% macro staging_reparsed_lines(event) %}
     {%- set cutoff = run_query("select coalesce(max(line_number), 0) from " ~ this).columns[0].values()[0] | int -%}
     {#- a `future_date` not earned by the event itself (after its arrival) is a declared arrival
         after the previous build's start (arrival_after_build, macros/shapes.sql): it may have arrived since -#}
@@ -79,11 +81,11 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
 {% endmacro %}
 
 {# Pre-hook ('old') and post-hook ('new') of an audited staging model's incremental run. #}
-{% macro record_staging_increment(side) %}
+{% macro record_staging_increment(side, event) %}
 {%- if execute and incremental_run() %}
     {%- set table = increments_schema() ~ '.' ~ this.identifier %}
     {%- if side == 'old' %}
-        {%- set lines = staging_reparsed_lines() %}
+        {%- set lines = staging_reparsed_lines(event) %}
 create or replace table {{ table }} as
 select 'old' as side, line_number, client_id, {{ staging_key_column() }} as key_id
 from {{ this }}

@@ -82,7 +82,7 @@ case when quarantine_reason is not null then {{ sha256_hex('raw_line') }} end as
   acquisition_channel, signed_up_at, loaded_at, raw_record (non-PII raw text for the quarantine).
 #}
 {% macro stage_customers(parsed, audited=false) %}
-{%- if audited %}{% do config(**staging_materialization()) %}{% endif %}
+{%- if audited %}{% do config(**staging_materialization('signed_up_at')) %}{% endif %}
 {{ onboarded_only() }}
 {% call suppress_erased(['client_id', 'customer_id', 'source_customer_id', 'email_hash', 'country',
     'acquisition_channel', 'birth_year', 'is_test_account', 'signed_up_at', 'loaded_at', 'source_file',
@@ -141,7 +141,7 @@ from {{ parsed }}
   the date rules. Amounts of exactly 0 follow the client's zero-amount rule (`zero_amount_rule`).
 #}
 {% macro stage_transactions(parsed, parse_reason=none, audited=false) %}
-{%- if audited %}{% do config(**staging_materialization()) %}{% endif %}
+{%- if audited %}{% do config(**staging_materialization('transacted_at')) %}{% endif %}
 {{ onboarded_only() }}
 {% call suppress_erased(['client_id', 'transaction_id', 'customer_id', 'source_customer_id', 'transaction_type',
     'category', 'currency', 'amount_flag', 'amount_local', 'amount_usd', 'is_test_account', 'transacted_at',
