@@ -14,7 +14,8 @@ from parity.ingest import builds
 from parity.ingest.build_config import load_build_config
 from parity.ingest.pipeline import BuildFailed, run_build
 
-pytestmark = pytest.mark.data
+# scale: dbt parses the Spark target, so dbt-spark (the `scale` extra) must be installed; no JVM starts
+pytestmark = [pytest.mark.data, pytest.mark.scale]
 
 
 def _spark_copy(settings: Settings, to) -> Settings:
