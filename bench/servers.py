@@ -152,15 +152,16 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
     """`python -X importtime` of everything the serving process imports before it is ready, in
-    its order: the app and uvicorn, xgboost the lean way (`serving.models.import_xgboost_lean`),
-    the Feast-free online reader. Per root package: the sum of its modules' own import time
-    (whoever imported them first), plus whether Feast / scikit-learn got imported at all."""
+    its order: the app and uvicorn, the model runtime (numpy trees: `parity.models.loaded`, no
+    xgboost), the Feast-free online reader. Per root package: the sum of its modules' own import
+    time (whoever imported them first), plus whether Feast / scikit-learn / xgboost / scipy got
+    imported at all."""
     code = ("import gc; gc.disable(); import time, sys; t = time.perf_counter(); "
             "import uvicorn, serving.app; a = time.perf_counter(); "
-            "from serving.models import import_xgboost_lean; import_xgboost_lean(); b = time.perf_counter(); "
+            "import serving.models, parity.models.loaded; b = time.perf_counter(); "
             "import parity.features.online, parity.features.online_manifest, parity.models.segments; c = time.perf_counter(); "
             "print('PHASES', a - t, b - a, c - b); "
-            "print('LOADED', ','.join(m for m in ('feast', 'sklearn') if m in sys.modules) or '-')")
+            "print('LOADED', ','.join(m for m in ('feast', 'sklearn', 'xgboost', 'scipy') if m in sys.modules) or '-')")
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=PROJECT_ROOT,
                           env=platform_env(data_dir), capture_output=True, text=True)
     by_package: dict[str, float] = {}
@@ -176,9 +177,9 @@ def import_profile(data_dir: Path, top: int = 12) -> dict[str, Any]:
         "note": "-X importtime inflates absolute times; compare packages with each other",
         "phases_seconds": None if phases is None else {
             "serving.app + uvicorn (pydantic, fastapi, pandas, numpy...)": float(phases[0]),
-            "xgboost without its sklearn API": float(phases[1]),
+            "model runtime (numpy trees, TreeSHAP tables; no xgboost)": float(phases[1]),
             "parity.features.online + manifest reader (no feast)": float(phases[2]),
         },
-        "feast_or_sklearn_imported": loaded,
+        "feast_sklearn_xgboost_or_scipy_imported": loaded,
         "self_seconds_by_package": dict(ranked),
     }

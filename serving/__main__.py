@@ -36,12 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
 
     from serving.lean import refuse_pydantic_v1
-    from serving.models import import_xgboost_lean
 
     refuse_pydantic_v1()  # before the routes' fields are created (on import, and on first requests)
     from serving.app import create_app
 
-    import_xgboost_lean()  # before the model loads: keeps scikit-learn/scipy out of the process
     # The prediction-log writer and the model reloaders are Python threads: while one holds the
     # GIL, a request waits up to the switch interval (5 ms by default) for the event loop to get
     # it back. 0.5 ms bounds that wait at the cost of more frequent hand-overs under contention.

@@ -27,45 +27,11 @@ class ActiveModels:
     error: str | None = None
 
 
-# What xgboost imports only for its scikit-learn API: scikit-learn itself when installed (which
-# pulls in much of scipy) and xgboost.sklearn (which imports scipy.special); both are start-up
-# time that scoring a Booster on a numpy matrix never uses. (xgboost's core needs scipy.sparse,
-# so that part stays.)
-_NOT_NEEDED_BY_XGBOOST = ("sklearn", "xgboost.sklearn")
-
-
-def import_xgboost_lean() -> bool:
-    """Import xgboost without its scikit-learn API, for the serving process only.
-
-    A `None` entry in `sys.modules` makes an import raise ImportError: xgboost then takes its own
-    no-sklearn path (`xgboost/__init__` skips plotting and the sklearn estimators on ImportError;
-    Booster, DMatrix and TreeSHAP are unchanged — `xgboost.XGBClassifier` is absent). The entries
-    are removed afterwards, so a later `import sklearn` still works (e.g. the segments model's
-    fit). No effect (False) when xgboost or sklearn is already loaded — e.g. in a test process
-    that trains, where the sklearn API must stay.
-    """
-    import sys
-
-    if "xgboost" in sys.modules or "sklearn" in sys.modules:
-        return False
-    for name in _NOT_NEEDED_BY_XGBOOST:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        import xgboost  # noqa: F401
-    finally:
-        for name in _NOT_NEEDED_BY_XGBOOST:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-    return True
-
-
 def load_for_serving(registry_dir: Path, model: str, version: str, nthread: int | None = None) -> Any:
     """`parity.models.loaded.load_version` plus the model's TreeSHAP tables, built here (at start-up or
     in the reloader thread) rather than by the first request that needs them."""
-    from serving.predict import explainer
-
     loaded = load_version(registry_dir, model, version, nthread=nthread)
-    explainer(loaded)
+    loaded.explainer  # noqa: B018 - builds and caches the tables
     return loaded
 
 

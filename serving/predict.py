@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import logging
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parity.models.loaded import apply_calibrator
 from parity.models.prepare import prepare_matrix
-from parity.models.treeshap import TreeShap, Unsupported
 from parity.pandas_lazy import na
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger("serving.predict")
 
 
 @dataclass(frozen=True)
@@ -90,50 +84,11 @@ def _names(columns: tuple[str, ...]) -> np.ndarray:
     return names
 
 
-_CHECKED: weakref.WeakSet = weakref.WeakSet()  # boosters whose feature names match their spec
-_EXPLAINERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # booster -> TreeShap | None
-
-
-def explainer(model: Any) -> TreeShap | None:
-    """The model's tabulated TreeSHAP (`parity.models.treeshap`: built and checked against xgboost's
-    pred_contribs once per booster, ~10-150 ms; `serving.models` builds it when a model loads),
-    or None for a model it does not cover, which keeps xgboost's own TreeSHAP."""
-    booster = model.booster
-    if booster not in _EXPLAINERS:
-        try:
-            _EXPLAINERS[booster] = TreeShap.from_booster(booster)
-        except Unsupported as err:
-            log.warning("model %s: xgboost's TreeSHAP explains it (%s)", getattr(model, "version", "?"), err)
-            _EXPLAINERS[booster] = None
-    return _EXPLAINERS[booster]
-
-
 def score_and_explain(model: Any, matrix: np.ndarray, explain: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """`LoadedModel.score_and_explain` (calibrated scores, TreeSHAP with the bias last) with the
-    booster's feature names checked against the spec once per model instead of on every call
-    (xgboost's per-call name handling was ~0.15 ms of a one-customer request), and TreeSHAP from
-    the model's tables (`explainer`): 3-7x faster than pred_contribs, equal to ~1e-6 (xgboost
-    sums in float32)."""
-    import xgboost as xgb
-
-    names = list(model.spec.columns)
-    if model.booster not in _CHECKED:
-        if model.booster.feature_names != names:
-            raise ValueError(f"model {model.version}: booster features differ from its prepare spec")
-        _CHECKED.add(model.booster)
-    if matrix.ndim != 2 or matrix.shape[1] != len(names):
-        raise ValueError(f"expected a matrix with {len(names)} columns, got {matrix.shape}")
-    matrix = np.asarray(matrix, dtype="float64")
-    shap = explainer(model) if explain else None
-    if explain and shap is None:  # xgboost's TreeSHAP: one DMatrix for both calls
-        # same DMatrix as LoadedModel._matrix but unnamed: columns are in spec order by construction
-        data = xgb.DMatrix(matrix, nthread=model.nthread)
-        churn = apply_calibrator(model.calibrator, model.booster.predict(data, validate_features=False))
-        return churn, model.booster.predict(data, pred_contribs=True, validate_features=False)
-    # no DMatrix at all (~0.06-0.1 ms less; the same float32 scores, tested); the booster's
-    # nthread is the model's (load_version sets it)
-    churn = apply_calibrator(model.calibrator, model.booster.inplace_predict(matrix, validate_features=False))
-    return churn, shap.contributions(matrix) if explain else None
+    """Calibrated scores and TreeSHAP (bias last; None unless `explain`) of a prepared matrix:
+    `LoadedModel.score_and_explain` — the numpy trees (`parity.models.trees`, = xgboost's scores
+    bit for bit) and TreeSHAP from tables, one set of split decisions for both, no xgboost."""
+    return model.score_and_explain(matrix, explain=explain)
 
 
 def score_frame(model: Any, frame: pd.DataFrame, top_k: int) -> Scored:

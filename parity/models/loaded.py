@@ -1,14 +1,19 @@
-"""A registered model loaded for scoring: the xgboost booster, its calibrator and prepare spec.
+"""A registered model loaded for scoring: its trees, its calibrator and prepare spec.
 
-Reads entries through `parity.models.registry` (storage, checksums, the `current` pointer); never
-executes a pickle.
+The trees are read from the saved xgboost JSON by `parity.models.trees` and scored with numpy,
+bit-identical to xgboost's own predictions (training checks it on its test set when it registers
+a version), with TreeSHAP from `parity.models.treeshap`'s tables: serving, batch and monitoring
+score without importing xgboost. A model those modules do not reproduce (`Unsupported`: e.g.
+categorical splits) is scored by xgboost itself, imported then. Reads entries through
+`parity.models.registry` (storage, checksums, the `current` pointer); never executes a pickle.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +31,14 @@ from parity.models.registry import (
     entry_dir,
     verified_files,
 )
+from parity.models.trees import LOGISTIC, Forest, Unsupported
+from parity.models.treeshap import TreeShap
 from parity.pandas_lazy import is_frame
 
 if TYPE_CHECKING:
     import pandas as pd
+
+log = logging.getLogger("parity.models.loaded")
 
 CALIBRATION_METHODS = ("isotonic", "platt")
 PLATT_EPS = 1e-7
@@ -63,8 +72,17 @@ class LoadedModel:
     metadata: dict[str, Any]
     spec: PrepareSpec
     calibrator: dict[str, Any]
-    booster: Any
-    nthread: int = -1
+    model_json: bytes  # the registry's model.json (xgboost's own format)
+    forest: Forest | None  # None: `parity.models.trees` does not reproduce it (`unsupported` says why)
+    nthread: int = -1  # xgboost's threads, when xgboost scores (`forest` None)
+    unsupported: str | None = None
+    _booster: Any = field(default=None, repr=False, compare=False)
+    _explainer: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = self.forest.feature_names if self.forest is not None else None
+        if names is not None and names != tuple(self.spec.columns):
+            raise ValueError(f"model {self.model}/{self.version}: booster features differ from its prepare spec")
 
     @property
     def threshold(self) -> float:
@@ -76,13 +94,41 @@ class LoadedModel:
         """The feature service the model was trained on (serve from the same one)."""
         return str(self.metadata["feature_service"])
 
+    @property
+    def booster(self) -> Any:
+        """The xgboost Booster of the same JSON, loaded on first use: the scorer of a model the
+        numpy trees do not cover, and the reference in tests (xgboost is imported here only)."""
+        if self._booster is None:
+            import xgboost as xgb
+
+            booster = xgb.Booster()
+            booster.load_model(bytearray(self.model_json))
+            if self.nthread > 0:
+                booster.set_param({"nthread": self.nthread})
+            if booster.feature_names is not None and booster.feature_names != list(self.spec.columns):
+                raise ValueError(f"model {self.model}/{self.version}: booster features differ from its prepare spec")
+            self._booster = booster
+        return self._booster
+
+    @property
+    def explainer(self) -> TreeShap | None:
+        """The tabulated TreeSHAP of the trees (built on first use, 10-40 ms), or None when
+        xgboost's own TreeSHAP must explain the model."""
+        if self._explainer is None:
+            shap: TreeShap | bool = False
+            if self.forest is not None:
+                try:
+                    shap = TreeShap.from_forest(self.forest)
+                except Unsupported as err:
+                    log.warning("model %s/%s: xgboost's TreeSHAP explains it (%s)", self.model, self.version, err)
+            self._explainer = shap
+        return self._explainer or None
+
     def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
         """`parity.models.prepare.prepare` with this model's spec."""
         return prepare(frame, self.spec)
 
-    def _matrix(self, prepared: pd.DataFrame | np.ndarray) -> Any:
-        import xgboost as xgb
-
+    def _array(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
         if is_frame(prepared):
             if tuple(prepared.columns) != self.spec.columns:
                 raise ValueError("prepared frame columns differ from the model's prepare spec")
@@ -92,13 +138,21 @@ class LoadedModel:
             raise ValueError(
                 f"expected a matrix with {len(self.spec.columns)} columns, got {prepared.shape}"
             )
+        return prepared
+
+    def _dmatrix(self, matrix: np.ndarray) -> Any:
+        import xgboost as xgb
+
         # DMatrix construction has its own thread pool: a busy machine makes the default
         # (all cores) spin for ~15 ms on a one-row matrix; use the booster's thread count.
-        return xgb.DMatrix(prepared, feature_names=list(self.spec.columns), nthread=self.nthread)
+        return xgb.DMatrix(matrix, feature_names=list(self.spec.columns), nthread=self.nthread)
 
     def raw_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Uncalibrated xgboost churn probability."""
-        return self.booster.predict(self._matrix(prepared))
+        """Uncalibrated churn probability (float32, = xgboost's predict bit for bit)."""
+        matrix = self._array(prepared)
+        if self.forest is not None:
+            return self.forest.proba(matrix)
+        return self.booster.predict(self._dmatrix(matrix))
 
     def predict_proba(self, prepared: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): [P(stays), P(churns)] as in scikit-learn."""
@@ -109,16 +163,27 @@ class LoadedModel:
         """Decisions (1 = act on churn risk): calibrated probability >= threshold."""
         return (self.predict_proba(prepared)[:, 1] >= self.threshold).astype("int64")
 
-    def score_and_explain(self, prepared: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Calibrated churn probabilities and TreeSHAP contributions (last column = bias) from
-        one DMatrix: the serving hot path."""
-        matrix = self._matrix(prepared)
-        churn = apply_calibrator(self.calibrator, self.booster.predict(matrix))
-        return churn, self.booster.predict(matrix, pred_contribs=True)
+    def score_and_explain(self, prepared: pd.DataFrame | np.ndarray,
+                          explain: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated churn probabilities and TreeSHAP contributions (last column = bias; None
+        unless `explain`): the serving hot path. The rows' split decisions are made once, for
+        the score and the explanation."""
+        matrix = self._array(prepared)
+        shap = self.explainer if explain else None
+        if self.forest is not None and (shap is not None or not explain):
+            codes = self.forest.split_codes(self.forest.as_float32(matrix)) if self.forest.leaf_table is not None else None
+            churn = apply_calibrator(self.calibrator, self.forest.proba(matrix, codes))
+            return churn, shap.contributions(matrix, codes) if shap is not None else None
+        if self.forest is not None:  # the numpy score, xgboost's TreeSHAP
+            churn = apply_calibrator(self.calibrator, self.forest.proba(matrix))
+            return churn, self.booster.predict(self._dmatrix(matrix), pred_contribs=True)
+        data = self._dmatrix(matrix)
+        churn = apply_calibrator(self.calibrator, self.booster.predict(data))
+        return churn, self.booster.predict(data, pred_contribs=True) if explain else None
 
     def contributions(self, prepared: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """TreeSHAP contributions (xgboost pred_contribs) in log-odds, one column per input + bias."""
-        values = self.booster.predict(self._matrix(prepared), pred_contribs=True)
+        """TreeSHAP contributions (= xgboost's pred_contribs) in log-odds, one column per input + bias."""
+        values = self.score_and_explain(prepared)[1]
         import pandas as pd
 
         index = prepared.index if is_frame(prepared) else None
@@ -129,8 +194,6 @@ def load_version(
     registry_dir: Path, model: str, version: str, nthread: int | None = None
 ) -> LoadedModel:
     """Load and verify one version (checksums, format, calibrator) without executing any pickle."""
-    import xgboost as xgb
-
     contents = verified_files(entry_dir(registry_dir, model, version))
     metadata = json.loads(contents[METADATA_FILE])
     if metadata.get("format") != FORMAT:
@@ -146,12 +209,19 @@ def load_version(
             f"{model}/{version} has an unsupported calibrator "
             f"({calibrator.get('method')!r} over {calibrator.get('input')!r})"
         )
-    booster = xgb.Booster()
-    booster.load_model(bytearray(contents[MODEL_FILE]))
-    if nthread:
-        booster.set_param({"nthread": nthread})
     spec = PrepareSpec.from_dict(metadata["prepare_spec"])
-    return LoadedModel(model, version, metadata, spec, calibrator, booster, nthread or -1)
+    raw = bytes(contents[MODEL_FILE])
+    try:
+        forest, unsupported = Forest.from_json(raw), None
+        if forest.objective != LOGISTIC:
+            raise Unsupported(f"objective {forest.objective} (the churn model is {LOGISTIC})")
+    except Unsupported as err:
+        forest, unsupported = None, str(err)
+        log.warning("model %s/%s: xgboost scores it (%s)", model, version, err)
+    loaded = LoadedModel(model, version, metadata, spec, calibrator, raw, forest, nthread or -1, unsupported)
+    if forest is None:
+        loaded.booster  # noqa: B018 - load (and check) it now, not on the first request
+    return loaded
 
 
 def load_current_from(registry_dir: Path, model: str = "churn") -> LoadedModel:

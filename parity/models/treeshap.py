@@ -26,21 +26,24 @@ nodes, so it is tabulated for every combination of those decisions (`_TreeTables
 the tree's features); a row then costs one comparison per split node and one lookup per (tree,
 feature) — 3-4x faster than per (leaf, path feature), ~10x faster than `pred_contribs`.
 
-`TreeShap.from_booster` reads the model's own JSON and checks itself against xgboost's
-`pred_contribs` on rows built around every split threshold (NaN included); a model it cannot
-represent (categorical splits, several outputs, dart, trees too deep for the tables) raises
-`Unsupported` and the caller keeps xgboost's own TreeSHAP.
+`TreeShap.from_forest` builds the tables from the model's trees as `parity.models.trees` reads them
+from the saved JSON (no xgboost), and shares its per-tree split codes: a row's comparisons are done
+once for its score and its explanation. `TreeShap.from_booster` (tests, training) also checks the
+tables against xgboost's `pred_contribs` on rows built around every split threshold (NaN
+included); a model it cannot represent (categorical splits, several outputs, dart, trees too deep
+for the tables) raises `Unsupported` and the caller keeps xgboost's own TreeSHAP.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from parity.models.trees import Forest, Unsupported
 
 MAX_PATH_FEATURES = 8  # 2^8 patterns x 8 values per leaf; deeper trees use xgboost's TreeSHAP
 MAX_TABLE_VALUES = 20_000_000  # ~160 MB of float64 tables at most
@@ -49,10 +52,6 @@ MAX_SCRATCH_VALUES = 4_000_000  # codes x slots evaluated to build them (32 MB)
 CHECK_ROWS = 96
 CHECK_TOLERANCE = 1e-4  # log-odds; xgboost accumulates in float32
 CHUNK_ROWS = 64  # rows per block in `contributions`
-
-
-class Unsupported(ValueError):
-    """The model has a feature this implementation does not cover (use xgboost's TreeSHAP)."""
 
 
 @dataclass(frozen=True)
@@ -85,51 +84,33 @@ class TreeShap:
     present: np.ndarray  # the features with at least one slot
     table: np.ndarray  # all leaves' (2^M, M) tables, flattened
     trees: _TreeTables | None = None  # the same values per tree (small trees): what `contributions` uses
+    forest: Forest | None = None  # the trees' split codes (`Forest.split_codes`) key the per-tree tables
 
     @classmethod
     def from_booster(cls, booster: Any, check: bool = True) -> TreeShap:
-        """Tables for an xgboost Booster (binary or regression gbtree); checked against
-        `pred_contribs` unless `check` is False. Raises `Unsupported`."""
-        model = json.loads(booster.save_raw(raw_format="json"))
-        learner = model["learner"]
-        gb = learner["gradient_booster"]
-        if gb.get("name") != "gbtree":
-            raise Unsupported(f"booster {gb.get('name')!r} (only gbtree)")
-        trees = gb["model"]["trees"]
-        if any(int(t) != 0 for t in gb["model"].get("tree_info", [])):
-            raise Unsupported("more than one output group")
-        n_features = int(learner["learner_model_param"]["num_feature"])
+        """Tables for an xgboost Booster (its saved JSON), checked against `pred_contribs` unless
+        `check` is False. Raises `Unsupported`."""
+        shap = cls.from_forest(Forest.from_json(bytes(booster.save_raw(raw_format="json"))))
+        if check:
+            shap.check(booster)
+        return shap
+
+    @classmethod
+    def from_forest(cls, forest: Forest) -> TreeShap:
+        """Tables for the trees of `forest` (no xgboost). Raises `Unsupported` for trees too deep."""
         leaves: list[_Leaf] = []
-        features, thresholds, defaults = [], [], []
-        splits: list[np.ndarray] = []  # per tree: its split nodes (global ids)
-        offset = 0
-        for tree in trees:
-            if any(int(s) != 0 for s in tree.get("split_type", [])):
-                raise Unsupported("categorical splits")
-            if int(tree["tree_param"].get("size_leaf_vector", "1")) > 1:
-                raise Unsupported("vector leaves")
-            leaves.extend(_tree_leaves(tree, offset))
-            features.extend(int(i) for i in tree["split_indices"])
-            thresholds.extend(float(c) for c in tree["split_conditions"])
-            defaults.extend(bool(d) for d in tree["default_left"])
-            splits.append(offset + np.flatnonzero(np.asarray(tree["left_children"]) != -1))
-            offset += len(tree["left_children"])
+        for tree in range(forest.n_trees):
+            leaves.extend(_tree_leaves(forest, tree))
         leaves = [leaf for leaf in leaves if leaf.features]  # single-leaf trees: bias only
         widest = max((len(leaf.features) for leaf in leaves), default=0)
         size = sum((1 << len(leaf.features)) * len(leaf.features) for leaf in leaves)
         if widest > MAX_PATH_FEATURES or size > MAX_TABLE_VALUES:
             raise Unsupported(f"paths of up to {widest} features ({size:,} table values)")
-        import xgboost as xgb
-
-        # nthread=1: a DMatrix's default thread pool (all cores) spins for ms on a busy machine
-        bias = float(booster.predict(xgb.DMatrix(np.zeros((1, n_features)), nthread=1), pred_contribs=True,
-                                    validate_features=False)[0, -1])
-        shap = cls._build(n_features, bias, leaves, np.asarray(features, dtype=np.intp),
-                          np.asarray(thresholds, dtype=np.float32), np.asarray(defaults, dtype=bool))
-        shap = dataclasses.replace(shap, trees=_TreeTables.build(shap, [s for s in splits if len(s)]))
-        if check:
-            shap.check(booster)
-        return shap
+        shap = cls._build(forest.n_features, _bias(forest), leaves, forest.feature, forest.threshold,
+                          forest.default_left)
+        starts = np.append(forest.split_start, len(forest.split_nodes))
+        splits = [forest.split_nodes[a:b] for a, b in zip(starts[:-1], starts[1:])]
+        return dataclasses.replace(shap, forest=forest, trees=_TreeTables.build(shap, splits))
 
     @classmethod
     def _build(cls, n_features: int, bias: float, leaves: list[_Leaf], node_feature: np.ndarray,
@@ -187,8 +168,9 @@ class TreeShap:
             table=tables,
         )
 
-    def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        """(n, features + 1) TreeSHAP values in log-odds, the bias last (as `pred_contribs`)."""
+    def contributions(self, matrix: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """(n, features + 1) TreeSHAP values in log-odds, the bias last (as `pred_contribs`);
+        `codes`: the rows' `Forest.split_codes` when the caller has them already."""
         x = np.asarray(matrix, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected a matrix with {self.n_features} columns, got {x.shape}")
@@ -197,13 +179,16 @@ class TreeShap:
         out[:, -1] = self.bias
         if n == 0 or len(self.sorted_leaf) == 0:
             return out
-        # in blocks of rows: the (rows, slots) temporaries of a whole 500-row request fall out of
-        # the CPU caches (2x slower per row than in 64-row blocks, measured)
         x32 = x.astype(np.float32)  # xgboost compares in float32
+        tables = self.trees if self.forest is not None else None
+        if tables is not None and codes is None:
+            codes = self.forest.split_codes(x32)
+        # in blocks of rows: the temporaries of a whole 500-row request fall out of the CPU
+        # caches (2x slower per row than in 64-row blocks, measured)
         for start in range(0, n, CHUNK_ROWS):
             block = slice(start, start + CHUNK_ROWS)
-            if self.trees is not None:
-                out[block, self.trees.present] = self.trees.present_values(x32[block])
+            if tables is not None:
+                out[block, tables.present] = tables.present_values(codes[:, block])
             else:
                 out[block, self.present] = self._present(x32[block])
         return out
@@ -296,12 +281,11 @@ class _TreeTables:
             table=np.ascontiguousarray(np.add.reduceat(values, pair_start, axis=1).T).ravel(),
         )
 
-    def present_values(self, x32: np.ndarray) -> np.ndarray:
-        """The contributions of the `present` features for a block of float32 rows."""
-        values = x32[:, self.split_feature]
-        goes_left = np.where(np.isnan(values), self.split_default_left, values < self.split_threshold)
-        code = np.add.reduceat(goes_left * self.split_bit, self.tree_start, axis=1, dtype=np.int32)  # (n, trees)
-        return np.add.reduceat(self.table[self.pair_base + code[:, self.pair_tree]], self.feature_start, axis=1)
+    def present_values(self, codes: np.ndarray) -> np.ndarray:
+        """The contributions of the `present` features for a block of rows, from their split
+        codes ((split trees, rows), `Forest.split_codes`: the same bits as this table's codes)."""
+        looked_up = self.table[self.pair_base[:, None] + codes[self.pair_tree]]  # (pairs, rows)
+        return np.add.reduceat(looked_up, self.feature_start, axis=0).T
 
 
 def check_rows(shap: TreeShap, rows: int = CHECK_ROWS, seed: int = 0) -> np.ndarray:
@@ -320,21 +304,20 @@ def check_rows(shap: TreeShap, rows: int = CHECK_ROWS, seed: int = 0) -> np.ndar
     return x
 
 
-def _tree_leaves(tree: dict[str, Any], offset: int) -> list[_Leaf]:
-    """Every leaf of one tree with its path (node ids shifted by `offset`)."""
-    left, right = tree["left_children"], tree["right_children"]
-    split = tree["split_indices"]
-    value = tree["split_conditions"]  # a leaf's value sits in its split_conditions slot
-    cover = tree["sum_hessian"]
+def _tree_leaves(forest: Forest, tree: int) -> list[_Leaf]:
+    """Every leaf of one tree with its path (global node ids)."""
+    left, right, split = forest.left, forest.right, forest.feature
+    value, cover = forest.threshold, forest.cover  # a leaf's value sits in its split_conditions slot
     leaves: list[_Leaf] = []
     # (node, path features, their zero fractions, steps)
-    stack: list[tuple[int, list[int], list[float], list[tuple[int, int, bool]]]] = [(0, [], [], [])]
+    stack: list[tuple[int, list[int], list[float], list[tuple[int, int, bool]]]] = [
+        (int(forest.tree_start[tree]), [], [], [])]
     while stack:
         node, feats, zero, steps = stack.pop()
         if left[node] == -1:
             leaves.append(_Leaf(float(value[node]), tuple(feats), tuple(zero), tuple(steps)))
             continue
-        for child, went_left in ((left[node], True), (right[node], False)):
+        for child, went_left in ((int(left[node]), True), (int(right[node]), False)):
             fraction = cover[child] / cover[node] if cover[node] > 0 else 0.0
             f, z, s = list(feats), list(zero), list(steps)
             feature = int(split[node])
@@ -345,9 +328,20 @@ def _tree_leaves(tree: dict[str, Any], offset: int) -> list[_Leaf]:
                 k = len(f)
                 f.append(feature)
                 z.append(fraction)
-            s.append((k, offset + node, went_left))
+            s.append((k, node, went_left))
             stack.append((child, f, z, s))
     return leaves
+
+
+def _bias(forest: Forest) -> float:
+    """The expected margin: base margin + each tree's cover-weighted mean leaf value (what
+    pred_contribs puts in its last column; covers add up from the leaves to the root)."""
+    leaf = forest.left == -1
+    weighted = np.where(leaf, forest.threshold.astype(np.float64) * forest.cover, 0.0)
+    per_tree = np.add.reduceat(weighted, forest.tree_start[:-1]) if forest.n_trees else np.zeros(0)
+    root_cover = forest.cover[forest.tree_start[:-1]]
+    means = np.divide(per_tree, root_cover, out=np.zeros_like(per_tree), where=root_cover > 0)
+    return float(forest.base_margin) + float(means.sum())
 
 
 def _tables(leaves: list[_Leaf]) -> np.ndarray:

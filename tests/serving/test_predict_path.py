@@ -16,26 +16,32 @@ from serving.predict import score_and_explain
 pytestmark = pytest.mark.data
 
 
-def test_score_and_explain_equals_the_loaded_models(trained_data):
+def test_score_and_explain_equals_xgboost(trained_data):
+    """Serving's scores are xgboost's own, bit for bit (numpy trees), TreeSHAP to float32 rounding."""
+    import xgboost as xgb
+
+    from parity.models.loaded import apply_calibrator
+
     model = load_version(trained_data.registry_dir, "churn", current_version(trained_data.registry_dir, "churn"), nthread=1)
-    for n in (1, 13, 200):
+    assert model.forest is not None and model.explainer is not None, model.unsupported
+    for n in (1, 2, 13, 200):
         matrix = np.random.default_rng(n).normal(size=(n, len(model.spec.columns))) * 40
         matrix[0, ::2] = np.nan
-        scores, contribs = model.score_and_explain(matrix)
-        fast_scores, fast_contribs = score_and_explain(model, matrix)
-        np.testing.assert_array_equal(fast_scores, scores)
-        # the tabulated TreeSHAP (parity.models.treeshap) vs xgboost's float32 sums
-        np.testing.assert_allclose(fast_contribs, contribs, rtol=0, atol=1e-5)
-        np.testing.assert_array_equal(score_and_explain(model, matrix, explain=False)[0], model.predict_proba(matrix)[:, 1])
+        scores, contribs = score_and_explain(model, matrix)
+        data = xgb.DMatrix(matrix, feature_names=list(model.spec.columns))
+        np.testing.assert_array_equal(scores, apply_calibrator(model.calibrator, model.booster.predict(data)))
+        np.testing.assert_allclose(contribs, model.booster.predict(data, pred_contribs=True), rtol=0, atol=1e-5)
+        unexplained, none = score_and_explain(model, matrix, explain=False)
+        assert none is None
+        np.testing.assert_array_equal(unexplained, scores)
+        np.testing.assert_array_equal(model.predict_proba(matrix)[:, 1], scores)
 
 
-def test_score_and_explain_refuses_a_spec_that_does_not_match_the_booster(trained_data):
+def test_a_spec_that_does_not_match_the_model_is_refused(trained_data):
     model = load_version(trained_data.registry_dir, "churn", current_version(trained_data.registry_dir, "churn"), nthread=1)
     columns = tuple(reversed(model.spec.columns))
-    shuffled = dataclasses.replace(model, spec=dataclasses.replace(model.spec, columns=columns),
-                                   booster=model.booster.copy())
     with pytest.raises(ValueError, match="differ"):
-        score_and_explain(shuffled, np.zeros((1, len(columns))))
+        dataclasses.replace(model, spec=dataclasses.replace(model.spec, columns=columns))
 
 
 def test_prediction_log_writes_every_record_on_close_without_waking_per_record(tmp_path):
