@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field
 
+from parity.customer_keys import customer_keys
 from parity.features.freshness import client_of
 from serving.routes import OrjsonResponse, authorised, get_state, request_id
 from serving.state import ServiceUnavailable, State, check_scope
@@ -136,7 +137,8 @@ async def push_events(body: EventsRequest, request: Request, state: State = Depe
     """Accept transactions: a verdict per event; accepted ones are durable, then online within seconds."""
     rid = request_id()
     ids = [e["customer_id"] for e in body.events if isinstance(e, dict) and isinstance(e.get("customer_id"), str)]
-    check_scope(state, request.scope.get("state", {}).get("api_key"), [i.strip() for i in ids])
+    check_scope(state, request.scope.get("state", {}).get("api_key"),
+                customer_keys(state.settings.project_root).canonical_many(ids))
     _pusher(state)
     try:
         verdicts, accepted_at = await state.events_intake.submit(body.events)

@@ -20,6 +20,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from parity.features.online import EVENT_AT, FOUND
 from serving.answer import answer
+from serving.customer_ids import canonical_ids
 from serving.freshness import judge
 from serving.log import LogUnavailable
 from serving.schemas import PredictRequest, PredictResponse, utc_times
@@ -167,7 +168,7 @@ async def predict(body: PredictRequest, request: Request, state: State = Depends
     if store_problem(state):  # e.g. an empty store: every customer would look unknown
         raise ServiceUnavailable(state.store_problem)
     now = datetime.now(timezone.utc)
-    ids = [c.customer_id for c in body.customers]
+    ids = canonical_ids([c.customer_id for c in body.customers], state.settings.project_root)
     check_scope(state, request.scope.get("state", {}).get("api_key"), ids)
     times = utc_times([c.request_at for c in body.customers], now)
     check_request_times(times, now, state.config)

@@ -29,6 +29,41 @@
 coalesce(length(rtrim({{ line }})) >= {{ layout[-1][1] }}, false)
 {%- endmacro %}
 
+{#
+  The audited record reader of a fixed-width file (one record per line, no header): what
+  csv_records / jsonl_records give (macros/raw_records.sql), so staging can say where every
+  rejected line is (stage_transactions(audited=true): source_file, line_number, raw_line_sha256):
+  line_number (1 = the file's first line, blank lines counted, as an editor counts them),
+  physical_lines (1), raw_line, record_problem (NULL, or record_too_long, control_character,
+  malformed_record for a line cut before its last column) and one trimmed text column per entry
+  of `layout` (fixed_width_fields). Blank lines are not records (the pre-flight skips them too).
+#}
+{% macro fixed_width_records(relation, layout) %}
+(
+    with lines as (
+        select raw_line, {{ file_line_number() }} as line_number
+        from {{ relation }}
+    ),
+
+    final as (
+        select
+            line_number,
+            cast(1 as bigint) as physical_lines,
+            raw_line,
+            case
+                when length(raw_line) > {{ var('max_record_chars') }} then 'record_too_long'
+                when {{ has_control_character('raw_line') }} then 'control_character'
+                when not {{ fixed_width_is_complete('raw_line', layout) }} then 'malformed_record'
+            end as record_problem,
+            {{ fixed_width_fields('raw_line', layout) }}
+        from lines
+        where raw_line is not null and raw_line <> ''
+    )
+
+    select * from final
+)
+{% endmacro %}
+
 {# A regex character class-free literal for one separator character, safe inside a SQL string. #}
 {% macro _separator_regex(char) -%}
 {%- if char == "'" -%}''{%- elif char in ".^$*+?()[]{}|\\-" -%}\{{ char }}{%- else -%}{{ char }}{%- endif -%}
@@ -78,15 +113,16 @@ end
 {# A deterministic id for a row that has none: the first 16 hex digits of md5 over the row's
    trimmed fields, then '-' and the occurrence number among rows with the same fields in the same
    drop (`per`: a column naming the drop, e.g. the file name when several drop files are read
-   together; default: the whole relation is one drop). Identical lines in one drop are kept as
+   together; default: the whole relation is one drop), counted in `order_by` order (e.g. the line
+   number: a repeat appended later never renumbers an earlier line; default: any order). Identical lines in one drop are kept as
    separate transactions (occurrence 1, 2, ...); the same line sent again in another drop gets the
    same id, so it is the same transaction again, never a second one. The README's onboarding
    section says what this cannot tell apart. #}
-{% macro row_hash_id(fields, per=none) -%}
+{% macro row_hash_id(fields, per=none, order_by=none) -%}
 {%- set hashed -%}
 left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), ''){% endfor %})), 16)
 {%- endset -%}
-{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ hashed }} nulls last) as {{ dbt.type_string() }})
+{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ order_by if order_by is not none else hashed }} nulls last) as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {# The meta of a source table (its own merged over the source's); {} while dbt parses. #}
@@ -145,8 +181,9 @@ left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), '')
       else date_trunc('MONTH', {{ event }}) + make_interval(0, 1, 0, {{ day - 1 }}, {{ hour }}) end)
 {%- endmacro %}
 
-{# 'future_date' for a row whose declared arrival lies after this build started: no row can have
-   arrived after we built (the check a real arrival time gets from `future_tolerance_hours`). #}
+{# 'future_date' for a row whose declared arrival lies after the build time (build_time(): var
+   build_time, default the run's start, the one definition every build-time rule uses): no row can
+   have arrived after we built (the check a real arrival time gets from `future_tolerance_hours`). #}
 {% macro arrival_after_build(loaded_at) -%}
-case when {{ loaded_at }} > {{ parse_iso_timestamp("'" ~ run_started_at.isoformat() ~ "'") }} then 'future_date' end
+case when {{ loaded_at }} > {{ build_time() }} then 'future_date' end
 {%- endmacro %}

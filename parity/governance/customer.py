@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from parity.customer_keys import CustomerKeys, customer_keys
+
 
 class CustomerError(ValueError):
     """A customer reference that is not ``<client>:<id>`` of an onboarded client."""
@@ -32,9 +34,9 @@ def key_sha256(key: str) -> str:
     return hashlib.sha256(key.encode("utf8")).hexdigest()
 
 
-def parse_customer(text: str, clients: tuple[str, ...]) -> Customer:
+def parse_customer(text: str, clients: tuple[str, ...], keys: CustomerKeys | None = None) -> Customer:
     """``acme:AC-000123`` -> Customer; the id is the canonical one (as in the marts, after
-    staging's normalisation), not the raw text of the client's file."""
+    staging's normalisation: `keys`, default the project's rules), not the raw text of the client's file."""
     client, sep, source = (text or "").strip().partition(":")
     if not sep or not client or not source.strip():
         raise CustomerError(f"customer {text!r}: expected <client>:<id>, e.g. acme:AC-000123 "
@@ -43,4 +45,6 @@ def parse_customer(text: str, clients: tuple[str, ...]) -> Customer:
         raise CustomerError(f"customer {text!r}: unknown client '{client}' (clients: {', '.join(clients)})")
     if source != source.strip():
         raise CustomerError(f"customer {text!r}: the id has surrounding spaces; give the canonical id")
-    return Customer(client, source)
+    # the client's declared id rule (its case), as staging applies it: 'cora:cr-00025' is the
+    # customer staging keys 'cora:CR-00025', never "not found" while their data stays
+    return Customer(client, (keys or customer_keys()).canonical(f"{client}:{source}").partition(":")[2])

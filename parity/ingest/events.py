@@ -28,6 +28,8 @@ from typing import Any
 
 import duckdb
 
+from parity.config import PROJECT_ROOT
+from parity.customer_keys import customer_keys
 from parity.ingest.fresh_plan import (
     EVENTS_MODEL,
     INSTANT_PARAMETER,
@@ -77,29 +79,32 @@ def ensure_event_log(settings: Any) -> Path:
     return path
 
 
-def event_customer_key(value: Any) -> str | None:
+def event_customer_key(value: Any, project_root: Path = PROJECT_ROOT) -> str | None:
     """The customer key staging gives an event's `customer_id` (stg_events__transactions: trimmed,
-    the client prefix lower-cased, the id as written), None when it names no '<client>:<id>'.
+    the client prefix lower-cased, the id normalised by its client's declared rule,
+    parity.customer_keys), None when it names no '<client>:<id>'.
     Governance finds a customer's lines in the log with it (tests/parity/governance/test_forget.py:
     an event staging accepted for the customer, spelled ' ACME:<id>', is found and erased)."""
     if not isinstance(value, str):
         return None
-    client, sep, source = value.strip().partition(":")
-    return f"{client.lower()}:{source}" if sep and client and source else None
+    client, sep, source = value.strip(" ").partition(":")
+    if not (sep and client and source.strip(" ")):
+        return None
+    return customer_keys(project_root).canonical(f"{client.lower()}:{source}")
 
 
-def line_names_customer(raw: bytes, key: str) -> bool:
+def line_names_customer(raw: bytes, key: str, project_root: Path = PROJECT_ROOT) -> bool:
     """Whether a log line is the customer's event: its customer_id keyed as staging keys it; a
     line that is not a JSON object (never appended by intake) when it holds the key's text."""
-    if key.partition(":")[2].encode("utf-8") not in raw:
-        return False  # staging keeps the id as written and intake writes it unescaped: not this customer
+    if key.partition(":")[2].lower().encode("utf-8") not in raw.lower():
+        return False  # intake writes the id unescaped (in any case the client's rule folds): not this customer
     try:
         event = json.loads(raw)
     except ValueError:
         return key.encode("utf-8") in raw
     if not isinstance(event, dict):
         return key.encode("utf-8") in raw
-    return event_customer_key(event.get("customer_id")) == key
+    return event_customer_key(event.get("customer_id"), project_root) == key
 
 
 def _same_file(fd: int, path: Path) -> bool:
@@ -169,6 +174,16 @@ def _error(reason: str, reasons: Mapping[str, str], field_name: str | None = Non
     text = reasons.get(reason) or INTAKE_REASONS.get(reason) or reason
     return {"field": field_name if field_name is not None else REASON_FIELDS.get(reason), "reason": reason,
             "detail": detail or text}
+
+
+def _detail(reason: str, customer: str | None, client: str | None) -> str | None:
+    """The customer-specific text of a customer-id reason (None: the reason's general text)."""
+    if reason == "orphan_customer":
+        return f"no customer record for {customer!r} (the key as the client's files key it)"
+    expected = customer_keys().expected_form(client or "")
+    if reason == "malformed_customer_id" and expected is not None:
+        return f"{client} customer ids must match {expected} (after trimming and the client's case rule)"
+    return None
 
 
 def content_key(event: Mapping[str, Any]) -> str:
@@ -243,7 +258,7 @@ def _finish(verdict: Verdict, row: tuple, existing: set[str], seen: dict[str, in
     if reason is None and customer not in existing:
         reason = "orphan_customer"
     if reason is not None:
-        verdict.status, verdict.errors = "rejected", [_error(reason, reasons)]
+        verdict.status, verdict.errors = "rejected", [_error(reason, reasons, detail=_detail(reason, customer, client))]
         return
     key = f"{client}:{event_id}"
     if key in seen:

@@ -132,3 +132,31 @@ def test_events_are_scoped_and_limited_like_predict(service, private):
 
 def test_api_key_is_never_in_the_event_log(private):
     assert KEY not in (private.data_dir / "events" / "log.jsonl").read_text()
+
+
+def _as_written(key: str) -> str:
+    """The key as a client's file may write it: blanks, the prefix in capitals, the id's case flipped."""
+    client, source = key.split(":", 1)
+    return f" {client.upper()}:{source.swapcase()} "
+
+
+def test_predict_and_events_take_a_key_as_the_client_writes_it(service, private):
+    """'cora:cr-00025' names the customer staging keys 'cora:CR-00025' (the client's declared id
+    rule, vars.parsing.<client>.customer_id) in /v1/predict, /v1/events and key scopes alike."""
+    cora, acme = _customer(private, "cora"), _customer(private, "acme")
+    messy = _as_written(cora)
+    assert messy.strip() != cora
+    scored = service.client.post("/v1/predict", json=body([messy], service.at))
+    assert scored.status_code == 200, scored.text
+    [prediction] = scored.json()["predictions"]
+    assert (prediction["customer_id"], prediction["status"]) == (cora, "ok")
+    # two spellings of one customer in one request: refused like the same key twice
+    twice = service.client.post("/v1/predict", json=body([cora, messy], service.at))
+    assert twice.status_code == 422 and cora in twice.text
+    pushed = service.client.post("/v1/events", json={"events": [_event("nm-srv-1", messy)]})
+    assert pushed.status_code == 200 and pushed.json()["results"][0]["status"] == "accepted", pushed.text
+    assert pushed.json()["results"][0]["customer_id"] == cora
+    # a key scoped to acme pushes acme's customers however their prefix is written
+    pusher = httpx.Client(base_url=service.base, headers={"X-API-Key": "acme-push"})
+    scoped = pusher.post("/v1/events", json={"events": [_event("nm-srv-2", _as_written(acme))]})
+    assert scoped.status_code == 200 and scoped.json()["results"][0]["customer_id"] == acme, scoped.text

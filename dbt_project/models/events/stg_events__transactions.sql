@@ -36,10 +36,9 @@ parsed as (
         raw_line,
         record_problem,
         nullif(trim(event_id), '') as transaction_id,
-        nullif(substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1), '') as source_customer_id,
-        coalesce({{ matches("trim(customer_key)", '[A-Za-z0-9_]+:[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}') }}, false)
-            as is_customer_id_well_formed,
-        coalesce(lower(substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1)) like 'test%', false) as is_test_account,
+        -- the id after the prefix, as written (keyed by its client's rule in `keyed`)
+        substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1) as written_customer_id,
+        coalesce({{ matches("trim(customer_key)", '[A-Za-z0-9_]+:.+') }}, false) as has_client_prefix,
         case lower(trim(kind)) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
         category,
         upper(nullif(trim(currency), '')) as currency,
@@ -61,13 +60,26 @@ parsed as (
     from fields
 ),
 
+-- the id normalised and checked by its client's declared rule (vars.parsing.<client>.customer_id,
+-- macros/customer_ids.sql), the rule its drop files are staged by: 'cora:cr-00025' is the
+-- customer 'cora:CR-00025' of cora's files, 'cora:xyz' a malformed cora id
+keyed as (
+    select
+        *,
+        {{ normalised_customer_id_by_client('client_id', 'written_customer_id') }} as source_customer_id,
+        has_client_prefix and {{ customer_id_is_well_formed_by_client('client_id', 'written_customer_id') }}
+            as is_customer_id_well_formed,
+        {{ customer_id_is_test_account('written_customer_id') }} as is_test_account
+    from parsed
+),
+
 checked as (
     select
         *,
         -- events of a client that is not onboarded (vars.clients) have no staging rules to meet
         case when client_id not in ({% for client in var('clients') %}'{{ client }}'{% if not loop.last %}, {% endif %}{% endfor %})
             then 'unknown_client' end as client_problem
-    from parsed
+    from keyed
 )
 
 {{ stage_transactions('checked', parse_reason='client_problem', audited=true) }}

@@ -116,12 +116,20 @@ def _event(event_id: str, customer: str, **fields) -> dict:
     return {k: v for k, v in event.items() if v is not None}
 
 
+def _unknown_customer(settings: Settings, client: str) -> str:
+    """A well-formed id of the client (its declared pattern) that the warehouse does not hold."""
+    ids = {"acme": "AC-999999", "bolt": "b-999999999", "cora": "CR-99999", "dune": "DU-99999"}
+    key = f"{client}:{ids[client]}"
+    assert _mart(settings, "select count(*) as n from MART where customer_id = ?", [key])["n"].iloc[0] == 0
+    return key
+
+
 def test_intake_judges_each_event_and_logs_only_the_accepted(copied, pusher):
     customer = _sample(copied, 1)["customer_id"].iloc[0]
     items = [
         _event("it-1", customer),
         _event("it-2", customer, amount="12"),                      # wrong_type
-        _event("it-3", customer.split(":")[0] + ":NO-SUCH-9"),      # orphan_customer
+        _event("it-3", _unknown_customer(copied, customer.split(":")[0])),  # orphan_customer
         _event("it-4", "zeta:Z-1"),                                  # unknown_client
         _event("it-5", customer, transacted_at="2026-05-01T10:00:00"),  # missing_offset
         _event("it-6", customer, colour="red"),                      # unknown_field

@@ -10,7 +10,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.parity.features.test_fresh_events import _event, _mart, _sample, copied, pusher  # noqa: F401
+from tests.parity.features.test_fresh_events import (  # noqa: F401
+    _event,
+    _mart,
+    _sample,
+    _unknown_customer,
+    copied,
+    pusher,
+)
 
 pytestmark = pytest.mark.data
 
@@ -54,7 +61,7 @@ def test_event_times_before_signup_ahead_and_unknown_customers(copied, pusher): 
         _event("tm-1", customer, transacted_at=(signup - timedelta(days=400)).isoformat()),  # before signup
         _event("tm-2", customer, transacted_at="2099-01-01T00:00:00+00:00"),                 # decades ahead
         _event("tm-3", customer, transacted_at=(now + timedelta(hours=3)).isoformat()),      # a skewed clock
-        _event("tm-4", f"{client}:{customer.split(':')[1]}-unknown"),                          # not in the warehouse
+        _event("tm-4", _unknown_customer(copied, client)),                                     # not in the warehouse
         _event("tm-5", f"{client}:"),                                                         # no id after the client
         _event("tm-6", customer, transacted_at="1989-12-31T23:59:59+00:00"),                 # before 1990
     ]
@@ -108,3 +115,33 @@ def test_an_event_id_of_the_warehouse_pushed_for_another_customer_recomputes_its
     online = _online(copied, [owner, other])
     for name in FRESH:
         assert online[name] == pytest.approx([truth[owner][name], truth[other][name]])
+
+
+def _messy(key: str) -> str:
+    """The key as a client's file might write it: prefix in capitals, blanks, the id's case flipped."""
+    client, source = key.split(":", 1)
+    return f" {client.upper()}: {source.swapcase()} "
+
+
+def test_an_event_id_written_as_the_client_writes_it_is_its_customer(copied, pusher):  # noqa: F811
+    """'cora:cr-00025' is the customer staging keys 'cora:CR-00025' from cora's files (each client's
+    declared id rule, vars.parsing.<client>.customer_id): accepted for that customer, not refused as
+    an orphan; an id that breaks the client's pattern is refused naming the expected form."""
+    sample = _sample(copied, 1)
+    items = [_event(f"nm-{k}", _messy(key)) for k, key in enumerate(sample["customer_id"])]
+    clients = list(sample["client_id"])
+    items.append(_event("nm-bad", f"{clients[0]}:not-an-id"))
+    verdicts, update = pusher.push(items)
+    got = [(v.status, v.customer_id) for v in verdicts[:-1]]
+    assert got == [("accepted", key) for key in sample["customer_id"]], [v.errors for v in verdicts]
+    assert update is not None and set(update.customers) == set(sample["customer_id"])
+    bad = verdicts[-1]
+    assert bad.status == "rejected" and [(e["field"], e["reason"]) for e in bad.errors] == [
+        ("customer_id", "malformed_customer_id")]
+    from parity.customer_keys import customer_keys
+
+    assert customer_keys().expected_form(clients[0]) in bad.errors[0]["detail"]
+    truth = _recomputed(pusher, list(sample["customer_id"]))
+    online = _online(copied, list(sample["customer_id"]))
+    for k, key in enumerate(sample["customer_id"]):
+        assert online["spend_30d"][k] == pytest.approx(truth[key]["spend_30d"])

@@ -18,6 +18,9 @@ def test_a_customer_is_client_colon_canonical_id():
     customer = parse_customer("cora:CR-00009", CLIENTS)
     assert (customer.client_id, customer.source_id, customer.key) == ("cora", "CR-00009", "cora:CR-00009")
     assert len(customer.key_sha256) == 64
+    # written as the client's file writes it: the same customer (the client's declared id case)
+    assert parse_customer("cora:cr-00009", CLIENTS).key == "cora:CR-00009"
+    assert parse_customer("bolt:B-12", CLIENTS).key == "bolt:b-12"
     for bad, said in (("CR-00009", "expected <client>:<id>"), ("zed:1", "unknown client 'zed'"),
                       ("acme:", "expected"), ("acme: AC-1", "surrounding spaces")):
         with pytest.raises(CustomerError, match=said):

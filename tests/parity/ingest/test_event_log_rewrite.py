@@ -16,11 +16,18 @@ def _line(event_id: str, customer: str) -> str:
 
 def test_the_key_is_staging_s_key_of_the_event():
     assert event_customer_key(" ACME:AC-1 ") == "acme:AC-1"
-    assert event_customer_key("acme:ac-1") == "acme:ac-1"  # the id as written (staging does not case it)
+    # the id normalised by the client's declared rule (vars.parsing.<client>.customer_id), as staging does
+    assert event_customer_key("acme:ac-1") == "acme:AC-1"
+    assert event_customer_key("cora: cr-00025 ") == "cora:CR-00025"
+    assert event_customer_key("BOLT:B-7") == "bolt:b-7"
+    assert event_customer_key("zeta:Z-1") == "zeta:Z-1"  # not onboarded: as written (staging refuses it)
     assert [event_customer_key(v) for v in ("AC-1", ":AC-1", "acme:", None, 7)] == [None] * 5
     assert line_names_customer(_line("e1", "Acme:AC-1").encode(), "acme:AC-1")
     assert not line_names_customer(_line("e1", "acme:AC-10").encode(), "acme:AC-1")
     assert line_names_customer(b'{"torn": "acme:AC-1', "acme:AC-1")  # not JSON: by its text
+    # the line as the client writes its ids: found for the canonical key governance erases
+    assert line_names_customer(_line("e1", "cora:cr-00025").encode(), "cora:CR-00025")
+    assert not line_names_customer(_line("e1", "cora:cr-000250").encode(), "cora:CR-00025")
 
 
 def test_a_rewrite_under_the_lock_loses_no_append_of_an_open_writer(tmp_path):

@@ -1,36 +1,38 @@
--- dune's purchase log: fixed-width lines split here; ids derived from the line, arrival from the
--- declared monthly drop (see _dune__sources.yml and the README's onboarding section).
+-- dune's purchase log: fixed-width lines read by the audited record reader (fixed_width_records:
+-- file, line number and the line's hash for every rejected line), ids derived from the line,
+-- arrival from the declared monthly drop (see _dune__sources.yml and the README's onboarding
+-- section); value formats and the id rule in vars.parsing.dune (dbt_project.yml).
+{%- set options = parse_options('dune', 'purchases') %}
 {% set layout = [('customer', 1, 14), ('purchased_at', 15, 16), ('amount', 32, 14),
                  ('category', 47, 40)] %}
 
 with source as (
-    select * from {{ source('dune', 'purchases') }}
-),
-
-fields as (
-    select
-        raw_line,
-        {{ fixed_width_is_complete('raw_line', layout) }} as is_complete,
-        {{ fixed_width_fields('raw_line', layout) }}
-    from source
+    select * from {{ fixed_width_records(source('dune', 'purchases'), layout) }} as records
 ),
 
 parsed as (
     select
         'dune' as client_id,
-        is_complete as is_record_parseable,
-        {{ row_hash_id(['customer', 'purchased_at', 'amount', 'category']) }} as transaction_id,
-        upper(customer) as source_customer_id,
-        coalesce({{ matches('upper(customer)', 'DU-[0-9]{5}') }}, false) as is_customer_id_well_formed,
-        coalesce(upper(customer) like 'TEST%', false) as is_test_account,
+        '{{ options.get('file', '') }}' as source_file,
+        line_number,
+        physical_lines,
+        raw_line,
+        record_problem,
+        -- the occurrence number counts identical lines in file order: an appended repeat never
+        -- renumbers an earlier line (incremental staging keeps the earlier lines' rows)
+        {{ row_hash_id(['customer', 'purchased_at', 'amount', 'category'], order_by='line_number') }} as transaction_id,
+        {{ normalised_customer_id('dune', 'customer') }} as source_customer_id,
+        {{ customer_id_is_well_formed('dune', 'customer') }} as is_customer_id_well_formed,
+        {{ customer_id_is_test_account('customer') }} as is_test_account,
         'purchase' as transaction_type,
         category,
         'CAD' as currency,
-        {{ parse_amount('amount', decimal_separator='.', thousands_separator=',') }} as amount_local,
-        {{ amount_format_problem('amount', decimal_separator='.', thousands_separator=',') }} as amount_problem,
-        {{ local_to_utc(parse_timestamp('purchased_at', '%d.%m.%Y %H:%M'), 'UTC') }} as transacted_at,
-        left(raw_line, 200) as raw_record
-    from fields
+        {{ strict_decimal('amount', options) }} as amount_local,
+        {{ decimal_problem('amount', options) }} as amount_problem,
+        {{ strict_timestamp('purchased_at', timestamp_spec(options, 'purchased_at')) }} as transacted_at,
+        {{ timestamp_problem('purchased_at', timestamp_spec(options, 'purchased_at'), 'unparseable_date') }} as transacted_at_problem,
+        left(raw_line, {{ var('raw_record_chars') }}) as raw_record
+    from source
 ),
 
 arrived as (
@@ -41,8 +43,9 @@ arrived as (
 ),
 
 checked as (
-    select *, coalesce({{ arrival_after_build('loaded_at') }}, amount_problem) as parse_reason
+    -- a declared arrival is derived from the event: one after the build is the event's fault
+    select *, {{ arrival_after_build('loaded_at') }} as loaded_at_problem
     from arrived
 )
 
-{{ stage_transactions('checked', parse_reason='parse_reason') }}
+{{ stage_transactions('checked', audited=true) }}
