@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         # SIGTERM drains first (DrainingServer), then uvicorn's graceful shutdown answers what
         # is in flight and runs the lifespan shutdown (log compaction)
         app = create_app(settings, config)
+        # ws="none": the API has no WebSocket route; uvicorn's default ("auto") imports the
+        # websockets package at start-up (~6-15 ms of CPU before ready) for nothing
         server = DrainingServer(uvicorn.Config(app, host=config.host, port=config.port, log_level=args.log_level,
-                                               access_log=False), app.state.parity, config.shutdown_grace_seconds)
+                                               access_log=False, ws="none"), app.state.parity,
+                                config.shutdown_grace_seconds)
         server.run(sockets=sockets)
 
     if args.workers == 1:

@@ -138,13 +138,16 @@ class TreeShap:
         first_steps.sort()  # slot order
         # repeated splits of one feature on a path, in passes with distinct slots each
         passes: list[list[tuple[int, int, bool]]] = []
+        taken: list[set[int]] = []  # the slots of each pass (a slot appears once per pass)
         for slot, node, left in extras:
-            for group in passes:
-                if all(s != slot for s, _, _ in group):
+            for group, slots in zip(passes, taken):
+                if slot not in slots:
                     group.append((slot, node, left))
+                    slots.add(slot)
                     break
             else:
                 passes.append([(slot, node, left)])
+                taken.append({slot})
         slot_feature_arr = np.asarray(slot_feature, dtype=np.intp)
         order = np.argsort(slot_feature_arr, kind="stable")
         present, start = np.unique(slot_feature_arr[order], return_index=True)
