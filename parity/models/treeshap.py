@@ -99,8 +99,11 @@ class TreeShap:
     def from_forest(cls, forest: Forest) -> TreeShap:
         """Tables for the trees of `forest` (no xgboost). Raises `Unsupported` for trees too deep."""
         leaves: list[_Leaf] = []
-        for tree in range(forest.n_trees):
-            leaves.extend(_tree_leaves(forest, tree))
+        # plain lists: the walk reads single nodes, where numpy scalars cost ~10x a list item
+        nodes = (forest.left.tolist(), forest.right.tolist(), forest.feature.tolist(),
+                 forest.threshold.tolist(), forest.cover.tolist())
+        for root in forest.tree_start[:-1].tolist():
+            leaves.extend(_tree_leaves(nodes, root))
         leaves = [leaf for leaf in leaves if leaf.features]  # single-leaf trees: bias only
         widest = max((len(leaf.features) for leaf in leaves), default=0)
         size = sum((1 << len(leaf.features)) * len(leaf.features) for leaf in leaves)
@@ -307,23 +310,22 @@ def check_rows(shap: TreeShap, rows: int = CHECK_ROWS, seed: int = 0) -> np.ndar
     return x
 
 
-def _tree_leaves(forest: Forest, tree: int) -> list[_Leaf]:
-    """Every leaf of one tree with its path (global node ids)."""
-    left, right, split = forest.left, forest.right, forest.feature
-    value, cover = forest.threshold, forest.cover  # a leaf's value sits in its split_conditions slot
+def _tree_leaves(nodes: tuple[list[Any], ...], root: int) -> list[_Leaf]:
+    """Every leaf of the tree at `root` with its path (global node ids); `nodes` = the forest's
+    left, right, feature, threshold (a leaf's value) and cover as lists."""
+    left, right, split, value, cover = nodes
     leaves: list[_Leaf] = []
     # (node, path features, their zero fractions, steps)
-    stack: list[tuple[int, list[int], list[float], list[tuple[int, int, bool]]]] = [
-        (int(forest.tree_start[tree]), [], [], [])]
+    stack: list[tuple[int, list[int], list[float], list[tuple[int, int, bool]]]] = [(root, [], [], [])]
     while stack:
         node, feats, zero, steps = stack.pop()
         if left[node] == -1:
             leaves.append(_Leaf(float(value[node]), tuple(feats), tuple(zero), tuple(steps)))
             continue
-        for child, went_left in ((int(left[node]), True), (int(right[node]), False)):
+        for child, went_left in ((left[node], True), (right[node], False)):
             fraction = cover[child] / cover[node] if cover[node] > 0 else 0.0
             f, z, s = list(feats), list(zero), list(steps)
-            feature = int(split[node])
+            feature = split[node]
             if feature in f:
                 k = f.index(feature)
                 z[k] *= fraction

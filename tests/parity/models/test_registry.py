@@ -240,6 +240,27 @@ def test_loaded_model_scores_like_the_model_it_was_saved_from(tmp_path, entry):
         model.predict_proba(x[x.columns[::-1]])
 
 
+def test_loaded_model_scores_with_numpy_trees_and_falls_back_to_xgboost(tmp_path, entry):
+    """The registry's model scores without xgboost (bit-identical); a model the numpy trees do not
+    reproduce (here dart) is scored by xgboost itself, with the reason kept."""
+    import xgboost as xgb
+
+    registry.write_version(tmp_path, MODEL, entry["files"])
+    model = loaded.load_version(tmp_path, MODEL, "v0001")
+    assert model.forest is not None and model.unsupported is None and model._booster is None
+    dart = xgb.XGBClassifier(booster="dart", n_estimators=10, max_depth=2, n_jobs=1, random_state=0,
+                             rate_drop=0.1).fit(entry["x"], entry["frame"]["is_churned"])
+    files = {**entry["files"], registry.MODEL_FILE: bytes(dart.get_booster().save_raw(raw_format="json"))}
+    registry.write_version(tmp_path, MODEL, files)
+    fallback = loaded.load_version(tmp_path, MODEL, "v0002")
+    assert fallback.forest is None and "dart" in fallback.unsupported
+    x = entry["x"]
+    np.testing.assert_array_equal(fallback.raw_proba(x), dart.predict_proba(x)[:, 1])
+    scores, contributions = fallback.score_and_explain(x)
+    np.testing.assert_array_equal(scores, fallback.predict_proba(x)[:, 1])
+    assert contributions.shape == (len(x), len(model.spec.columns) + 1)
+
+
 def test_exported_calibrators_reproduce_scikit_learn():
     from sklearn.isotonic import IsotonicRegression
     from sklearn.linear_model import LogisticRegression
