@@ -304,6 +304,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
     for line in report.deleted:
         print(f"deleted: {line}")
     print(f"published build {report.build} (staging suppresses the customer on every rebuild)")
+    if report.recomputed:
+        print(f"fresh features recomputed online for {len(report.recomputed)} other customer(s) of its event ids "
+              "(a correction had moved their purchases to the erased customer)")
     for model in report.models_trained_with:
         print(f"trained with the customer's data: {model} (kept until the next retraining; README "
               "'Privacy and governance')")

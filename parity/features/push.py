@@ -76,10 +76,11 @@ class Pusher:
             self._writers = {(build, view): open_writer(self.settings, view)}
         return self._writers[(build, view)]
 
-    def update(self, events: Sequence[tuple[str, datetime]]) -> Update:
+    def update(self, events: Sequence[tuple[str, datetime]], record_lags: bool = True) -> Update:
         """Recompute and write the fresh features of the customers of these accepted events
         (customer, accepted_at) and of the previous owners of their event ids (a correction that
-        moves a purchase changes both); each event's accept -> online lag goes to the lag log."""
+        moves a purchase changes both); each event's accept -> online lag goes to the lag log
+        (`record_lags` False: not events, e.g. governance recomputing after an erasure)."""
         accepted: dict[str, datetime] = {}
         for customer, at in events:
             accepted[customer] = min(at, accepted.get(customer, at))
@@ -100,7 +101,8 @@ class Pusher:
         online_at = self.clock()
         history = append_history(self.settings.data_dir, view, table, columns, as_of, online_at, accepted)
         update = Update(tuple(table.column("customer_id").to_pylist()), as_of, online_at, history)
-        append_lags(self.settings.data_dir, events, update)
+        if record_lags:
+            append_lags(self.settings.data_dir, events, update)
         return update
 
     def served_stale(self, update: Update) -> list[str]:

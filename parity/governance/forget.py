@@ -15,7 +15,9 @@ Order, so that a failure at any step leaves a state a re-run completes (every st
    incremental materialization (the changed client's rows are reloaded; the customer's online
    rows are already gone);
    then the event log and pushed rows once more (events a running service accepted before it
-   judged with the rebuilt, suppressing plan);
+   judged with the rebuilt, suppressing plan); then the fresh features of the other customers
+   of the customer's pushed event ids (a correction had moved such a purchase to the erased
+   customer: it is the previous owner's again, governance.moved) are recomputed online;
 4. proof: trace again (0 rows in places the platform controls), reconciliation balanced.
 Raw drops are the client's files and are not modified (their lines are listed for the client).
 """
@@ -27,6 +29,7 @@ import json
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +42,7 @@ from parity import suppression
 from parity.config import Settings
 from parity.features.online_manifest import entity_key_bytes
 from parity.features.retrieval import ENTITY_KEY
-from parity.governance import redis_store
+from parity.governance import moved, redis_store
 from parity.governance import trace as tracing
 from parity.governance.customer import Customer
 from parity.governance.places import KEY, Place
@@ -61,15 +64,18 @@ class ForgetReport:
     not_erased: list[str] = field(default_factory=list)
     raw_lines: dict[str, list[int]] = field(default_factory=dict)
     build: str | None = None
+    recomputed: list[str] = field(default_factory=list)  # other owners of its event ids, recomputed
     after: tracing.Trace | None = None
 
 
 def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any,
-           refresh_online: Any = None) -> ForgetReport:
+           refresh_online: Any = None, clock: Callable[[], datetime] | None = None) -> ForgetReport:
     """Erase the customer (`rebuild(settings)` publishes a full build and returns its name;
     `refresh_online(settings)`, e.g. an incremental materialization, then brings the online
-    store's bookkeeping in line with the rebuilt marts); returns the report."""
+    store's bookkeeping in line with the rebuilt marts; `clock`: the instant fresh features are
+    recomputed at, default now); returns the report."""
     before = tracing.trace(settings, customer)
+    owners = moved.other_owners(settings, customer)  # before the log loses the customer's lines
     report = ForgetReport(customer)
     report.raw_lines = {p.location: _lines(p) for p in before.places if p.area == "raw"}
     _write_record(settings, customer, actor, before, report.raw_lines)
@@ -85,6 +91,8 @@ def forget(settings: Settings, customer: Customer, actor: str, rebuild: Any,
     _events_again(settings, customer, report)
     if refresh_online is not None:
         refresh_online(settings)
+    # after the materialization, which re-applies the pushed history: the recomputed rows are newer
+    report.recomputed = moved.recompute_owners(settings, owners, clock)
     report.after = tracing.trace(settings, customer)
     return report
 
