@@ -22,7 +22,14 @@ from parity.config import PROJECT_ROOT, ProjectConfigError, dbt_vars, project_cl
 # what macros/customer_ids.sql uses for a client that declares no rule
 GENERIC_PATTERN = "[A-Za-z0-9][A-Za-z0-9._/#-]{0,63}"
 _CASES: dict[str, Callable[[str], str]] = {"upper": str.upper, "lower": str.lower, "as_written": str}
-_BLANK = " "  # SQL trim() removes spaces only (not tabs or other whitespace): the same here
+# what DuckDB's trim() removes: the Unicode space separators (category Zs, the no-break space too),
+# not tabs or line breaks (tests/parity/test_customer_keys.py checks it against DuckDB)
+_BLANK = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+
+
+def strip_blanks(text: str) -> str:
+    """`text` without the blanks SQL's trim() removes at either end."""
+    return text.strip(_BLANK)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,7 @@ class CustomerKeys:
         for key in keys:
             client, sep, source = key.partition(":")
             case = cases.get(client)
-            if case is not None and sep and case(source) == source and source[:1] != _BLANK and source[-1:] != _BLANK:
+            if case is not None and sep and case(source) == source and source[:1] not in _BLANK and source[-1:] not in _BLANK:
                 out.append(key)
             else:
                 out.append(self.canonical(key))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from parity.customer_keys import strip_blanks
 from parity.governance.customer import Customer
 from parity.ingest.events import event_customer_key, event_log_path
 from parity.ingest.warehouse import WarehouseMissing, connect
@@ -31,7 +32,7 @@ def _log_events(settings: Any) -> list[tuple[str, str, str]]:
             continue
         key = event_customer_key(event.get("customer_id"), settings.project_root)
         if key is not None:
-            found.append((key, key.partition(":")[0], str(event["event_id"]).strip()))
+            found.append((key, key.partition(":")[0], strip_blanks(str(event["event_id"]))))
     return found
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from parity.config import PROJECT_ROOT
-from parity.customer_keys import customer_keys
+from parity.customer_keys import customer_keys, strip_blanks
 from parity.ingest.fresh_plan import (
     EVENTS_MODEL,
     INSTANT_PARAMETER,
@@ -87,8 +87,8 @@ def event_customer_key(value: Any, project_root: Path = PROJECT_ROOT) -> str | N
     an event staging accepted for the customer, spelled ' ACME:<id>', is found and erased)."""
     if not isinstance(value, str):
         return None
-    client, sep, source = value.strip(" ").partition(":")
-    if not (sep and client and source.strip(" ")):
+    client, sep, source = strip_blanks(value).partition(":")
+    if not (sep and client and strip_blanks(source)):
         return None
     return customer_keys(project_root).canonical(f"{client.lower()}:{source}")
 
@@ -338,7 +338,7 @@ class EventLog:
                 self._offset += len(raw)
                 try:
                     event = json.loads(raw)
-                    customer, event_id = str(event.get("customer_id", "")).strip(), str(event.get("event_id", "")).strip()
+                    customer, event_id = strip_blanks(str(event.get("customer_id", ""))), strip_blanks(str(event.get("event_id", "")))
                     self.known[f"{customer.split(':', 1)[0].lower()}:{event_id}"] = content_key(event)
                 except (ValueError, AttributeError):
                     continue  # judged again (and quarantined) by the build

@@ -145,3 +145,33 @@ def test_an_event_id_written_as_the_client_writes_it_is_its_customer(copied, pus
     online = _online(copied, list(sample["customer_id"]))
     for k, key in enumerate(sample["customer_id"]):
         assert online["spend_30d"][k] == pytest.approx(truth[key]["spend_30d"])
+
+
+def test_ids_the_generator_never_writes(copied, pusher):  # noqa: F811
+    """Unicode lookalikes, tabs and no-break spaces around a key (a tab is not trimmed, a space
+    separator is, as SQL's trim() does and parity.customer_keys mirrors), the same event id twice in one
+    request (spelled differently), a numeric event id and a timestamp without offset: each gets
+    its own verdict, none is keyed to a customer it does not name."""
+    sample = _sample(copied, 1)
+    customer = sample["customer_id"].iloc[0]
+    client, source = customer.split(":", 1)
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in source)  # 'ＡＣ-０…'
+    items = [
+        _event("ux-1", f"{client}:{fullwidth}"),                   # lookalike digits/letters
+        _event("ux-2", f"\t{customer}"),                           # a tab is not a blank
+        _event("ux-3", f"\u00a0{customer}\u3000"),                # space separators are trimmed (SQL trim)
+        _event("ux-4", customer),
+        _event(" ux-4 ", _messy(customer)),                        # the same id, trimmed, again
+        _event(12345, customer),                                   # a JSON number as the id
+        _event("ux-6", customer, transacted_at="2026-05-01T10:00:00"),
+    ]
+    verdicts, _ = pusher.push(items)
+    got = [(v.status, [e["reason"] for e in v.errors]) for v in verdicts]
+    assert got[0] == ("rejected", ["malformed_customer_id"])
+    assert got[1] == ("rejected", ["malformed_customer_id"])
+    assert got[2] == ("accepted", []) and verdicts[2].customer_id == customer
+    assert got[3] == ("accepted", [])
+    assert got[4] == ("rejected", ["duplicate_event_id"])
+    assert got[5][0] == "accepted" and verdicts[5].customer_id == customer
+    assert got[6] == ("rejected", ["missing_offset"])
+    assert all(v.customer_id == customer for v in verdicts if v.status == "accepted")
