@@ -101,6 +101,14 @@ where line_number > (select coalesce(max(line_number), 0) from {{ table }} where
 {%- endif %}
 {% endmacro %}
 
+{# Whether the table `schema.name` exists (asked of the database, as below). #}
+{% macro has_table(relation_name) %}
+    {%- set parts = relation_name.split('.') -%}
+    {%- set found = run_query("select count(*) from duckdb_tables() where database_name = current_database()"
+        ~ " and schema_name = '" ~ parts[0] ~ "' and table_name = '" ~ parts[1] ~ "'") -%}
+    {{ return(found.columns[0].values()[0] | int > 0) }}
+{% endmacro %}
+
 {# Whether `model_name` (a staging or keyed model) recorded its increment in this run. #}
 {#- asked of the database, not dbt's relation cache: the increments tables are written by hooks,
     which the cache does not see -#}
@@ -241,6 +249,25 @@ semi join {{ changed_keys_table() }} as changed
     select client_id, transaction_id from {{ ref('stg_events__transactions') }}
 {% endmacro %}
 
+{# Hooks of int_customers_deduplicated (a table) on an incremental run: before it is rebuilt
+   ('old') its customers are set aside (increments.int_customers_deduplicated__before, dropped with
+   the schema after the build); after ('new') increments.int_customers_deduplicated holds the
+   customers who became known or unknown (a set difference of the customers, not of their
+   transactions: int_transactions_versioned then reads only their keys). #}
+{% macro record_known_customers(side) %}
+{%- if execute and target.type == 'duckdb' and env_var('PARITY_INCREMENTAL', '') == '1' and load_relation(this) is not none %}
+    {%- set before = increments_schema() ~ '.' ~ this.identifier ~ '__before' %}
+    {%- if side == 'old' %}
+create or replace table {{ before }} as select customer_id from {{ this }}
+    {%- elif has_table(before) %}
+create or replace table {{ changed_keys_table() }} as
+(select customer_id from {{ before }} except select customer_id from {{ this }})
+union all
+(select customer_id from {{ this }} except select customer_id from {{ before }})
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
 {# int_transactions_versioned: the keys int_transactions_unioned recomputed, and every key of a
    customer that became known (a customer record arrived: its orphans get versions) or unknown
    (its versions go). #}
@@ -255,9 +282,18 @@ semi join {{ changed_keys_table() }} as changed
     select client_id, transaction_id from {{ this }}
     {%- endif %}
     union all
+    {%- set customers = ref('int_customers_deduplicated') %}
+    {%- if has_increment(customers.identifier) %}
+    {#- the customers int_customers_deduplicated recorded (most days none: nothing is scanned) #}
+    select client_id, transaction_id from {{ unioned }}
+    where duplicate_rank = 1 and customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }})
+    union all
+    select client_id, transaction_id from {{ this }}
+    where customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }})
+    {%- else %}
     select client_id, transaction_id from {{ unioned }}
     where duplicate_rank = 1 and customer_id in (
-        select customer_id from {{ ref('int_customers_deduplicated') }}
+        select customer_id from {{ customers }}
         except
         select customer_id from {{ this }})
     union all
@@ -265,7 +301,8 @@ semi join {{ changed_keys_table() }} as changed
     where customer_id in (
         select customer_id from {{ this }}
         except
-        select customer_id from {{ ref('int_customers_deduplicated') }})
+        select customer_id from {{ customers }})
+    {%- endif %}
 {% endmacro %}
 
 {#- ---- The incremental feature mart (README "Incremental builds") ------------------------------

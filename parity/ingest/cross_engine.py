@@ -31,7 +31,7 @@ SCHEMAS = ("reference", "build", "staging", "quarantine", "intermediate", "marts
 # Columns whose values are engine-specific by design, left out of the comparison: the feature
 # mart's input fingerprints (macros/incremental.sql row_fingerprint: DuckDB's hash, Spark's
 # xxhash64), only ever compared with the same engine's previous build.
-ENGINE_SPECIFIC_COLUMNS = {"intermediate.int_customer_feature_changes": ("customer_hash", "versions_hash"),
+ENGINE_SPECIFIC_COLUMNS = {"intermediate.int_customer_feature_changes": ("customer_hash", "versions_hash", "visible_versions_hash"),
                            # customer_key: a hash of the id (macros/incremental.sql stable_key)
                            "intermediate.int_customer_snapshot_spans": ("customer_key",),
                            "intermediate.int_transactions_snapshot_intervals": ("customer_key",)}

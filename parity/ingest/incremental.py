@@ -169,7 +169,7 @@ def reset_increments(folder: Path, create: bool) -> None:
 # changed and which of its snapshots it computed (an incremental and a full build differ there by
 # design: on a full build every customer is changed).
 BUILD_STEP_COLUMNS = {"intermediate.int_customer_feature_changes":
-                      ("is_changed", "change_reason", "rebuild_week", "previous_snapshot_end",
+                      ("is_changed", "is_recomputed_whole", "change_reason", "rebuild_week", "previous_snapshot_end",
                        "previous_first_snapshot_at", "previous_watermark_at")}
 
 
@@ -209,13 +209,14 @@ def differences(left: Path, right: Path, schemas: tuple[str, ...] = ("staging", 
 
 def feature_rebuilds(folder: Path) -> dict[str, int]:
     """What an incremental build's feature mart computed (int_customer_feature_changes): customers
-    recomputed whole per reason, customers given new grid points only, customers kept as they were."""
+    recomputed whole per reason, customers given new grid points only, customers kept as they were
+    (also those whose versions changed after every old snapshot: a day's purchases)."""
     import duckdb
 
     with warehouse.connect(folder) as con:
         try:
             rows = con.execute(
-                "select case when change_reason is not null then 'whole: ' || change_reason "
+                "select case when is_recomputed_whole then 'whole: ' || change_reason "
                 "when rebuild_week >= 0 then 'new grid points only' else 'kept' end, count(*) "
                 "from intermediate.int_customer_feature_changes where rebuild_week is not null group by 1 order by 1"
             ).fetchall()

@@ -1,4 +1,7 @@
 -- Canonical customers: one row per customer (the most recently arrived record).
+-- On an incremental build its hooks record the customers who became known or unknown
+-- (int_transactions_versioned versions their transactions again: macros/incremental.sql).
+{{ config(pre_hook="{{ record_known_customers('old') }}", post_hook="{{ record_known_customers('new') }}") }}
 with customers as (
     select * from {{ ref('int_customers_unioned') }}
 ),

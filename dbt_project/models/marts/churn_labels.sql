@@ -41,22 +41,6 @@ moved_windows as (
 
 {%- endif %}
 
-features as (
-    {%- if incremental %}
-    -- (joins, not correlated EXISTS: DuckDB plans those as much slower delim joins)
-    select features.* from {{ ref('customer_features_weekly') }} as features
-    where features.customer_id in (select customer_id from recomputed)
-    union all
-    select features.* from {{ ref('customer_features_weekly') }} as features
-    inner join moved_windows
-        on moved_windows.client_id = features.client_id
-        and {{ churn_window_moved('features.snapshot_at', 'moved_windows') }}
-    where features.customer_id not in (select customer_id from recomputed)
-    {%- else %}
-    select * from {{ ref('customer_features_weekly') }}
-    {%- endif %}
-),
-
 snapshots as (
     select * from {{ ref('int_snapshots') }}
 ),
@@ -65,21 +49,54 @@ timelines as (
     select * from {{ ref('int_client_timelines') }}
 ),
 
+label_times as (
+    select client_id, snapshot_at as as_of_at, weeks_before_end
+    from snapshots
+    where mod(grid_week, {{ var('label_every_n_snapshots') }}) = 0
+),
+
+{%- if incremental %}
+
+moved_label_times as (
+    -- the as-of times whose window the watermark moved past (most days none): found on the few
+    -- label times, then joined by equality, so the large tables are not scanned when there are none
+    select label_times.client_id, label_times.as_of_at
+    from label_times
+    inner join moved_windows on moved_windows.client_id = label_times.client_id
+    where {{ churn_window_moved('label_times.as_of_at', 'moved_windows') }}
+),
+
+{%- endif %}
+
+features as (
+    {%- if incremental %}
+    -- (joins, not correlated EXISTS: DuckDB plans those as much slower delim joins)
+    select features.* from {{ ref('customer_features_weekly') }} as features
+    where features.customer_id in (select customer_id from recomputed)
+    union all
+    select features.* from {{ ref('customer_features_weekly') }} as features
+    inner join moved_label_times
+        on moved_label_times.client_id = features.client_id
+        and moved_label_times.as_of_at = features.snapshot_at
+    where features.customer_id not in (select customer_id from recomputed)
+    {%- else %}
+    select * from {{ ref('customer_features_weekly') }}
+    {%- endif %}
+),
+
 transactions as (
     -- current versions only: the outcome is judged on what we know now
     select * from {{ ref('int_transactions_versioned') }}
     where superseded_at is null and transaction_type = 'purchase'
     {%- if incremental %}
         -- the purchases the computed labels read: the recomputed customers', and those that can fall
-        -- in the window of an as-of time whose window moved (it ends after the earlier watermark
-        -- minus a horizon, so its purchases are after that minus another horizon and a day)
+        -- in the window (t, t + horizon] of an as-of time t whose window moved (after the first such t)
         and customer_id in (select customer_id from recomputed)
     union all
     select versions.* from {{ ref('int_transactions_versioned') }} as versions
-    inner join moved_windows
-        on moved_windows.client_id = versions.client_id
-        and (moved_windows.previous_watermark_at is null
-             or versions.transacted_at > {{ add_days('least(moved_windows.watermark_at, moved_windows.previous_watermark_at)', -2 * var('churn_horizon_days') - 1) }})
+    inner join (
+        select client_id, min(as_of_at) as first_as_of_at from moved_label_times group by client_id
+    ) as moved on moved.client_id = versions.client_id and versions.transacted_at > moved.first_as_of_at
     where versions.superseded_at is null and versions.transaction_type = 'purchase'
         and versions.customer_id not in (select customer_id from recomputed)
     {%- endif %}
@@ -99,12 +116,6 @@ eligible as (
         and mod({{ grid_week('features.snapshot_at') }}, {{ var('label_every_n_snapshots') }}) = 0
 ),
 
-label_times as (
-    select client_id, snapshot_at as as_of_at, weeks_before_end
-    from snapshots
-    where mod(grid_week, {{ var('label_every_n_snapshots') }}) = 0
-),
-
 purchase_spans as (
     -- a purchase falls in the outcome window (t, t + horizon] of the snapshots t with
     -- transacted_at - horizon <= t < transacted_at: a run of at most horizon / 7 + 1 weeks of its
@@ -113,10 +124,15 @@ purchase_spans as (
         transactions.client_id,
         transactions.customer_id,
         {{ floor_weeks_between('transactions.transacted_at', 'timelines.snapshot_end') }} + 1 as first_week,
-        {{ floor_weeks_between(add_days('transactions.transacted_at', -var('churn_horizon_days')), 'timelines.snapshot_end') }} as last_week,
+        -- the weeks from (transacted_at - horizon) to the end = from transacted_at to end + horizon
+        -- (the end moved once per client, not every purchase: date arithmetic per row was most of this)
+        {{ floor_weeks_between('transactions.transacted_at', 'timelines.horizon_after_end') }} as last_week,
         count(*) as purchase_count
     from transactions
-    inner join timelines on timelines.client_id = transactions.client_id
+    inner join (
+        select client_id, snapshot_end, {{ add_days('snapshot_end', var('churn_horizon_days')) }} as horizon_after_end
+        from timelines
+    ) as timelines on timelines.client_id = transactions.client_id
     group by 1, 2, 3, 4
 ),
 
@@ -153,8 +169,11 @@ final as (
     select previous.customer_id, previous.client_id, previous.is_churned, previous.as_of_at, previous.label_window_end_at
     from {{ this }} as previous
     inner join moved_windows on moved_windows.client_id = previous.client_id
+    -- not at an as-of time whose window moved (the label times still on the grid are label_times)
+    left join moved_label_times
+        on moved_label_times.client_id = previous.client_id and moved_label_times.as_of_at = previous.as_of_at
     where previous.customer_id not in (select customer_id from recomputed)
-        and not {{ churn_window_moved('previous.as_of_at', 'moved_windows') }}
+        and moved_label_times.as_of_at is null
         and previous.as_of_at >= moved_windows.first_snapshot_at
         and previous.as_of_at <= moved_windows.snapshot_end
     {%- endif %}

@@ -1,4 +1,5 @@
-{{ config(materialized='external', location=mart_location('customer_features_weekly')) }}
+{{ config(materialized='external', location=mart_location('customer_features_weekly'),
+          keep_file_if='feature_rows_unchanged') }}
 -- depends_on: {{ ref('int_customer_feature_changes') }}
 
 -- Readable specification: tests/data/oracle.py (plain pandas, one customer at a time); the
@@ -28,7 +29,10 @@
 -- weeks_before_end <= rebuild_week: all of a customer whose inputs changed, else the new grid
 -- points -- and the previous build's other rows are kept. Changes at older weeks are folded
 -- into week rebuild_week (a running sum from there on is the same), so the result equals a full
--- run's (tests/parity/ingest/test_incremental.py compares them).
+-- run's (tests/parity/ingest/test_incremental.py compares them). When this build computes no row
+-- and keeps every previous one (most days: a day's drop crosses no grid point and arrives after
+-- every old snapshot), the previous build's file is the result and is not written again
+-- (keep_file_if, macros/materializations.sql).
 
 {%- set incremental = incremental_mart_run() %}
 {%- set windows = [30, 60, 90, 365] %}
@@ -317,10 +321,7 @@ final as (
     -- the previous build's rows this build does not compute: on the customer's spine, older than
     -- its rebuild_week (a customer without a spine now has none)
     select previous.*
-    from {{ this }} as previous
-    inner join rebuilds on rebuilds.customer_id = previous.customer_id
-    where {{ floor_weeks_between('previous.snapshot_at', 'rebuilds.snapshot_end') }} > rebuilds.rebuild_week
-        and {{ floor_weeks_between('previous.snapshot_at', 'rebuilds.snapshot_end') }} <= rebuilds.first_week
+    from {{ kept_feature_rows() }}
     {%- endif %}
 )
 

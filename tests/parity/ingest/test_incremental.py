@@ -148,16 +148,21 @@ def test_incremental_build_equals_full_rebuild(built_data: Settings, tmp_path: P
 
     # not vacuous: the cases changed snapshots the previous build had, and only their customers
     # (and the day's) were computed whole; every other customer got the new grid point only
-    changes = query(None, "select customer_id, is_changed, change_reason, rebuild_week "
+    changes = query(None, "select customer_id, is_changed, is_recomputed_whole, change_reason, rebuild_week "
                     "from intermediate.int_customer_feature_changes", folder=added.build).set_index("customer_id")
     reasons = {"backdated": "transactions", "moved": "attributes", "dune": "transactions"}
     for case, customer in cases.items():
         assert changes.loc[customer, "change_reason"] == reasons[case], case
+        assert changes.loc[customer, "is_recomputed_whole"], case
         old, new = _mart_rows(base, customer), _mart_rows(added.build, customer)
         differing = [t for t in old if t in new and any(
             old[t][k] != new[t][k] and not (old[t][k] != old[t][k] and new[t][k] != new[t][k]) for k in old[t])]
         assert differing and min(differing) < old_end, (case, customer)  # an old snapshot changed
-    unchanged = changes[~changes["is_changed"] & changes["rebuild_week"].notna()]
+    # the day's own records (arrived after every old snapshot) change a customer's inputs, not its
+    # old rows: such a customer gets the new grid point only, like an unchanged one
+    after_end = changes[changes["is_changed"] & ~changes["is_recomputed_whole"]]
+    assert len(after_end) > 0 and set(after_end["change_reason"]) == {"transactions"}
+    unchanged = changes[~changes["is_recomputed_whole"] & changes["rebuild_week"].notna()]
     assert len(unchanged) > 0.8 * len(customers)
     daily = unchanged.index.str.split(":").str[0] != "dune"  # dune's monthly log: no new snapshot
     assert set(unchanged.loc[daily, "rebuild_week"]) == {0}

@@ -132,11 +132,15 @@ def test_edge_shapes_equal_full_build(built_data: Settings, tmp_path: Path) -> N
 
 def test_empty_append_then_mid_record_append(built_data: Settings, tmp_path: Path) -> None:
     settings = _copy_data(built_data, tmp_path / "data")
+    base = settings.published_dir.resolve()
     empty = _incremental(settings)  # nothing appended: nothing changed, nothing recomputed
     assert empty.mode == "incremental", _refused(empty)
     changes = query(None, "select count(*) filter (where is_changed) as n from intermediate.int_customer_feature_changes",
                     folder=empty.build)
     assert changes["n"].iloc[0] == 0
+    # no feature row computed or removed: the previous build's file is kept (a hard link), not rewritten
+    mart = Path("marts") / "customer_features_weekly.parquet"
+    assert (empty.build / mart).stat().st_ino == (base / mart).stat().st_ino
     # acme's drop cut mid-record: an open quote and no final newline; the next drop completes it
     path = settings.raw_dir / "acme" / "transactions.csv"
     day = _end(empty.build) + timedelta(days=9)
