@@ -11,6 +11,9 @@ from typing import Any
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# libyaml's scanner with PyYAML's safe constructors (same values): dbt_project.yml in ~1 ms instead
+# of ~10 ms with the pure-Python scanner — it is read at every start of every process, serving too
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ProjectConfigError(ValueError):
@@ -25,7 +28,7 @@ def dbt_vars(project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """
     path = project_root / "dbt_project" / "dbt_project.yml"
     try:
-        project = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        project = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ProjectConfigError(f"{path}: cannot read the dbt project ({err})") from err
     found = project.get("vars") or {}
