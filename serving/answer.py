@@ -22,10 +22,38 @@ log = logging.getLogger("serving")
 
 @dataclass(frozen=True)
 class Answer:
-    """The response body's predictions (request order) and the rows to log."""
+    """The response body's predictions (request order) and the records to log, one list per
+    log column in SCHEMA order (`PredictionLog.extend_columns`)."""
 
     predictions: list[dict[str, Any]]
-    rows: list[LogRow]
+    columns: list[list[Any]]
+
+    @property
+    def rows(self) -> list[LogRow]:
+        """The records as LogRows (tests and tools; the request path logs `columns`)."""
+        return [LogRow(*values) for values in zip(*self.columns)]
+
+
+class _Records:
+    """The log records of one answer, column by column (arms are appended in bulk)."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []  # request position of each record
+        self.roles: list[str] = []
+        self.versions: list[str] = []
+        self.statuses: list[str] = []
+        self.scores: list[float | None] = []
+        self.decisions: list[bool | None] = []
+
+    def add(self, rows: list[int], role: str, version: str, status: str,
+            scores: list[float | None] | None = None, decisions: list[bool | None] | None = None) -> None:
+        n = len(rows)
+        self.rows += rows
+        self.roles += [role] * n
+        self.versions += [version] * n
+        self.statuses += [status] * n
+        self.scores += scores if scores is not None else [None] * n
+        self.decisions += decisions if decisions is not None else [None] * n
 
 
 def subset(columns: dict[str, list[Any]], rows: list[int]) -> dict[str, list[Any]]:
@@ -72,7 +100,7 @@ def answer(active: ActiveModels, segments: Any | None, frame: dict[str, list[Any
         arms["canary"] = (active.canary, [])
     for i in known:
         arms["canary" if "canary" in arms and canary_bucket(ids[i]) < canary_share else "primary"][1].append(i)
-    records: list[tuple[int, str, str, str, float | None, bool | None]] = []
+    records = _Records()
     for role, (model, rows) in arms.items():
         if not rows:
             continue
@@ -83,32 +111,33 @@ def answer(active: ActiveModels, segments: Any | None, frame: dict[str, list[Any
             results[i] = {"customer_id": ids[i], "status": "ok", "score": scores[j], "decision": decisions[j],
                           "model_version": model.version, "contributions": scored.top[j],
                           "segment_id": None, "segment_name": None, **fresh[i], "detail": None}
-            records.append((i, role, model.version, "ok", scores[j], decisions[j]))
+        records.add(rows, role, model.version, "ok", scores, decisions)
         metrics.scores.observe_many(model.version, scored.scores)
         metrics.predictions.labels(model.version, role).inc(len(rows))
     if segments is not None and known:
         add_segments(segments, frame, known, results)
     if active.shadow is not None and known:
         shadow = score_columns(active.shadow, subset(frame, known), 0)
-        for j, i in enumerate(known):
-            records.append((i, "shadow", active.shadow.version, "ok", float(shadow.scores[j]), bool(shadow.decisions[j])))
+        records.add(known, "shadow", active.shadow.version, "ok", shadow.scores.astype(float).tolist(),
+                    shadow.decisions.astype(bool).tolist())
         metrics.predictions.labels(active.shadow.version, "shadow").inc(len(known))
     primary = active.primary.version
     for i in stale:  # too old to score: the answer says so, with the ages (never a score)
         results[i] = _item(ids[i], fresh[i]["status"], primary, fresh[i])
-        records.append((i, "primary", primary, fresh[i]["status"], None, None))
+        records.add([i], "primary", primary, fresh[i]["status"])
     if stale:
         metrics.stale.inc(len(stale))
-    for i, ok in enumerate(found):
-        if not ok:
-            results[i] = _item(ids[i], "unknown_customer", primary, None)
-            metrics.unknown.inc()
-            records.append((i, "primary", primary, "unknown_customer", None, None))
+    unknown = [i for i, ok in enumerate(found) if not ok]
+    for i in unknown:
+        results[i] = _item(ids[i], "unknown_customer", primary, None)
+    if unknown:
+        metrics.unknown.inc(len(unknown))
+        records.add(unknown, "primary", primary, "unknown_customer")
     latency = (time.perf_counter() - started) * 1000
     logged_at = datetime.now(timezone.utc)
     features = features_json(frame, present, feature_names)
-    rows = [LogRow(request_id=request_id, logged_at=logged_at, request_at=times[i], customer_id=ids[i],
-                   model_version=version, role=role, status=status, score=score, decision=decision,
-                   latency_ms=latency, features=features.get(i))
-            for i, role, version, status, score, decision in records]
-    return Answer(results, rows)
+    m, where = len(records.rows), records.rows
+    columns = [[request_id] * m, [logged_at] * m, [times[i] for i in where], [ids[i] for i in where],
+               records.versions, records.roles, records.statuses, records.scores, records.decisions,
+               [latency] * m, [features.get(i) for i in where]]
+    return Answer(results, columns)

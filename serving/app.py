@@ -21,13 +21,14 @@ from parity.config import Settings
 from parity.features.freshness import max_feature_age
 from serving.config import ServingConfig
 from serving.events import install as install_events
+from serving.fast_path import PredictFastPath
 from serving.freshness import WatermarkCache
 from serving.guard import GuardMiddleware
 from serving.keys import load_keys, plain_keys
 from serving.log import PredictionLog
 from serving.metrics import Metrics, create_metrics, watch_log
 from serving.models import ModelSlot
-from serving.routes import router
+from serving.routes import document_predict_body, router
 from serving.state import Forbidden, ServiceUnavailable, State, Unauthorized, open_reader
 from serving.workers import start_snapshots
 
@@ -129,7 +130,9 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.parity = state  # what routes.get_state returns
-    # Starlette runs the last added outermost: Observe sees the guard's 401/413 answers too
+    # Starlette runs the last added outermost: Observe sees the guard's 401/413 answers too, and
+    # POST /v1/predict skips FastAPI's routing after the guard's checks (serving/fast_path.py)
+    app.add_middleware(PredictFastPath, fastapi_app=app)
     app.add_middleware(GuardMiddleware, keys=lambda: state.keys, max_body_bytes=config.max_body_bytes,
                        on_denied=lambda reason: state.metrics.denied.labels(reason).inc())
     app.add_middleware(ObserveMiddleware, metrics=state.metrics, state=state)
@@ -167,6 +170,7 @@ def create_app(settings: Settings, config: ServingConfig) -> FastAPI:
         return JSONResponse({"detail": "internal error; see the service log"}, status_code=500)
 
     app.include_router(router)
+    document_predict_body(app)  # /v1/predict parses its own body (serving.schemas.parse_predict_body)
     install_events(app, state)  # POST /v1/events (serving/events.py)
 
     from serving.console import install as install_console

@@ -54,13 +54,25 @@ def judge(ids: Sequence[str], times: Sequence[datetime], event_at: Sequence[date
     (their fields also carry status 'stale_features' and a detail sentence)."""
     fields: list[dict | None] = [None] * len(ids)
     stale: list[int] = []
+    # judged once per distinct (request time, feature time) and client: a request's customers
+    # share one request time and a few snapshot times, so the per-customer work is a dict
+    ages: dict[tuple[datetime, datetime | None], tuple[float | None, bool]] = {}
+    marks: dict[str, datetime | None] = {}
     for i, ok in enumerate(found):
         if not ok:
             continue
-        age = age_days(times[i], event_at[i])
-        watermark = watermarks.of(client_of(ids[i]))
-        fields[i] = {"features_at": event_at[i], "feature_age_days": age, "watermark_at": watermark}
-        if verdict(age, limit) == STALE:
-            fields[i].update(status=STALE, detail=stale_detail(age, limit, watermark))
+        pair = (times[i], event_at[i])
+        judged = ages.get(pair)
+        if judged is None:
+            age = age_days(*pair)
+            judged = ages[pair] = (age, verdict(age, limit) == STALE)
+        client = client_of(ids[i])
+        watermark = marks[client] if client in marks else marks.setdefault(client, watermarks.of(client))
+        age = judged[0]
+        if judged[1]:
+            fields[i] = {"features_at": pair[1], "feature_age_days": age, "watermark_at": watermark,
+                         "status": STALE, "detail": stale_detail(age, limit, watermark)}
             stale.append(i)
+        else:
+            fields[i] = {"features_at": pair[1], "feature_age_days": age, "watermark_at": watermark}
     return fields, stale

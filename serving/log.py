@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from serving.log_batch import record_batch
+from serving.log_batch import record_batch_columns
 
 log = logging.getLogger("serving.log")
 
@@ -184,11 +184,19 @@ class PredictionLog:
         raises LogUnavailable when the records cannot be written."""
         if not rows:
             return self._appended
-        batch = record_batch(rows, SCHEMA)
+        return self.extend_columns([list(values) for values in zip(*rows)])
+
+    def extend_columns(self, columns: list[list[Any]]) -> int:
+        """`extend_rows` with the records given column by column (lists in SCHEMA order, equal
+        lengths): the request path builds its records this way, without a tuple per record."""
+        n = len(columns[0]) if columns else 0
+        if not n:
+            return self._appended
+        batch = record_batch_columns(columns, SCHEMA)
         payload = batch.serialize()
         frame = _FRAME.pack(_MAGIC, payload.size) + payload.to_pybytes()
         with self._lock:
-            if self._pending + len(rows) > self.max_backlog_rows:
+            if self._pending + n > self.max_backlog_rows:
                 raise self._fail(f"{self._pending} records wait for compaction (limit "
                                  f"{self.max_backlog_rows}): {self.last_error or 'writer behind'}")
             try:
@@ -201,8 +209,8 @@ class PredictionLog:
                 self._segment.broken = True  # nothing more after a torn frame: the next append starts a new one
                 raise self._fail(f"cannot append to {self._segment.path}: {err}") from err
             self._buffer.append(batch)
-            self._segment.rows += len(rows)
-            self._pending += len(rows)
+            self._segment.rows += n
+            self._pending += n
             self._appended += 1
             sequence = self._appended
             due = self._pending >= self.flush_rows

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
@@ -22,11 +22,13 @@ from parity.features.online import EVENT_AT, FOUND
 from serving.answer import answer
 from serving.customer_ids import canonical_ids
 from serving.freshness import judge
+from serving.guard import key_problem, offered_key
 from serving.log import LogUnavailable
-from serving.schemas import PredictRequest, PredictResponse, utc_times
+from serving.schemas import PredictRequest, PredictResponse, parse_predict_body, utc_times
 from serving.state import (
     ServiceUnavailable,
     State,
+    Unauthorized,
     check_key,
     check_request_times,
     check_scope,
@@ -150,13 +152,60 @@ def model_info(state: State = Depends(get_state)) -> dict[str, Any]:
     }
 
 
-@router.post("/v1/predict", tags=["model"], dependencies=[Depends(authorised)], response_model=PredictResponse,
+# The body is read by the route itself (serving.schemas.parse_predict_body, same 422 errors) and the
+# key checked without FastAPI dependencies: the request body and security stay documented here
+_PREDICT_OPENAPI = {
+    "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+                    "required": True},
+    "security": [{"HTTPBearer": []}, {"APIKeyHeader": []}],
+}
+
+
+def document_predict_body(app: Any) -> None:
+    """Add PredictRequest (and the models it uses) to the app's OpenAPI components: the route
+    refers to it, but FastAPI lists only the models of parameters it parses itself. The schemas
+    are FastAPI's own, from a throwaway app whose route takes the body as a parameter."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = generate().setdefault("components", {}).setdefault("schemas", {})
+            probe = FastAPI()
+
+            @probe.post("/")
+            def _body(body: PredictRequest) -> None:
+                """Only documents the body."""
+
+            for name, definition in probe.openapi()["components"]["schemas"].items():
+                if name not in ("HTTPValidationError", "ValidationError"):  # 422 is documented as ours
+                    schemas.setdefault(name, definition)
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+@router.post("/v1/predict", tags=["model"], response_model=PredictResponse, openapi_extra=_PREDICT_OPENAPI,
              responses={401: {"description": "Missing/invalid API key"}, 403: {"description": "Key lacks role or scope"},
                         413: {"description": "Body too large"}, 422: {"description": "Invalid request"},
                         503: {"description": "Model, feature registry, online store or log not ready"}})
-async def predict(body: PredictRequest, request: Request, state: State = Depends(get_state)) -> Response:
+async def predict(request: Request) -> Response:
     """Score 1..1000 customers: calibrated churn score, decision, top-k TreeSHAP contributions."""
+    content, rid = await predict_json(request.app.state.parity, request.scope, await request.body())
+    return Response(content, media_type="application/json", headers={"X-Request-ID": rid})
+
+
+async def predict_json(state: State, scope: dict[str, Any], raw: bytes) -> tuple[bytes, str]:
+    """`/v1/predict` from the request's ASGI scope and body: the JSON answer and its request id.
+    Raises the exceptions the app's handlers answer (401/403/422/503). Called by the route and by
+    `serving.fast_path.PredictFastPath`, which serves the route without FastAPI's routing."""
     started = time.perf_counter()
+    key = scope.get("state", {}).get("api_key")
+    if key is None:  # not through GuardMiddleware (which puts the accepted key there): check here
+        key, problem = key_problem(offered_key(scope["headers"]), state.keys)
+        if problem:
+            raise Unauthorized(problem)
+    content_type = next((v.decode("latin-1") for n, v in scope["headers"] if n == b"content-type"), None)
+    ids, requested = parse_predict_body(raw, content_type)
     rid = request_id()
     active = state.slot.active
     if active.primary is None:
@@ -168,9 +217,9 @@ async def predict(body: PredictRequest, request: Request, state: State = Depends
     if store_problem(state):  # e.g. an empty store: every customer would look unknown
         raise ServiceUnavailable(state.store_problem)
     now = datetime.now(timezone.utc)
-    ids = canonical_ids([c.customer_id for c in body.customers], state.settings.project_root)
-    check_scope(state, request.scope.get("state", {}).get("api_key"), ids)
-    times = utc_times([c.request_at for c in body.customers], now)
+    ids = canonical_ids(ids, state.settings.project_root)
+    check_scope(state, key, ids)
+    times = utc_times(requested, now)
     check_request_times(times, now, state.config)
     # the collector paused for the request's work: it allocates ~100 objects per customer that
     # live until the answer, so gen-0 collections kept scanning (and promoting) them — ~13 per
@@ -189,7 +238,7 @@ async def predict(body: PredictRequest, request: Request, state: State = Depends
                         [n for n, _ in state.reader.schema.features], ids, times, found, fresh, stale, rid,
                         started, state.config.top_k, state.config.canary_share, state.metrics)
         try:  # durable before the answer is sent: nothing answered goes unlogged
-            sequence = state.plog.extend_rows(result.rows)
+            sequence = state.plog.extend_columns(result.columns)
             if state.plog.sync == "fsync":
                 await asyncio.to_thread(state.plog.sync_to, sequence)
         except LogUnavailable as err:
@@ -206,4 +255,4 @@ async def predict(body: PredictRequest, request: Request, state: State = Depends
                   "threshold": active.primary.threshold, "feature_service": active.primary.feature_service},
         "predictions": result.predictions,
     }
-    return OrjsonResponse(response, headers={"X-Request-ID": rid})
+    return orjson.dumps(response), rid

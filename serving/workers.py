@@ -1,8 +1,9 @@
-"""Multi-worker serving: N worker processes behind one listening socket (`python -m serving --workers N`).
+"""Multi-worker serving: N worker processes on one address (`python -m serving --workers N`).
 
-The supervisor imports everything once, binds the socket, then forks the workers before any thread
-or model exists; each worker builds its own app (model, online reader, prediction log, metrics)
-and runs uvicorn on the shared socket, so the kernel hands each new connection to one of them.
+The supervisor imports everything once, binds the address, then forks the workers before any
+thread or model exists; each worker builds its own app (model, online reader, prediction log,
+metrics) and runs uvicorn on its own listening socket (SO_REUSEPORT: the kernel spreads new
+connections over the workers by address hash; without SO_REUSEPORT, one shared listening socket).
 Everything per worker stays as in one process:
 
 - models: each worker polls the registry pointer (`reload_check_seconds`) and reloads on its own
@@ -39,15 +40,44 @@ METRICS_ENV = "PARITY_SERVING_METRICS_DIR"  # where workers snapshot their metri
 SNAPSHOT_SECONDS = 1.0
 
 
-def bind(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """The listening socket every worker accepts on (inherited through fork)."""
+BACKLOG = 2048
+
+
+def bind(host: str, port: int, backlog: int = BACKLOG) -> socket.socket:
+    """The server's socket, inherited by the workers. Where the kernel has SO_REUSEPORT it is
+    bound but never listens (it holds the address; each worker listens on its own socket,
+    `own_listener`), else it is the one listening socket every worker accepts on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(backlog)
+    if not _reuse_port(sock):
+        sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
+
+
+def _reuse_port(sock: socket.socket) -> bool:
+    return hasattr(socket, "SO_REUSEPORT") and bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+
+
+def own_listener(sock: socket.socket, backlog: int = BACKLOG) -> None:
+    """In a worker: turn the inherited socket (same object, same fd) into this worker's own
+    listening socket on the same address (SO_REUSEPORT). The kernel then spreads new connections
+    over the workers' sockets by address hash. On one shared socket, whichever worker woke first
+    accepted every pending connection (uvloop accepts until none is left): on an idle machine one
+    worker often held all 8 of the benchmark's keep-alive connections, and 2 workers did 1.06x one."""
+    if not _reuse_port(sock):
+        return
+    own = socket.socket(sock.family, sock.type)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    own.bind(sock.getsockname())
+    own.listen(backlog)
+    os.dup2(own.fileno(), sock.fileno())  # the fd uvicorn serves on is now this worker's own
+    own.close()
 
 
 def supervise(workers: int, sock: socket.socket, run_worker: Callable[[int], None], metrics_dir: Path) -> int:
@@ -70,6 +100,7 @@ def supervise(workers: int, sock: socket.socket, run_worker: Callable[[int], Non
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
                 os.environ[WORKER_ENV] = str(index)
+                own_listener(sock)
                 run_worker(index)
                 code = 0
             except BaseException:  # noqa: BLE001 (the worker's traceback, then its exit)

@@ -19,6 +19,7 @@ present and fresh and the online store is SQLite, and otherwise falls back to `O
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import sqlite3
 import struct
@@ -244,25 +245,46 @@ class SqliteReader(_TypedReads):
         return stamp
 
     def _stored_wide(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool], list[datetime | None]]:
-        """`_stored` over the wide layout: one row per entity and view, typed columns."""
+        """`_stored` over the wide layout: one row per entity and view, typed columns. Column by
+        column: the fetched rows are transposed once and put in request order by one
+        itemgetter per column (a Python loop per value was ~1 ms of a 500-customer read)."""
+        n = len(keys)
         position = {key: i for i, key in enumerate(keys)}
-        found = [False] * len(keys)
-        event_at: list[datetime | None] = [None] * len(keys)
+        found = [False] * n
+        event_at: list[datetime | None] = [None] * n
         columns: dict[str, list[Any]] = {}
-        placeholders = "(" + ",".join("?" * len(keys)) + ")"
+        placeholders = "(" + ",".join("?" * n) + ")"
         for view, select, converters in self._tables:
             names = tuple(view.features)
-            view_columns: list[list[Any]] = [[None] * len(keys) for _ in names]
             with self._lock:
                 rows = self._con.execute(select + placeholders, keys).fetchall() if keys else []
-            for key, stamp, *values in rows:
-                i = position[key]
+            if not rows:
+                columns.update((name, [None] * n) for name in names)
+                continue
+            fetched, stamps, *values = zip(*rows)
+            where = [position[key] for key in fetched]
+            # request position -> fetched row; an entity the view lacks points at a None appended below
+            order = [len(rows)] * n
+            for j, i in enumerate(where):
+                order[i] = j
                 found[i] = True
-                event_at[i] = _older(event_at[i], None if stamp is None else _EPOCH + timedelta(microseconds=stamp))
-                for column, convert, value in zip(view_columns, converters, values):
-                    column[i] = value if convert is None or value is None else convert(value)
-            columns.update(zip(names, view_columns))
+            pick = _picker(order)
+            for i, stamp in zip(where, map(self._event_micros, stamps)):
+                event_at[i] = _older(event_at[i], stamp)
+            for name, convert, column in zip(names, converters, values):
+                if convert is not None:
+                    column = [None if v is None else convert(v) for v in column]
+                columns[name] = pick((*column, None))
         return columns, found, event_at
+
+    def _event_micros(self, stored: int | None) -> datetime | None:
+        """A wide row's event_ts (epoch microseconds) as a UTC datetime; cached, as snapshot times repeat."""
+        stamp = self._stamps.get(stored, self)
+        if stamp is self:
+            stamp = None if stored is None else _EPOCH + timedelta(microseconds=stored)
+            if len(self._stamps) < 100_000:
+                self._stamps[stored] = stamp
+        return stamp
 
     def _stored(self, keys: list[bytes]) -> tuple[dict[str, list[Any]], list[bool], list[datetime | None]]:
         """The stored features of distinct entity keys, by feature name, which keys exist and the
@@ -356,6 +378,15 @@ def _wide_select(view: Any) -> str:
     """The wide table's SELECT of a view's features (entity keys appended as an IN list)."""
     columns = ", ".join(_quote(view.columns[f]) for f in view.features)
     return f"SELECT entity_key, event_ts{', ' if columns else ''}{columns} FROM {_quote(view.table)} WHERE entity_key IN "
+
+
+def _picker(order: list[int]) -> Any:
+    """A function from a sequence to the list of its items at `order`, in C (itemgetter)."""
+    if len(order) == 1:
+        index = order[0]
+        return lambda values: [values[index]]
+    get = operator.itemgetter(*order)
+    return lambda values: list(get(values))
 
 
 def _timestamp(seconds: int) -> datetime:

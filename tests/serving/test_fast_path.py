@@ -1,0 +1,76 @@
+"""`serving.fast_path.PredictFastPath`: POST /v1/predict served without FastAPI's routing gives the
+answers the declared route gives (same statuses, bodies and headers), for good and bad requests."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from serving.config import load_config
+from serving.fast_path import PredictFastPath
+from serving.schemas import Prediction, PredictResponse
+
+pytestmark = pytest.mark.data
+KEY = "fast-path-key"
+
+
+def _app(settings, fast: bool):
+    app = create_app(settings, load_config(None, {"PARITY_API_KEYS": KEY}))
+    if not fast:  # the middleware stack is built on the first request: the route answers instead
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not PredictFastPath]
+    return app
+
+
+def _known(settings, n: int) -> list[str]:
+    import duckdb
+
+    return [r[0] for r in duckdb.connect().execute(
+        f"select distinct customer_id from read_parquet('{settings.marts_dir}/customer_features_weekly.parquet') "
+        f"order by customer_id limit {n}").fetchall()]
+
+
+def _requests(settings, at: str) -> list[tuple[str, str, dict]]:
+    ids = _known(settings, 2)
+    good = {"customers": [{"customer_id": ids[0], "request_at": at}, {"customer_id": "nobody:1", "request_at": at},
+                          {"customer_id": ids[1], "request_at": at}]}
+    return [
+        ("POST", "/v1/predict", {"json": good, "headers": {"X-API-Key": KEY}}),
+        ("POST", "/v1/predict", {"json": good, "headers": {"Authorization": f"Bearer {KEY}"}}),
+        ("POST", "/v1/predict", {"json": good}),
+        ("POST", "/v1/predict", {"json": good, "headers": {"X-API-Key": "wrong"}}),
+        ("POST", "/v1/predict", {"content": b'{"customers": [', "headers": {"X-API-Key": KEY,
+                                                                          "Content-Type": "application/json"}}),
+        ("POST", "/v1/predict", {"json": {"customers": [{"customer_id": ids[0]}] * 2}, "headers": {"X-API-Key": KEY}}),
+        ("POST", "/v1/predict", {"json": {"customers": [{"customer_id": ids[0], "request_at": "0001-01-01T00:00:00"}]},
+                                 "headers": {"X-API-Key": KEY}}),
+        ("POST", "/v1/predict", {"content": b"customers", "headers": {"X-API-Key": KEY, "Content-Type": "text/plain"}}),
+        ("GET", "/v1/predict", {"headers": {"X-API-Key": KEY}}),
+    ]
+
+
+def _comparable(response) -> tuple:
+    body = response.json()
+    if isinstance(body, dict) and "request_id" in body:
+        assert response.headers["x-request-id"] == body.pop("request_id")
+        PredictResponse.model_validate({**body, "request_id": "x"})
+        assert all(list(p) == list(Prediction.model_fields) for p in body["predictions"])
+    headers = {k: v for k, v in response.headers.items() if k not in ("x-request-id", "content-length")}
+    return response.status_code, headers, body
+
+
+def test_fast_path_answers_as_the_route(trained_data):
+    from tests.serving.test_app import as_of
+
+    at = as_of(trained_data)
+    answers = {}
+    for fast in (True, False):
+        with TestClient(_app(trained_data, fast)) as client:
+            answers[fast] = [_comparable(client.request(method, path, **kwargs))
+                             for method, path, kwargs in _requests(trained_data, at)]
+            metrics = client.get("/metrics").text
+        # the fast path's requests are counted under the route's path, as routed ones are
+        assert 'parity_requests_total{path="/v1/predict",status="200"} 2.0' in metrics
+    assert [a[0] for a in answers[True]] == [200, 200, 401, 401, 422, 422, 422, 422, 405]
+    assert [p["status"] for p in answers[True][0][2]["predictions"]] == ["ok", "unknown_customer", "ok"]
+    assert answers[True] == answers[False]
