@@ -57,15 +57,22 @@ def test_two_workers_promotion_under_load_log_once_and_metrics_add_up(trained_da
 
     def hammer(offset: int) -> None:
         chosen = ids[offset:offset + 5]
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
-            while not stop.is_set():
-                response = client.post("/v1/predict", json=body(chosen, at))
-                with lock:
-                    if response.status_code != 200:
-                        failures.append(response.status_code)
-                        continue
-                    answer = response.json()
-                    answered.append((answer["request_id"], answer["model"]["version"], len(answer["predictions"])))
+        while not stop.is_set():
+            # a new connection every 10 requests: each worker listens on its own socket and the
+            # kernel picks one per connection (by address hash), so 4 long-lived connections
+            # could all land on one worker
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as client:
+                for _ in range(10):
+                    if stop.is_set():
+                        break
+                    response = client.post("/v1/predict", json=body(chosen, at))
+                    with lock:
+                        if response.status_code != 200:
+                            failures.append(response.status_code)
+                            continue
+                        answer = response.json()
+                        answered.append((answer["request_id"], answer["model"]["version"],
+                                         len(answer["predictions"])))
 
     try:
         wait_ready(base)
