@@ -140,8 +140,10 @@ def test_forget_erases_everywhere_and_a_rebuild_keeps_it_erased(private_copy):
     assert [p.name for p in settings.builds_dir.iterdir()] == [report.build]
     # the open pusher appends to the rewritten log; the erased customer's events are refused now
     log = settings.data_dir / "events" / "log.jsonl"
-    verdicts, _ = pusher.push([_event("fe-4", other, clock), _event("fe-5", key, clock)])
-    assert [v.status for v in verdicts] == ["accepted", "rejected"], [v.as_dict() for v in verdicts]
+    verdicts, _ = pusher.push([_event("fe-4", other, clock), _event("fe-5", key, clock),
+                               _event("fe-6", f" ACME:{key[5:].lower()}", clock)])  # as a file may write it
+    assert [v.status for v in verdicts] == ["accepted", "rejected", "rejected"], [v.as_dict() for v in verdicts]
+    assert {e["reason"] for v in verdicts[1:] for e in v.errors} == {"erased_on_request"}
     assert [json.loads(line)["event_id"] for line in log.read_text().splitlines()] == ["fe-2", "fe-4"]
     pusher.close()
     pushed = pd.read_parquet(settings.data_dir / "events" / "pushed")
