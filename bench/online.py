@@ -290,6 +290,24 @@ def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float] | None:
     return {k: sorted(m[k] for m in measured)[len(measured) // 2] for k in ("server", "client")}
 
 
+def served_by_worker(base: str) -> dict[str, float]:
+    """/v1/predict answers so far per worker of a multi-worker server (its /metrics, labelled
+    `worker`), read after each worker's snapshot interval so every worker's count is current."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from serving.workers import SNAPSHOT_SECONDS
+
+    time.sleep(SNAPSHOT_SECONDS + 0.2)
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(base + "/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "parity_requests_total" and sample.labels.get("path") == "/v1/predict":
+                worker = sample.labels.get("worker", "0")
+                out[worker] = out.get(worker, 0.0) + sample.value
+    return out
+
+
 def throughput(single: Any, multi: Any, customer: str, request_at: datetime, concurrencies: tuple[int, ...],
                seconds: float, rounds: int) -> dict[str, Any]:
     """Requests per second at each concurrency (1 customer per request) against the single- and
@@ -308,7 +326,12 @@ def throughput(single: Any, multi: Any, customer: str, request_at: datetime, con
             order = (single, multi) if round_ % 2 == 0 else (multi, single)
             for server in order:
                 request = http_request(server.base, "/v1/predict", body, {"X-API-Key": server.key})
+                before = served_by_worker(server.base) if server is multi else None
                 runs[server.name].append(run_load(server.base, request, c, seconds, server_pids=server_pids(server)))
+                if before is not None:  # how the kernel spread the connections over the workers
+                    after = served_by_worker(server.base)
+                    runs[server.name][-1]["requests_by_worker"] = {
+                        w: after[w] - before.get(w, 0.0) for w in sorted(after)}
         ratios = sorted(m["rps"] / s["rps"] for s, m in zip(runs[single.name], runs[multi.name]) if s["rps"] > 0)
         out[str(c)] = {
             "runs": runs,

@@ -48,6 +48,7 @@ class ObserveMiddleware:
 
     def __init__(self, app: Any, metrics: Metrics, state: State):
         self.app, self.metrics, self.state = app, metrics, state
+        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}  # (path, status) -> metric children
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -75,8 +76,12 @@ class ObserveMiddleware:
                 state.plog.after_answer()
             route = scope.get("route")  # set on this scope by the router once matched
             path = route.path if route is not None else "unmatched"
-            self.metrics.requests.labels(path, str(status[0])).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+            children = self._children.get((path, status[0]))
+            if children is None:  # prometheus' labels() lookup, once per (path, status)
+                children = self._children[(path, status[0])] = (
+                    self.metrics.requests.labels(path, str(status[0])), self.metrics.latency.labels(path))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings, config: ServingConfig) -> FastAPI:

@@ -82,6 +82,8 @@ def test_latency_curve_and_throughput_measured(tiny_results: dict) -> None:
     for block in by_concurrency.values():
         assert set(block["errors"].values()) == {0}, block["errors"]
         assert len(block["rps"]) == 2 and all(v > 0 for v in block["rps"].values())
+        for run in block["runs"]["serving_2_workers"]:  # answers per worker (warm-up included)
+            assert sum(run["requests_by_worker"].values()) >= run["ok"] > 0, run["requests_by_worker"]
     assert tiny_results["plot"] == "latency_curve.png"
 
 
