@@ -261,6 +261,7 @@ class Settings:
         # dbt writes to PARITY_BUILD_DIR only when a build sets it (extra_env); otherwise the
         # profile and mart_location resolve to the published build
         env.pop("PARITY_BUILD_DIR", None)
+        env.pop("PARITY_WAREHOUSE_DIR", None)  # likewise (parity.ingest.warehouse.run_dbt)
         env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         env.setdefault("FEAST_USAGE", "False")
         # customers erased on request: staging suppresses them on every run (parity/suppression.py)

@@ -360,7 +360,8 @@ union all
   ranges, expressions, relationships -- the parent is read whole --,
   uniqueness over columns that include the key) reads only the rows this run computed, by key:
     - int_transactions_unioned, int_transactions_versioned: the keys they recomputed;
-    - customer_features_weekly: the customers with rows computed by this run (rebuild_week >= 0).
+    - customer_features_weekly: the customers with rows computed by this run (rebuild_week >= 0);
+    - the audited staging models (incremental by line_number): the lines this run wrote.
   Every other row is the previous build's, which passed the same tests (the project and the
   arguments are unchanged: parity.ingest.incremental), and did not change: a customer who is no
   longer known has its keys recomputed, its feature rows dropped. Aggregate tests (row counts,
@@ -402,6 +403,15 @@ union all
         {%- set changes = graph.nodes['model.parity.int_customer_feature_changes'] -%}
         {{ return("semi join (select customer_id from " ~ changes.database ~ "." ~ changes.schema ~ "."
                   ~ changes.alias ~ " where rebuild_week >= 0) as changed on changed.customer_id = tested.customer_id") }}
+    {%- elif relation.identifier.startswith('stg_') and has_increment(relation.identifier) -%}
+        {#- an audited staging model (delete+insert by line_number): the lines this run wrote. A
+            relationship is left whole: its parent may have lost a key one of the kept rows names -#}
+        {%- if not (name in ['not_null', 'accepted_values', 'accepted_values_from_var', 'accepted_range', 'expression_is_true']
+                    or (name == 'unique_combination_of_columns' and 'line_number' in columns)) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {{ return("semi join (select line_number from " ~ increments_schema() ~ "." ~ relation.identifier
+                  ~ " where side = 'new') as changed on changed.line_number = tested.line_number") }}
     {%- endif -%}
     {{ return(none) }}
 {% endmacro %}

@@ -135,15 +135,18 @@ def mart_guards(con: duckdb.DuckDBPyConnection, old_file: Path, new_file: Path, 
     """Breaches of customers_lost and feature_rows for one feature mart. Customers erased on
     request (`erased`: sha256 hex of their keys, parity.suppression) are left out of both sides:
     their rows vanish by design, not by a faulty drop (a small client would trip the guard)."""
-    client = f"split_part({key}, ':', 1)"
-    kept = f"coalesce(sha256({key}) not in (select unnest(?::varchar[])), true)"
+    client = "split_part(k, ':', 1)"
+    kept = "coalesce(sha256(k) not in (select unnest(?::varchar[])), true)"
+    # per distinct key first: the erasure test hashes each customer once, not each of its rows
     rows = con.execute(f"""
-        with old as (select {key} as k, {client} as client_id from read_parquet(?) where {kept}),
-             new as (select {key} as k, {client} as client_id from read_parquet(?) where {kept}),
-             old_rows as (select client_id, count(*) as n from old group by client_id),
-             new_rows as (select client_id, count(*) as n from new group by client_id),
-             old_keys as (select distinct client_id, k from old where k is not null),
-             new_keys as (select distinct k from new where k is not null),
+        with old as (select k, {client} as client_id, n from (
+                         select {key} as k, count(*) as n from read_parquet(?) group by all) where {kept}),
+             new as (select k, {client} as client_id, n from (
+                         select {key} as k, count(*) as n from read_parquet(?) group by all) where {kept}),
+             old_rows as (select client_id, sum(n) as n from old group by client_id),
+             new_rows as (select client_id, sum(n) as n from new group by client_id),
+             old_keys as (select client_id, k from old where k is not null),
+             new_keys as (select k from new where k is not null),
              lost as (
                  select old_keys.client_id, count(*) as keys_old,
                         count(*) filter (where new_keys.k is null) as keys_lost

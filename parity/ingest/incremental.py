@@ -19,7 +19,7 @@ from typing import Any
 
 from parity.config import Settings
 from parity.ingest import warehouse
-from parity.ingest.preflight import sources_from_manifest
+from parity.ingest.preflight import Known, read_facts, sources_from_manifest
 
 STATE_FILE = "raw_state.json"
 ENV = "PARITY_INCREMENTAL"
@@ -30,6 +30,9 @@ _CHUNK = 1 << 22
 # Whole-file digests computed while checking a prefix (refusal), by (path, size, mtime_ns): the
 # build's own record_state then reads each raw file once, not twice (seconds at 10M records)
 _WHOLE: dict[tuple[str, int, int], str] = {}
+# Prefix digests the refusal check computed, by (path, size, mtime_ns, prefix length): what
+# known_prefixes takes as proof that a file still starts with the bytes its base build read
+_PREFIX: dict[tuple[str, int, int, int], str] = {}
 
 
 def _sha256(path: Path, limit: int | None = None) -> str:
@@ -55,6 +58,8 @@ def _sha256(path: Path, limit: int | None = None) -> str:
     whole = digest.hexdigest()
     if path.stat().st_mtime_ns == stat.st_mtime_ns and read == stat.st_size:
         _WHOLE[key] = whole
+        if limit is not None:
+            _PREFIX[(*key, limit)] = prefix if prefix is not None else whole
     if limit is None:
         return whole
     return prefix if prefix is not None else whole  # a file shorter than `limit`: all of it
@@ -96,11 +101,31 @@ def _key(settings: Settings, path: Path) -> str:
 
 
 def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> None:
-    """Write the build's ``raw_state.json`` (see the module docstring)."""
-    files = {_key(settings, p): {"size": p.stat().st_size, "sha256": _sha256(p)}
-             for p in raw_files(manifest_path) if p.is_file()}
+    """Write the build's ``raw_state.json`` (see the module docstring), with what this build's
+    pre-flight found about each file (parity.ingest.preflight.Known) when the file is the one it
+    read (same size and modification time): the next incremental build's pre-flight starts there."""
+    facts = read_facts(folder)
+    files = {}
+    for path in raw_files(manifest_path):
+        if not path.is_file():
+            continue
+        stat = path.stat()
+        files[_key(settings, path)] = {"size": stat.st_size, "sha256": _sha256(path)}
+        known = facts.get(str(path))
+        if known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns) == _stat(path):
+            files[_key(settings, path)]["preflight"] = known.as_json()
     state = {"format": FORMAT, "files": files, "data_dir": str(settings.data_dir), **_context(settings, dbt_args)}
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def _prefix_digests(files: list[tuple[Path, int]]) -> dict[Path, str]:
+    """SHA-256 of each file's first `size` bytes (the whole file's is remembered too, _sha256),
+    two files at a time, largest first: hashlib frees the GIL, so both cores hash."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = sorted(((p, n) for p, n in files if p.stat().st_size >= n), key=lambda item: -item[1])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip([p for p, _ in todo], pool.map(lambda item: _sha256(*item), todo), strict=True))
 
 
 def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> str | None:
@@ -125,13 +150,39 @@ def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple
     if set(old) != set(now):
         changed = sorted(set(old) ^ set(now))
         return f"the set of raw files changed since the published build: {', '.join(changed)}"
+    digests = _prefix_digests([(now[name], seen["size"]) for name, seen in old.items()])
     for name, seen in old.items():
         path = now[name]
         if path.stat().st_size < seen["size"]:
             return f"{path} is shorter than when the published build read it (rewritten, not appended)"
-        if _sha256(path, seen["size"]) != seen["sha256"]:
+        if digests.get(path) != seen["sha256"]:
             return f"{path} no longer starts with the bytes the published build read (rewritten, not appended)"
     return None
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def known_prefixes(settings: Settings, base: Path, manifest_path: Path) -> dict[Path, Known]:
+    """What `base`'s pre-flight found about each raw file's first bytes, for the files this
+    process's refusal check proved still start with them (the prefix digest it computed, for the
+    file as it is now: same size and modification time); the pre-flight then reads only the
+    bytes after them (parity.ingest.preflight_append)."""
+    try:
+        files: dict[str, dict[str, Any]] = json.loads((base / STATE_FILE).read_text()).get("files", {})
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for path in raw_files(manifest_path):
+        seen = files.get(_key(settings, path))
+        known = Known.from_json(seen.get("preflight")) if seen else None
+        if known is None or known.size != seen["size"] or not path.is_file():
+            continue
+        if _PREFIX.get((str(path), *_stat(path), known.size)) == seen["sha256"]:
+            found[path] = known
+    return found
 
 
 def relocate(settings: Settings, base: Path, folder: Path) -> None:

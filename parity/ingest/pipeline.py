@@ -155,6 +155,10 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
     """Every step of one build into `folder`; returns its mode ('full', 'incremental' or 'partial');
     raises BuildFailed naming the step that failed (`fresh_plan=False`: no plan for the
     fresh-event path, for a build never published)."""
+    # an incremental build's copy of the base warehouse runs on a thread from here on, beside the
+    # parse, the checks and the pre-flight; it is cancelled (and removed) unless the build uses it
+    copying = (warehouse.FileCopy(base.path, folder)
+               if incremental and base is not None and warehouse.engine_of(base.path) == "duckdb" else None)
     try:
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
@@ -172,14 +176,27 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             copy_build(base.path, folder)
         mode = "partial" if select else "full"
         if incremental:
-            with _phase(folder, "incremental_check_and_copy"):
+            with _phase(folder, "incremental_check"):
                 mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args)
+            if mode != "incremental" and copying is not None:
+                copying.cancel()  # refused: a full build writes its own warehouse here
+                copying = None
         if not select:
+            # an incremental build's pre-flight reads only what was appended to each raw file its
+            # base's pre-flight read (the check above proved the rest unchanged)
+            known = (incremental_state.known_prefixes(settings, base.path, parsed)
+                     if mode == "incremental" and base is not None else None)
             with _phase(folder, "preflight"):
-                sources = run_preflight(parsed, folder / COUNTS_FILE)
+                sources = run_preflight(parsed, folder / COUNTS_FILE, known=known)
             print(f"preflight: {len(sources)} raw files readable, records counted")
             for path in undeclared_files(sources):
                 print(f"preflight: warning: {path} is declared by no source and is not read")
+        if mode == "incremental" and base is not None:
+            with _phase(folder, "copy_warehouse"):  # what is left of the copy, then its fix-ups
+                warehouse.copy_duckdb(base.path, folder, _recorded_dir(base.path) or str(base.path), copying)
+                copying = None
+                incremental_state.relocate(settings, base.path, folder)
+                incremental_state.reset_increments(folder, create=True)
         # an incremental build runs on the very project and --vars its base was built and
         # unit-tested with (parity.ingest.incremental refuses otherwise): its unit tests, which
         # depend on nothing else, are not run again
@@ -203,6 +220,9 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         raise BuildFailed(str(err), exit_code=2) from None
     except DbtError as err:
         raise BuildFailed(f"{err}{unaccounted_note(folder)}") from None
+    finally:
+        if copying is not None:  # not used: refused, or the build failed before dbt
+            copying.cancel()
 
 
 def _reuse_parse_state(base: Path, folder: Path) -> None:
@@ -226,10 +246,7 @@ def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo 
         print(f"incremental build not possible: {reason}; building everything")
         builds.write_info(folder, incremental_refused=reason)
         return "full", settings
-    with _phase(folder, "copy_warehouse"):
-        copy_build(base.path, folder)
-        incremental_state.relocate(settings, base.path, folder)
-        incremental_state.reset_increments(folder, create=True)
+    copy_build(base.path, folder, warehouse_file=False)  # the file: copying on a thread (build_into)
     env = {**settings.extra_env, incremental_state.ENV: "1"}
     return "incremental", dataclasses.replace(settings, extra_env=env)
 
@@ -290,10 +307,11 @@ def _describe(err: BaseException) -> str:
     return describe_duckdb_error(err)
 
 
-def copy_build(base: Path, folder: Path) -> None:
+def copy_build(base: Path, folder: Path, warehouse_file: bool = True) -> None:
     """Start `folder` as a copy of build `base`: warehouse copied, marts hard-linked (never written
     in place: dbt replaces a mart's file), and the warehouse's views over the marts re-pointed
-    (a Spark build: its metastore's paths, parity.ingest.spark_metastore)."""
+    (a Spark build: its metastore's paths, parity.ingest.spark_metastore). `warehouse_file=False`:
+    all but a DuckDB build's warehouse (the caller copies it, warehouse.copy_duckdb)."""
     for name in (COUNTS_FILE, PLAN_FILE, incremental_state.STATE_FILE):
         if (base / name).exists():
             shutil.copy2(base / name, folder / name)
@@ -313,7 +331,8 @@ def copy_build(base: Path, folder: Path) -> None:
         except MetastoreCopyError as err:
             raise BuildFailed(str(err)) from None
         return
-    warehouse.copy_duckdb(base, folder, _recorded_dir(base) or str(base))
+    if warehouse_file:
+        warehouse.copy_duckdb(base, folder, _recorded_dir(base) or str(base))
 
 
 def _recorded_dir(base: Path) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -32,6 +33,8 @@ from typing import Any
 import duckdb
 
 CHUNK = 16 * 1024 * 1024
+# beside physical_counts.csv: what the pre-flight found per raw file (Known), for the next build
+FACTS_FILE = "preflight_state.json"
 # formats with one record per line and no header (JSON lines; header-less text, fixed width)
 LINE_FORMATS = ("jsonl", "text")
 LATIN1 = ("latin-1", "latin1", "iso-8859-1")
@@ -133,55 +136,123 @@ def _wide_encoding(head: bytes, declared: str) -> str | None:
     return f"wrong encoding: the file is {found} but the source declares {declared}; re-encode it as {declared}"
 
 
-def _check_bytes(src: RawSource) -> str | None:
-    """Existence, emptiness, truncation and encoding, streaming the file once."""
-    if not src.file.exists():
-        return "file not found"
-    if src.file.is_dir():
-        return "is a directory, not a file"
-    size = src.file.stat().st_size
-    if size == 0:
-        return None if src.may_be_empty else "file is empty"
-    with src.file.open("rb") as fh:
-        wide = _wide_encoding(fh.read(4096), src.encoding)
-        if wide:  # before the line-end check: a UTF-16 file ends in "\n\x00", not a cut line
-            return wide
-        fh.seek(-1, io.SEEK_END)
-        if fh.read(1) not in (b"\n", b"\r"):
-            return "file is truncated: the last line has no line terminator (cut off mid-write?)"
-        fh.seek(0)
-        utf8 = codecs.getincrementaldecoder("utf-8")()
-        offset, is_utf8, has_non_ascii, lines, c1_at = 0, True, False, 0, None
-        latin1 = src.encoding in LATIN1
-        while chunk := fh.read(CHUNK):
-            if not has_non_ascii and not chunk.isascii():
-                has_non_ascii = True
-            if is_utf8:
-                try:
-                    utf8.decode(chunk)
-                except UnicodeDecodeError as err:
-                    is_utf8 = False
-                    bad_at = offset + err.start
-            if latin1 and c1_at is None and has_non_ascii:
-                found = _C1.search(chunk)
-                if found:
-                    c1_at = (offset + found.start(), lines + chunk.count(b"\n", 0, found.start()) + 1,
-                             chunk[found.start()])
-            lines += chunk.count(b"\n")
-            offset += len(chunk)
-    if src.encoding in ("utf-8", "utf8") and not is_utf8:
-        return f"wrong encoding: not valid UTF-8 at byte {bad_at} (declared utf-8; is it Latin-1?)"
-    if latin1 and is_utf8 and has_non_ascii:
+@dataclass(frozen=True)
+class Known:
+    """What a build's pre-flight established about the first `size` bytes of a raw file: its
+    physical records, whether they are valid UTF-8 and hold non-ASCII bytes, their line feeds, and
+    whether they end cleanly (a line feed, and for CSV outside any quoted field), so that records
+    appended after them can be checked and counted on their own (parity.ingest.preflight_append)."""
+
+    size: int
+    mtime_ns: int
+    records: int
+    utf8: bool
+    non_ascii: bool
+    lines: int
+    clean_end: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, value: Any) -> Known | None:
+        try:
+            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+        except (KeyError, TypeError):
+            return None
+
+
+@dataclass
+class _Bytes:
+    """What one streaming pass over (part of) a file found (offsets and lines count from `start`)."""
+
+    utf8: bool = True
+    bad_at: int = 0
+    non_ascii: bool = False
+    lines: int = 0
+    c1_at: tuple[int, int, int] | None = None
+
+
+def _scan_bytes(fh: Any, latin1: bool, start: int = 0, start_lines: int = 0) -> _Bytes:
+    """UTF-8 validity, non-ASCII bytes, line feeds and the first C1 control byte (latin-1 only)
+    of the rest of `fh`, whose first byte is at offset `start` (line `start_lines` + 1)."""
+    found = _Bytes(lines=start_lines)
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    offset = start
+    while chunk := fh.read(CHUNK):
+        if not found.non_ascii and not chunk.isascii():
+            found.non_ascii = True
+        if found.utf8:
+            try:
+                utf8.decode(chunk)
+            except UnicodeDecodeError as err:
+                found.utf8 = False
+                found.bad_at = offset + err.start
+        if latin1 and found.c1_at is None and found.non_ascii:
+            c1 = _C1.search(chunk)
+            if c1:
+                found.c1_at = (offset + c1.start(), found.lines + chunk.count(b"\n", 0, c1.start()) + 1,
+                               chunk[c1.start()])
+        found.lines += chunk.count(b"\n")
+        offset += len(chunk)
+    return found
+
+
+def _encoding_problem(src: RawSource, found: _Bytes) -> str | None:
+    """The encoding problem of a file whose bytes `found` describes (None: none)."""
+    latin1 = src.encoding in LATIN1
+    if src.encoding in ("utf-8", "utf8") and not found.utf8:
+        return f"wrong encoding: not valid UTF-8 at byte {found.bad_at} (declared utf-8; is it Latin-1?)"
+    if latin1 and found.utf8 and found.non_ascii:
         return "wrong encoding: the file is UTF-8 but the source declares latin-1"
-    if c1_at is not None:
+    if found.c1_at is not None:
         # DuckDB's latin-1 reader refuses the whole file at such a byte ("File is not latin-1
         # encoded", no position); Windows-1252 puts printable characters there (0x80 is the euro sign)
-        at, line, byte = c1_at
+        at, line, byte = found.c1_at
         return (f"wrong encoding: byte 0x{byte:02x} at byte {at} (line {line}) is a control character in "
                 f"latin-1, which the engine cannot read; the file is probably Windows-1252 "
                 f"(where 0x{byte:02x} is {bytes([byte]).decode('cp1252', errors='replace')!r}): "
                 "re-encode it as latin-1 or UTF-8 and declare that encoding")
     return None
+
+
+def _file_problem(src: RawSource) -> str | None:
+    """Existence and emptiness (None: a file with bytes, or an empty one that may be empty)."""
+    if not src.file.exists():
+        return "file not found"
+    if src.file.is_dir():
+        return "is a directory, not a file"
+    if src.file.stat().st_size == 0 and not src.may_be_empty:
+        return "file is empty"
+    return None
+
+
+def _end_problem(fh: Any) -> str | None:
+    """A file whose last byte ends no line (`fh` at any position; left at the end)."""
+    fh.seek(-1, io.SEEK_END)
+    if fh.read(1) not in (b"\n", b"\r"):
+        return "file is truncated: the last line has no line terminator (cut off mid-write?)"
+    return None
+
+
+def _check_bytes(src: RawSource, scans: dict[Path, _Bytes] | None = None) -> str | None:
+    """Existence, emptiness, truncation and encoding, streaming the file once (`scans`: where to
+    leave what the pass found, for the file's pre-flight record)."""
+    problem = _file_problem(src)
+    if problem or src.file.stat().st_size == 0:
+        return problem
+    with src.file.open("rb") as fh:
+        wide = _wide_encoding(fh.read(4096), src.encoding)
+        if wide:  # before the line-end check: a UTF-16 file ends in "\n\x00", not a cut line
+            return wide
+        problem = _end_problem(fh)
+        if problem:
+            return problem
+        fh.seek(0)
+        found = _scan_bytes(fh, src.encoding in LATIN1)
+    if scans is not None:
+        scans[src.file] = found
+    return _encoding_problem(src, found)
 
 
 def _first_line(src: RawSource) -> str:
@@ -256,17 +327,47 @@ def count_records(src: RawSource) -> int:
     """Physical records in the file, counted without the engine: CSV records by Python's csv
     parser (quotes, the declared delimiter and encoding; header and blank lines excluded), JSON
     lines and header-less text as non-empty lines."""
+    with src.file.open("rb") as fh:
+        return count_from(src, fh, header=True)[0]
+
+
+def count_from(src: RawSource, fh: Any, header: bool) -> tuple[int, bool]:
+    """(records, clean end) of the rest of the binary file `fh`, read from a record boundary
+    (`header`: its first record is the header, not counted). The end is clean when the last byte
+    is a line feed and, for CSV, no quoted field is open there: records appended after a clean end
+    are counted on their own, and the counts add up."""
     if src.format in LINE_FORMATS:
-        with src.file.open("rb") as fh:
-            return sum(1 for line in fh if line.strip(b"\r\n"))
+        records, last = 0, b""
+        for line in fh:
+            last = line
+            records += bool(line.strip(b"\r\n"))
+        return records, last.endswith(b"\n")
     if src.format != "csv":
         raise ValueError(f"no physical record count for format {src.format!r} (known: csv, "
                          f"{', '.join(LINE_FORMATS)})")
     csv.field_size_limit(sys.maxsize)  # a 40 MB field is still one record, not an error
-    encoding = "utf-8-sig" if src.encoding in ("utf-8", "utf8") else src.encoding
-    with src.file.open("r", encoding=encoding, newline="") as fh:
-        rows = sum(1 for row in csv.reader(fh, delimiter=src.delimiter or ",", quotechar='"') if row)
-    return max(rows - 1, 0)  # the header
+    # utf-8-sig at the file's start: a byte-order mark is not part of the first column's name
+    encoding = ("utf-8-sig" if header else "utf-8") if src.encoding in ("utf-8", "utf8") else src.encoding
+    delimiter = src.delimiter or ","
+    # a last line the parser reads after the file's own: a record of its own when the file ends
+    # between records, part of the open field when a quote is open at the end
+    sentinel = next(s for s in ("\x1eparity-end", "\x1dparity-end") if delimiter not in s)
+    text = io.TextIOWrapper(fh, encoding=encoding, newline="")
+    rows, last, ended = 0, None, [False]
+
+    def lines() -> Iterable[str]:
+        for line in text:
+            ended[0] = line.endswith("\n")
+            yield line
+        yield sentinel + "\n"
+
+    for row in csv.reader(lines(), delimiter=delimiter, quotechar='"'):
+        if row:
+            rows, last = rows + 1, row
+    clean = last == [sentinel] and ended[0]
+    rows -= last == [sentinel]
+    text.detach()
+    return max(rows - header, 0), clean
 
 
 def check_source(src: RawSource) -> Problem | None:
@@ -275,31 +376,59 @@ def check_source(src: RawSource) -> Problem | None:
     return problem
 
 
-def inspect_source(src: RawSource) -> tuple[Problem | None, int | None]:
-    """(the first problem, None) for an unreadable file, else (None, its physical record count)."""
+def inspect_source(src: RawSource, known: Known | None = None) -> tuple[Problem | None, Known | None]:
+    """(the first problem, None) for an unreadable file, else (None, what the pre-flight found:
+    its physical record count and the facts a later build's check of appended records needs).
+    `known`: what a previous pre-flight found about the file's first bytes, which the caller has
+    proven unchanged (parity.ingest.incremental): only the bytes after them are read then."""
+    if known is not None:
+        from parity.ingest.preflight_append import inspect_appended
+
+        found = inspect_appended(src, known)
+        if found is not None:
+            return found
+    scans: dict[Path, _Bytes] = {}
     try:
+        before = src.file.stat() if src.file.is_file() else None  # else the byte check says what is wrong
         for check in (_check_bytes, _check_fields, _check_engine):
             if check is not _check_bytes and src.may_be_empty and src.file.stat().st_size == 0:
                 break  # nothing to read (e.g. the event log before the first push)
-            problem = check(src)
+            problem = _check_bytes(src, scans) if check is _check_bytes else check(src)
             if problem:
                 return Problem(src.client, src.table, src.file, problem), None
-        return None, count_records(src)
+        return None, _known(src, scans.get(src.file), before)
     except OSError as err:
         return Problem(src.client, src.table, src.file, _os_problem(err)), None
     except (csv.Error, UnicodeDecodeError, ValueError) as err:
         return Problem(src.client, src.table, src.file, f"cannot count its records: {err}"), None
 
 
-def inspect_all(sources: Iterable[RawSource], workers: int = 2) -> list[tuple[Problem | None, int | None]]:
+def _known(src: RawSource, found: _Bytes | None, before: os.stat_result | None) -> Known:
+    """The record of a readable file (`found`: its byte scan; None for an empty file that may be
+    empty). Its `mtime_ns` is -1 when the file changed while it was inspected: a record of
+    bytes nobody read whole, which no later build may reuse."""
+    with src.file.open("rb") as fh:
+        records, clean = count_from(src, fh, header=True)
+    after = src.file.stat()
+    stable = before is not None and (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns)
+    found = found or _Bytes()
+    return Known(size=after.st_size, mtime_ns=after.st_mtime_ns if stable else -1, records=records,
+                 utf8=found.utf8, non_ascii=found.non_ascii, lines=found.lines,
+                 clean_end=clean and after.st_size > 0)
+
+
+def inspect_all(sources: Iterable[RawSource], workers: int = 2, known: dict[Path, Known] | None = None
+                ) -> list[tuple[Problem | None, Known | None]]:
     """`inspect_source` of every raw file (all clients, not just the first failing one), in the
-    order of `sources`. Files are checked `workers` at a time: DuckDB's scan releases the GIL, so
-    one file's engine scan overlaps another's byte checks (~3.5 s -> ~2 s at 10M rows)."""
+    order of `sources` (`known`: see inspect_source, per file). Files are checked `workers` at a
+    time: DuckDB's scan releases the GIL, so one file's engine scan overlaps another's byte checks
+    (~3.5 s -> ~2 s at 10M rows)."""
     from concurrent.futures import ThreadPoolExecutor
 
     sources = list(sources)
+    known = known or {}
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
-        return list(pool.map(inspect_source, sources))
+        return list(pool.map(lambda src: inspect_source(src, known.get(src.file)), sources))
 
 
 def check_all(sources: Iterable[RawSource], workers: int = 2) -> list[Problem]:
@@ -355,18 +484,32 @@ def undeclared_files(sources: Iterable[RawSource]) -> list[Path]:
                   if path.is_file() and path not in declared and not path.name.startswith(("_", ".")))
 
 
-def run_preflight(manifest_path: Path, counts_path: Path | None = None) -> list[RawSource]:
+def run_preflight(manifest_path: Path, counts_path: Path | None = None,
+                  known: dict[Path, Known] | None = None) -> list[RawSource]:
     """Check every declared raw file; raise RawFileError naming each unreadable one. With
-    `counts_path`, write each file's physical record count there."""
+    `counts_path`, write each file's physical record count there, and beside it (FACTS_FILE) what
+    the pre-flight found about each file (`known`: see inspect_source, per file)."""
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as err:
         raise RawFileError([], f"cannot read dbt's manifest {manifest_path}: {err}") from None
     sources = sources_from_manifest(manifest)
-    results = inspect_all(sources)
+    results = inspect_all(sources, known=known)
     problems = [p for p, _ in results if p is not None]
     if problems:
         raise RawFileError(problems)
     if counts_path is not None:
-        write_counts(counts_path, sources, [c for _, c in results])
+        found = [k for _, k in results if k is not None]
+        write_counts(counts_path, sources, [k.records for k in found])
+        facts = {str(src.file): k.as_json() for src, k in zip(sources, found, strict=True)}
+        counts_path.with_name(FACTS_FILE).write_text(json.dumps(facts, indent=1, sort_keys=True) + "\n")
     return sources
+
+
+def read_facts(folder: Path) -> dict[str, Known]:
+    """What the pre-flight of the build in `folder` found, per raw file ({} when not recorded)."""
+    try:
+        raw = json.loads((folder / FACTS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {path: k for path, value in raw.items() if (k := Known.from_json(value)) is not None}
