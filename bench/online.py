@@ -292,13 +292,23 @@ def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def served_by_worker(base: str) -> dict[str, float]:
     """/v1/predict answers so far per worker of a multi-worker server (its /metrics, labelled
-    `worker`), read after each worker's snapshot interval so every worker's count is current."""
+    `worker`), read until two reads a snapshot interval apart agree, so every worker's count is
+    current (the bench talks to serving over HTTP only: it does not import serving's interval)."""
+    previous = _answers_by_worker(base)
+    deadline = time.monotonic() + 15.0
+    while True:
+        time.sleep(1.2)  # > serving's worker snapshot interval (1 s)
+        current = _answers_by_worker(base)
+        if current == previous or time.monotonic() > deadline:
+            return current
+        previous = current
+
+
+def _answers_by_worker(base: str) -> dict[str, float]:
+    """One read of /metrics: /v1/predict answers per `worker` label."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    from serving.workers import SNAPSHOT_SECONDS
-
-    time.sleep(SNAPSHOT_SECONDS + 0.2)
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(httpx.get(base + "/metrics", timeout=10).text):
         for sample in family.samples:
