@@ -6,7 +6,8 @@ client's files and to pushed events. This module reads the same declaration, so 
 /v1/predict or looked up by governance is normalised exactly as staging normalises it: blanks
 trimmed, the client prefix lower-cased, the id trimmed and put in the client's case
 ('cora:cr-00025' -> 'cora:CR-00025'). It never guesses beyond that: an id that does not match the
-client's pattern keeps its (normalised) text and is simply not found.
+client's pattern keeps its (normalised) text, is not found, and `malformed` says which pattern it
+breaks (/v1/predict's `malformed_customer_id`, /v1/events' reason of the same name).
 """
 
 from __future__ import annotations
@@ -78,6 +79,20 @@ class CustomerKeys:
         """The pattern a client's ids must match (None for a client that is not onboarded)."""
         rule = self.rules.get(client)
         return rule.pattern if rule is not None else None
+
+    def malformed(self, key: str) -> str | None:
+        """Why a canonical key '<client>:<id>' cannot name a customer: the client's id pattern, in
+        words; None when the id matches it or the key names no onboarded client."""
+        client, sep, source = key.partition(":")
+        rule = self.rules.get(client) if sep else None
+        if rule is None or rule.is_well_formed(source):
+            return None
+        return pattern_sentence(client, rule.pattern)
+
+
+def pattern_sentence(client: str, pattern: str) -> str:
+    """The words every answer uses for an id outside its client's pattern."""
+    return f"{client} customer ids must match {pattern} (after trimming and the client's case rule)"
 
 
 @cache

@@ -1,12 +1,12 @@
 """The answer to a prediction request, as a plain function of what was read: per customer the
-response item (ok, stale_features or unknown_customer) and the log rows (primary, canary and
-shadow scores), built by name. No I/O: the route reads features before and logs after."""
+response item (ok, stale_features, unknown_customer or malformed_customer_id) and the log rows
+(primary, canary and shadow scores), built by name. No I/O: the route reads features before and logs after."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -18,6 +18,8 @@ from serving.models import ActiveModels, canary_bucket
 from serving.predict import score_columns
 
 log = logging.getLogger("serving")
+# not in the online store; the second because the id breaks its client's declared pattern
+UNKNOWN, MALFORMED = "unknown_customer", "malformed_customer_id"
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,11 @@ def _item(customer_id: str, status: str, version: str, fresh: dict[str, Any] | N
 def answer(active: ActiveModels, segments: Any | None, frame: dict[str, list[Any]], feature_names: Sequence[str],
            ids: Sequence[str], times: Sequence[datetime], found: Sequence[bool], fresh: Sequence[dict | None],
            stale: Sequence[int], request_id: str, started: float, top_k: int, canary_share: float,
-           metrics: Metrics) -> Answer:
+           metrics: Metrics, malformed: Mapping[int, str] | None = None) -> Answer:
     """Score the known, fresh customers (primary or canary arm by customer hash; shadow on all of
-    them), answer the others with their status, and build the log rows (latency up to now)."""
+    them), answer the others with their status, and build the log rows (latency up to now).
+    `malformed`: request position -> why that key's id breaks its client's pattern (those not
+    found are answered `malformed_customer_id` with it as `detail`, not `unknown_customer`)."""
     results: list[dict[str, Any] | None] = [None] * len(ids)
     present = [i for i, ok in enumerate(found) if ok]
     skipped = set(stale)
@@ -128,11 +132,19 @@ def answer(active: ActiveModels, segments: Any | None, frame: dict[str, list[Any
     if stale:
         metrics.stale.inc(len(stale))
     unknown = [i for i, ok in enumerate(found) if not ok]
-    for i in unknown:
-        results[i] = _item(ids[i], "unknown_customer", primary, None)
-    if unknown:
+    if unknown:  # (counted alike in parity_unknown_customers_total: neither is in the online store)
         metrics.unknown.inc(len(unknown))
-        records.add(unknown, "primary", primary, "unknown_customer")
+        if malformed:
+            bad = [i for i in unknown if i in malformed]
+            unknown = [i for i in unknown if i not in malformed]
+            for i in bad:
+                results[i] = _item(ids[i], MALFORMED, primary, {"detail": malformed[i]})
+            if bad:
+                records.add(bad, "primary", primary, MALFORMED)
+        for i in unknown:
+            results[i] = _item(ids[i], UNKNOWN, primary, None)
+        if unknown:
+            records.add(unknown, "primary", primary, UNKNOWN)
     latency = (time.perf_counter() - started) * 1000
     logged_at = datetime.now(timezone.utc)
     features = features_json(frame, present, feature_names)

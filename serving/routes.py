@@ -10,7 +10,9 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from parity.customer_keys import customer_keys
 from parity.features.online import EVENT_AT, FOUND
 from serving.answer import answer
 from serving.customer_ids import canonical_ids
@@ -194,6 +197,16 @@ async def predict(request: Request) -> Response:
     return Response(content, media_type="application/json", headers={"X-Request-ID": rid})
 
 
+def malformed_ids(ids: Sequence[str], found: Sequence[bool], project_root: Path) -> dict[int, str] | None:
+    """Position -> why, for each key not found whose id breaks its client's declared pattern
+    (looked at only for keys not found: the usual request pays nothing)."""
+    if all(found):
+        return None
+    keys = customer_keys(project_root)
+    why = {i: keys.malformed(ids[i]) for i, ok in enumerate(found) if not ok}
+    return {i: text for i, text in why.items() if text is not None}
+
+
 async def predict_json(state: State, scope: dict[str, Any], raw: bytes) -> tuple[bytes, str]:
     """`/v1/predict` from the request's ASGI scope and body: the JSON answer and its request id.
     Raises the exceptions the app's handlers answer (401/403/422/503). Called by the route and by
@@ -236,7 +249,8 @@ async def predict_json(state: State, scope: dict[str, Any], raw: bytes) -> tuple
         fresh, stale = judge(ids, times, event_at, found, state.max_age, state.watermarks.get())
         result = answer(active, state.segments.active.primary if state.segments else None, frame,
                         [n for n, _ in state.reader.schema.features], ids, times, found, fresh, stale, rid,
-                        started, state.config.top_k, state.config.canary_share, state.metrics)
+                        started, state.config.top_k, state.config.canary_share, state.metrics,
+                        malformed_ids(ids, found, state.settings.project_root))
         try:  # durable before the answer is sent: nothing answered goes unlogged
             sequence = state.plog.extend_columns(result.columns)
             if state.plog.sync == "fsync":

@@ -76,9 +76,11 @@ class Prediction(BaseModel):
     """The answer for one customer."""
 
     customer_id: str
-    status: Literal["ok", "stale_features", "unknown_customer"] = Field(
+    status: Literal["ok", "stale_features", "unknown_customer", "malformed_customer_id"] = Field(
         description="'ok' (scored); 'stale_features' (not scored: the customer's newest features are "
-        "older than max_feature_age_days at request_at); 'unknown_customer' (not in the online store).")
+        "older than max_feature_age_days at request_at); 'unknown_customer' (not in the online store); "
+        "'malformed_customer_id' (not scored: the id breaks its client's declared id pattern, which "
+        "`detail` names; no customer can have it).")
     score: float | None = Field(description="Calibrated churn probability; null when status is not ok.")
     decision: bool | None = Field(description="score >= the model's threshold.")
     model_version: str

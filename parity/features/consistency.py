@@ -7,8 +7,9 @@ each (customer, request_at) through `parity.features.retrieval.training_frame` â
 training uses â€” and compares them value by value, per feature: mismatches, missing on one side,
 SMAPE for numerics, and per day of `request_at`.
 
-Answers that used no features (`unknown_customer`, `no_features`) and answers not scored on them
-(`stale_features`) are counted by status, never compared: they are not mismatches. The feature
+Answers that used no features (`unknown_customer`, `malformed_customer_id`, `no_features`) and
+answers not scored on them (`stale_features`) are counted by status, never compared: they are
+not mismatches. The feature
 service of a record is the one its results file names (batch) or the one its model version was
 trained on (the caller's `service_of`, from the model registry). Huge logs are sampled
 deterministically (a hash of request id and customer, so a rerun checks the same records) and

@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 
 from parity.config import PROJECT_ROOT
-from parity.customer_keys import customer_keys, strip_blanks
+from parity.customer_keys import customer_keys, pattern_sentence, strip_blanks
 from parity.ingest.fresh_plan import (
     EVENTS_MODEL,
     INSTANT_PARAMETER,
@@ -182,7 +182,7 @@ def _detail(reason: str, customer: str | None, client: str | None) -> str | None
         return f"no customer record for {customer!r} (the key as the client's files key it)"
     expected = customer_keys().expected_form(client or "")
     if reason == "malformed_customer_id" and expected is not None:
-        return f"{client} customer ids must match {expected} (after trimming and the client's case rule)"
+        return pattern_sentence(client, expected)
     return None
 
 

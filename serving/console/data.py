@@ -104,7 +104,7 @@ def served_requests(settings: Settings, days: int = 14, now: datetime | None = N
             "select request_id, min(logged_at) as logged_at, count(*) as customers, max(latency_ms) as latency_ms, "
             "count(*) filter (where status = 'ok') as ok, "
             "count(*) filter (where status = 'stale_features') as stale, "
-            "count(*) filter (where status = 'unknown_customer') as unknown "
+            "count(*) filter (where status in ('unknown_customer', 'malformed_customer_id')) as unknown "
             "from read_parquet(?, union_by_name=true, hive_partitioning=false) "
             "where role <> 'shadow' and logged_at >= ? group by request_id order by 2",
             [[str(p) for p in window], since])

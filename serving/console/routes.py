@@ -227,13 +227,14 @@ async def customer(request: Request, client: str = "", id: str = "", at: str = "
         context["error"] = f"the prediction service answered {status}: {answer.get('detail', answer)}"
         return _page(request, "customer.html", session, **context)
     prediction, model = answer["predictions"][0], answer["model"]
-    if prediction["status"] == "unknown_customer":  # a partial or mistyped id: offer matches
+    unknown = prediction["status"] in ("unknown_customer", "malformed_customer_id")
+    if unknown:  # a partial or mistyped id: offer matches
         matches = await run_in_threadpool(data.find_customers, settings, client, id)
         context["matches"] = matches.frame.to_dict("records")
         context["matches_problem"] = matches.problem
     spec = _spec(settings.registry_dir, model["name"], prediction["model_version"])
     features, feature_problem = ([], None)
-    if prediction["status"] != "unknown_customer":
+    if not unknown:
         features, feature_problem = _online_features(request, key, request_at or datetime.now(timezone.utc))
     history = await run_in_threadpool(data.score_history, settings, key)
     chart = svg.score_history(views.history_points(history.frame), model.get("threshold"))

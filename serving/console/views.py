@@ -18,6 +18,7 @@ STATUS_WORDS = {
     "ok": "scored",
     "stale_features": "not scored: features too old",
     "unknown_customer": "not scored: customer unknown to the online store",
+    "malformed_customer_id": "not scored: customer unknown (not a valid id for this client)",
 }
 
 

@@ -46,3 +46,12 @@ def test_an_undeclared_case_is_refused(tmp_path):
     with pytest.raises(ProjectConfigError, match="vars.parsing.cora.customer_id"):
         customer_keys(tmp_path)
     shutil.rmtree(project)
+
+
+def test_a_malformed_id_is_explained_by_its_client_s_pattern():
+    keys = customer_keys()
+    assert keys.malformed("cora:CR-25") == "cora customer ids must match CR-[0-9]{5} " \
+                                          "(after trimming and the client's case rule)"
+    assert keys.malformed("cora:CR-00025") is None
+    assert keys.malformed("zeta:Z-1") is None and keys.malformed("no-client") is None  # not a client's id
+    assert keys.malformed("acme:") is not None  # an empty id breaks every pattern

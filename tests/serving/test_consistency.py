@@ -32,7 +32,7 @@ def served(trained_data: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     wait_ready(svc.base)
     ids = _ids(settings, 40)
     try:
-        fresh = svc.client.post("/v1/predict", json=body(ids[:30] + ["acme:AC-99999999"], svc.at))
+        fresh = svc.client.post("/v1/predict", json=body(ids[:30] + ["acme:AC-999999"], svc.at))
         stale = svc.client.post("/v1/predict", json=body(ids[30:], None))  # now: the test drop ended long ago
         assert fresh.status_code == stale.status_code == 200, fresh.text + stale.text
     finally:

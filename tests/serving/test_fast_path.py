@@ -90,3 +90,40 @@ def test_fast_path_answers_as_the_route(trained_data):
     assert [a[0] for a in answers[True]] == [200, 200, 401, 401, 422, 422, 422, 422, 405]
     assert [p["status"] for p in answers[True][0][2]["predictions"]] == ["ok", "unknown_customer", "ok"]
     assert answers[True] == answers[False]
+
+
+def test_an_id_outside_its_client_s_pattern_says_so_on_both_paths_and_in_the_log(trained_data):
+    """A key whose id breaks its client's declared pattern (vars.parsing.<client>.customer_id) is
+    answered `malformed_customer_id` with the pattern named, by the fast path and the route alike,
+    and logged with that status; a well-formed key nobody has stays `unknown_customer`."""
+    import duckdb
+
+    from parity.customer_keys import customer_keys
+    from tests.serving.test_app import as_of
+
+    at = as_of(trained_data)
+    known = _known(trained_data, 1)[0]
+    ids = [known, "cora:cr-25", "cora:CR-99999", "acme:N/A", "zeta:Z-1"]
+    body = {"customers": [{"customer_id": i, "request_at": at} for i in ids]}
+    answers, request_ids = {}, []
+    for fast in (True, False):
+        with TestClient(_app(trained_data, fast)) as client:
+            response = client.post("/v1/predict", json=body, headers={"X-API-Key": KEY})
+        assert response.status_code == 200, response.text
+        request_ids.append(response.headers["x-request-id"])
+        answers[fast] = _comparable(response)
+    assert answers[True] == answers[False]
+    predictions = answers[True][2]["predictions"]
+    assert [p["status"] for p in predictions] == ["ok", "malformed_customer_id", "unknown_customer",
+                                                  "malformed_customer_id", "unknown_customer"]
+    keys = customer_keys()
+    for p, client in ((predictions[1], "cora"), (predictions[3], "acme")):
+        assert p["score"] is None and p["decision"] is None and p["contributions"] == []
+        assert keys.expected_form(client) in p["detail"] and client in p["detail"], p
+    assert predictions[1]["customer_id"] == "cora:CR-25"  # the canonical key, as for any other
+    logged = duckdb.connect().execute(
+        "select request_id, customer_id, status from read_parquet(?, union_by_name=true, hive_partitioning=false) "
+        "where request_id in (?, ?) order by request_id, customer_id",
+        [f"{trained_data.predictions_dir}/**/*.parquet", *request_ids]).fetchall()
+    assert sorted((c, s) for _, c, s in logged) == sorted(
+        (p["customer_id"], p["status"]) for p in predictions for _ in range(2))

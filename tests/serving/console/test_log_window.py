@@ -19,7 +19,7 @@ def _whole_log(folder, since) -> pd.DataFrame:
         return con.execute(
             "select request_id, min(logged_at) as at, count(*) as customers, max(latency_ms) as latency_ms, "
             "count(*) filter (where status = 'ok') as ok, count(*) filter (where status = 'stale_features') as stale, "
-            "count(*) filter (where status = 'unknown_customer') as unknown "
+            "count(*) filter (where status in ('unknown_customer', 'malformed_customer_id')) as unknown "
             f"from read_parquet('{folder}/**/*.parquet', union_by_name=true, hive_partitioning=false) "
             "where role <> 'shadow' and logged_at >= ? group by request_id order by 2", [since]).df()
 
