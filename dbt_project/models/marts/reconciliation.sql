@@ -32,28 +32,52 @@ raw_counts as (
     group by client_id
 ),
 
-canonical_counts as (
-    -- a transaction that came through the event log is counted under 'events'
-    {% for table, canonical, duplicates in tables %}
-    select client_id, source_table, count(*) as canonical_rows
-    from (
-        select client_id, {{ source_table_of(canonical, table) if table == 'transactions' else "'" ~ table ~ "'" }} as source_table
-        from {{ ref(canonical) }} as {{ canonical }}
-    ) as rows_by_source
-    group by client_id, source_table
-    {% if not loop.last %}union all{% endif %}{% endfor %}
+{#- Per client and source table, the rows of each canonical and duplicate model. Every row is
+    counted on every build, incremental or not, so a record lost anywhere -- in this run or in the
+    previous build whose rows an incremental run keeps -- leaves unaccounted_rows <> 0. A
+    transaction model's rows whose key is a pushed event's (the event log's few keys joined to the
+    rows) count under 'events' instead of 'transactions'. (Was a per-row EXISTS against the log,
+    macros/events.sql source_table_of: DuckDB planned it as a delim join over every row, 3.6 s of
+    the 10M incremental build; the same counts now take ~0.1 s.) #}
+pushed as (
+    {{ pushed_event_keys() }}
 ),
+{%- for table, canonical, duplicates in tables if table == 'transactions' %}{% for relation in [canonical, duplicates] %}
 
-duplicate_counts as (
-    {% for table, canonical, duplicates in tables %}
-    select client_id, source_table, count(*) as duplicate_rows
+{{ relation }}_pushed as (
+    select pushed_rows.client_id, count(*) as n_rows
+    from {{ ref(relation) }} as pushed_rows
+    inner join pushed
+        on pushed.client_id = pushed_rows.client_id
+        and pushed.transaction_id = pushed_rows.transaction_id
+        and pushed.loaded_at = pushed_rows.loaded_at
+    group by pushed_rows.client_id
+),
+{%- endfor %}{% endfor %}
+{%- for kind, position in [('canonical', 1), ('duplicate', 2)] %}
+
+{{ kind }}_counts as (
+    select client_id, source_table, sum(n_rows) as {{ kind }}_rows
     from (
-        select client_id, {{ source_table_of(duplicates, table) if table == 'transactions' else "'" ~ table ~ "'" }} as source_table
-        from {{ ref(duplicates) }} as {{ duplicates }}
+        {%- for table in tables %}
+        {%- set relation = table[position] %}
+        select client_id, '{{ table[0] }}' as source_table, count(*) as n_rows
+        from {{ ref(relation) }}
+        group by client_id
+        {%- if table[0] == 'transactions' %}
+        union all
+        select client_id, 'events' as source_table, n_rows from {{ relation }}_pushed
+        union all
+        select client_id, 'transactions' as source_table, -n_rows from {{ relation }}_pushed
+        {%- endif %}
+        {%- if not loop.last %}
+        union all
+        {%- endif %}
+        {%- endfor %}
     ) as rows_by_source
     group by client_id, source_table
-    {% if not loop.last %}union all{% endif %}{% endfor %}
 ),
+{%- endfor %}
 
 physical_counts as (
     select client_id, source_table, physical_rows
