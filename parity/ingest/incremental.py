@@ -65,23 +65,39 @@ def _sha256(path: Path, limit: int | None = None) -> str:
     return prefix if prefix is not None else whole  # a file shorter than `limit`: all of it
 
 
-def project_fingerprint(settings: Settings) -> str:
-    """SHA-256 over every file of the dbt project that shapes a model's result."""
+def project_snapshot(settings: Settings) -> tuple[str, dict[str, str]]:
+    """The dbt project's fingerprint (SHA-256 over every file that shapes a model's result, with
+    its path) and each of those files' own SHA-256 by path (to name what changed)."""
     digest = hashlib.sha256()
+    files = {}
     root = settings.dbt_project_dir
     for sub in ("models", "macros", "seeds", "dbt_project.yml", "profiles.yml"):
         base = root / sub
-        files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
-        for path in files:
-            digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+        paths = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+        for path in paths:
+            name, text = str(path.relative_to(root)), path.read_bytes()
+            digest.update(name.encode() + b"\0" + text + b"\0")
+            files[name] = hashlib.sha256(text).hexdigest()
+    return digest.hexdigest(), files
 
 
-def _context(settings: Settings, dbt_args: tuple[str, ...]) -> dict[str, str]:
-    """What besides the raw files decides a build's tables."""
+def project_fingerprint(settings: Settings) -> str:
+    """SHA-256 over every file of the dbt project that shapes a model's result."""
+    return project_snapshot(settings)[0]
+
+
+def project_changes(settings: Settings, before: dict[str, str]) -> list[str]:
+    """The project's files added, removed or changed since project_snapshot gave `before`."""
+    now = project_snapshot(settings)[1]
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+
+
+def _context(settings: Settings, dbt_args: tuple[str, ...], project: str | None = None) -> dict[str, str]:
+    """What besides the raw files decides a build's tables (`project`: the project's fingerprint
+    as the build's dbt read it; taken now when None)."""
     from parity import suppression
 
-    return {"project": project_fingerprint(settings),
+    return {"project": project if project is not None else project_fingerprint(settings),
             "dbt_args": json.dumps(list(dbt_args)),
             "erased": hashlib.sha256(suppression.env_value(settings.data_dir).encode()).hexdigest()}
 
@@ -100,10 +116,14 @@ def _key(settings: Settings, path: Path) -> str:
         return str(path)
 
 
-def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> None:
+def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args: tuple[str, ...],
+                 project: str | None = None) -> None:
     """Write the build's ``raw_state.json`` (see the module docstring), with what this build's
     pre-flight found about each file (parity.ingest.preflight.Known) when the file is the one it
-    read (same size and modification time): the next incremental build's pre-flight starts there."""
+    read (same size and modification time): the next incremental build's pre-flight starts there.
+    `project`: the fingerprint of the project the build's dbt parsed (parity.ingest.pipeline
+    takes it before dbt parses and checks it is unchanged after), not of the project as it is
+    when this runs."""
     facts = read_facts(folder)
     files = {}
     for path in raw_files(manifest_path):
@@ -114,7 +134,8 @@ def record_state(settings: Settings, folder: Path, manifest_path: Path, dbt_args
         known = facts.get(str(path))
         if known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns) == _stat(path):
             files[_key(settings, path)]["preflight"] = known.as_json()
-    state = {"format": FORMAT, "files": files, "data_dir": str(settings.data_dir), **_context(settings, dbt_args)}
+    state = {"format": FORMAT, "files": files, "data_dir": str(settings.data_dir),
+             **_context(settings, dbt_args, project)}
     (folder / STATE_FILE).write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
 
 
@@ -128,8 +149,9 @@ def _prefix_digests(files: list[tuple[Path, int]]) -> dict[Path, str]:
         return dict(zip([p for p, _ in todo], pool.map(lambda item: _sha256(*item), todo), strict=True))
 
 
-def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...]) -> str | None:
-    """Why the build cannot add to `base` (None: it can)."""
+def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...],
+            project: str | None = None) -> str | None:
+    """Why the build cannot add to `base` (None: it can); `project`: as in record_state."""
     if settings.dbt_target != "duckdb":
         return f"this build runs on {settings.dbt_target} (incremental builds are DuckDB-only)"
     if warehouse.engine_of(base) != "duckdb":
@@ -140,7 +162,7 @@ def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple
         return f"the published build has no readable {STATE_FILE} (built before incremental builds existed)"
     if state.get("format") != FORMAT:
         return f"the published build's {STATE_FILE} has another format"
-    for key, value in _context(settings, dbt_args).items():
+    for key, value in _context(settings, dbt_args, project).items():
         if state.get(key) != value:
             what = {"project": "the dbt project changed", "dbt_args": "the dbt arguments (--vars) changed",
                     "erased": "the erasure list changed"}[key]

@@ -159,16 +159,28 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
     # parse, the checks and the pre-flight; it is cancelled (and removed) unless the build uses it
     copying = (warehouse.FileCopy(base.path, folder)
                if incremental and base is not None and warehouse.engine_of(base.path) == "duckdb" else None)
+    # the build's dbt commands run in one dbt process, started now so that dbt's import runs
+    # beside the steps before the parse (warehouse.DbtSession)
+    dbt = warehouse.DbtSession(settings)
     try:
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
         # the manifest consumers read: parsed without PARITY_BUILD_DIR, so the mart locations
-        # (Feast's FileSource paths) name <data>/published, valid across publishes
+        # (Feast's FileSource paths) name <data>/published, valid across publishes. Its profile
+        # names this build's warehouse (`warehouse_of`), as the build's does: dbt's parse state
+        # is then valid for the build's own parse, which re-parses only the files whose env vars
+        # differ (the mart locations), not the whole project
         if incremental and base is not None:
             _reuse_parse_state(base.path, folder)
+        # the project as dbt is about to read it: what the incremental check compares and the
+        # build records, checked unchanged once dbt has run (an edit meanwhile: the code dbt ran
+        # is not known, and the build fails rather than record a fingerprint it did not run)
+        project, project_files = incremental_state.project_snapshot(settings)
         with _phase(folder, "dbt_parse"):
-            run_dbt(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target")
+            dbt.run(settings, "parse", "--quiet", *dbt_args, capture=True, target_dir=folder / "target",
+                    warehouse_of=folder)
         parsed = folder / "target" / "manifest.json"
+        _seed_parse_state(folder / "target", folder / "run")
         if base is not None and select:
             if settings.dbt_target != "duckdb":  # said before a JVM starts (the metastore copy's, dbt's)
                 check_present(parsed, settings.raw_dir, f"a {settings.dbt_target} build registers every "
@@ -177,7 +189,7 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         mode = "partial" if select else "full"
         if incremental:
             with _phase(folder, "incremental_check"):
-                mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args)
+                mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args, project)
             if mode != "incremental" and copying is not None:
                 copying.cancel()  # refused: a full build writes its own warehouse here
                 copying = None
@@ -202,8 +214,14 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         # depend on nothing else, are not run again
         skip = ["--exclude-resource-type", "unit_test"] if mode == "incremental" else []
         with _phase(folder, "dbt_build"):
-            run_dbt(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
+            dbt.run(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
                     target_dir=folder / "run", build_dir=folder)
+            dbt.close()  # its process ends, releasing the warehouse, before anything reads it
+        changed = incremental_state.project_changes(settings, project_files)
+        if changed:
+            raise BuildFailed(f"the dbt project changed while this build ran ({', '.join(changed[:5])}"
+                              f"{', ...' if len(changed) > 5 else ''}): which version dbt parsed is not "
+                              "known; run the build again")
         if mode == "incremental":
             incremental_state.reset_increments(folder, create=False)
             rebuilt = incremental_state.feature_rebuilds(folder)
@@ -214,34 +232,42 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
                 write_plan(plan_manifest(settings, folder, dbt_args), folder / PLAN_FILE)
         if not select and warehouse.engine_of(folder) == "duckdb":
             with _phase(folder, "raw_state"):
-                incremental_state.record_state(settings, folder, parsed, dbt_args)
+                incremental_state.record_state(settings, folder, parsed, dbt_args, project)
         return mode
     except RawFileError as err:
         raise BuildFailed(str(err), exit_code=2) from None
     except DbtError as err:
+        dbt.close()  # its process may hold the warehouse open: the note reads it
         raise BuildFailed(f"{err}{unaccounted_note(folder)}") from None
     finally:
+        dbt.close()
         if copying is not None:  # not used: refused, or the build failed before dbt
             copying.cancel()
 
 
 def _reuse_parse_state(base: Path, folder: Path) -> None:
-    """Start dbt's parse and build from the base build's partial-parse state (dbt re-parses every
-    file, or everything, whose text, vars, profile or env vars changed: here the build folder's
-    paths), so an incremental build does not parse the whole project twice."""
-    for sub in ("target", "run"):
-        state = base / sub / "partial_parse.msgpack"
-        if state.is_file():
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(state, folder / sub / state.name)
+    """Start dbt's parse from the base build's partial-parse state (dbt re-parses every file, or
+    everything, whose text, vars, profile or env vars changed), so an incremental build does not
+    parse the whole project."""
+    _seed_parse_state(base / "target", folder / "target")
+
+
+def _seed_parse_state(source: Path, target: Path) -> None:
+    """Copy dbt's partial-parse state from target folder `source` to `target` (dbt reads it from
+    its target path), when there is one."""
+    state = source / "partial_parse.msgpack"
+    if state.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(state, target / state.name)
 
 
 def _incremental_start(settings: Settings, folder: Path, base: builds.BuildInfo | None, parsed: Path,
-                       dbt_args: tuple[str, ...]) -> tuple[str, Settings]:
+                       dbt_args: tuple[str, ...], project: str) -> tuple[str, Settings]:
     """Start an incremental build from a copy of `base` when parity.ingest.incremental allows it;
-    otherwise say why and build everything (the mode and the settings dbt runs with)."""
+    otherwise say why and build everything (the mode and the settings dbt runs with; `project`:
+    the fingerprint of the project dbt parsed)."""
     reason = ("nothing is published yet" if base is None
-              else incremental_state.refusal(settings, base.path, parsed, dbt_args))
+              else incremental_state.refusal(settings, base.path, parsed, dbt_args, project))
     if reason is not None:
         print(f"incremental build not possible: {reason}; building everything")
         builds.write_info(folder, incremental_refused=reason)

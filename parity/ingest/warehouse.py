@@ -10,6 +10,7 @@ its Parquet files, so no JVM starts to read a few tables); no other module opens
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -44,38 +45,21 @@ def run_dbt(
     capture: bool = False,
     target_dir: Path | None = None,
     build_dir: Path | None = None,
+    warehouse_of: Path | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run one dbt command on the project; raise DbtError on failure.
+    """Run one dbt command on the project (a `dbt` process of its own); raise DbtError on failure.
 
     `build_dir` makes dbt write the warehouse and marts into that build folder (PARITY_BUILD_DIR),
-    `target_dir` puts dbt's target (manifest, run results) there. Without them dbt works on the
-    published build, which must exist. Output streams to the terminal unless `capture`; either
-    way the last lines are kept for the error message.
+    `target_dir` puts dbt's target (manifest, run results) there; `warehouse_of` (a build
+    folder): the profile names that build's warehouse as its dbt build will, everything else the
+    published build (a build's parse: its partial-parse state then serves the build's own parse).
+    Without them dbt works on the published build, which must exist. Output streams to the
+    terminal unless `capture`; either way the last lines are kept for the error message.
     """
-    cmd = [
-        dbt_executable(),
-        *args,
-        "--project-dir",
-        str(settings.dbt_project_dir),
-        "--profiles-dir",
-        str(settings.dbt_project_dir),
-    ]
-    env = settings.env()
-    if target_dir is not None:
-        env["DBT_TARGET_PATH"] = str(target_dir)
-    if build_dir is not None:
-        env["PARITY_BUILD_DIR"] = str(build_dir)
-        env["PARITY_WAREHOUSE_DIR"] = str(_point_build_link(settings, build_dir))
-    elif target_dir is None and not settings.published_dir.exists():
-        # ad hoc, before the first build: nothing to work on (and dbt must not create
-        # <data>/published as a folder); parse/compile/ls only check the project
-        if args and args[0] not in ADHOC_WITHOUT_BUILD:
-            raise DbtError(f"nothing is published in {settings.data_dir} yet: run `make build` first")
-        env["DBT_TARGET_PATH"] = str(settings.data_dir / "dbt" / "target")
-    (settings.data_dir / "dbt" / "logs").mkdir(parents=True, exist_ok=True)
+    cmd, env = dbt_command(settings, args, target_dir, build_dir, warehouse_of)
     tail: deque[str] = deque(maxlen=60)
-    with subprocess.Popen(cmd, env=env, cwd=settings.project_root, text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, errors="replace") as proc:
+    with subprocess.Popen([dbt_executable(), *cmd], env=env, cwd=settings.project_root, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, errors="replace") as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))
@@ -84,6 +68,111 @@ def run_dbt(
     if proc.returncode != 0:
         raise DbtError(_failure_message(args, proc.returncode, list(tail), capture))
     return subprocess.CompletedProcess(cmd, proc.returncode, "\n".join(tail), "")
+
+
+def dbt_command(settings: Settings, args: tuple[str, ...], target_dir: Path | None = None,
+                build_dir: Path | None = None, warehouse_of: Path | None = None
+                ) -> tuple[list[str], dict[str, str]]:
+    """The arguments (after `dbt`) and the environment of one dbt command (see run_dbt)."""
+    cmd = [*args, "--project-dir", str(settings.dbt_project_dir), "--profiles-dir", str(settings.dbt_project_dir)]
+    env = settings.env()
+    if target_dir is not None:
+        env["DBT_TARGET_PATH"] = str(target_dir)
+    if build_dir is not None:
+        env["PARITY_BUILD_DIR"] = str(build_dir)
+        env["PARITY_WAREHOUSE_DIR"] = str(_point_build_link(settings, build_dir))
+    elif warehouse_of is not None:
+        env["PARITY_WAREHOUSE_DIR"] = str(_point_build_link(settings, warehouse_of))
+    elif target_dir is None and not settings.published_dir.exists():
+        # ad hoc, before the first build: nothing to work on (and dbt must not create
+        # <data>/published as a folder); parse/compile/ls only check the project
+        if args and args[0] not in ADHOC_WITHOUT_BUILD:
+            raise DbtError(f"nothing is published in {settings.data_dir} yet: run `make build` first")
+        env["DBT_TARGET_PATH"] = str(settings.data_dir / "dbt" / "target")
+    (settings.data_dir / "dbt" / "logs").mkdir(parents=True, exist_ok=True)
+    return cmd, env
+
+
+class DbtSession:
+    """The dbt commands of one build in one dbt process (parity.ingest.dbt_session): dbt is
+    imported and its adapter started once, not once per command. DuckDB builds only: a Spark
+    build's dbt-spark starts a JVM in its process, so there each command stays a `dbt` process of
+    its own (run_dbt). Use as a context manager; the process ends with it (killed if a command
+    is still running, e.g. the build was interrupted)."""
+
+    def __init__(self, settings: Settings):
+        self.proc: subprocess.Popen[str] | None = None
+        self.busy = False  # a command is running
+        if settings.dbt_target == "duckdb":
+            from parity.ingest import dbt_session
+
+            self.marker = dbt_session.MARKER
+            env = settings.env()  # the child imports this package's dbt_session wherever it runs
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(dbt_session.__file__).resolve().parents[2]),
+                                                            env.get("PYTHONPATH")) if p)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "parity.ingest.dbt_session"], env=env, cwd=settings.project_root,
+                text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                errors="replace", bufsize=1)
+
+    def __enter__(self) -> DbtSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, settings: Settings, *args: str, capture: bool = False, target_dir: Path | None = None,
+            build_dir: Path | None = None, warehouse_of: Path | None = None) -> subprocess.CompletedProcess:
+        """run_dbt's command, run by this session's process (or by run_dbt when it has none)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return run_dbt(settings, *args, capture=capture, target_dir=target_dir, build_dir=build_dir,
+                           warehouse_of=warehouse_of)
+        cmd, env = dbt_command(settings, args, target_dir, build_dir, warehouse_of)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        tail: deque[str] = deque(maxlen=60)
+        code: int | None = None
+        self.busy = True
+        try:
+            self.proc.stdin.write(json.dumps({"args": cmd, "env": env}) + "\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # the process ended: said below, with what it printed
+        for line in self.proc.stdout:
+            at = line.find(self.marker)
+            if at >= 0:
+                line, code = line[:at], int(line[at + len(self.marker):].strip() or 2)
+            if line:
+                tail.append(line.rstrip("\n"))
+                if not capture:
+                    print(line, end="", flush=True)
+            if code is not None:
+                break
+        if code is None:  # the process ended before the command did
+            code = self.proc.wait() or 2
+        self.busy = False
+        if code != 0:
+            raise DbtError(_failure_message(args, code, list(tail), capture))
+        return subprocess.CompletedProcess(cmd, code, "\n".join(tail), "")
+
+    def close(self) -> None:
+        """End the process: stdin closed ends it; one still running a command is killed."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        if self.busy:  # interrupted mid-command: nothing it does now is used
+            proc.kill()
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 # <data>/dbt/<this>: a link to the folder a build's dbt writes (see _point_build_link)
