@@ -39,10 +39,23 @@
 {% macro default__try_bigint(expr) %}try_cast({{ expr }} as bigint){% endmacro %}
 {% macro spark__try_bigint(expr) %}try_cast({{ expr }} as bigint){% endmacro %}
 
+{# trim(), the same on every engine: what DuckDB's trim() strips at either end (`side`: both,
+   leading = ltrim, trailing = rtrim), the 17 Unicode space separators (category Zs: U+0020,
+   U+00A0, U+1680, U+2000..U+200A, U+202F, U+205F, U+3000), never tabs or line breaks. Spark's
+   trim() strips U+0020 only, so a value with a no-break or em space around it staged
+   differently there; its version names the same set (parity.customer_keys strips it in Python).
+   tests/parity/test_trim_text.py checks the set against DuckDB over every code point,
+   tests/scale/test_trim_on_spark.py Spark's version on Spark. #}
+{% macro trim_text(expr, side='both') %}{{ return(adapter.dispatch('trim_text', 'parity')(expr, side)) }}{% endmacro %}
+{% macro default__trim_text(expr, side='both') %}{{ {'both': 'trim', 'leading': 'ltrim', 'trailing': 'rtrim'}[side] }}({{ expr }}){% endmacro %}
+{% macro spark__trim_text(expr, side='both') %}trim({{ side | upper }} '{{ unicode_space_separators() }}' from {{ expr }}){% endmacro %}
+{# As a Spark SQL string literal (Spark unescapes \uXXXX there). #}
+{% macro unicode_space_separators() %}\u0020\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000{% endmacro %}
+
 {# One-way hash of a PII value (normalised first) so it can join but never be read. #}
 {% macro hash_pii(expr) %}{{ return(adapter.dispatch('hash_pii', 'parity')(expr)) }}{% endmacro %}
-{% macro default__hash_pii(expr) %}sha256(lower(trim({{ expr }}))){% endmacro %}
-{% macro spark__hash_pii(expr) %}sha2(lower(trim({{ expr }})), 256){% endmacro %}
+{% macro default__hash_pii(expr) %}sha256(lower({{ trim_text(expr) }})){% endmacro %}
+{% macro spark__hash_pii(expr) %}sha2(lower({{ trim_text(expr) }}), 256){% endmacro %}
 
 {# A field of a JSON text, as text; NULL when the text is not valid JSON or lacks the key. #}
 {% macro json_text(expr, key) %}{{ return(adapter.dispatch('json_text', 'parity')(expr, key)) }}{% endmacro %}
@@ -206,10 +219,10 @@ end
 {% macro default__ordered_text_agg(expr, separator, order_expr) %}string_agg({{ expr }}, {{ separator }} order by {{ order_expr }}){% endmacro %}
 {% macro spark__ordered_text_agg(expr, separator, order_expr) %}array_join(transform(array_sort(collect_list(struct({{ order_expr }} as sort_key, {{ expr }} as part))), s -> s.part), {{ separator }}){% endmacro %}
 
-{# Every element trimmed of surrounding spaces. #}
+{# Every element trimmed of surrounding blanks (trim_text). #}
 {% macro trim_list(list_expr) %}{{ return(adapter.dispatch('trim_list', 'parity')(list_expr)) }}{% endmacro %}
-{% macro default__trim_list(list_expr) %}list_transform({{ list_expr }}, f -> trim(f)){% endmacro %}
-{% macro spark__trim_list(list_expr) %}transform({{ list_expr }}, f -> trim(f)){% endmacro %}
+{% macro default__trim_list(list_expr) %}list_transform({{ list_expr }}, f -> {{ trim_text('f') }}){% endmacro %}
+{% macro spark__trim_list(list_expr) %}transform({{ list_expr }}, f -> {{ trim_text('f') }}){% endmacro %}
 
 {# One row per integer start .. stop - 1 (in a select list: the row is repeated for each). #}
 {% macro explode_range(start, stop) %}{{ return(adapter.dispatch('explode_range', 'parity')(start, stop)) }}{% endmacro %}
