@@ -24,7 +24,7 @@
 {# The normalised client customer id of the text `expr` (SQL), by `client`'s declared rule. #}
 {% macro normalised_customer_id(client, expr) -%}
 {%- set case = customer_id_rule(client).case -%}
-{%- set trimmed = 'nullif(trim(' ~ expr ~ "), '')" -%}
+{%- set trimmed = 'nullif(' ~ trim_text(expr) ~ ", '')" -%}
 {%- if case == 'upper' -%}upper({{ trimmed }}){%- elif case == 'lower' -%}lower({{ trimmed }}){%- else -%}{{ trimmed }}{%- endif -%}
 {%- endmacro %}
 
@@ -35,7 +35,7 @@ coalesce({{ matches(normalised_customer_id(client, expr), customer_id_rule(clien
 
 {# Whether the id `expr` is an internal test account (any client: it starts with 'test', any case). #}
 {% macro customer_id_is_test_account(expr) -%}
-coalesce(lower(trim({{ expr }})) like 'test%', false)
+coalesce(lower({{ trim_text(expr) }}) like 'test%', false)
 {%- endmacro %}
 
 {# For rows of several clients (the event log): the id normalised by the rule of the client named
@@ -45,7 +45,7 @@ case {{ client_column }}
     {%- for client in var('clients') %}
     when '{{ client }}' then {{ normalised_customer_id(client, expr) }}
     {%- endfor %}
-    else nullif(trim({{ expr }}), '')
+    else nullif({{ trim_text(expr) }}, '')
 end
 {%- endmacro %}
 

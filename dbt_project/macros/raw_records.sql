@@ -161,7 +161,7 @@ end
                 -- UTF-8 bytes read as Latin-1 show up as Ã or Â followed by a C1/Latin-1 character
                 when {{ contains_match('split.raw_line', '[\\x{c3}\\x{c2}][\\x{80}-\\x{bf}]') }} then 'encoding_mismatch'
                 {%- endif %}
-                when left(ltrim(split.raw_line), 1) = '{' and coalesce({{ list_size('split.fields') }}, 0) <> header.header_field_count
+                when left({{ trim_text('split.raw_line', 'leading') }}, 1) = '{' and coalesce({{ list_size('split.fields') }}, 0) <> header.header_field_count
                     then 'format_mismatch'
                 when split.fields is null and split.physical_lines > 1 then 'quoted_newline_malformed'
                 when split.fields is null then 'malformed_quoting'
@@ -223,7 +223,7 @@ end
                 when not is_json then
                     case
                         when {{ has_control_character('raw_line') }} then 'control_character'
-                        when left(ltrim(raw_line), 1) = '{' then 'malformed_record'
+                        when left({{ trim_text('raw_line', 'leading') }}, 1) = '{' then 'malformed_record'
                         else 'format_mismatch'
                     end
                 when root_type <> 'OBJECT' then 'format_mismatch'
@@ -335,8 +335,8 @@ end
 {% macro decimal_problem(expr, options) -%}
 case
     when {{ strict_decimal(expr, options) }} is not null then null
-    when {{ matches('lower(trim(' ~ expr ~ '))', '[+-]?(nan|inf|infinity)') }} then 'non_finite_amount'
-    when {{ matches('trim(' ~ expr ~ ')', '[+-]?[0-9][0-9.,]*[eE][+-]?[0-9]+') }} then 'ambiguous_amount'
+    when {{ matches('lower(' ~ trim_text(expr) ~ ')', '[+-]?(nan|inf|infinity)') }} then 'non_finite_amount'
+    when {{ matches(trim_text(expr), '[+-]?[0-9][0-9.,]*[eE][+-]?[0-9]+') }} then 'ambiguous_amount'
     else {{ amount_format_problem(expr, options.get('decimal_separator', '.'), options.get('thousands_separator')) }}
 end
 {%- endmacro %}

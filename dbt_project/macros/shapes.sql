@@ -20,13 +20,13 @@
    one trimmed text column per entry (NULL when blank), for a select list. #}
 {% macro fixed_width_fields(line, layout) -%}
 {%- for name, start, width in layout %}
-        nullif(trim(substring({{ line }}, {{ start }}, {{ width }})), '') as {{ name }}{{ "," if not loop.last }}
+        nullif({{ trim_text('substring(' ~ line ~ ', ' ~ start ~ ', ' ~ width ~ ')') }}, '') as {{ name }}{{ "," if not loop.last }}
 {%- endfor %}
 {%- endmacro %}
 
 {# A fixed-width line is complete when it reaches its last column (a line cut mid-write is not). #}
 {% macro fixed_width_is_complete(line, layout) -%}
-coalesce(length(rtrim({{ line }})) >= {{ layout[-1][1] }}, false)
+coalesce(length({{ trim_text(line, 'trailing') }}) >= {{ layout[-1][1] }}, false)
 {%- endmacro %}
 
 {#
@@ -91,7 +91,7 @@ coalesce(length(rtrim({{ line }})) >= {{ layout[-1][1] }}, false)
    and '.' for "1.234,50"), as a double; NULL when the text does not follow that format. #}
 {% macro parse_amount(expr, decimal_separator='.', thousands_separator=none) -%}
 {{ _check_separators(decimal_separator, thousands_separator) }}
-{%- set text = 'trim(' ~ expr ~ ')' -%}
+{%- set text = trim_text(expr) -%}
 {%- set plain = text if thousands_separator is none else "replace(" ~ text ~ ", '" ~ (thousands_separator | replace("'", "''")) ~ "', '')" -%}
 {%- set dotted = plain if decimal_separator == '.' else "replace(" ~ plain ~ ", '" ~ (decimal_separator | replace("'", "''")) ~ "', '.')" -%}
 case when {{ matches(text, _declared_amount_regex(decimal_separator, thousands_separator)) }}
@@ -103,7 +103,7 @@ case when {{ matches(text, _declared_amount_regex(decimal_separator, thousands_s
    convention it follows cannot be known, so the row is quarantined rather than guessed. #}
 {% macro amount_format_problem(expr, decimal_separator='.', thousands_separator=none) -%}
 {{ _check_separators(decimal_separator, thousands_separator) }}
-{%- set text = 'trim(' ~ expr ~ ')' -%}
+{%- set text = trim_text(expr) -%}
 case
     when {{ matches(text, _declared_amount_regex(decimal_separator, thousands_separator)) }} then null
     when {{ matches(text, "[-+]?[0-9][0-9.,'' ]*") }} then 'ambiguous_amount'
@@ -120,7 +120,7 @@ end
    section says what this cannot tell apart. #}
 {% macro row_hash_id(fields, per=none, order_by=none) -%}
 {%- set hashed -%}
-left(md5(concat_ws('|'{% for field in fields %}, coalesce(trim({{ field }}), ''){% endfor %})), 16)
+left(md5(concat_ws('|'{% for field in fields %}, coalesce({{ trim_text(field) }}, ''){% endfor %})), 16)
 {%- endset -%}
 {{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ order_by if order_by is not none else hashed }} nulls last) as {{ dbt.type_string() }})
 {%- endmacro %}

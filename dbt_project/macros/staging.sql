@@ -101,8 +101,8 @@ select
     {{ parsed }}.source_customer_id,
     -- strings (PII is hashed here and never leaves staging in clear text)
     {{ hash_pii(parsed ~ '.email') }} as email_hash,
-    upper(nullif(trim({{ parsed }}.country), '')) as country,
-    lower(nullif(trim({{ parsed }}.acquisition_channel), '')) as acquisition_channel,
+    upper(nullif({{ trim_text(parsed ~ '.country') }}, '')) as country,
+    lower(nullif({{ trim_text(parsed ~ '.acquisition_channel') }}, '')) as acquisition_channel,
     -- numerics
     case when {{ parsed }}.birth_year between 1900 and 2025 then {{ parsed }}.birth_year end as birth_year,
     -- booleans
@@ -162,7 +162,7 @@ select
     {{ parsed }}.source_customer_id,
     -- strings
     {{ parsed }}.transaction_type,
-    lower(nullif(trim({{ parsed }}.category), '')) as category,
+    lower(nullif({{ trim_text(parsed ~ '.category') }}, '')) as category,
     {{ parsed }}.currency,
     -- kept under the client's `flag` rule for zero amounts; counted as flagged_rows in reconciliation
     case when {{ parsed }}.amount_local = 0 and {{ zero_amount_rule(parsed ~ '.client_id') }} = 'flag'

@@ -161,6 +161,8 @@ def test_accepted_cases_keep_their_values(corpus: tuple[Settings, dict]) -> None
     assert at("quoted_delimiter")["category"] == "books; music"
     assert at("quoted_comma")["category"] == "toys, games"
     assert at("whitespace_id")["customer_id"] == "acme:AC-990001"
+    spaced = at("unicode_spaces_around_values")
+    assert (spaced["customer_id"], spaced["category"], spaced["amount_local"]) == ("cora:CR-99001", "books", 12.5)
     assert at("good_row")["amount_local"] == pytest.approx(12.5)
 
 

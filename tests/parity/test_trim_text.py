@@ -46,6 +46,28 @@ def test_spark_s_trim_set_and_python_s_are_exactly_what_duckdb_strips():
     assert all(strip_blanks(f"{chr(c)}x") != "x" for c in range(0x3001) if chr(c) not in duck)
 
 
+# the engine's own trim(), ltrim() or rtrim() of one argument (trim(x, chars) names its set)
+_BARE_TRIM = re.compile(r"(?<![A-Za-z_.])[lr]?trim\((?:[^()]|\([^()]*\))*\)", re.IGNORECASE)
+
+
+def test_every_trim_in_the_dbt_project_goes_through_trim_text():
+    """A bare trim() would strip only U+0020 on Spark: every call site uses trim_text."""
+    roots = [PROJECT_ROOT / "dbt_project", PROJECT_ROOT / "tests" / "data" / "shapes"]
+    bare = []
+    for path in sorted(p for root in roots for p in root.rglob("*.sql") if "target" not in p.parts):
+        # Jinja comments blanked (their line breaks kept, so numbers stay right)
+        text = re.sub(r"{#.*?#}", lambda m: "\n" * m.group(0).count("\n"), path.read_text(), flags=re.DOTALL)
+        for number, line in enumerate(text.splitlines(), 1):
+            if path == ENGINE_MACROS and "trim_text" in line:
+                continue  # the macro itself
+            if "spark__whitespace_field" in line:
+                continue  # Spark's stand-in for DuckDB's trim(line, ' \t'): a field splitter, not a blank trim
+            for call in _BARE_TRIM.findall(line):
+                if not re.search(r",\s*'[^']*'\s*\)$", call):  # two arguments: an explicit set
+                    bare.append(f"{path.relative_to(PROJECT_ROOT)}:{number}: {call}")
+    assert not bare, "use {{ trim_text(...) }} (macros/engine.sql):\n" + "\n".join(bare)
+
+
 def test_the_duckdb_version_is_duckdb_s_own_trim():
     """trim_text on DuckDB compiles to trim/ltrim/rtrim: DuckDB builds run the very SQL they ran."""
     text = Path(ENGINE_MACROS).read_text()

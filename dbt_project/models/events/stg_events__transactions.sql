@@ -28,20 +28,20 @@ parsed as (
     select
         -- the client is the prefix of the platform key '<client>:<customer id>' (the key
         -- /v1/predict takes); no prefix leaves the id malformed
-        case when {{ text_position('trim(customer_key)', "':'") }} > 1
-            then lower(split_part(trim(customer_key), ':', 1)) else '' end as client_id,
+        case when {{ text_position(trim_text('customer_key'), "':'") }} > 1
+            then lower(split_part({{ trim_text('customer_key') }}, ':', 1)) else '' end as client_id,
         '{{ options.get('file', '') }}' as source_file,
         line_number,
         physical_lines,
         raw_line,
         record_problem,
-        nullif(trim(event_id), '') as transaction_id,
+        nullif({{ trim_text('event_id') }}, '') as transaction_id,
         -- the id after the prefix, as written (keyed by its client's rule in `keyed`)
-        substr(trim(customer_key), {{ text_position('trim(customer_key)', "':'") }} + 1) as written_customer_id,
-        coalesce({{ matches("trim(customer_key)", '[A-Za-z0-9_]+:.+') }}, false) as has_client_prefix,
-        case lower(trim(kind)) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
+        substr({{ trim_text('customer_key') }}, {{ text_position(trim_text('customer_key'), "':'") }} + 1) as written_customer_id,
+        coalesce({{ matches(trim_text('customer_key'), '[A-Za-z0-9_]+:.+') }}, false) as has_client_prefix,
+        case lower({{ trim_text('kind') }}) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
         category,
-        upper(nullif(trim(currency), '')) as currency,
+        upper(nullif({{ trim_text('currency') }}, '')) as currency,
         -- a JSON number in the currency's units: a string or boolean is refused, never guessed
         case when amount_type in ('BIGINT', 'UBIGINT', 'DOUBLE') then {{ try_double('amount') }} end as amount_local,
         case

@@ -29,7 +29,7 @@ parsed as (
         record_problem,
         {{ normalised_customer_id('bolt', 'id') }} as source_customer_id,
         {{ customer_id_is_well_formed('bolt', 'id') }} as is_customer_id_well_formed,
-        ({{ customer_id_is_test_account('id') }} or coalesce(lower(trim(email)) like '%@example.com', false)) as is_test_account,
+        ({{ customer_id_is_test_account('id') }} or coalesce(lower({{ trim_text('email') }}) like '%@example.com', false)) as is_test_account,
         email,
         country,
         {{ try_bigint('birth_year') }} as birth_year,

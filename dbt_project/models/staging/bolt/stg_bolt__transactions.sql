@@ -28,19 +28,19 @@ parsed as (
         physical_lines,
         raw_line,
         record_problem,
-        nullif(trim(txn_id), '') as transaction_id,
+        nullif({{ trim_text('txn_id') }}, '') as transaction_id,
         {{ normalised_customer_id('bolt', 'customer') }} as source_customer_id,
         {{ customer_id_is_well_formed('bolt', 'customer') }} as is_customer_id_well_formed,
         {{ customer_id_is_test_account('customer') }} as is_test_account,
-        case lower(trim(kind)) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
+        case lower({{ trim_text('kind') }}) when 'purchase' then 'purchase' when 'refund' then 'refund' end as transaction_type,
         category,
-        upper(nullif(trim(currency), '')) as currency,
+        upper(nullif({{ trim_text('currency') }}, '')) as currency,
         -- integer cents, as a JSON number: a string, a fraction of a cent or NaN is refused
         case when amount_cents_type in ('BIGINT', 'UBIGINT') then {{ try_double('amount_cents') }} / 100.0 end as amount_local,
         case
             when amount_cents_type in ('BIGINT', 'UBIGINT') then null
             when amount_cents_type is null or amount_cents_type = 'NULL' then 'unparseable_amount'
-            when amount_cents_type = 'VARCHAR' and {{ matches('trim(amount_cents)', '[+-]?[0-9]+') }} then 'wrong_type'
+            when amount_cents_type = 'VARCHAR' and {{ matches(trim_text('amount_cents'), '[+-]?[0-9]+') }} then 'wrong_type'
             when amount_cents_type = 'BOOLEAN' then 'wrong_type'
             when {{ matches('lower(amount_cents)', '[+-]?(nan|inf|infinity)') }} then 'non_finite_amount'
             when amount_cents_type = 'DOUBLE' then 'ambiguous_amount'

@@ -14,15 +14,15 @@ parsed as (
         record_problem,
         {{ normalised_customer_id('cora', c['Client ID']) }} as source_customer_id,
         {{ customer_id_is_well_formed('cora', c['Client ID']) }} as is_customer_id_well_formed,
-        ({{ customer_id_is_test_account(c['Client ID']) }} or coalesce(lower(trim({{ c['E-Mail'] }})) like '%@example.com', false)) as is_test_account,
+        ({{ customer_id_is_test_account(c['Client ID']) }} or coalesce(lower({{ trim_text(c['E-Mail']) }}) like '%@example.com', false)) as is_test_account,
         {{ c['E-Mail'] }} as email,
         {{ c['Country Code'] }} as country,
-        {{ try_bigint('trim(' ~ c['Year of Birth'] ~ ')') }} as birth_year,
+        {{ try_bigint(trim_text(c['Year of Birth'])) }} as birth_year,
         {{ c['Source'] }} as acquisition_channel,
-        {{ strict_timestamp('trim(' ~ c['Registered'] ~ ')', timestamp_spec(options, 'Registered')) }} as signed_up_at,
-        {{ timestamp_problem('trim(' ~ c['Registered'] ~ ')', timestamp_spec(options, 'Registered'), 'unparseable_date') }} as signed_up_at_problem,
-        {{ strict_timestamp('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At')) }} as loaded_at,
-        {{ timestamp_problem('trim(' ~ c['Ingested At'] ~ ')', timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
+        {{ strict_timestamp(trim_text(c['Registered']), timestamp_spec(options, 'Registered')) }} as signed_up_at,
+        {{ timestamp_problem(trim_text(c['Registered']), timestamp_spec(options, 'Registered'), 'unparseable_date') }} as signed_up_at_problem,
+        {{ strict_timestamp(trim_text(c['Ingested At']), timestamp_spec(options, 'Ingested At')) }} as loaded_at,
+        {{ timestamp_problem(trim_text(c['Ingested At']), timestamp_spec(options, 'Ingested At'), 'unparseable_loaded_at') }} as loaded_at_problem,
         case when record_problem is null
             then concat_ws(',', {{ c['Client ID'] }}, {{ c['Country Code'] }}, {{ c['Year of Birth'] }}, {{ c['Source'] }}, {{ c['Registered'] }}, {{ c['Ingested At'] }})
             else left(raw_line, {{ var('raw_record_chars') }}) end as raw_record

@@ -11,9 +11,9 @@ parsed as (
         false as is_test_account,
         cast(null as {{ dbt.type_string() }}) as email,
         country,
-        {{ try_bigint('trim(birth_year)') }} as birth_year,
+        {{ try_bigint(trim_text('birth_year')) }} as birth_year,
         channel as acquisition_channel,
-        {{ local_to_utc(parse_timestamp('trim(signup_date)', '%Y-%m-%d'), 'UTC') }} as signed_up_at,
+        {{ local_to_utc(parse_timestamp(trim_text('signup_date'), '%Y-%m-%d'), 'UTC') }} as signed_up_at,
         {{ declared_arrival('null', 'customers_only', 'customers') }} as loaded_at,
         concat_ws(',', country, birth_year, channel, signup_date, churned) as raw_record
     from source
