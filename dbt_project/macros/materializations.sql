@@ -110,15 +110,17 @@
   {%- set columns = [] -%}
   {%- for column in model.columns.values() -%}
     {%- set name = adapter.quote(column.name) -%}
-    {%- set value = 'cast(' ~ name ~ ' as ' ~ column.data_type ~ ')' -%}
+    {#- a namespace: a plain `set` inside the loop below would be gone after it (Jinja scoping),
+        and with it the not_null check (tests/parity/ingest/test_mart_not_null.py) -#}
+    {%- set column_sql = namespace(value='cast(' ~ name ~ ' as ' ~ column.data_type ~ ')') -%}
     {%- for constraint in column.constraints -%}
       {%- if constraint.type != 'not_null' -%}
         {{ exceptions.raise_compiler_error(model.name ~ "." ~ column.name ~ ": only not_null constraints are enforced on an external (Parquet) model, not " ~ constraint.type) }}
       {%- endif -%}
-      {%- set value = "case when " ~ name ~ " is null then error('" ~ model.name ~ "." ~ column.name
-                      ~ ": NULL in a not_null column') else " ~ value ~ " end" -%}
+      {%- set column_sql.value = "case when " ~ name ~ " is null then error('" ~ model.name ~ "." ~ column.name
+                                 ~ ": NULL in a not_null column') else " ~ column_sql.value ~ " end" -%}
     {%- endfor -%}
-    {%- do columns.append(value ~ ' as ' ~ name) -%}
+    {%- do columns.append(column_sql.value ~ ' as ' ~ name) -%}
   {%- endfor -%}
   {%- if model.constraints -%}
     {{ exceptions.raise_compiler_error(model.name ~ ": model-level constraints are not enforced on an external (Parquet) model") }}
