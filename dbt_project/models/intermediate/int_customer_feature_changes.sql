@@ -56,24 +56,32 @@ grid_ends as (
     {%- endif %}
 ),
 
+hashed_versions as (
+    -- each version's fingerprint, hashed once (visible_version_fingerprint reuses it)
+    select
+        transactions.*,
+        {{ row_hash(version_fingerprint_columns('transactions') + ['transactions.superseded_at']) }} as version_hash
+    from transactions
+),
+
 version_fingerprints as (
     -- every column a feature row reads from a version; a sum of hashes does not depend on order.
     -- visible_versions_hash: only what the snapshots up to the client's grid end can see
     -- (macros/feature_changes.sql visible_version_fingerprint); the next build compares it with the
     -- same fingerprint of its own versions at this build's grid end (previous_end_versions_hash)
     select
-        transactions.customer_id,
+        versions.customer_id,
         count(*) as n_versions,
-        sum({{ row_fingerprint(version_fingerprint_columns('transactions') + ['transactions.superseded_at']) }}) as versions_hash,
-        sum({{ visible_version_fingerprint('transactions', 'grid_ends.snapshot_end') }}) as visible_versions_hash
+        {{ fingerprint_sum('versions.version_hash') }} as versions_hash,
+        {{ fingerprint_sum(visible_version_fingerprint('versions', 'grid_ends.snapshot_end', 'versions.version_hash')) }} as visible_versions_hash
         {%- if previous_run %},
         -- (only where the end moved: else it is visible_versions_hash)
-        sum(case when grid_ends.previous_snapshot_end is distinct from grid_ends.snapshot_end
-            then {{ visible_version_fingerprint('transactions', 'grid_ends.previous_snapshot_end') }} end) as previous_end_versions_hash
+        {{ fingerprint_sum('case when grid_ends.previous_snapshot_end is distinct from grid_ends.snapshot_end then '
+            ~ visible_version_fingerprint('versions', 'grid_ends.previous_snapshot_end', 'versions.version_hash') ~ ' end') }} as previous_end_versions_hash
         {%- endif %}
-    from transactions
-    left join grid_ends on grid_ends.client_id = transactions.client_id
-    group by transactions.customer_id
+    from hashed_versions as versions
+    left join grid_ends on grid_ends.client_id = versions.client_id
+    group by versions.customer_id
 ),
 
 current_inputs as (
