@@ -360,6 +360,7 @@ union all
   ranges, expressions, relationships -- the parent is read whole --,
   uniqueness over columns that include the key) reads only the rows this run computed, by key:
     - int_transactions_unioned, int_transactions_versioned: the keys they recomputed;
+    - int_transactions_snapshot_intervals: the customers it recomputed;
     - customer_features_weekly: the customers with rows computed by this run (rebuild_week >= 0);
     - the audited staging models (incremental by line_number): the lines this run wrote.
   Every other row is the previous build's, which passed the same tests (the project and the
@@ -395,6 +396,18 @@ union all
         {%- endif -%}
         {{ return("semi join " ~ increments_schema() ~ "." ~ relation.identifier ~ " as changed"
                   ~ " on changed.client_id = tested.client_id and changed.transaction_id = tested.transaction_id") }}
+    {%- elif relation.identifier == 'int_transactions_snapshot_intervals' -%}
+        {#- the customers it recomputed (increments: record_changed_customers); every other
+            customer's rows are the previous build's. Uniqueness over a version's key: a kept row
+            and a recomputed one share a (client, transaction, version) only if that version moved
+            to another customer -- then the customer it left lost a version, so its fingerprint changed
+            (int_customer_feature_changes: change_reason) and it is recomputed too, its old rows gone -#}
+        {%- if not (per_row or (name == 'unique_combination_of_columns' and 'client_id' in columns
+                                and 'transaction_id' in columns)) or not has_increment(relation.identifier) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {{ return("semi join " ~ increments_schema() ~ "." ~ relation.identifier ~ " as changed"
+                  ~ " on changed.customer_id = tested.customer_id") }}
     {%- elif relation.identifier == 'customer_features_weekly' -%}
         {%- if not (per_row or (name == 'unique_combination_of_columns' and 'customer_id' in columns)) -%}
             {{ return(none) }}

@@ -5,6 +5,7 @@ copy of the session's day-N build (`built_data`) with a day appended."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from parity.ingest.datagen_day import append_day
 from parity.ingest.pipeline import BuildFailed
 from parity.ingest.warehouse import query
 from tests.parity.ingest.test_incremental import _build_incremental as _incremental
-from tests.parity.ingest.test_incremental import _copy_data
+from tests.parity.ingest.test_incremental import _append_line, _copy_data, _jsonl
 
 pytestmark = [pytest.mark.heavy, pytest.mark.data]
 
@@ -56,3 +57,38 @@ def test_a_record_lost_from_the_kept_rows_fails_the_incremental_build(built_data
     assert "client 'acme', transactions:" in message and "client 'bolt', transactions:" in message
     assert message.count(" 1 unaccounted") == 2, message
     assert settings.published_dir.resolve() == base
+
+
+def test_a_bad_row_among_the_recomputed_customers_fails_the_restricted_interval_test(
+        built_data: Settings, tmp_path: Path) -> None:
+    """The interval tests of an incremental run read only the customers it recomputed
+    (get_where_subquery, macros/incremental.sql): a duplicated version of a customer whose day
+    brings a purchase (so it is recomputed) still fails the uniqueness test, with its name."""
+    settings = _copy_data(built_data, tmp_path / "data")
+    base = settings.published_dir.resolve()
+    end = query(None, f"select max(snapshot_at) as t from read_parquet('{base}/marts/customer_features_weekly.parquet')",
+                folder=base)["t"].iloc[0]
+    with duckdb.connect(str(base / "warehouse.duckdb")) as con:
+        # an old, current version of a bolt customer with snapshots, duplicated in the kept rows
+        customer, transaction = con.execute("""
+            select versions.customer_id, versions.transaction_id
+            from intermediate.int_transactions_versioned as versions
+            inner join intermediate.int_customer_snapshot_spans as spans using (customer_id)
+            where versions.client_id = 'bolt' and versions.superseded_at is null and versions.version_number = 1
+                and versions.transaction_type = 'purchase' and versions.transacted_at < ? - interval 60 day
+            order by versions.customer_id, versions.transaction_id limit 1""", [end]).fetchone()
+        con.execute("""insert into intermediate.int_transactions_versioned
+                       select * from intermediate.int_transactions_versioned
+                       where client_id = 'bolt' and transaction_id = ?""", [transaction])
+    # the day brings that customer a purchase: its fingerprint changes, its intervals are recomputed
+    records = _jsonl(settings.raw_dir / "bolt" / "transactions.jsonl")
+    template = next(r for r in records if r.get("txn_id") == transaction)
+    noon = (end + timedelta(days=2, hours=12)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    _append_line(settings.raw_dir / "bolt" / "transactions.jsonl",
+                 json.dumps({**template, "txn_id": "bt-marts-new-1", "ts": noon, "received_at": noon}, separators=(",", ":")))
+    with pytest.raises(BuildFailed) as failed:
+        _incremental(settings)
+    message = str(failed.value)
+    assert "unique_combination_of_columns_int_transactions_snapshot_intervals" in message, message[-3000:]
+    assert settings.published_dir.resolve() == base
+    assert customer.startswith("bolt:")
