@@ -16,6 +16,38 @@
   thousands separators) is declared once, in vars.parsing.<client> (dbt_project.yml).
 -#}
 
+{#
+  The physical lines of a raw file (`relation`: the source's line reader), raw_line and
+  line_number (1 = the file's first line). On an incremental run of an audited staging model only
+  the lines from the first record it re-parses on (staging_first_reparsed_line), read from the
+  file's tail when the build cut one that holds them (parity.ingest.raw_tails: the file's first
+  lines, then its lines from `first_line` on, numbered as in the whole file), else from the whole
+  file. `keep_head`: the lines before the first record stay too (a CSV's header; blank lines are
+  no records). Every record from there on is split as in the whole file: the first line is a
+  record's, so every quoted field opened before it is closed.
+#}
+{% macro raw_lines(relation, keep_head=false) %}
+{%- set first = staging_first_reparsed_line() -%}
+{%- set tail = raw_tail(relation, first) -%}
+{%- if tail is not none %}
+select raw_line, line_number from (
+    select
+        raw_line,
+        case when line_index <= {{ tail.head_lines }} then line_index
+             else line_index + {{ tail.first_line - tail.head_lines - 1 }} end as line_number
+    from (select raw_line, {{ file_line_number() }} as line_index from {{ tail.relation }}) as tail_lines
+) as numbered
+where line_number >= {{ first }}{% if keep_head %} or line_number <= {{ tail.head_lines }}{% endif %}
+{%- else %}
+select raw_line, line_number from (
+    select raw_line, {{ file_line_number() }} as line_number from {{ relation }}
+) as numbered
+{%- if first is not none and not keep_head %}
+where line_number >= {{ first }}
+{%- endif %}
+{%- endif %}
+{%- endmacro %}
+
 {# An e-mail address anywhere in a text. #}
 {% macro email_pattern() %}[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}{% endmacro %}
 
@@ -66,8 +98,7 @@ end
 {%- set others = [',', ';', '|', '\t'] | reject('equalto', delimiter) | list -%}
 (
     with lines as (
-        select raw_line, {{ file_line_number() }} as line_number
-        from {{ relation }}
+        {{ raw_lines(relation, keep_head=true) }}
     ),
 
     nonblank as (
@@ -197,8 +228,7 @@ end
 {% macro jsonl_records(relation, fields) %}
 (
     with lines as (
-        select raw_line, {{ file_line_number() }} as line_number
-        from {{ relation }}
+        {{ raw_lines(relation) }}
     ),
 
     typed as (

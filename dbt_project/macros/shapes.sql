@@ -41,8 +41,7 @@ coalesce(length({{ trim_text(line, 'trailing') }}) >= {{ layout[-1][1] }}, false
 {% macro fixed_width_records(relation, layout) %}
 (
     with lines as (
-        select raw_line, {{ file_line_number() }} as line_number
-        from {{ relation }}
+        {{ raw_lines(relation) }}
     ),
 
     final as (
@@ -118,11 +117,33 @@ end
    separate transactions (occurrence 1, 2, ...); the same line sent again in another drop gets the
    same id, so it is the same transaction again, never a second one. The README's onboarding
    section says what this cannot tell apart. #}
-{% macro row_hash_id(fields, per=none, order_by=none) -%}
-{%- set hashed -%}
+{% macro row_hash_id(fields, per=none, order_by=none, earlier=none) -%}
+{%- set hashed = row_hash(fields) -%}
+{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ order_by if order_by is not none else hashed }} nulls last){% if earlier is not none %} + {{ earlier }}{% endif %} as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{# The hash part of row_hash_id (16 hex digits). #}
+{% macro row_hash(fields) -%}
 left(md5(concat_ws('|'{% for field in fields %}, coalesce({{ trim_text(field) }}, ''){% endfor %})), 16)
-{%- endset -%}
-{{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ order_by if order_by is not none else hashed }} nulls last) as {{ dbt.type_string() }})
+{%- endmacro %}
+
+{# For row_hash_id(order_by='line_number', earlier=...) in an audited staging model, whose
+   incremental run reads only the lines from the first it re-parses on (raw_lines): per row hash
+   (`row_hash`), how many of the model's kept rows (the lines before that one) have it, as
+   `earlier_occurrences`; no rows on any other run. The previous rows hold those lines' ids,
+   `<row hash>-<n>`, so an appended line's occurrence number is what the whole file gives it
+   without reading the file again. #}
+{% macro earlier_occurrences() %}
+{%- set first = staging_first_reparsed_line() -%}
+{%- if first is not none %}
+select left(transaction_id, 16) as row_hash, count(*) as earlier_occurrences
+from {{ this }}
+where line_number < {{ first }} and transaction_id is not null
+group by left(transaction_id, 16)
+{%- else %}
+select cast(null as {{ dbt.type_string() }}) as row_hash, cast(0 as {{ dbt.type_bigint() }}) as earlier_occurrences
+where 1 = 0
+{%- endif %}
 {%- endmacro %}
 
 {# The meta of a source table (its own merged over the source's); {} while dbt parses. #}

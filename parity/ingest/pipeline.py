@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from parity.config import Settings
-from parity.ingest import builds, guards, warehouse
+from parity.ingest import builds, guards, raw_tails, warehouse
 from parity.ingest import incremental as incremental_state
 from parity.ingest.build_config import BuildConfig
 from parity.ingest.events import ensure_event_log
@@ -201,6 +201,9 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             with _phase(folder, "preflight"):
                 sources = run_preflight(parsed, folder / COUNTS_FILE, known=known)
             print(f"preflight: {len(sources)} raw files readable, records counted")
+            if mode == "incremental":  # what staging re-parses, cut from each raw file
+                with _phase(folder, "raw_tails"):
+                    raw_tails.write_tails(folder, sources, known or {})
             for path in undeclared_files(sources):
                 print(f"preflight: warning: {path} is declared by no source and is not read")
         if mode == "incremental" and base is not None:
@@ -224,6 +227,7 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
                               "known; run the build again")
         if mode == "incremental":
             incremental_state.reset_increments(folder, create=False)
+            raw_tails.remove_tails(folder)
             rebuilt = incremental_state.feature_rebuilds(folder)
             builds.write_info(folder, feature_customers=rebuilt)
             print("feature mart, customers: " + ", ".join(f"{what} {n}" for what, n in rebuilt.items()))

@@ -6,8 +6,22 @@
 {% set layout = [('customer', 1, 14), ('purchased_at', 15, 16), ('amount', 32, 14),
                  ('category', 47, 40)] %}
 
+{% set fields = ['customer', 'purchased_at', 'amount', 'category'] %}
+
 with source as (
     select * from {{ fixed_width_records(source('dune', 'purchases'), layout) }} as records
+),
+
+-- an incremental run reads only the lines it re-parses: identical lines before them are counted
+-- from the kept rows' ids (none on a full run)
+earlier as (
+    {{ earlier_occurrences() }}
+),
+
+numbered as (
+    select source.*, coalesce(earlier.earlier_occurrences, 0) as earlier_occurrences
+    from source
+    left join earlier on earlier.row_hash = {{ row_hash(fields) }}
 ),
 
 parsed as (
@@ -20,7 +34,7 @@ parsed as (
         record_problem,
         -- the occurrence number counts identical lines in file order: an appended repeat never
         -- renumbers an earlier line (incremental staging keeps the earlier lines' rows)
-        {{ row_hash_id(['customer', 'purchased_at', 'amount', 'category'], order_by='line_number') }} as transaction_id,
+        {{ row_hash_id(fields, order_by='line_number', earlier='earlier_occurrences') }} as transaction_id,
         {{ normalised_customer_id('dune', 'customer') }} as source_customer_id,
         {{ customer_id_is_well_formed('dune', 'customer') }} as is_customer_id_well_formed,
         {{ customer_id_is_test_account('customer') }} as is_test_account,
@@ -32,7 +46,7 @@ parsed as (
         {{ strict_timestamp('purchased_at', timestamp_spec(options, 'purchased_at')) }} as transacted_at,
         {{ timestamp_problem('purchased_at', timestamp_spec(options, 'purchased_at'), 'unparseable_date') }} as transacted_at_problem,
         left(raw_line, {{ var('raw_record_chars') }}) as raw_record
-    from source
+    from numbered
 ),
 
 arrived as (
