@@ -118,18 +118,18 @@ end
    same id, so it is the same transaction again, never a second one. The README's onboarding
    section says what this cannot tell apart. #}
 {% macro row_hash_id(fields, per=none, order_by=none, earlier=none) -%}
-{%- set hashed = row_hash(fields) -%}
+{%- set hashed = line_fields_hash(fields) -%}
 {{ hashed }} || '-' || cast(row_number() over (partition by {{ hashed }}{% if per is not none %}, {{ per }}{% endif %} order by {{ order_by if order_by is not none else hashed }} nulls last){% if earlier is not none %} + {{ earlier }}{% endif %} as {{ dbt.type_string() }})
 {%- endmacro %}
 
 {# The hash part of row_hash_id (16 hex digits). #}
-{% macro row_hash(fields) -%}
+{% macro line_fields_hash(fields) -%}
 left(md5(concat_ws('|'{% for field in fields %}, coalesce({{ trim_text(field) }}, ''){% endfor %})), 16)
 {%- endmacro %}
 
 {# For row_hash_id(order_by='line_number', earlier=...) in an audited staging model, whose
    incremental run reads only the lines from the first it re-parses on (raw_lines): per row hash
-   (`row_hash`), how many of the model's kept rows (the lines before that one) have it, as
+   (`line_fields_hash`), how many of the model's kept rows (the lines before that one) have it, as
    `earlier_occurrences`; no rows on any other run. The previous rows hold those lines' ids,
    `<row hash>-<n>`, so an appended line's occurrence number is what the whole file gives it
    without reading the file again. #}

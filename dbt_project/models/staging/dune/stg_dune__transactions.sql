@@ -21,7 +21,7 @@ earlier as (
 numbered as (
     select source.*, coalesce(earlier.earlier_occurrences, 0) as earlier_occurrences
     from source
-    left join earlier on earlier.row_hash = {{ row_hash(fields) }}
+    left join earlier on earlier.row_hash = {{ line_fields_hash(fields) }}
 ),
 
 parsed as (
