@@ -60,7 +60,7 @@ hashed_versions as (
     -- each version's fingerprint, hashed once (visible_version_fingerprint reuses it)
     select
         transactions.*,
-        {{ row_hash(version_fingerprint_columns('transactions') + ['transactions.superseded_at']) }} as version_hash
+        {{ fingerprint_hash(version_fingerprint_columns('transactions') + ['transactions.superseded_at']) }} as version_hash
     from transactions
 ),
 
