@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def _sha256(path: Path, limit: int | None = None) -> str:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if limit is None and key in _WHOLE:
         return _WHOLE[key]
+    if limit is not None and (*key, limit) in _PREFIX:
+        return _PREFIX[(*key, limit)]
     digest = hashlib.sha256()
     prefix = None
     read = 0
@@ -147,6 +150,24 @@ def _prefix_digests(files: list[tuple[Path, int]]) -> dict[Path, str]:
     todo = sorted(((p, n) for p, n in files if p.stat().st_size >= n), key=lambda item: -item[1])
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip([p for p, _ in todo], pool.map(lambda item: _sha256(*item), todo), strict=True))
+
+
+def prehash(settings: Settings, base: Path) -> threading.Thread:
+    """Hash, on a thread, the raw files `base`'s record names (their first bytes as it read them,
+    and whole): what `refusal` checks next, done while dbt parses (hashlib frees the GIL; dbt
+    runs in its own process). Only a head start: `refusal` hashes again whatever changed since
+    (the digests are remembered by path, size and modification time)."""
+    def run() -> None:
+        try:
+            files: dict[str, dict[str, Any]] = json.loads((base / STATE_FILE).read_text()).get("files", {})
+            todo = [(settings.data_dir / name, int(seen["size"])) for name, seen in files.items()]
+            _prefix_digests([(path, size) for path, size in todo if path.is_file()])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # refusal says what is wrong
+
+    thread = threading.Thread(target=run, name="raw-prehash", daemon=True)
+    thread.start()
+    return thread
 
 
 def refusal(settings: Settings, base: Path, manifest_path: Path, dbt_args: tuple[str, ...],

@@ -162,6 +162,8 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
     # the build's dbt commands run in one dbt process, started now so that dbt's import runs
     # beside the steps before the parse (warehouse.DbtSession)
     dbt = warehouse.DbtSession(settings)
+    # the raw files' hashes the incremental check compares, on a thread while dbt parses
+    hashing = incremental_state.prehash(settings, base.path) if copying is not None and base is not None else None
     try:
         (folder / "marts").mkdir(exist_ok=True)  # DuckDB's COPY TO does not create folders
         ensure_event_log(settings)  # dbt reads it as a source: present, even before any push
@@ -189,10 +191,19 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         mode = "partial" if select else "full"
         if incremental:
             with _phase(folder, "incremental_check"):
+                if hashing is not None:
+                    hashing.join()
                 mode, settings = _incremental_start(settings, folder, base, parsed, dbt_args, project)
             if mode != "incremental" and copying is not None:
                 copying.cancel()  # refused: a full build writes its own warehouse here
                 copying = None
+        # the build's own parse (the build folder's paths; from the parse's state above, so only
+        # the files whose env vars differ), run now beside the pre-flight and the warehouse copy:
+        # the build is given what it parsed (parity.ingest.dbt_session: only when its environment
+        # is exactly this one) and does not parse again
+        in_build = {"target_dir": folder / "run", "build_dir": folder}
+        if dbt.in_process:
+            dbt.start(settings, "parse", "--quiet", "--no-write-json", *dbt_args, keep_manifest=True, **in_build)
         if not select:
             # an incremental build's pre-flight reads only what was appended to each raw file its
             # base's pre-flight read (the check above proved the rest unchanged)
@@ -207,9 +218,10 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
             for path in undeclared_files(sources):
                 print(f"preflight: warning: {path} is declared by no source and is not read")
         if mode == "incremental" and base is not None:
-            with _phase(folder, "copy_warehouse"):  # what is left of the copy, then its fix-ups
+            with _phase(folder, "copy_warehouse"):  # what is left of the copy, its views re-pointed
                 warehouse.copy_duckdb(base.path, folder, _recorded_dir(base.path) or str(base.path), copying)
                 copying = None
+            with _phase(folder, "warehouse_fixups"):  # a data folder that moved; this run's record
                 incremental_state.relocate(settings, base.path, folder)
                 incremental_state.reset_increments(folder, create=True)
         # an incremental build runs on the very project and --vars its base was built and
@@ -218,7 +230,7 @@ def build_into(settings: Settings, folder: Path, base: builds.BuildInfo | None, 
         skip = ["--exclude-resource-type", "unit_test"] if mode == "incremental" else []
         with _phase(folder, "dbt_build"):
             dbt.run(settings, "build", *(["--select", select] if select else []), *skip, *dbt_args, capture=capture,
-                    target_dir=folder / "run", build_dir=folder)
+                    reuse_manifest=True, **in_build)
             dbt.close()  # its process ends, releasing the warehouse, before anything reads it
         changed = incremental_state.project_changes(settings, project_files)
         if changed:

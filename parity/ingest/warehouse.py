@@ -103,6 +103,7 @@ class DbtSession:
     def __init__(self, settings: Settings):
         self.proc: subprocess.Popen[str] | None = None
         self.busy = False  # a command is running
+        self.pending: Callable[[], subprocess.CompletedProcess] | None = None  # what `finish` waits for
         if settings.dbt_target == "duckdb":
             from parity.ingest import dbt_session
 
@@ -115,6 +116,11 @@ class DbtSession:
                 text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 errors="replace", bufsize=1)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether its commands run in its one process (else each is a `dbt` process of its own)."""
+        return self.proc is not None
+
     def __enter__(self) -> DbtSession:
         return self
 
@@ -122,21 +128,46 @@ class DbtSession:
         self.close()
 
     def run(self, settings: Settings, *args: str, capture: bool = False, target_dir: Path | None = None,
-            build_dir: Path | None = None, warehouse_of: Path | None = None) -> subprocess.CompletedProcess:
-        """run_dbt's command, run by this session's process (or by run_dbt when it has none)."""
+            build_dir: Path | None = None, warehouse_of: Path | None = None,
+            reuse_manifest: bool = False) -> subprocess.CompletedProcess:
+        """run_dbt's command, run by this session's process (or by run_dbt when it has none);
+        `reuse_manifest`: given the manifest a `start(..., keep_manifest=True)` parse just made,
+        when this command's environment is exactly that parse's (parity.ingest.dbt_session)."""
+        self.start(settings, *args, target_dir=target_dir, build_dir=build_dir, warehouse_of=warehouse_of,
+                   reuse_manifest=reuse_manifest, capture=capture)
+        return self.finish()
+
+    def start(self, settings: Settings, *args: str, target_dir: Path | None = None, build_dir: Path | None = None,
+              warehouse_of: Path | None = None, keep_manifest: bool = False, reuse_manifest: bool = False,
+              capture: bool = True) -> None:
+        """Start a command without waiting for it (`finish` waits, and so does the next command:
+        a failure is raised there); `keep_manifest`: keep what it parsed for the next command."""
+        self.finish()
         if self.proc is None or self.proc.poll() is not None:
-            return run_dbt(settings, *args, capture=capture, target_dir=target_dir, build_dir=build_dir,
-                           warehouse_of=warehouse_of)
+            self.pending = lambda: run_dbt(settings, *args, capture=capture, target_dir=target_dir,
+                                           build_dir=build_dir, warehouse_of=warehouse_of)
+            return
         cmd, env = dbt_command(settings, args, target_dir, build_dir, warehouse_of)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        tail: deque[str] = deque(maxlen=60)
-        code: int | None = None
+        assert self.proc.stdin is not None
         self.busy = True
         try:
-            self.proc.stdin.write(json.dumps({"args": cmd, "env": env}) + "\n")
+            self.proc.stdin.write(json.dumps({"args": cmd, "env": env, "keep_manifest": keep_manifest,
+                                              "reuse_manifest": reuse_manifest}) + "\n")
             self.proc.stdin.flush()
         except OSError:
-            pass  # the process ended: said below, with what it printed
+            pass  # the process ended: said by finish, with what it printed
+        self.pending = lambda: self._output(args, cmd, capture)
+
+    def finish(self) -> subprocess.CompletedProcess | None:
+        """Wait for the command started last, if any; raise DbtError if it failed."""
+        pending, self.pending = self.pending, None
+        return pending() if pending is not None else None
+
+    def _output(self, args: tuple[str, ...], cmd: list[str], capture: bool) -> subprocess.CompletedProcess:
+        """Read the running command's output up to its exit marker (see run_dbt's `capture`)."""
+        assert self.proc is not None and self.proc.stdout is not None
+        tail: deque[str] = deque(maxlen=60)
+        code: int | None = None
         for line in self.proc.stdout:
             at = line.find(self.marker)
             if at >= 0:
@@ -156,6 +187,7 @@ class DbtSession:
 
     def close(self) -> None:
         """End the process: stdin closed ends it; one still running a command is killed."""
+        self.pending = None
         if self.proc is None:
             return
         proc, self.proc = self.proc, None

@@ -49,7 +49,9 @@ def test_a_failing_model_fails_with_dbt_s_message_naming_it(tmp_path: Path) -> N
     build = tmp_path / "build"
     build.mkdir()
     with DbtSession(settings) as session, pytest.raises(DbtError) as failed:
-        session.run(settings, "build", capture=True, target_dir=build / "run", build_dir=build)
+        # as a build runs it: the build given the manifest its parse kept
+        session.start(settings, "parse", "--quiet", keep_manifest=True, target_dir=build / "run", build_dir=build)
+        session.run(settings, "build", capture=True, reuse_manifest=True, target_dir=build / "run", build_dir=build)
     message = str(failed.value)
     assert message.startswith("`dbt build` failed (exit 1)")
     assert "broken_model" in message and "a_table_that_is_not_there" in message
@@ -82,6 +84,35 @@ def test_each_command_runs_with_its_own_environment(tmp_path: Path) -> None:
     assert meta("target") == "published"
     assert meta("run") == str(build)
     assert warehouse.query(None, "select where_built from main.located", folder=build)["where_built"].tolist() == [str(build)]
+
+
+REUSED = "the manifest parsed by the previous command is used"
+
+
+def test_a_build_is_given_the_manifest_parsed_in_exactly_its_environment(tmp_path: Path) -> None:
+    sql = "select '{{ env_var('PARITY_TINY', 'unset') }}' as value"
+    settings = _tiny(tmp_path, {"valued": sql})
+    build = tmp_path / "build"
+    build.mkdir()
+    other = dataclasses.replace(settings, extra_env={"PARITY_TINY": "other"})
+    with DbtSession(settings) as session:
+        session.start(settings, "parse", "--quiet", "--no-write-json", keep_manifest=True,
+                      target_dir=build / "run", build_dir=build)
+        done = session.run(settings, "build", capture=True, reuse_manifest=True, target_dir=build / "run",
+                           build_dir=build)
+        assert REUSED in done.stdout and "Done. PASS=1" in done.stdout
+        assert warehouse.query(None, "select value from main.valued", folder=build)["value"].tolist() == ["unset"]
+        # another environment (here an env var the model reads): dbt parses for itself
+        session.start(settings, "parse", "--quiet", "--no-write-json", keep_manifest=True,
+                      target_dir=build / "run", build_dir=build)
+        done = session.run(other, "build", capture=True, reuse_manifest=True, target_dir=build / "run",
+                           build_dir=build)
+        assert REUSED not in done.stdout and "Done. PASS=1" in done.stdout
+        assert warehouse.query(None, "select value from main.valued", folder=build)["value"].tolist() == ["other"]
+        # a manifest serves one command
+        done = session.run(other, "build", capture=True, reuse_manifest=True, target_dir=build / "run",
+                           build_dir=build)
+        assert REUSED not in done.stdout
 
 
 def test_a_dbt_error_before_any_node_is_a_message(tmp_path: Path) -> None:
