@@ -186,3 +186,12 @@ def test_a_project_edited_while_dbt_runs_fails_the_build(built_data: Settings, t
     with pytest.raises(BuildFailed, match=r"dbt project changed while this build ran \(models/marts/churn_labels.sql\)"):
         _build_incremental(settings)
     assert builds.published(settings).path == before.path
+
+
+def test_a_spark_build_keeps_a_dbt_process_per_command(tmp_path: Path) -> None:
+    """dbt-spark starts a JVM in its process: no shared process, each command is run_dbt's."""
+    settings = dataclasses.replace(_tiny(tmp_path, {"fine": "select 1 as x"}), dbt_target="spark")
+    with DbtSession(settings) as session:
+        assert not session.in_process
+        done = session.run(settings, "parse", "--quiet", capture=True, target_dir=tmp_path / "t")
+    assert done.args[0] == "parse" and (tmp_path / "t" / "manifest.json").is_file()
