@@ -55,6 +55,9 @@ def test_a_failing_model_fails_with_dbt_s_message_naming_it(tmp_path: Path) -> N
     message = str(failed.value)
     assert message.startswith("`dbt build` failed (exit 1)")
     assert "broken_model" in message and "a_table_that_is_not_there" in message
+    # the log file keeps the error, not every statement (info level unless DBT_LOG_LEVEL_FILE says)
+    log = (tmp_path / "data" / "dbt" / "logs" / "dbt.log").read_text()
+    assert "a_table_that_is_not_there" in log and "[debug]" not in log
     # the same command as a `dbt` process of its own says the same
     with pytest.raises(DbtError) as alone:
         run_dbt(settings, "build", capture=True, target_dir=build / "run2", build_dir=build)
@@ -67,7 +70,7 @@ def test_each_command_runs_with_its_own_environment(tmp_path: Path) -> None:
     whose env vars changed, from the parse's state)."""
     sql = ("{{ config(materialized='table', meta={'where': env_var('PARITY_BUILD_DIR', 'published')}) }}\n"
            "select '{{ env_var('PARITY_BUILD_DIR', 'published') }}' as where_built")
-    settings = _tiny(tmp_path, {"located": sql})
+    settings = dataclasses.replace(_tiny(tmp_path, {"located": sql}), extra_env={"DBT_LOG_LEVEL_FILE": "debug"})
     build = tmp_path / "build"
     build.mkdir()
     with DbtSession(settings) as session:
