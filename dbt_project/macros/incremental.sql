@@ -161,13 +161,111 @@ where line_number > (select coalesce(max(line_number), 0) from {{ table }} where
 {# The config of a model recomputed per key on an incremental run (DuckDB): its pre-hooks write the
    keys to recompute into increments.<model> and delete their rows; the model then appends the
    recomputed rows. Spark: a table, full builds only. #}
+{#- A keys table holds (client_id, transaction_id, is_new): is_new when the key had no row before
+   this run (a new transaction: most of a day's keys), whose rows need no delete (each delete of a
+   key reads every key of the 10M-row table; a handful of old keys is found through the zone maps).
+   int_transactions_unioned reads the staged records of its keys once, in a pre-hook
+   (increments.int_transactions_unioned__staged: the lines this run staged tell which keys are
+   new), and records the rows it computed (__records: its own query again, on those few records).
+   keys_macro 'versioned' writes the records of its keys (every rank) into
+   increments.int_transactions_versioned__records -- those unioned computed, plus the scanned
+   records of keys of customers who became known or unknown -- read instead of
+   int_transactions_unioned by it and by the models keyed on its keys ('versioned_records':
+   int_transactions_orphaned and _duplicates, which run after it). -#}
 {% macro keyed_materialization(keys_macro) %}
     {%- if target.type == 'duckdb' -%}
+        {%- if keys_macro == 'versioned_records' -%}
+            {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
+                       'pre_hook': ["{{ delete_changed_keys('int_transactions_versioned') }}"]}) }}
+        {%- endif -%}
+        {%- set unioned = keys_macro == 'unioned' -%}
         {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
-                   'pre_hook': ["{{ record_changed_keys('" ~ keys_macro ~ "') }}",
-                                "{{ delete_changed_keys() }}"]}) }}
+                   'pre_hook': ["{{ record_changed_keys('" ~ keys_macro ~ "') }}"]
+                               + (["{{ record_staged_records() }}", "{{ record_kept_keys() }}"] if unioned
+                                  else ["{{ record_changed_records() }}"])
+                               + ["{{ delete_changed_keys() }}"],
+                   'post_hook': ["{{ record_unioned_records() }}"] if unioned else []}) }}
     {%- endif -%}
     {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{% macro changed_records_table() %}{{ return(increments_schema() ~ '.int_transactions_versioned__records') }}{% endmacro %}
+
+{% macro unioned_records_table(suffix) %}{{ return(increments_schema() ~ '.int_transactions_unioned__' ~ suffix) }}{% endmacro %}
+
+{# The staged records of int_transactions_unioned's keys (accepted, with the events'), and whether
+   each is on a line this run did not write (is_kept_line: its key had it before). #}
+{% macro record_staged_records() %}
+{%- if execute and incremental_run() %}
+create or replace table {{ unioned_records_table('staged') }} as
+    {%- for client in var('clients') %}
+        {%- set model_name = 'stg_' ~ client ~ '__transactions' %}
+select {{ unioned_columns() }},
+        {%- if has_increment(model_name) %}
+    staged.line_number not in (select line_number from {{ increments_schema() }}.{{ model_name }} where side = 'new') as is_kept_line
+        {%- else %}
+    true as is_kept_line
+        {%- endif %}
+from {{ ref(model_name) }} as staged
+where quarantine_reason is null and {{ only_changed_keys('staged', client) }}
+union all
+    {%- endfor %}
+select {{ unioned_columns() }}, true as is_kept_line
+from {{ ref('stg_events__transactions') }} as staged {{ changed_keys_join('staged') }}
+where quarantine_reason is null
+{%- endif %}
+{% endmacro %}
+
+{# A key with a record on a kept line had rows before. #}
+{% macro record_kept_keys() %}
+{%- if execute and incremental_run() %}
+update {{ changed_keys_table() }} as changed set is_new = false
+from (select distinct client_id, transaction_id from {{ unioned_records_table('staged') }} where is_kept_line) as kept
+where changed.is_new and kept.client_id = changed.client_id and kept.transaction_id = changed.transaction_id
+{%- endif %}
+{% endmacro %}
+
+{# The rows int_transactions_unioned computed (post-hook): its query again, on the staged records. #}
+{% macro record_unioned_records() %}
+{%- if execute and incremental_run() %}
+create or replace table {{ unioned_records_table('records') }} as
+{{ model.compiled_code }}
+{%- endif %}
+{% endmacro %}
+
+{% macro unioned_columns() %}
+    {{- return('client_id, transaction_id, customer_id, source_customer_id, transaction_type, category, currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record') -}}
+{% endmacro %}
+
+{# Every record (all duplicate ranks) of the keys int_transactions_versioned recomputes: those
+   int_transactions_unioned computed, and those of the other keys (customers who became known or
+   unknown; most days none) read from its table. #}
+{% macro record_changed_records() %}
+{%- if execute and incremental_run() %}
+    {%- set unioned = ref('int_transactions_unioned') %}
+    {%- set others -%}
+        (select client_id, transaction_id from {{ changed_keys_table() }}
+         except select client_id, transaction_id from {{ increments_schema() }}.{{ unioned.identifier }})
+    {%- endset %}
+create or replace table {{ changed_records_table() }} as
+select * from {{ unioned_records_table('records') }}
+    {%- if run_query("select count(*) from " ~ others ~ " as others").columns[0].values()[0] | int > 0 %}
+union all
+select unioned.* from {{ unioned }} as unioned
+semi join {{ others }} as changed
+    on changed.client_id = unioned.client_id and changed.transaction_id = unioned.transaction_id
+    {%- endif %}
+{%- endif %}
+{% endmacro %}
+
+{# The records a model keyed on int_transactions_versioned's keys reads: on an incremental run those
+   of the recomputed keys, else `relation` (int_transactions_unioned) whole. #}
+{% macro changed_records(relation) %}
+{%- if execute and incremental_run() -%}
+{{ changed_records_table() }}
+{%- else -%}
+{{ relation }}
+{%- endif -%}
 {% endmacro %}
 
 {# The same per customer (int_transactions_snapshot_intervals): its pre-hooks write the customers
@@ -217,19 +315,23 @@ true
 {% macro record_changed_keys(keys_macro) %}
 {%- if execute and incremental_run() %}
 create or replace table {{ changed_keys_table() }} as
-select distinct client_id, transaction_id from (
+select client_id, transaction_id, bool_and(is_new) as is_new from (
     {%- if keys_macro == 'unioned' %}{{ unioned_changed_keys() }}{% else %}{{ versioned_changed_keys() }}{% endif %}
 ) as changed
 where transaction_id is not null
+group by client_id, transaction_id
 {%- endif %}
 {% endmacro %}
 
 {# Deletes the rows the run recomputes. Run on an existing table outside an incremental build (an
    ad hoc `dbt build`), the model computes every row: all the old ones are deleted first. #}
-{% macro delete_changed_keys() %}
+{% macro delete_changed_keys(keys_model=none) %}
 {%- if execute and incremental_run() %}
-delete from {{ this }} using {{ changed_keys_table() }} as changed
+    {%- set keys = increments_schema() ~ '.' ~ keys_model if keys_model else changed_keys_table() %}
+    {%- if run_query("select count(*) from " ~ keys ~ " where not is_new").columns[0].values()[0] | int > 0 %}
+delete from {{ this }} using (select client_id, transaction_id from {{ keys }} where not is_new) as changed
 where {{ this }}.client_id = changed.client_id and {{ this }}.transaction_id = changed.transaction_id
+    {%- endif %}
 {%- elif execute and is_incremental() %}
 delete from {{ this }}
 {%- endif %}
@@ -265,9 +367,11 @@ semi join {{ changed_keys_table() }} as changed
     {%- for client in var('clients') %}
         {%- set model_name = 'stg_' ~ client ~ '__transactions' %}
         {%- if has_increment(model_name) %}
-    select client_id, key_id as transaction_id from {{ increments_schema() }}.{{ model_name }}
+    {#- a key of a replaced line ('old') may have had rows; of a written line, only if another
+        line has it too (record_kept_keys) #}
+    select client_id, key_id as transaction_id, side = 'new' as is_new from {{ increments_schema() }}.{{ model_name }}
         {%- else %}
-    select '{{ client }}' as client_id, transaction_id from (
+    select '{{ client }}' as client_id, transaction_id, before.n_rows is null as is_new from (
         select transaction_id, count(*) as n_rows, sum(hash({{ columns }})) as rows_hash
         from (
             select {{ columns }} from {{ ref(model_name) }} where quarantine_reason is null
@@ -286,24 +390,87 @@ semi join {{ changed_keys_table() }} as changed
         {%- endif %}
     union all
     {%- endfor %}
-    select client_id, transaction_id from {{ ref('stg_events__transactions') }}
+    select client_id, transaction_id, false as is_new from {{ ref('stg_events__transactions') }}
 {% endmacro %}
 
-{# Hooks of int_customers_deduplicated (a table) on an incremental run: before it is rebuilt
-   ('old') its customers are set aside (increments.int_customers_deduplicated__before, dropped with
-   the schema after the build); after ('new') increments.int_customers_deduplicated holds the
-   customers who became known or unknown (a set difference of the customers, not of their
-   transactions: int_transactions_versioned then reads only their keys). #}
+{# int_customers_deduplicated and int_customers_duplicates (DuckDB): recomputed per customer on an
+   incremental run. The customers whose records may have changed are written into
+   increments.int_customers_deduplicated__keys (by int_customers_deduplicated; _duplicates runs
+   after it and reads them): the keys an audited staging model recorded, every customer of a
+   client staged whole (dune's are derived from its transactions) and of the previous rows of
+   its client. Spark: tables, full builds only. #}
+{% macro customer_records_materialization() %}
+    {%- if target.type == 'duckdb' -%}
+        {%- set deduplicated = model.name == 'int_customers_deduplicated' -%}
+        {{ return({'materialized': 'incremental', 'incremental_strategy': 'append',
+                   'pre_hook': (["{{ record_changed_customer_records() }}", "{{ record_known_customers('old') }}"]
+                                if deduplicated else []) + ["{{ delete_changed_customer_records() }}"],
+                   'post_hook': ["{{ record_known_customers('new') }}"] if deduplicated else []}) }}
+    {%- endif -%}
+    {{ return({'materialized': 'table'}) }}
+{% endmacro %}
+
+{% macro customer_records_keys_table() %}
+    {{- return(increments_schema() ~ '.int_customers_deduplicated__keys') -}}
+{% endmacro %}
+
+{% macro record_changed_customer_records() %}
+{%- if execute and incremental_run() %}
+create or replace table {{ customer_records_keys_table() }} as
+select distinct customer_id from (
+    {%- for client in var('clients') %}
+        {%- set model_name = 'stg_' ~ client ~ '__customers' %}
+        {%- if has_increment(model_name) %}
+    select key_id as customer_id from {{ increments_schema() }}.{{ model_name }}
+        {%- else %}
+    select customer_id from {{ ref(model_name) }}
+    union all
+    select customer_id from {{ this }} where client_id = '{{ client }}'
+        {%- endif %}
+    union all
+    {%- endfor %}
+    select customer_id from {{ this }} where false
+) as changed
+where customer_id is not null
+{%- endif %}
+{% endmacro %}
+
+{% macro delete_changed_customer_records() %}
+{%- if execute and incremental_run() %}
+delete from {{ this }} using {{ customer_records_keys_table() }} as changed
+where {{ this }}.customer_id = changed.customer_id
+{%- elif execute and is_incremental() %}
+delete from {{ this }}
+{%- endif %}
+{% endmacro %}
+
+{# The filter of the customer models' records on an incremental run: the recorded customers. #}
+{% macro only_changed_customer_records(alias) %}
+{%- if execute and incremental_run() -%}
+{{ alias }}.customer_id in (select customer_id from {{ customer_records_keys_table() }})
+{%- else -%}
+true
+{%- endif -%}
+{% endmacro %}
+
+{# Hooks of int_customers_deduplicated on an incremental run: before its recomputed customers'
+   rows are deleted ('old') those it held are set aside (increments.int_customers_deduplicated__before);
+   after ('new') increments.int_customers_deduplicated holds the customers who became known
+   (is_known) or unknown (int_transactions_versioned then reads only their keys). #}
 {% macro record_known_customers(side) %}
-{%- if execute and target.type == 'duckdb' and env_var('PARITY_INCREMENTAL', '') == '1' and load_relation(this) is not none %}
+{%- if execute and incremental_run() %}
     {%- set before = increments_schema() ~ '.' ~ this.identifier ~ '__before' %}
+    {%- set recorded -%}
+        (select customer_id from {{ this }} semi join {{ customer_records_keys_table() }} as changed using (customer_id))
+    {%- endset %}
     {%- if side == 'old' %}
-create or replace table {{ before }} as select customer_id from {{ this }}
-    {%- elif has_table(before) %}
+create or replace table {{ before }} as select customer_id from {{ recorded }} as recorded
+    {%- else %}
 create or replace table {{ changed_keys_table() }} as
-(select customer_id from {{ before }} except select customer_id from {{ this }})
+select customer_id, false as is_known
+from (select customer_id from {{ before }} except select customer_id from {{ recorded }} as recorded) as gone
 union all
-(select customer_id from {{ this }} except select customer_id from {{ before }})
+select customer_id, true from (select customer_id from {{ recorded }} as recorded except select customer_id from {{ before }}) as arrived
     {%- endif %}
 {%- endif %}
 {% endmacro %}
@@ -314,30 +481,44 @@ union all
 {% macro versioned_changed_keys() %}
     {%- set unioned = ref('int_transactions_unioned') %}
     {%- if has_increment(unioned.identifier) %}
-    select client_id, transaction_id from {{ increments_schema() }}.{{ unioned.identifier }}
+    {#- a key new to unioned has no version yet #}
+    select client_id, transaction_id, is_new from {{ increments_schema() }}.{{ unioned.identifier }}
     {%- else %}
     {#- unioned was rebuilt whole: every key -#}
-    select client_id, transaction_id from {{ unioned }}
+    select client_id, transaction_id, false as is_new from {{ unioned }}
     union all
-    select client_id, transaction_id from {{ this }}
+    select client_id, transaction_id, false from {{ this }}
     {%- endif %}
     union all
     {%- set customers = ref('int_customers_deduplicated') %}
     {%- if has_increment(customers.identifier) %}
-    {#- the customers int_customers_deduplicated recorded (most days none: nothing is scanned) #}
-    select client_id, transaction_id from {{ unioned }}
-    where duplicate_rank = 1 and customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }})
+    {#- the customers int_customers_deduplicated recorded (most days a few that became known, none
+        that became unknown). One that became known had only orphans: its keys are found in the
+        previous rows of int_transactions_orphaned (it runs after this model; ~1% of the rows),
+        not in every record. One that became unknown had versions: this model's rows are read for
+        it only on such a day. -#}
+        {%- set counts = run_query("select count(*) filter (where is_known), count(*) filter (where not is_known) from "
+                                   ~ increments_schema() ~ "." ~ customers.identifier).rows[0] %}
+        {%- if counts[0] | int > 0 %}
+            {%- set orphaned = graph.nodes['model.parity.int_transactions_orphaned'] %}
+    select client_id, transaction_id, false as is_new from {{ orphaned.database }}.{{ orphaned.schema }}.{{ orphaned.alias }}
+    where customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }} where is_known)
     union all
-    select client_id, transaction_id from {{ this }}
-    where customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }})
+        {%- endif %}
+        {%- if counts[1] | int > 0 %}
+    select client_id, transaction_id, false as is_new from {{ this }}
+    where customer_id in (select customer_id from {{ increments_schema() }}.{{ customers.identifier }} where not is_known)
+    union all
+        {%- endif %}
+    select null as client_id, null as transaction_id, false as is_new where false
     {%- else %}
-    select client_id, transaction_id from {{ unioned }}
+    select client_id, transaction_id, false as is_new from {{ unioned }}
     where duplicate_rank = 1 and customer_id in (
         select customer_id from {{ customers }}
         except
         select customer_id from {{ this }})
     union all
-    select client_id, transaction_id from {{ this }}
+    select client_id, transaction_id, false from {{ this }}
     where customer_id in (
         select customer_id from {{ this }}
         except

@@ -1,9 +1,18 @@
 -- Canonical customers: one row per customer (the most recently arrived record).
--- On an incremental build its hooks record the customers who became known or unknown
--- (int_transactions_versioned versions their transactions again: macros/incremental.sql).
-{{ config(pre_hook="{{ record_known_customers('old') }}", post_hook="{{ record_known_customers('new') }}") }}
+-- Incremental (DuckDB, README "Incremental builds"): only the customers whose records may have
+-- changed are computed again (macros/incremental.sql: customer_records_materialization); its hooks
+-- record the customers who became known or unknown (int_transactions_versioned versions their
+-- transactions again).
+{{ config(**customer_records_materialization()) }}
+{%- for client in var('clients') %}
+-- depends_on: {{ ref('stg_' ~ client ~ '__customers') }}
+{%- endfor %}
 with customers as (
+    {%- if execute and incremental_run() %}
+    select * from ({{ customers_unioned(changed_only=true) }}) as customers
+    {%- else %}
     select * from {{ ref('int_customers_unioned') }}
+    {%- endif %}
 ),
 
 final as (

@@ -1,8 +1,12 @@
 -- Transactions whose (well-formed) customer has no customer record: quarantined with reason
 -- `orphan_customer` until the client sends the customer. Their raw record is redacted like every
 -- quarantined record (no e-mail, phone number or name in clear text outside staging).
+-- Incremental (DuckDB): only the keys int_transactions_versioned recomputed, from the records it
+-- set aside (macros/incremental.sql: keyed_materialization); every other row is kept.
+{{ config(**keyed_materialization('versioned_records')) }}
+-- depends_on: {{ ref('int_transactions_versioned') }}
 with transactions as (
-    select * from {{ ref('int_transactions_unioned') }}
+    select * from {{ changed_records(ref('int_transactions_unioned')) }} as unioned
     where duplicate_rank = 1
 ),
 

@@ -10,24 +10,30 @@
 {{ config(**keyed_materialization('unioned')) }}
 {#- Incremental (DuckDB, README "Incremental builds"): only the keys whose records may have changed
     (macros/incremental.sql: unioned_changed_keys) are ranked again; every other row is kept. #}
+{%- if execute and incremental_run() %}
+{#- an incremental run: the staged records of the changed keys, read once by a pre-hook
+    (macros/incremental.sql: record_staged_records) #}
+{%- set unioned = '(select ' ~ unioned_columns() ~ ' from ' ~ unioned_records_table('staged') ~ ') as unioned' %}
+{%- else %}
 {%- set unioned -%}
 (
     {% for client in var('clients') %}
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ ref('stg_' ~ client ~ '__transactions') }} as staged
-    where quarantine_reason is null and {{ only_changed_keys('staged', client) }}
+    from {{ ref('stg_' ~ client ~ '__transactions') }}
+    where quarantine_reason is null
     union all
     {% endfor %}
     -- pushed events (the event log), every client's, judged by the same staging rules
     select
         client_id, transaction_id, customer_id, source_customer_id, transaction_type, category,
         currency, amount_local, amount_usd, transacted_at, loaded_at, raw_record
-    from {{ ref('stg_events__transactions') }} as staged {{ changed_keys_join('staged') }}
+    from {{ ref('stg_events__transactions') }}
     where quarantine_reason is null
 ) as unioned
 {%- endset %}
+{%- endif %}
 
 with duplicated_keys as (
     select client_id, transaction_id, loaded_at

@@ -4,9 +4,10 @@
 {{ config(**keyed_materialization('versioned')) }}
 -- Incremental (DuckDB, README "Incremental builds"): only the keys int_transactions_unioned
 -- recomputed and those of customers who became known or unknown (macros/incremental.sql:
--- versioned_changed_keys) are versioned again; every other row is kept.
+-- versioned_changed_keys) are versioned again, from their records set aside by a pre-hook
+-- (changed_records); every other row is kept.
 with transactions as (
-    select unioned.* from {{ ref('int_transactions_unioned') }} as unioned {{ changed_keys_join('unioned') }}
+    select unioned.* from {{ changed_records(ref('int_transactions_unioned')) }} as unioned
     where unioned.duplicate_rank = 1
 ),
 
