@@ -222,6 +222,7 @@ left join {{ ref('currency_rates') }} as rates
   Used as the whole body of `quarantine_<client>`.
 #}
 {% macro quarantine_for_client(client) %}
+{%- do config(**quarantine_materialization(client)) %}
 {{ onboarded_only(client) }}
 with customers as (
     select * from {{ ref('stg_' ~ client ~ '__customers') }}
@@ -264,11 +265,13 @@ rejected as (
            source_customer_id, quarantine_reason, raw_record, loaded_at,
            source_file, line_number, raw_line_sha256
     from customers where quarantine_reason is not null and quarantine_reason <> '{{ erased_reason() }}'
+        and {{ quarantine_lines_recomputed('customers', client) }}
     union all
     select client_id, 'transactions' as source_table, transaction_id as record_id,
            source_customer_id, quarantine_reason, raw_record, loaded_at,
            source_file, line_number, raw_line_sha256
     from transactions where quarantine_reason is not null and quarantine_reason <> '{{ erased_reason() }}'
+        and {{ quarantine_lines_recomputed('transactions', client) }}
     union all
     select client_id, 'events' as source_table, transaction_id as record_id,
            source_customer_id, quarantine_reason, raw_record, loaded_at,

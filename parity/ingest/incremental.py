@@ -230,15 +230,15 @@ def known_prefixes(settings: Settings, base: Path, manifest_path: Path) -> dict[
 
 def relocate(settings: Settings, base: Path, folder: Path) -> None:
     """After copying `base` into `folder`: when the data folder moved since `base` was built,
-    point the staged rows' source_file (the raw file's path) at the raw files' new place, as a
-    full build there would name them."""
+    point the staged and quarantined rows' source_file (the raw file's path) at the raw files' new
+    place, as a full build there would name them (the quarantine keeps its rows too)."""
     old = json.loads((base / STATE_FILE).read_text()).get("data_dir")
     new = str(settings.data_dir)
     if not old or old == new:
         return
     with warehouse.connect_for_update(folder) as con:
         tables = con.execute("select table_schema, table_name from information_schema.columns "
-                             "where column_name = 'source_file' and table_schema = 'staging'").fetchall()
+                             "where column_name = 'source_file' and table_schema in ('staging', 'quarantine')").fetchall()
         for schema, table in tables:
             con.execute(f'update "{schema}"."{table}" set source_file = ? || substr(source_file, ?) '
                         "where starts_with(source_file, ?)", [new + "/", len(old) + 2, old + "/"])

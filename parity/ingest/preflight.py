@@ -150,6 +150,9 @@ class Known:
     non_ascii: bool
     lines: int
     clean_end: bool
+    # whether a carriage return byte is among them (None: not recorded, by a build before this
+    # field); a file without one is cut for incremental staging (parity.ingest.raw_tails)
+    carriage_return: bool | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -157,7 +160,8 @@ class Known:
     @classmethod
     def from_json(cls, value: Any) -> Known | None:
         try:
-            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)})
+            return cls(**{f.name: value[f.name] for f in dataclasses.fields(cls)
+                          if f.name in value or f.default is dataclasses.MISSING})
         except (KeyError, TypeError):
             return None
 
@@ -171,6 +175,7 @@ class _Bytes:
     non_ascii: bool = False
     lines: int = 0
     c1_at: tuple[int, int, int] | None = None
+    carriage_return: bool = False
 
 
 def _scan_bytes(fh: Any, latin1: bool, start: int = 0, start_lines: int = 0) -> _Bytes:
@@ -194,6 +199,7 @@ def _scan_bytes(fh: Any, latin1: bool, start: int = 0, start_lines: int = 0) -> 
                 found.c1_at = (offset + c1.start(), found.lines + chunk.count(b"\n", 0, c1.start()) + 1,
                                chunk[c1.start()])
         found.lines += chunk.count(b"\n")
+        found.carriage_return = found.carriage_return or b"\r" in chunk
         offset += len(chunk)
     return found
 
@@ -414,7 +420,7 @@ def _known(src: RawSource, found: _Bytes | None, before: os.stat_result | None) 
     found = found or _Bytes()
     return Known(size=after.st_size, mtime_ns=after.st_mtime_ns if stable else -1, records=records,
                  utf8=found.utf8, non_ascii=found.non_ascii, lines=found.lines,
-                 clean_end=clean and after.st_size > 0)
+                 clean_end=clean and after.st_size > 0, carriage_return=found.carriage_return)
 
 
 def inspect_all(sources: Iterable[RawSource], workers: int = 2, known: dict[Path, Known] | None = None

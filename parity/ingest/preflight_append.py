@@ -74,7 +74,8 @@ def _appended(src: RawSource, known: Known, before: os.stat_result) -> tuple[str
         clean = known.clean_end
     return None, Known(size=after.st_size, mtime_ns=after.st_mtime_ns if stable else -1,
                        records=known.records + records, utf8=scan.utf8, non_ascii=scan.non_ascii,
-                       lines=scan.lines, clean_end=clean)
+                       lines=scan.lines, clean_end=clean,
+                       carriage_return=True if scan.carriage_return else known.carriage_return)
 
 
 def _engine_problem(src: RawSource, known: Known) -> str | None:

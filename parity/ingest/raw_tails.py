@@ -16,7 +16,8 @@ when a record it must re-parse starts before the tail.
 A tail is cut only where the line numbers are exact: the line reader (DuckDB's read_csv with the
 newline as delimiter) detects the file's newline from its bytes and splits at a lone carriage
 return, so a file holding any carriage return (CRLF) is read whole; without one, its lines are the
-line feeds' (counted by the base build's pre-flight: Known.lines). Encodings other than UTF-8 and
+line feeds' (counted by the base build's pre-flight: Known.lines; it also records whether the old
+bytes hold a carriage return, else they are scanned here). Encodings other than UTF-8 and
 Latin-1 (whose line feed is one byte) are read whole too.
 """
 
@@ -47,9 +48,14 @@ class Tail:
     first_line: int  # the file's line number of the tail's next line
 
 
-def _has_carriage_return(path: Path) -> bool:
-    """Whether the file holds a carriage return byte anywhere."""
+def _has_carriage_return(path: Path, known: Known) -> bool:
+    """Whether the file holds a carriage return byte anywhere (only the bytes after `known`'s when
+    its pre-flight recorded that they hold none)."""
+    if known.carriage_return:
+        return True
     with path.open("rb") as fh:
+        if known.carriage_return is False:
+            fh.seek(known.size)
         while chunk := fh.read(_CHUNK):
             if b"\r" in chunk:
                 return True
@@ -87,10 +93,10 @@ def cut_tail(src: RawSource, known: Known, out: Path) -> Tail | None:
             or "auto_detect=false" not in src.reader_sql.replace(" ", "").lower()):
         return None
     size = path.stat().st_size
-    if size < known.size or known.size == 0 or _has_carriage_return(path):
+    if size < known.size or known.size == 0 or _has_carriage_return(path, known):
         return None
     head_end, head_lines = _head_end(path, known.size)
-    if head_lines and not _ends_line(path, head_end):
+    if head_end > known.size or (head_lines and not _ends_line(path, head_end)):
         return None  # a first line the old bytes end in: the appended bytes continue it
     with path.open("rb") as fh:
         start = max(head_end, known.size - CONTEXT_BYTES)
@@ -103,6 +109,8 @@ def cut_tail(src: RawSource, known: Known, out: Path) -> Tail | None:
                 return None
             window = window[cut + 1:]
             start += cut + 1
+            if not window:
+                return None  # the old last line is longer than the context
         if window.startswith(_BOM) and start > 0:
             return None  # kept in the file's line, dropped at a file's start
         first_line = known.lines - window.count(b"\n") + 1
