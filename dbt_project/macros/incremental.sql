@@ -83,12 +83,25 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
     {{ return(([lines.cutoff | int] + (lines.again | map('int') | list)) | min) }}
 {% endmacro %}
 
+{# Whether each row of this staging model depends on its own line only, so that reading a tail
+   of the raw file gives the re-parsed lines the rows the whole file gives them: not when the
+   model's own SQL has a window function (it may count or compare over every line of the file) or
+   derives ids with row_hash_id without `earlier` (the occurrence number counts the identical lines
+   before it: a model onboarded with dbt files only, e.g. a drop without transaction ids, whose
+   re-sent line got occurrence 1 from a tail instead of the whole file's 2). Such a model reads the
+   whole file, as before the tails; dune's passes `earlier` (earlier_occurrences). #}
+{% macro staging_rows_are_per_line() %}
+    {%- set code = model.raw_code or '' -%}
+    {%- if modules.re.search('\\bover\\s*\\(', code, modules.re.IGNORECASE) -%}{{ return(false) }}{%- endif -%}
+    {{ return(code.count('row_hash_id(') <= code.count('earlier=')) }}
+{% endmacro %}
+
 {# The tail of the raw file `relation` reads (parity.ingest.raw_tails, cut by the incremental
    build into the build folder) when it holds every line from `first` on: {relation: the source's
    reader over the tail, head_lines, first_line}; none otherwise (the whole file is read). #}
 {% macro raw_tail(relation, first) %}
     {%- set index = env_var('PARITY_BUILD_DIR', '') ~ '/raw_tails.json' -%}
-    {%- if first is none or env_var('PARITY_BUILD_DIR', '') == ''
+    {%- if first is none or env_var('PARITY_BUILD_DIR', '') == '' or not staging_rows_are_per_line()
            or run_query("select count(*) from glob('" ~ index ~ "')").columns[0].values()[0] == 0 -%}
         {{ return(none) }}
     {%- endif -%}
@@ -109,11 +122,15 @@ where {{ parsed }}.line_number >= {{ lines.cutoff }}
   quarantine_<client> (DuckDB: incremental, append) recomputes, on an incremental run, the rejected
   records of the staged lines this run re-parsed (increments.stg_<client>__<entity>, both sides:
   the lines replaced and the lines written), every row of a staging model without that record
-  (rebuilt whole, e.g. dune's derived customers), the pushed events' and the orphans' rows (both
-  rebuilt whole upstream, and few); its pre-hooks delete those rows first, and blank the samples
-  of the kept rows whose retention period ended since (retained_sample, macros/retention.sql).
-  Every kept row is what a full run computes: a rejected record's row depends on its own staged
-  row only. Spark: a table, full builds only. -#}
+  (rebuilt whole, e.g. dune's derived customers), the pushed events' rows (the log is small), and
+  the orphans' rows of the keys int_transactions_versioned recomputed (increments.int_transactions_
+  versioned: int_transactions_orphaned recomputes exactly those; every pushed event's key is among
+  them) plus every orphan that came through the event log; its pre-hooks delete those rows first,
+  and blank the samples of the kept rows whose retention period ended since (retained_sample,
+  macros/retention.sql). Every kept row is what a full run computes: a rejected record's row
+  depends on its own staged row only, an orphan's on its key's records (and its line, found again
+  in staging: a re-parsed line's key is recomputed). Kept orphan rows are found by record_id, the
+  key as the quarantine stores it (redact_id). Spark: a table, full builds only. -#}
 
 {% macro quarantine_materialization(client) %}
     {%- if target.type == 'duckdb' -%}
@@ -141,12 +158,24 @@ true
     {%- endif -%}
 {% endmacro %}
 
+{# Whether an orphan of `client` (its key: `key_expr`; `redacted`: as the quarantine stores it) is
+   recomputed by this run: on an incremental run, the keys int_transactions_versioned recomputed
+   (an orphan that came through the event log is recomputed whatever its key: see above). #}
+{% macro quarantine_orphans_recomputed(key_expr, client, redacted=false) %}
+    {%- if execute and incremental_run() and has_increment('int_transactions_versioned') -%}
+{{ key_expr }} in (select {{ redact_id('transaction_id') if redacted else 'transaction_id' }}
+    from {{ increments_schema() }}.int_transactions_versioned where client_id = '{{ client }}')
+    {%- else -%}
+true
+    {%- endif -%}
+{% endmacro %}
+
 {# Pre-hook: the rows this run recomputes (see above); on an existing table outside an incremental
    build (an ad hoc `dbt build`) every row. #}
 {% macro delete_recomputed_quarantine(client) %}
 {%- if execute and incremental_run() %}
 delete from {{ this }}
-where quarantine_reason = 'orphan_customer'
+where (quarantine_reason = 'orphan_customer' and {{ quarantine_orphans_recomputed('record_id', client, redacted=true) }})
     or source_table not in ('customers', 'transactions')
     {%- for source_table in ['customers', 'transactions'] %}
         {%- set model_name = quarantine_staging_model(source_table, client) %}

@@ -224,21 +224,26 @@ left join {{ ref('currency_rates') }} as rates
 {% macro quarantine_for_client(client) %}
 {%- do config(**quarantine_materialization(client)) %}
 {{ onboarded_only(client) }}
-with customers as (
+with customers as {{ cte_inlined() }} (
     select * from {{ ref('stg_' ~ client ~ '__customers') }}
 ),
-transactions as (
+transactions as {{ cte_inlined() }} (
     select * from {{ ref('stg_' ~ client ~ '__transactions') }}
 ),
-orphans as (
+orphans as {{ cte_inlined() }} (
     select
         int_transactions_orphaned.*,
         {{ source_table_of('int_transactions_orphaned', 'transactions') }} as source_table
     from {{ ref('int_transactions_orphaned') }} as int_transactions_orphaned
     where client_id = '{{ client }}'
 ),
+-- the orphans this run recomputes (an incremental run: macros/incremental.sql, quarantine section)
+recomputed_orphans as {{ cte_inlined() }} (
+    select * from orphans
+    where source_table = 'events' or {{ quarantine_orphans_recomputed('transaction_id', client) }}
+),
 -- the client's pushed events (the event log holds every client's)
-events as (
+events as {{ cte_inlined() }} (
     select * from {{ ref('stg_events__transactions') }}
     where client_id = '{{ client }}'
 ),
@@ -249,7 +254,7 @@ orphan_lines as (
         orphans.transaction_id, orphans.loaded_at, orphans.raw_record,
         min(transactions.source_file) as source_file,
         min(transactions.line_number) as line_number
-    from orphans
+    from recomputed_orphans as orphans
     inner join (
         select transaction_id, loaded_at, source_file, line_number, quarantine_reason from transactions
         union all
@@ -282,7 +287,7 @@ rejected as (
            orphans.source_customer_id, orphans.quarantine_reason, orphans.raw_record, orphans.loaded_at,
            orphan_lines.source_file, orphan_lines.line_number,
            cast(null as {{ dbt.type_string() }}) as raw_line_sha256
-    from orphans
+    from recomputed_orphans as orphans
     left join orphan_lines
         on orphan_lines.transaction_id = orphans.transaction_id
         and orphan_lines.loaded_at = orphans.loaded_at

@@ -78,7 +78,7 @@ def test_stale_features_are_reported_with_age_and_watermark_never_scored(with_wa
     try:
         wait_ready(svc.base)
         ids = _two_clients(settings)
-        fresh = svc.client.post("/v1/predict", json=body(ids + ["acme:nobody"], svc.at)).json()
+        fresh = svc.client.post("/v1/predict", json=body(ids + ["acme:AC-999999"], svc.at)).json()
         PredictResponse.model_validate(fresh)
         predictions = fresh["predictions"]
         assert [p["status"] for p in predictions] == ["ok"] * len(ids) + ["unknown_customer"]
